@@ -1,0 +1,336 @@
+//! The only place that calls the host.
+//!
+//! The Proxy-Wasm SDK's own wrappers `panic!` on any status they do not expect, and hosts
+//! differ in what they return (APISIX answers `Unimplemented` to calls Envoy supports), so a
+//! panic there would kill the VM. These wrappers declare the ABI imports directly and turn
+//! every status into a `Result`; callers decide how to degrade. Buffers the host returns are
+//! parsed with bounds checks and never assumed to be UTF-8.
+
+use std::ptr::null_mut;
+
+/// A Proxy-Wasm status other than `Ok` (e.g. 1 NotFound, 2 BadArgument, 12 Unimplemented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub u32);
+
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+
+/// Header map kinds (ABI `proxy_map_type_t`).
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum MapType {
+    /// Request headers.
+    RequestHeaders = 0,
+    /// Response headers.
+    ResponseHeaders = 2,
+}
+
+/// Buffer kinds (ABI `proxy_buffer_type_t`).
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum BufferType {
+    /// The request body.
+    RequestBody = 0,
+    /// The plugin configuration.
+    PluginConfiguration = 7,
+}
+
+/// Log levels (ABI `proxy_log_level_t`).
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum LogLevel {
+    /// Info.
+    Info = 2,
+    /// Warn.
+    Warn = 3,
+    /// Error.
+    Error = 4,
+    /// Critical.
+    Critical = 5,
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_log(level: u32, data: *const u8, size: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        details_data: *const u8,
+        details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+}
+
+// Natively there is no host: the core is tested on its own, and the host layer only has to
+// compile (clippy runs on it for both targets). Every call reports `Unimplemented`.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::missing_safety_doc)]
+mod native {
+    pub unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_get_buffer_bytes(
+        _: u32,
+        _: usize,
+        _: usize,
+        _: *mut *mut u8,
+        _: *mut usize,
+    ) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_get_property(
+        _: *const u8,
+        _: usize,
+        _: *mut *mut u8,
+        _: *mut usize,
+    ) -> u32 {
+        12
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn proxy_send_local_response(
+        _: u32,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: i32,
+    ) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 {
+        12
+    }
+}
+#[cfg(not(target_arch = "wasm32"))]
+use native::*;
+
+/// Takes ownership of a buffer the host allocated through `proxy_on_memory_allocate`
+/// (the SDK's allocator, which hands out `Vec<u8>` storage of exactly `size` bytes).
+fn take(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() || size == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the host wrote `size` bytes into memory from `proxy_on_memory_allocate(size)`,
+    // which allocated a `Vec<u8>` with capacity `size` and forgot it.
+    unsafe { Vec::from_raw_parts(data, size, size) }
+}
+
+/// Writes a log line. Errors are ignored: there is nowhere else to report them.
+pub fn log(level: LogLevel, message: &str) {
+    // SAFETY: pointer and length describe a live string.
+    let _ = unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
+}
+
+/// Reads a whole buffer (`Ok(None)` when the host has none).
+pub fn get_buffer(buffer_type: BufferType, max: usize) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid for the duration of the call.
+    let status =
+        unsafe { proxy_get_buffer_bytes(buffer_type as u32, 0, max, &mut data, &mut size) };
+    match status {
+        OK => Ok(Some(take(data, size))),
+        NOT_FOUND => Ok(None),
+        s => Err(HostError(s)),
+    }
+}
+
+/// Reads a header map as (lower-cased name, raw value) pairs.
+pub fn get_headers(map: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid for the duration of the call.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+    match status {
+        OK => Ok(decode_map(&take(data, size)).unwrap_or_default()),
+        s => Err(HostError(s)),
+    }
+}
+
+/// Reads a property (`Ok(None)` when absent).
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+    let key = path.join("\0");
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pointer and length describe a live string; out-pointers are valid.
+    let status = unsafe { proxy_get_property(key.as_ptr(), key.len(), &mut data, &mut size) };
+    match status {
+        OK => Ok(Some(take(data, size))),
+        NOT_FOUND => Ok(None),
+        s => Err(HostError(s)),
+    }
+}
+
+/// Sends a local response and stops the stream.
+pub fn send_local_response(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<(), HostError> {
+    let map = encode_map(headers);
+    // SAFETY: all pointers and lengths describe live buffers.
+    let s = unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            null_mut(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            map.as_ptr(),
+            map.len(),
+            -1,
+        )
+    };
+    if s == OK {
+        Ok(())
+    } else {
+        Err(HostError(s))
+    }
+}
+
+/// Defines a counter, returning its id.
+pub fn define_counter(name: &str) -> Result<u32, HostError> {
+    let mut id = 0u32;
+    // SAFETY: pointer and length describe a live string; out-pointer is valid.
+    let s = unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) };
+    if s == OK {
+        Ok(id)
+    } else {
+        Err(HostError(s))
+    }
+}
+
+/// Adds one to a counter. Errors are ignored: a metric must never fail a request.
+pub fn increment(id: u32) {
+    // SAFETY: plain values.
+    let _ = unsafe { proxy_increment_metric(id, 1) };
+}
+
+/// Serialises header pairs in the ABI's map format: count, (key len, value len)*, then
+/// NUL-terminated keys and values.
+pub fn encode_map(pairs: &[(String, String)]) -> Vec<u8> {
+    let mut size = 4;
+    for (k, v) in pairs {
+        size += 8 + k.len() + v.len() + 2;
+    }
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?]) as usize)
+}
+
+/// Parses the ABI's map format with bounds checks. Names are lower-cased (lossily, if not
+/// UTF-8); values stay raw bytes. `None` if the buffer is malformed.
+pub fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let count = read_u32(bytes, 0)?;
+    let mut pos = count.checked_mul(8)?.checked_add(4)?;
+    if pos > bytes.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count);
+    for n in 0..count {
+        let key_len = read_u32(bytes, 4 + n * 8)?;
+        let val_len = read_u32(bytes, 8 + n * 8)?;
+        let key = bytes.get(pos..pos.checked_add(key_len)?)?;
+        pos = pos.checked_add(key_len)?.checked_add(1)?;
+        let value = bytes.get(pos..pos.checked_add(val_len)?)?;
+        pos = pos.checked_add(val_len)?.checked_add(1)?;
+        out.push((
+            String::from_utf8_lossy(key).to_ascii_lowercase(),
+            value.to_vec(),
+        ));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_round_trip() {
+        let pairs = vec![
+            (":path".to_string(), "/a".to_string()),
+            ("X-A".to_string(), String::new()),
+        ];
+        let decoded = decode_map(&encode_map(&pairs)).unwrap();
+        assert_eq!(
+            decoded,
+            vec![
+                (":path".to_string(), b"/a".to_vec()),
+                ("x-a".to_string(), Vec::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_maps_are_rejected_not_panicked_on() {
+        let good = encode_map(&[("a".to_string(), "b".to_string())]);
+        for cut in 0..good.len() {
+            let _ = decode_map(&good[..cut]);
+        }
+        assert!(decode_map(&[0xff, 0xff, 0xff, 0xff]).is_none());
+        let mut big = good.clone();
+        big[4] = 0xff;
+        assert!(decode_map(&big).is_none());
+        // Non-UTF-8 values survive as bytes.
+        let mut raw = encode_map(&[("k".to_string(), "v".to_string())]);
+        let last = raw.len() - 2;
+        raw[last] = 0xff;
+        assert_eq!(decode_map(&raw).unwrap()[0].1, vec![0xff]);
+    }
+}

@@ -1,0 +1,52 @@
+//! The host-capability seam: what the running gateway can do, decided once at configure time.
+//!
+//! Envoy, Kong (ngx_wasm_module) and APISIX (wasm-nginx-module) implement different parts of
+//! the Proxy-Wasm ABI, and a call a host lacks may trap or return `Unimplemented`. The rest of
+//! the host layer asks these flags instead of assuming, and degrades safely when a flag is off.
+
+use super::abi;
+
+/// Which gateway the module runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// Envoy (proxy-wasm-cpp-host).
+    Envoy,
+    /// A host that did not identify itself; every optional capability is assumed absent.
+    Unknown,
+}
+
+/// What the host can be relied on to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The detected host.
+    pub kind: HostKind,
+    /// `end_of_stream` on request headers is true exactly when no body follows.
+    /// (ngx_wasm_module always passes false, so there it says nothing.)
+    pub headers_end_of_stream: bool,
+    /// Returning `Pause` from request headers holds them while body callbacks still run, so a
+    /// body can be judged before anything reaches the upstream. True on Envoy when the filter is
+    /// configured with `allow_on_headers_stop_iteration: true` (see the README); without it
+    /// Envoy stops body callbacks too, so this stays off unless the config turns it on.
+    pub hold_headers_for_body: bool,
+}
+
+impl Capabilities {
+    /// Detects the host. Envoy answers the `plugin_vm_id` property from a root context;
+    /// other hosts either lack it or refuse property reads outside a request.
+    pub fn detect(hold_headers_for_body: bool) -> Capabilities {
+        let envoy = matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_)));
+        if envoy {
+            Capabilities {
+                kind: HostKind::Envoy,
+                headers_end_of_stream: true,
+                hold_headers_for_body,
+            }
+        } else {
+            Capabilities {
+                kind: HostKind::Unknown,
+                headers_end_of_stream: false,
+                hold_headers_for_body: false,
+            }
+        }
+    }
+}

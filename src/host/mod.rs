@@ -1,0 +1,22 @@
+//! The thin host layer: Proxy-Wasm contexts that translate host callbacks into
+//! [`crate::policy`] calls and carry out the decisions. No policy lives here.
+//!
+//! - [`abi`]: every host call, with every status handled (no SDK wrapper that panics).
+//! - [`capabilities`]: what the running host can do.
+//! - [`root`]: configuration loading; [`http`]: the per-stream filter; [`metrics`]: counters.
+
+pub mod abi;
+pub mod capabilities;
+pub mod http;
+pub mod metrics;
+pub mod root;
+
+proxy_wasm::main! {{
+    // A panic aborts the VM; say why in the host log before it does.
+    std::panic::set_hook(Box::new(|info| {
+        abi::log(abi::LogLevel::Critical, &format!("api-guard: panic: {info}"));
+    }));
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(root::Root::default())
+    });
+}}

@@ -1,0 +1,263 @@
+//! The configuration document, as users write it.
+//!
+//! These types mirror the JSON exactly and do nothing else: every struct denies unknown fields
+//! (a typo such as `max_body_byte` must not silently drop a limit), and every choice is a typed
+//! enum. [`parse`] turns the bytes into a compiled [`Policy`]; all semantic checks happen
+//! there, once, at load time. Defaults are documented on each field and in the README.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::method::Method;
+use super::Policy;
+
+/// The whole api-guard configuration. An empty document (or no configuration at all) is
+/// valid and means the documented safe defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Request limits applied to every request. Routes may override individual fields.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Routes, matched in order; the first route whose `match` selects the request applies.
+    /// Requests that match no route get the global settings.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// How denials are rendered.
+    #[serde(default)]
+    pub problem: ProblemConfig,
+    /// Request header carrying the request id echoed in denials and logs.
+    /// Default `x-request-id`. A missing or malformed id is replaced by a generated one.
+    #[serde(default)]
+    pub request_id_header: Option<String>,
+    /// Facts about the gateway that the module cannot detect itself.
+    #[serde(default)]
+    pub host: HostConfig,
+}
+
+/// Facts about the gateway that the module cannot detect itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Set to `true` only when Envoy's filter config has `allow_on_headers_stop_iteration: true`.
+    /// Then request headers are held while a body of unknown length (chunked) is counted, so an
+    /// oversized body never reaches the upstream at all. Default `false`: such a body is counted
+    /// as it streams and the request is cut off at the limit.
+    #[serde(default)]
+    pub hold_headers_for_body: bool,
+}
+
+/// Request limits. Every field is optional: at the top level an absent field takes its
+/// default; in a route an absent field inherits the top-level value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body in bytes; larger bodies get 413. Default 1048576 (1 MiB).
+    pub max_body_bytes: Option<u64>,
+    /// Methods accepted; others get 405 with `Allow`.
+    /// Default: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS.
+    pub allowed_methods: Option<Vec<Method>>,
+    /// Media ranges accepted as `Content-Type` of requests that carry a body; others (and a
+    /// missing `Content-Type`) get 415. Ranges: `type/subtype`, `type/*`, `type/*+suffix`,
+    /// `*/*`. Default: `application/json`, `application/*+json`,
+    /// `application/x-www-form-urlencoded`, `multipart/form-data`.
+    pub allowed_content_types: Option<Vec<String>>,
+    /// Most request headers (pseudo-headers not counted); more get 431. Default 100.
+    pub max_header_count: Option<u32>,
+    /// Most bytes of header names plus values (pseudo-headers not counted); more get 431.
+    /// Default 32768.
+    pub max_header_bytes: Option<u32>,
+    /// Credentials in the query string. Default: deny the standard names.
+    pub query_credentials: Option<QueryCredentialsConfig>,
+}
+
+/// What to do with query parameters that carry credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QueryCredentialsConfig {
+    /// `deny` (default) refuses the request with 400; `allow` turns the check off.
+    #[serde(default)]
+    pub action: QueryCredentialsAction,
+    /// Parameter names that count as credentials, compared case-insensitively after
+    /// percent-decoding. Default: `access_token`, `api_key`, `apikey`, `token`, `jwt`.
+    pub names: Option<Vec<String>>,
+}
+
+/// The action for credentials found in the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum QueryCredentialsAction {
+    /// Refuse the request with 400.
+    #[default]
+    Deny,
+    /// Do not check.
+    Allow,
+}
+
+/// A route: which requests it selects, and the settings that apply to them.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// Which requests this route selects.
+    #[serde(rename = "match")]
+    pub matcher: MatchConfig,
+    /// Limits overriding the top-level ones, field by field.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// A route selector. Exactly one of `path` and `prefix` is required.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// A path template matched against the whole normalised path, e.g. `/users/{id}`;
+    /// `{name}` matches one non-empty segment.
+    pub path: Option<String>,
+    /// A segment-aware path prefix, e.g. `/api` (matches `/api` and `/api/x`, not `/apix`).
+    pub prefix: Option<String>,
+    /// Methods this route selects. Default: all.
+    pub methods: Option<Vec<Method>>,
+}
+
+/// How denials are rendered as RFC 9457 problem details.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProblemConfig {
+    /// Prefix of every problem `type` URI; the reason's slug is appended
+    /// (e.g. `body-too-large`). Default `urn:api-guard:problem:`.
+    pub type_base: Option<String>,
+}
+
+/// A configuration that cannot be used, with the JSON path of the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where in the document the problem is, e.g. `routes[1].match.path` (`.` for the root).
+    pub path: String,
+    /// What is wrong, in words a user can act on.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid api-guard configuration at `{}`: {}",
+            self.path, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses and compiles a configuration document.
+///
+/// Empty or all-whitespace input means the defaults. Otherwise the input must be one JSON
+/// object; a JSON string holding such an object is accepted too, because some hosts deliver an
+/// object config as a JSON-encoded string.
+pub fn parse(bytes: &[u8]) -> Result<Policy, ConfigError> {
+    let config = parse_document(bytes)?;
+    Policy::compile(&config)
+}
+
+/// Deserialises the document without compiling it.
+pub fn parse_document(bytes: &[u8]) -> Result<Config, ConfigError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Config::default());
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ConfigError::new(".", format!("configuration is not UTF-8 ({e})")))?;
+    // A JSON string holding a document: unwrap it once.
+    if text.trim_start().starts_with('"') {
+        let inner: String = serde_json::from_str(text)
+            .map_err(|e| ConfigError::new(".", format!("configuration is not valid JSON: {e}")))?;
+        return parse_document(inner.as_bytes());
+    }
+    // serde would also read a struct from an array of its fields; the document is an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(ConfigError::new(".", "configuration must be a JSON object"));
+    }
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // serde_path_to_error says `?` where no field was reached (a syntax error).
+        let path = match e.path().to_string() {
+            p if p == "?" || p.is_empty() => ".".to_string(),
+            p => p,
+        };
+        let inner = e.into_inner();
+        ConfigError::new(path, inner.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(doc: &str) -> ConfigError {
+        parse(doc.as_bytes()).expect_err("config should be refused")
+    }
+
+    #[test]
+    fn empty_means_defaults() {
+        for doc in ["", "  \n", "{}", "\"{}\""] {
+            assert!(parse(doc.as_bytes()).is_ok(), "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_path() {
+        let e = err(r#"{"limits":{"max_body_byte":10}}"#);
+        assert_eq!(e.path, "limits.max_body_byte");
+        assert!(e.message.contains("unknown field `max_body_byte`"), "{e}");
+
+        let e = err(r#"{"routes":[{"name":"a","match":{"prefix":"/"},"limits":{"nope":1}}]}"#);
+        assert_eq!(e.path, "routes[0].limits.nope");
+        assert!(e.to_string().contains("`routes[0].limits.nope`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = err(r#"{"limits":{"max_body_bytes":"big"}}"#);
+        assert_eq!(e.path, "limits.max_body_bytes");
+        let e = err(r#"{"limits":{"allowed_methods":["FETCH"]}}"#);
+        assert_eq!(e.path, "limits.allowed_methods[0]");
+        let e = err(r#"{"limits":{"query_credentials":{"action":"maybe"}}}"#);
+        assert_eq!(e.path, "limits.query_credentials.action");
+    }
+
+    #[test]
+    fn not_json_is_refused() {
+        let e = err("{not json");
+        assert_eq!(e.path, ".");
+        assert!(e.message.contains("line 1"), "{e}");
+        let e = err("[1,2]");
+        assert!(e.message.contains("must be a JSON object"), "{e}");
+        assert!(parse(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn string_wrapped_documents_are_unwrapped() {
+        let e = err(r#""{\"limits\":{\"max_body_bytes\":-1}}""#);
+        assert_eq!(e.path, "limits.max_body_bytes");
+    }
+}

@@ -1,0 +1,267 @@
+//! Denials: the closed set of reasons api-guard refuses a request for, and the one function
+//! that turns a reason into the response, the metric and the log line.
+//!
+//! Every denial has the same shape: an RFC 9457 `application/problem+json` body with a stable
+//! `type` per reason, a `title`, the `status`, a fixed `detail`, and the request id. Nothing in
+//! the body or the log line comes from the request except the (validated) request id, so a
+//! denial can never echo a secret back.
+
+use serde::Serialize;
+
+/// Why a request was refused. Closed: adding a reason means adding its row to every mapping
+/// below, which the compiler enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The path is not absolute, has a broken escape, or encodes a slash, backslash or NUL.
+    InvalidPath,
+    /// Too many request headers, or too many header bytes.
+    HeadersTooLarge,
+    /// The method is not allowed for this route.
+    MethodNotAllowed,
+    /// A credential was sent as a query parameter.
+    CredentialInQuery,
+    /// The body is larger than allowed (declared or counted).
+    BodyTooLarge,
+    /// The body's `Content-Type` is missing or not allowed.
+    UnsupportedMediaType,
+}
+
+impl Reason {
+    /// Every reason, for metric registration and tests.
+    pub const ALL: [Reason; 6] = [
+        Reason::InvalidPath,
+        Reason::HeadersTooLarge,
+        Reason::MethodNotAllowed,
+        Reason::CredentialInQuery,
+        Reason::BodyTooLarge,
+        Reason::UnsupportedMediaType,
+    ];
+
+    /// HTTP status of the denial.
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::InvalidPath => 400,
+            Reason::HeadersTooLarge => 431,
+            Reason::MethodNotAllowed => 405,
+            Reason::CredentialInQuery => 400,
+            Reason::BodyTooLarge => 413,
+            Reason::UnsupportedMediaType => 415,
+        }
+    }
+
+    /// Stable identifier: the end of the problem `type` URI, and (with `_`) the metric and
+    /// log name.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Reason::InvalidPath => "invalid-path",
+            Reason::HeadersTooLarge => "headers-too-large",
+            Reason::MethodNotAllowed => "method-not-allowed",
+            Reason::CredentialInQuery => "credential-in-query",
+            Reason::BodyTooLarge => "body-too-large",
+            Reason::UnsupportedMediaType => "unsupported-media-type",
+        }
+    }
+
+    /// Short, human-readable summary (RFC 9457 `title`).
+    pub fn title(self) -> &'static str {
+        match self {
+            Reason::InvalidPath => "Invalid request path",
+            Reason::HeadersTooLarge => "Request header fields too large",
+            Reason::MethodNotAllowed => "Method not allowed",
+            Reason::CredentialInQuery => "Credentials in query string",
+            Reason::BodyTooLarge => "Request body too large",
+            Reason::UnsupportedMediaType => "Unsupported media type",
+        }
+    }
+
+    /// Explanation for the client (RFC 9457 `detail`). Fixed text: never request data.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Reason::InvalidPath => {
+                "The request path is malformed or encodes a slash, backslash or control character."
+            }
+            Reason::HeadersTooLarge => {
+                "The request carries too many header fields or too many header bytes."
+            }
+            Reason::MethodNotAllowed => {
+                "The method is not allowed for this resource; see the Allow header."
+            }
+            Reason::CredentialInQuery => {
+                "Credentials must not be sent in the query string; send them in a header instead."
+            }
+            Reason::BodyTooLarge => "The request body is larger than this API accepts.",
+            Reason::UnsupportedMediaType => {
+                "The request body's Content-Type is missing or not accepted here."
+            }
+        }
+    }
+
+    /// Name of the counter incremented for this reason (valid as a Prometheus name).
+    pub fn metric(self) -> &'static str {
+        match self {
+            Reason::InvalidPath => "api_guard_denied_invalid_path_total",
+            Reason::HeadersTooLarge => "api_guard_denied_headers_too_large_total",
+            Reason::MethodNotAllowed => "api_guard_denied_method_not_allowed_total",
+            Reason::CredentialInQuery => "api_guard_denied_credential_in_query_total",
+            Reason::BodyTooLarge => "api_guard_denied_body_too_large_total",
+            Reason::UnsupportedMediaType => "api_guard_denied_unsupported_media_type_total",
+        }
+    }
+}
+
+/// Counter of requests allowed through.
+pub const METRIC_ALLOWED: &str = "api_guard_allowed_total";
+/// Counter of requests denied, whatever the reason.
+pub const METRIC_DENIED: &str = "api_guard_denied_total";
+
+/// A decision to refuse a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// Why.
+    pub reason: Reason,
+    /// For [`Reason::MethodNotAllowed`]: the `Allow` header value.
+    pub allow: Option<String>,
+}
+
+impl Denial {
+    /// A denial with no extra headers.
+    pub fn new(reason: Reason) -> Denial {
+        Denial {
+            reason,
+            allow: None,
+        }
+    }
+}
+
+/// A complete local response, ready for the host to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (besides what the host adds itself).
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct DenialLog<'a> {
+    event: &'static str,
+    reason: &'static str,
+    status: u16,
+    route: &'a str,
+    request_id: &'a str,
+}
+
+/// Everything the host needs to carry out a denial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The response to send.
+    pub response: LocalResponse,
+    /// The reason's counter name.
+    pub metric: &'static str,
+    /// One JSON log line: reason, status, route, request id. No header values.
+    pub log_line: String,
+}
+
+/// Maps a denial to its response, metric and log line. The only place that does.
+///
+/// `route` is the matched route's name (`""` when none); `request_id` must already be
+/// validated (see [`super::request_id`]).
+pub fn render(denial: &Denial, type_base: &str, route: &str, request_id: &str) -> Rendered {
+    let reason = denial.reason;
+    let problem = Problem {
+        type_uri: format!("{type_base}{}", reason.slug()),
+        title: reason.title(),
+        status: reason.status(),
+        detail: reason.detail(),
+        request_id,
+    };
+    // Serialising these plain structs cannot fail; fall back to an empty body regardless.
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/problem+json".to_string(),
+        ),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ];
+    if let Some(allow) = &denial.allow {
+        headers.push(("allow".to_string(), allow.clone()));
+    }
+    let log = DenialLog {
+        event: "api_guard_denied",
+        reason: reason.slug(),
+        status: reason.status(),
+        route,
+        request_id,
+    };
+    Rendered {
+        response: LocalResponse {
+            status: reason.status(),
+            headers,
+            body,
+        },
+        metric: reason.metric(),
+        log_line: serde_json::to_string(&log).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_reason_has_distinct_stable_names() {
+        let slugs: HashSet<_> = Reason::ALL.iter().map(|r| r.slug()).collect();
+        let metrics: HashSet<_> = Reason::ALL.iter().map(|r| r.metric()).collect();
+        assert_eq!(slugs.len(), Reason::ALL.len());
+        assert_eq!(metrics.len(), Reason::ALL.len());
+        for r in Reason::ALL {
+            assert_eq!(
+                r.metric(),
+                format!("api_guard_denied_{}_total", r.slug().replace('-', "_"))
+            );
+            assert!((400..500).contains(&r.status()));
+        }
+    }
+
+    #[test]
+    fn renders_problem_json() {
+        let d = Denial {
+            reason: Reason::MethodNotAllowed,
+            allow: Some("GET, POST".into()),
+        };
+        let out = render(&d, "urn:api-guard:problem:", "users", "req-1");
+        assert_eq!(out.response.status, 405);
+        let v: serde_json::Value = serde_json::from_slice(&out.response.body).unwrap();
+        assert_eq!(v["type"], "urn:api-guard:problem:method-not-allowed");
+        assert_eq!(v["title"], "Method not allowed");
+        assert_eq!(v["status"], 405);
+        assert_eq!(v["request_id"], "req-1");
+        assert_eq!(v.as_object().unwrap().len(), 5);
+        assert!(out
+            .response
+            .headers
+            .contains(&("content-type".into(), "application/problem+json".into())));
+        assert!(out
+            .response
+            .headers
+            .contains(&("allow".into(), "GET, POST".into())));
+        let log: serde_json::Value = serde_json::from_str(&out.log_line).unwrap();
+        assert_eq!(log["reason"], "method-not-allowed");
+        assert_eq!(log["route"], "users");
+        assert_eq!(out.metric, "api_guard_denied_method_not_allowed_total");
+    }
+}

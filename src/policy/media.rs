@@ -1,0 +1,157 @@
+//! Media types (`Content-Type`) and the ranges a config may allow.
+
+use std::fmt;
+
+/// A configured media range: `type/subtype`, `type/*`, `*/*`, or a structured-syntax suffix
+/// range such as `application/*+json` (RFC 6838 §4.2.8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaRange {
+    /// Every media type.
+    Any,
+    /// Every subtype of one type, e.g. `text/*`.
+    Type(String),
+    /// Every subtype of `type` ending in `+suffix`, e.g. `application/*+json`.
+    Suffix(String, String),
+    /// Exactly one media type.
+    Exact(String),
+}
+
+/// Why a configured media range is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRangeError(String);
+
+impl fmt::Display for MediaRangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "'{}' is not a media range (expected type/subtype, type/*, type/*+suffix or */*, without parameters)",
+            self.0
+        )
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+}
+
+impl MediaRange {
+    /// Parses a configured range; case-insensitive, parameters are not allowed.
+    pub fn parse(s: &str) -> Result<MediaRange, MediaRangeError> {
+        let err = || MediaRangeError(s.to_string());
+        let lower = s.trim().to_ascii_lowercase();
+        let (ty, sub) = lower.split_once('/').ok_or_else(err)?;
+        if ty == "*" {
+            return if sub == "*" {
+                Ok(MediaRange::Any)
+            } else {
+                Err(err())
+            };
+        }
+        if !is_token(ty) {
+            return Err(err());
+        }
+        if sub == "*" {
+            return Ok(MediaRange::Type(ty.to_string()));
+        }
+        if let Some(suffix) = sub.strip_prefix("*+") {
+            return if is_token(suffix) {
+                Ok(MediaRange::Suffix(ty.to_string(), suffix.to_string()))
+            } else {
+                Err(err())
+            };
+        }
+        if is_token(sub) {
+            Ok(MediaRange::Exact(lower.clone()))
+        } else {
+            Err(err())
+        }
+    }
+
+    /// Whether this range includes `essence` (a lower-cased `type/subtype`).
+    pub fn includes(&self, essence: &str) -> bool {
+        match self {
+            MediaRange::Any => true,
+            MediaRange::Exact(e) => e == essence,
+            MediaRange::Type(t) => essence.split_once('/').is_some_and(|(ty, _)| ty == t),
+            MediaRange::Suffix(t, suffix) => essence.split_once('/').is_some_and(|(ty, sub)| {
+                ty == t
+                    && sub
+                        .rsplit_once('+')
+                        .is_some_and(|(head, suf)| !head.is_empty() && suf == suffix)
+            }),
+        }
+    }
+}
+
+/// The essence (`type/subtype`, lower-cased, without parameters) of a `Content-Type` value,
+/// or `None` when the value is not a well-formed media type.
+pub fn essence(content_type: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(content_type).ok()?;
+    let main = s.split(';').next()?.trim().to_ascii_lowercase();
+    let (ty, sub) = main.split_once('/')?;
+    (is_token(ty) && is_token(sub)).then_some(main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ranges() {
+        assert_eq!(MediaRange::parse("*/*"), Ok(MediaRange::Any));
+        assert_eq!(
+            MediaRange::parse("Text/*"),
+            Ok(MediaRange::Type("text".into()))
+        );
+        assert_eq!(
+            MediaRange::parse("application/*+json"),
+            Ok(MediaRange::Suffix("application".into(), "json".into()))
+        );
+        assert_eq!(
+            MediaRange::parse("application/JSON"),
+            Ok(MediaRange::Exact("application/json".into()))
+        );
+        for bad in [
+            "json",
+            "*/json",
+            "application/json; charset=utf-8",
+            "a b/c",
+            "/",
+            "a/",
+            "",
+        ] {
+            assert!(MediaRange::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn matches_essences() {
+        let json = MediaRange::parse("application/json").unwrap();
+        let any_json = MediaRange::parse("application/*+json").unwrap();
+        let text = MediaRange::parse("text/*").unwrap();
+        assert!(json.includes("application/json"));
+        assert!(!json.includes("application/jsonx"));
+        assert!(any_json.includes("application/problem+json"));
+        assert!(!any_json.includes("application/json"));
+        assert!(!any_json.includes("application/+json"));
+        assert!(!any_json.includes("text/x+json"));
+        assert!(text.includes("text/plain"));
+        assert!(!text.includes("texts/plain"));
+        assert!(MediaRange::Any.includes("x/y"));
+    }
+
+    #[test]
+    fn extracts_essence() {
+        assert_eq!(
+            essence(b"Application/JSON; charset=utf-8").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(essence(b" text/plain ").as_deref(), Some("text/plain"));
+        assert_eq!(essence(b"json"), None);
+        assert_eq!(essence(b""), None);
+        assert_eq!(essence(b"a/b c"), None);
+        assert_eq!(essence(&[0xff, b'/', b'x']), None);
+    }
+}

@@ -1,0 +1,504 @@
+//! The pure policy core.
+//!
+//! Nothing here imports `proxy_wasm` (a test enforces it). The host layer hands over plain data
+//! (the request head as header pairs, body sizes) and gets back decision values; everything a
+//! request is judged by lives below this module and is unit-tested natively and as wasm.
+//!
+//! - [`config`]: the JSON document and [`config::parse`], which compiles it into a [`Policy`].
+//! - [`path`]: request-target normalisation; [`route`]: the route matcher.
+//! - [`limits`]: header, method, query-credential, body-size and content-type limits.
+//! - [`denial`]: the closed set of reasons and the single mapping to problem+json, metric and log.
+//! - [`request_id`]: request ids echoed in denials.
+
+pub mod config;
+pub mod denial;
+pub mod limits;
+pub mod media;
+pub mod method;
+pub mod path;
+pub mod request_id;
+pub mod route;
+
+use config::{Config, ConfigError};
+use denial::{Denial, Reason};
+use limits::{BodyFacts, RequestLimits};
+use method::Method;
+use route::{PathPattern, RouteMatcher, RouteTable};
+
+/// Default problem `type` prefix.
+pub const DEFAULT_TYPE_BASE: &str = "urn:api-guard:problem:";
+/// Default request id header.
+pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A compiled route: its name and resolved settings.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The configured name.
+    pub name: String,
+    /// Resolved limits.
+    pub limits: RequestLimits,
+}
+
+/// The compiled configuration: everything a request is checked against, ready to use.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Limits for requests that match no route.
+    pub global: RequestLimits,
+    /// Routes in configuration order (indexes match `table`).
+    pub routes: Vec<Route>,
+    table: RouteTable,
+    /// Problem `type` prefix.
+    pub type_base: String,
+    /// Lower-cased request id header name.
+    pub request_id_header: String,
+}
+
+/// The request head, as plain data.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// All request headers including pseudo-headers (`:method`, `:path`), names lower-case.
+    pub headers: &'a [(String, Vec<u8>)],
+    /// Whether the host said no body follows; `None` when the host cannot tell.
+    pub end_of_stream: Option<bool>,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn header_str(&self, name: &str) -> &'a str {
+        self.header(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or("")
+    }
+}
+
+/// What to do with the body of an admitted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// No body follows.
+    None,
+    /// Count the body against `limit`. `declared` is the `Content-Length` (already checked
+    /// against the limit); when it is `None` the size is only known by counting.
+    Count {
+        /// Largest body allowed.
+        limit: u64,
+        /// Declared length, if any.
+        declared: Option<u64>,
+    },
+}
+
+/// The decision on a request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadDecision {
+    /// Index of the matched route, if any.
+    pub route: Option<usize>,
+    /// Admitted with a body plan, or denied.
+    pub outcome: Result<BodyPlan, Denial>,
+}
+
+impl Policy {
+    /// Compiles a parsed document, checking every value once.
+    pub fn compile(config: &Config) -> Result<Policy, ConfigError> {
+        let global = RequestLimits::compile(&config.limits, None, "limits")?;
+        let mut routes = Vec::with_capacity(config.routes.len());
+        let mut matchers = Vec::with_capacity(config.routes.len());
+        for (i, r) in config.routes.iter().enumerate() {
+            let at = format!("routes[{i}]");
+            if r.name.is_empty() {
+                return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+            }
+            if routes.iter().any(|x: &Route| x.name == r.name) {
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    format!("route name '{}' is used twice", r.name),
+                ));
+            }
+            let path = match (&r.matcher.path, &r.matcher.prefix) {
+                (Some(p), None) => PathPattern::template(p)
+                    .map_err(|e| ConfigError::new(format!("{at}.match.path"), e.to_string()))?,
+                (None, Some(p)) => PathPattern::prefix(p)
+                    .map_err(|e| ConfigError::new(format!("{at}.match.prefix"), e.to_string()))?,
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("{at}.match"),
+                        "needs exactly one of `path` and `prefix`",
+                    ))
+                }
+            };
+            let methods = match &r.matcher.methods {
+                Some(list) if list.is_empty() => {
+                    return Err(ConfigError::new(
+                        format!("{at}.match.methods"),
+                        "must list at least one method (omit it to select all)",
+                    ))
+                }
+                Some(list) => Some(list.iter().copied().collect()),
+                None => None,
+            };
+            matchers.push(RouteMatcher { path, methods });
+            let limits =
+                RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?;
+            routes.push(Route {
+                name: r.name.clone(),
+                limits,
+            });
+        }
+
+        let type_base = config
+            .problem
+            .type_base
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
+        if !is_uri_prefix(&type_base) {
+            return Err(ConfigError::new(
+                "problem.type_base",
+                "must be an absolute URI prefix (scheme, ':', then no spaces, quotes or control characters)",
+            ));
+        }
+        let request_id_header = config
+            .request_id_header
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REQUEST_ID_HEADER.to_string())
+            .to_ascii_lowercase();
+        if request_id_header.is_empty()
+            || !request_id_header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::new(
+                "request_id_header",
+                "must be a header name ([A-Za-z0-9_-]+)",
+            ));
+        }
+
+        Ok(Policy {
+            global,
+            routes,
+            table: RouteTable::new(matchers),
+            type_base,
+            request_id_header,
+        })
+    }
+
+    /// The settings that apply to a matched route (or the global ones).
+    pub fn limits_for(&self, route: Option<usize>) -> &RequestLimits {
+        route
+            .and_then(|i| self.routes.get(i))
+            .map_or(&self.global, |r| &r.limits)
+    }
+
+    /// The name of a matched route, `""` for none.
+    pub fn route_name(&self, route: Option<usize>) -> &str {
+        route
+            .and_then(|i| self.routes.get(i))
+            .map_or("", |r| r.name.as_str())
+    }
+
+    /// Judges a request head.
+    pub fn check_head(&self, head: &RequestHead<'_>) -> HeadDecision {
+        let (path, query) = path::split_target(head.header_str(":path"));
+        let normal = match path::normalize(path) {
+            Ok(p) => p,
+            Err(_) => {
+                return HeadDecision {
+                    route: None,
+                    outcome: Err(Denial::new(Reason::InvalidPath)),
+                }
+            }
+        };
+        let method = Method::parse(head.header_str(":method"));
+        let route = self.table.find(method, &normal).map(|m| m.index);
+        let limits = self.limits_for(route);
+        let outcome = (|| {
+            limits.check_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))?;
+            limits.check_method(method)?;
+            limits.check_query(query)?;
+            let facts = body_facts(head);
+            limits.check_body_head(&facts)?;
+            Ok(if facts.has_body {
+                BodyPlan::Count {
+                    limit: limits.max_body_bytes,
+                    declared: facts.content_length,
+                }
+            } else {
+                BodyPlan::None
+            })
+        })();
+        HeadDecision { route, outcome }
+    }
+}
+
+/// Whether a body follows, per RFC 9112 §6.3 for HTTP/1 (`Content-Length` > 0 or any
+/// `Transfer-Encoding`) and, where the host can tell, its end-of-stream flag (HTTP/2 and 3
+/// bodies need no `Content-Length`).
+fn body_facts<'a>(head: &RequestHead<'a>) -> BodyFacts<'a> {
+    let content_length = head
+        .header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok());
+    let chunked = head.header("transfer-encoding").is_some();
+    let has_body = match content_length {
+        Some(n) => n > 0,
+        None => chunked || head.end_of_stream == Some(false),
+    };
+    BodyFacts {
+        has_body,
+        content_length,
+        content_type: head.header("content-type"),
+    }
+}
+
+fn is_uri_prefix(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && rest
+            .bytes()
+            .all(|b| b > 0x20 && b < 0x7f && b != b'"' && b != b'<' && b != b'>')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(pairs: &[(&str, &str)], eos: Option<bool>) -> Vec<(String, Vec<u8>)> {
+        let _ = eos;
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn decide(policy: &Policy, pairs: &[(&str, &str)], eos: Option<bool>) -> HeadDecision {
+        let headers = head(pairs, eos);
+        policy.check_head(&RequestHead {
+            headers: &headers,
+            end_of_stream: eos,
+        })
+    }
+
+    fn policy(json: &str) -> Policy {
+        config::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn plain_get_is_admitted_without_body() {
+        let p = policy("{}");
+        let d = decide(&p, &[(":method", "GET"), (":path", "/x?y=1")], Some(true));
+        assert_eq!(
+            d,
+            HeadDecision {
+                route: None,
+                outcome: Ok(BodyPlan::None)
+            }
+        );
+    }
+
+    #[test]
+    fn routes_select_their_limits() {
+        let p = policy(
+            r#"{"limits":{"max_body_bytes":10},
+                "routes":[{"name":"upload","match":{"prefix":"/upload","methods":["POST"]},
+                           "limits":{"max_body_bytes":1000,"allowed_content_types":["*/*"]}}]}"#,
+        );
+        let post = |path: &str, len: &str| {
+            decide(
+                &p,
+                &[
+                    (":method", "POST"),
+                    (":path", path),
+                    ("content-length", len),
+                    ("content-type", "image/png"),
+                ],
+                Some(false),
+            )
+        };
+        let d = post("/upload/a", "500");
+        assert_eq!(d.route, Some(0));
+        assert_eq!(
+            d.outcome,
+            Ok(BodyPlan::Count {
+                limit: 1000,
+                declared: Some(500)
+            })
+        );
+        assert_eq!(p.route_name(d.route), "upload");
+        // Normalisation happens before matching: this is the same route.
+        assert_eq!(post("/x/../upload//a", "5").route, Some(0));
+        let d = post("/other", "5");
+        assert_eq!(d.route, None);
+        assert_eq!(d.outcome.unwrap_err().reason, Reason::UnsupportedMediaType);
+    }
+
+    #[test]
+    fn denials_in_order() {
+        let p = policy(r#"{"limits":{"max_header_count":3,"max_body_bytes":4}}"#);
+        let cases: &[(&[(&str, &str)], Reason)] = &[
+            (
+                &[(":method", "GET"), (":path", "/a%2fb")],
+                Reason::InvalidPath,
+            ),
+            (
+                &[(":method", "GET"), (":path", "relative")],
+                Reason::InvalidPath,
+            ),
+            (&[(":method", "GET")], Reason::InvalidPath),
+            (
+                &[
+                    (":method", "GET"),
+                    (":path", "/"),
+                    ("a", ""),
+                    ("b", ""),
+                    ("c", ""),
+                    ("d", ""),
+                ],
+                Reason::HeadersTooLarge,
+            ),
+            (
+                &[(":method", "TRACE"), (":path", "/")],
+                Reason::MethodNotAllowed,
+            ),
+            (
+                &[(":method", "get"), (":path", "/")],
+                Reason::MethodNotAllowed,
+            ),
+            (
+                &[(":method", "GET"), (":path", "/?access_token=abc")],
+                Reason::CredentialInQuery,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/"),
+                    ("content-length", "5"),
+                    ("content-type", "application/json"),
+                ],
+                Reason::BodyTooLarge,
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":path", "/"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                Reason::UnsupportedMediaType,
+            ),
+        ];
+        for (pairs, want) in cases {
+            let d = decide(&p, pairs, Some(false));
+            assert_eq!(d.outcome.unwrap_err().reason, *want, "{pairs:?}");
+        }
+        let d = decide(&p, &[(":method", "TRACE"), (":path", "/")], Some(true));
+        assert_eq!(
+            d.outcome.unwrap_err().allow.as_deref(),
+            Some("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+        );
+    }
+
+    #[test]
+    fn body_presence_follows_the_framing() {
+        let p = policy("{}");
+        let ct = ("content-type", "application/json");
+        let plan = |pairs: &[(&str, &str)], eos| decide(&p, pairs, eos).outcome.unwrap();
+        assert_eq!(
+            plan(
+                &[(":method", "POST"), (":path", "/"), ("content-length", "0")],
+                Some(false)
+            ),
+            BodyPlan::None
+        );
+        assert_eq!(
+            plan(
+                &[
+                    (":method", "POST"),
+                    (":path", "/"),
+                    ("transfer-encoding", "chunked"),
+                    ct
+                ],
+                None
+            ),
+            BodyPlan::Count {
+                limit: limits::DEFAULT_MAX_BODY_BYTES,
+                declared: None
+            }
+        );
+        // HTTP/2 without content-length: only the end-of-stream flag tells.
+        assert!(matches!(
+            plan(&[(":method", "POST"), (":path", "/"), ct], Some(false)),
+            BodyPlan::Count { .. }
+        ));
+        assert_eq!(
+            plan(&[(":method", "POST"), (":path", "/")], Some(true)),
+            BodyPlan::None
+        );
+        // A host that cannot tell (always eos=false at headers) is not taken to mean a body.
+        assert_eq!(
+            plan(&[(":method", "GET"), (":path", "/")], None),
+            BodyPlan::None
+        );
+    }
+
+    #[test]
+    fn route_config_errors_name_the_route_field() {
+        for (json, path) in [
+            (r#"{"routes":[{"name":"a","match":{}}]}"#, "routes[0].match"),
+            (
+                r#"{"routes":[{"name":"a","match":{"path":"/a","prefix":"/b"}}]}"#,
+                "routes[0].match",
+            ),
+            (
+                r#"{"routes":[{"name":"a","match":{"path":"a"}}]}"#,
+                "routes[0].match.path",
+            ),
+            (
+                r#"{"routes":[{"name":"a","match":{"prefix":"/{x}"}}]}"#,
+                "routes[0].match.prefix",
+            ),
+            (
+                r#"{"routes":[{"name":"a","match":{"prefix":"/","methods":[]}}]}"#,
+                "routes[0].match.methods",
+            ),
+            (
+                r#"{"routes":[{"name":"a","match":{"prefix":"/"}},{"name":"a","match":{"prefix":"/"}}]}"#,
+                "routes[1].name",
+            ),
+            (
+                r#"{"routes":[{"name":"","match":{"prefix":"/"}}]}"#,
+                "routes[0].name",
+            ),
+            (
+                r#"{"routes":[{"name":"a","match":{"prefix":"/"},"limits":{"max_header_count":0}}]}"#,
+                "routes[0].limits.max_header_count",
+            ),
+            (
+                r#"{"problem":{"type_base":"no scheme"}}"#,
+                "problem.type_base",
+            ),
+            (r#"{"request_id_header":"bad header"}"#, "request_id_header"),
+            (r#"{"routes":[{"name":"a"}]}"#, "routes[0]"),
+        ] {
+            let e = config::parse(json.as_bytes()).unwrap_err();
+            assert_eq!(e.path, path, "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn problem_settings() {
+        let p = policy(
+            r#"{"problem":{"type_base":"https://errors.example.com/"},"request_id_header":"X-Trace"}"#,
+        );
+        assert_eq!(p.type_base, "https://errors.example.com/");
+        assert_eq!(p.request_id_header, "x-trace");
+        assert_eq!(policy("{}").type_base, DEFAULT_TYPE_BASE);
+    }
+}

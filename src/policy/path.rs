@@ -1,0 +1,184 @@
+//! Request-target normalisation, done once per request before any route is matched.
+//!
+//! Route rules are security boundaries, so the matcher must see the path the upstream will act
+//! on, not a spelling chosen to slip past a rule (`/admin/../public`, `//admin`, `/%61dmin`).
+//! The normal form is: query and fragment removed, `%XX` of unreserved characters decoded,
+//! other escapes upper-cased, dot segments removed (RFC 3986 §5.2.4), repeated slashes merged.
+//! Escapes that would change the path's structure (`%2F`, `%5C`, `%00`), raw backslashes,
+//! control characters and broken escapes make the path invalid: the request is refused
+//! rather than guessed at.
+
+use std::fmt;
+
+/// Why a request path could not be normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// The path does not start with `/`.
+    NotAbsolute,
+    /// A `%` is not followed by two hex digits.
+    BadEscape,
+    /// The path encodes `/`, `\` or NUL, or holds a raw backslash or a control character.
+    AmbiguousCharacter,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathError::NotAbsolute => "path does not start with '/'",
+            PathError::BadEscape => "malformed percent-escape in path",
+            PathError::AmbiguousCharacter => {
+                "path holds an encoded slash, backslash, NUL or control character"
+            }
+        })
+    }
+}
+
+/// Splits a request target (`:path`) into its path and its query (without `?`).
+/// A fragment, which clients should never send, is dropped.
+pub fn split_target(target: &str) -> (&str, &str) {
+    let target = target.split('#').next().unwrap_or("");
+    match target.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (target, ""),
+    }
+}
+
+/// Returns the normal form of `path` (without query), or why it has none.
+pub fn normalize(path: &str) -> Result<String, PathError> {
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let decoded = decode_unreserved(path)?;
+    let mut out: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut normal = String::with_capacity(decoded.len());
+    for s in &out {
+        normal.push('/');
+        normal.push_str(s);
+    }
+    // Keep a trailing slash: `/users/` and `/users` may be different resources upstream.
+    if (decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/.."))
+        && !out.is_empty()
+    {
+        normal.push('/');
+    }
+    if normal.is_empty() {
+        normal.push('/');
+    }
+    Ok(normal)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_digit(n: u8) -> u8 {
+    if n < 10 {
+        b'0' + n
+    } else {
+        b'A' + (n - 10)
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn decode_unreserved(path: &str) -> Result<String, PathError> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'%' {
+            if b == b'\\' || b < 0x20 || b == 0x7f {
+                return Err(PathError::AmbiguousCharacter);
+            }
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let hi = bytes.get(i + 1).copied().and_then(hex_value);
+        let lo = bytes.get(i + 2).copied().and_then(hex_value);
+        let (Some(hi), Some(lo)) = (hi, lo) else {
+            return Err(PathError::BadEscape);
+        };
+        let v = hi * 16 + lo;
+        if v == b'/' || v == b'\\' || v < 0x20 || v == 0x7f {
+            return Err(PathError::AmbiguousCharacter);
+        }
+        if is_unreserved(v) {
+            out.push(v);
+        } else {
+            out.extend([b'%', hex_digit(hi), hex_digit(lo)]);
+        }
+        i += 3;
+    }
+    // Only ASCII was decoded into a valid UTF-8 input, so this cannot fail; map it anyway.
+    String::from_utf8(out).map_err(|_| PathError::BadEscape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_query_and_drops_fragment() {
+        assert_eq!(split_target("/a/b?x=1&y=2"), ("/a/b", "x=1&y=2"));
+        assert_eq!(split_target("/a#frag?x"), ("/a", ""));
+        assert_eq!(split_target("/a?x#f"), ("/a", "x"));
+        assert_eq!(split_target("/"), ("/", ""));
+    }
+
+    #[test]
+    fn normal_forms() {
+        let cases = [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("/a//b", "/a/b"),
+            ("//a", "/a"),
+            ("/a/./b", "/a/b"),
+            ("/a/../b", "/b"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("/a/b/..", "/a/"),
+            ("/a/", "/a/"),
+            ("/%61dmin", "/admin"),
+            ("/a%2e%2e/b", "/a../b"),
+            ("/a/%2e%2e/b", "/b"),
+            ("/caf%c3%a9", "/caf%C3%A9"),
+            ("/x%20y", "/x%20y"),
+            ("/café", "/café"),
+            ("/..", "/"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input).as_deref(), Ok(want), "input {input}");
+        }
+    }
+
+    #[test]
+    fn structural_escapes_are_refused() {
+        for bad in [
+            "/a%2Fb", "/a%2fb", "/a%5Cb", "/a\\b", "/a%00", "/a\tb", "/a%7F",
+        ] {
+            assert_eq!(normalize(bad), Err(PathError::AmbiguousCharacter), "{bad}");
+        }
+        for bad in ["/a%", "/a%4", "/a%zz", "/%%41"] {
+            assert_eq!(normalize(bad), Err(PathError::BadEscape), "{bad}");
+        }
+        assert_eq!(normalize("a/b"), Err(PathError::NotAbsolute));
+        assert_eq!(normalize("*"), Err(PathError::NotAbsolute));
+        assert_eq!(normalize(""), Err(PathError::NotAbsolute));
+    }
+}

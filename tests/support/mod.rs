@@ -1,0 +1,49 @@
+//! Test harness: a real Envoy with the freshly built module, an upstream that records what
+//! reaches it, and a raw HTTP/1.1 client that can send anything (chunked bodies, garbage).
+#![allow(dead_code)]
+
+pub mod client;
+pub mod envoy;
+pub mod upstream;
+
+pub use client::{Client, Response};
+pub use envoy::{Envoy, EnvoyOptions};
+pub use upstream::{Recorded, Upstream};
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A small deterministic PRNG for garbage inputs (xorshift64*).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}

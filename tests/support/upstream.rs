@@ -1,0 +1,152 @@
+//! An upstream that records every request that reaches it (from the moment its head arrives),
+//! so a test can prove a denied request never did.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// A request as the upstream saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Whether the whole body arrived.
+    pub complete: bool,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The recording upstream. It answers every request `200` with a small JSON body.
+pub struct Upstream {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let s = Arc::clone(&s);
+                thread::spawn(move || serve(stream, s));
+            }
+        });
+        Upstream { port, seen }
+    }
+
+    /// Every request seen so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Requests whose path starts with `prefix`.
+    pub fn seen_path(&self, prefix: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
+    }
+}
+
+fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let mut rec = Recorded {
+            method: parts.next().unwrap_or("").to_string(),
+            path: parts.next().unwrap_or("").to_string(),
+            ..Recorded::default()
+        };
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                rec.headers
+                    .push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let idx = {
+            let mut g = seen.lock().unwrap();
+            g.push(rec.clone());
+            g.len() - 1
+        };
+        let body = if rec.header("transfer-encoding").is_some() {
+            read_chunked(&mut reader)
+        } else {
+            let len: usize = rec
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut buf = vec![0; len];
+            reader.read_exact(&mut buf).ok().map(|_| buf)
+        };
+        let Some(body) = body else { return };
+        {
+            let mut g = seen.lock().unwrap();
+            g[idx].body = body;
+            g[idx].complete = true;
+        }
+        let reply = br#"{"ok":true}"#;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            reply.len()
+        );
+        if writer
+            .write_all(head.as_bytes())
+            .and_then(|_| writer.write_all(reply))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size).ok()? == 0 {
+            return None;
+        }
+        let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+        if n == 0 {
+            let mut trailer = String::new();
+            loop {
+                trailer.clear();
+                reader.read_line(&mut trailer).ok()?;
+                if trailer.trim().is_empty() {
+                    return Some(body);
+                }
+            }
+        }
+        let mut chunk = vec![0; n + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        body.extend_from_slice(&chunk[..n]);
+    }
+}

@@ -62,26 +62,31 @@ impl Upstream {
     }
 }
 
+/// Reads one line as (lossy) text; None at EOF or error. Header values may be any bytes.
+fn line(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut raw = Vec::new();
+    match reader.read_until(b'\n', &mut raw) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(String::from_utf8_lossy(&raw).into_owned()),
+    }
+}
+
 fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>) {
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(request_line) = line(&mut reader) else {
             return;
-        }
-        let mut parts = line.split_whitespace();
+        };
+        let mut parts = request_line.split_whitespace();
         let mut rec = Recorded {
             method: parts.next().unwrap_or("").to_string(),
             path: parts.next().unwrap_or("").to_string(),
             ..Recorded::default()
         };
         loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
+            let Some(h) = line(&mut reader) else { return };
             let h = h.trim_end();
             if h.is_empty() {
                 break;
@@ -130,16 +135,11 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>) {
 fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
     let mut body = Vec::new();
     loop {
-        let mut size = String::new();
-        if reader.read_line(&mut size).ok()? == 0 {
-            return None;
-        }
+        let size = line(reader)?;
         let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
         if n == 0 {
-            let mut trailer = String::new();
             loop {
-                trailer.clear();
-                reader.read_line(&mut trailer).ok()?;
+                let trailer = line(reader)?;
                 if trailer.trim().is_empty() {
                     return Some(body);
                 }

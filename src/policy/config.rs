@@ -18,6 +18,9 @@ use super::Policy;
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Ignored. Lets editors find the schema (`examples/config.schema.json`).
+    #[serde(default, rename = "$schema")]
+    pub schema: Option<String>,
     /// Request limits applied to every request. Routes may override individual fields.
     #[serde(default)]
     pub limits: LimitsConfig,

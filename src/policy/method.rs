@@ -11,23 +11,14 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Method {
-    /// `GET`
     GET,
-    /// `HEAD`
     HEAD,
-    /// `POST`
     POST,
-    /// `PUT`
     PUT,
-    /// `PATCH`
     PATCH,
-    /// `DELETE`
     DELETE,
-    /// `OPTIONS`
     OPTIONS,
-    /// `TRACE`
     TRACE,
-    /// `CONNECT`
     CONNECT,
 }
 

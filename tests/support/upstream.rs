@@ -34,15 +34,21 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Starts on a free loopback port.
     pub fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_at("127.0.0.1:0", false)
+    }
+
+    /// Starts on `addr`; `verbose` prints one line per request received (the demo uses it).
+    pub fn start_at(addr: &str, verbose: bool) -> Upstream {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let s = Arc::clone(&s);
-                thread::spawn(move || serve(stream, s));
+                thread::spawn(move || serve(stream, s, verbose));
             }
         });
         Upstream { port, seen }
@@ -71,7 +77,7 @@ fn line(reader: &mut BufReader<TcpStream>) -> Option<String> {
     }
 }
 
-fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>) {
+fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
@@ -112,6 +118,9 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>) {
             reader.read_exact(&mut buf).ok().map(|_| buf)
         };
         let Some(body) = body else { return };
+        if verbose {
+            println!("upstream received: {} {} ({} body bytes)", rec.method, rec.path, body.len());
+        }
         {
             let mut g = seen.lock().unwrap();
             g[idx].body = body;

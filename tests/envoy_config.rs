@@ -1,0 +1,66 @@
+//! The shipped Envoy configuration is a tested artefact: `envoy --mode validate` accepts it
+//! (which loads the module and runs its configuration check), it carries the example policy
+//! verbatim, and the same file with a broken policy is refused with the field named.
+
+mod support;
+
+use std::process::Command;
+
+use support::envoy::envoy_bin;
+use support::repo_root;
+
+/// The JSON held in the `value: |` block scalar of envoy.yaml.
+fn embedded_policy(yaml: &str) -> String {
+    let mut lines = yaml.lines().skip_while(|l| !l.trim_end().ends_with("value: |")).skip(1);
+    let first = lines.next().expect("no `value: |` block in envoy.yaml");
+    let indent = first.len() - first.trim_start().len();
+    let mut out = vec![first[indent..].to_string()];
+    for l in lines {
+        if l.len() - l.trim_start().len() < indent && !l.trim().is_empty() {
+            break;
+        }
+        out.push(l.get(indent..).unwrap_or("").to_string());
+    }
+    out.join("\n")
+}
+
+fn validate(yaml_path: &std::path::Path) -> (bool, String) {
+    let out = Command::new(envoy_bin())
+        .current_dir(repo_root())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(yaml_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn shipped_envoy_yaml_validates_and_carries_the_example_policy() {
+    support::envoy::wasm_path();
+    let path = repo_root().join("envoy-config/envoy.yaml");
+    let (ok, log) = validate(&path);
+    assert!(ok, "envoy --mode validate refused envoy-config/envoy.yaml:\n{log}");
+    assert!(log.contains("api-guard: configuration loaded (2 routes"), "{log}");
+
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let embedded: serde_json::Value = serde_json::from_str(&embedded_policy(&yaml)).unwrap();
+    let mut example: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo_root().join("examples/policy.json")).unwrap()).unwrap();
+    example.as_object_mut().unwrap().remove("$schema");
+    assert_eq!(embedded, example, "envoy-config/envoy.yaml and examples/policy.json differ");
+}
+
+#[test]
+fn a_broken_policy_fails_validation_with_the_field_named() {
+    support::envoy::wasm_path();
+    let yaml = std::fs::read_to_string(repo_root().join("envoy-config/envoy.yaml")).unwrap();
+    let broken = yaml.replacen("\"max_body_bytes\": 4096", "\"max_body_bytes\": \"4k\"", 1);
+    assert_ne!(broken, yaml);
+    let path = std::env::temp_dir().join(format!("api-guard-broken-{}.yaml", std::process::id()));
+    std::fs::write(&path, broken).unwrap();
+    let (ok, log) = validate(&path);
+    std::fs::remove_file(&path).ok();
+    assert!(!ok, "a broken policy passed validation");
+    assert!(log.contains("invalid api-guard configuration at `routes[0].limits.max_body_bytes`"), "{log}");
+}

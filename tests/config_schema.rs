@@ -2,6 +2,13 @@
 //! from the Rust types; this test fails when the two drift apart. `make schema` regenerates it.
 //! It also checks that every example policy compiles.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![cfg(feature = "schema")]
 
 use std::path::PathBuf;
@@ -15,10 +22,7 @@ fn root() -> PathBuf {
 fn generated() -> String {
     let mut schema = schemars::schema_for!(Config);
     schema.insert("$id".into(), "urn:api-guard:config-schema".into());
-    schema.insert(
-        "title".into(),
-        "api-guard configuration".into(),
-    );
+    schema.insert("title".into(), "api-guard configuration".into());
     serde_json::to_string_pretty(&schema).unwrap() + "\n"
 }
 
@@ -30,7 +34,11 @@ fn published_schema_matches_the_rust_types() {
         std::fs::write(&path, &want).unwrap();
     }
     let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(have == want, "{} is stale: run `make schema` and commit it", path.display());
+    assert!(
+        have == want,
+        "{} is stale: run `make schema` and commit it",
+        path.display()
+    );
 }
 
 #[test]
@@ -41,9 +49,15 @@ fn schema_is_strict_where_the_parser_is() {
     let mut stack = vec![&v];
     while let Some(node) = stack.pop() {
         if let Some(map) = node.as_object() {
-            if map.get("type") == Some(&serde_json::json!("object")) && map.contains_key("properties") {
+            if map.get("type") == Some(&serde_json::json!("object"))
+                && map.contains_key("properties")
+            {
                 objects += 1;
-                assert_eq!(map.get("additionalProperties"), Some(&serde_json::json!(false)), "{node}");
+                assert_eq!(
+                    map.get("additionalProperties"),
+                    Some(&serde_json::json!(false)),
+                    "{node}"
+                );
             }
             stack.extend(map.values());
         } else if let Some(list) = node.as_array() {
@@ -52,7 +66,13 @@ fn schema_is_strict_where_the_parser_is() {
     }
     assert!(objects >= 6, "only {objects} object types found");
     // Methods are an enum, not free strings.
-    assert!(v["$defs"]["Method"]["enum"].as_array().is_some_and(|e| e.len() == 9), "{}", v["$defs"]["Method"]);
+    assert!(
+        v["$defs"]["Method"]["enum"]
+            .as_array()
+            .is_some_and(|e| e.len() == 9),
+        "{}",
+        v["$defs"]["Method"]
+    );
 }
 
 #[test]

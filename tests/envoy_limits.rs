@@ -1,6 +1,14 @@
 //! Request limits through the real Envoy 1.40 with the built module. Every denial test also
 //! checks the recording upstream: a denied request must never reach it.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod support;
 
 use support::client::chunked;

@@ -3,6 +3,14 @@
 //! A panic in the module would kill the VM and fail every later request (503 under
 //! FAIL_CLOSED), so the requests after the storm prove the VM survived it.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod support;
 
 use support::{Client, Envoy, Rng, Upstream};

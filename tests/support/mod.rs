@@ -1,6 +1,6 @@
 //! Test harness: a real Envoy with the freshly built module, an upstream that records what
 //! reaches it, and a raw HTTP/1.1 client that can send anything (chunked bodies, garbage).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod client;
 pub mod envoy;

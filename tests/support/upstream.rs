@@ -41,7 +41,8 @@ impl Upstream {
 
     /// Starts on `addr`; `verbose` prints one line per request received (the demo uses it).
     pub fn start_at(addr: &str, verbose: bool) -> Upstream {
-        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+        let listener =
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
@@ -119,7 +120,12 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
         };
         let Some(body) = body else { return };
         if verbose {
-            println!("upstream received: {} {} ({} body bytes)", rec.method, rec.path, body.len());
+            println!(
+                "upstream received: {} {} ({} body bytes)",
+                rec.method,
+                rec.path,
+                body.len()
+            );
         }
         {
             let mut g = seen.lock().unwrap();

@@ -44,10 +44,10 @@ clippy: target
 
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
-	cargo test --test config_schema --test layering --features schema
+	cargo test --test config_schema --test layering --test jwt_vectors --features schema
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
 
 integration: wasm envoy ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' -- --test-threads=2

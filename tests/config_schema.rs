@@ -3,12 +3,7 @@
 //! It also checks that every example policy compiles.
 
 // Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![cfg(feature = "schema")]
 
 use std::path::PathBuf;
@@ -34,11 +29,7 @@ fn published_schema_matches_the_rust_types() {
         std::fs::write(&path, &want).unwrap();
     }
     let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        have == want,
-        "{} is stale: run `make schema` and commit it",
-        path.display()
-    );
+    assert!(have == want, "{} is stale: run `make schema` and commit it", path.display());
 }
 
 #[test]
@@ -49,15 +40,9 @@ fn schema_is_strict_where_the_parser_is() {
     let mut stack = vec![&v];
     while let Some(node) = stack.pop() {
         if let Some(map) = node.as_object() {
-            if map.get("type") == Some(&serde_json::json!("object"))
-                && map.contains_key("properties")
-            {
+            if map.get("type") == Some(&serde_json::json!("object")) && map.contains_key("properties") {
                 objects += 1;
-                assert_eq!(
-                    map.get("additionalProperties"),
-                    Some(&serde_json::json!(false)),
-                    "{node}"
-                );
+                assert_eq!(map.get("additionalProperties"), Some(&serde_json::json!(false)), "{node}");
             }
             stack.extend(map.values());
         } else if let Some(list) = node.as_array() {
@@ -67,9 +52,7 @@ fn schema_is_strict_where_the_parser_is() {
     assert!(objects >= 6, "only {objects} object types found");
     // Methods are an enum, not free strings.
     assert!(
-        v["$defs"]["Method"]["enum"]
-            .as_array()
-            .is_some_and(|e| e.len() == 9),
+        v["$defs"]["Method"]["enum"].as_array().is_some_and(|e| e.len() == 9),
         "{}",
         v["$defs"]["Method"]
     );

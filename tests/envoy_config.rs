@@ -3,12 +3,7 @@
 //! verbatim, and the same file with a broken policy is refused with the field named.
 
 // Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
 
@@ -19,10 +14,7 @@ use support::repo_root;
 
 /// The JSON held in the `value: |` block scalar of envoy.yaml.
 fn embedded_policy(yaml: &str) -> String {
-    let mut lines = yaml
-        .lines()
-        .skip_while(|l| !l.trim_end().ends_with("value: |"))
-        .skip(1);
+    let mut lines = yaml.lines().skip_while(|l| !l.trim_end().ends_with("value: |")).skip(1);
     let first = lines.next().expect("no `value: |` block in envoy.yaml");
     let indent = first.len() - first.trim_start().len();
     let mut out = vec![first[indent..].to_string()];
@@ -42,8 +34,7 @@ fn validate(yaml_path: &std::path::Path) -> (bool, String) {
         .arg(yaml_path)
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -52,25 +43,15 @@ fn shipped_envoy_yaml_validates_and_carries_the_example_policy() {
     support::envoy::wasm_path();
     let path = repo_root().join("envoy-config/envoy.yaml");
     let (ok, log) = validate(&path);
-    assert!(
-        ok,
-        "envoy --mode validate refused envoy-config/envoy.yaml:\n{log}"
-    );
-    assert!(
-        log.contains("api-guard: configuration loaded (2 routes"),
-        "{log}"
-    );
+    assert!(ok, "envoy --mode validate refused envoy-config/envoy.yaml:\n{log}");
+    assert!(log.contains("api-guard: configuration loaded (2 routes"), "{log}");
 
     let yaml = std::fs::read_to_string(&path).unwrap();
     let embedded: serde_json::Value = serde_json::from_str(&embedded_policy(&yaml)).unwrap();
     let mut example: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(repo_root().join("examples/policy.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(repo_root().join("examples/policy.json")).unwrap()).unwrap();
     example.as_object_mut().unwrap().remove("$schema");
-    assert_eq!(
-        embedded, example,
-        "envoy-config/envoy.yaml and examples/policy.json differ"
-    );
+    assert_eq!(embedded, example, "envoy-config/envoy.yaml and examples/policy.json differ");
 }
 
 #[test]
@@ -84,8 +65,5 @@ fn a_broken_policy_fails_validation_with_the_field_named() {
     let (ok, log) = validate(&path);
     std::fs::remove_file(&path).ok();
     assert!(!ok, "a broken policy passed validation");
-    assert!(
-        log.contains("invalid api-guard configuration at `routes[0].limits.max_body_bytes`"),
-        "{log}"
-    );
+    assert!(log.contains("invalid api-guard configuration at `routes[0].limits.max_body_bytes`"), "{log}");
 }

@@ -2,12 +2,7 @@
 //! checks the recording upstream: a denied request must never reach it.
 
 // Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
 
@@ -35,11 +30,7 @@ fn setup(config: &str) -> Setup {
     let upstream = Upstream::start();
     let envoy = Envoy::start(config, upstream.port);
     let client = Client::new(envoy.port);
-    Setup {
-        upstream,
-        envoy,
-        client,
-    }
+    Setup { upstream, envoy, client }
 }
 
 /// Asserts the RFC 9457 shape of a denial and returns the parsed body.
@@ -59,12 +50,7 @@ fn assert_problem(r: &support::Response, status: u16, slug: &str) -> serde_json:
 #[test]
 fn allowed_request_reaches_upstream_unchanged() {
     let s = setup(CONFIG);
-    let r = s.client.request(
-        "POST",
-        "/echo?q=1",
-        &[("content-type", "application/json")],
-        br#"{"a":1}"#,
-    );
+    let r = s.client.request("POST", "/echo?q=1", &[("content-type", "application/json")], br#"{"a":1}"#);
     assert_eq!(r.status, 200, "{}", r.text());
     let seen = s.upstream.seen_path("/echo");
     assert_eq!(seen.len(), 1);
@@ -78,54 +64,32 @@ fn allowed_request_reaches_upstream_unchanged() {
 fn declared_body_size_just_under_at_and_over_the_limit() {
     let s = setup(CONFIG);
     let ct = [("content-type", "application/json")];
-    assert_eq!(
-        s.client.request("POST", "/under", &ct, &[b'a'; 63]).status,
-        200
-    );
-    assert_eq!(
-        s.client.request("POST", "/at", &ct, &[b'a'; 64]).status,
-        200
-    );
+    assert_eq!(s.client.request("POST", "/under", &ct, &[b'a'; 63]).status, 200);
+    assert_eq!(s.client.request("POST", "/at", &ct, &[b'a'; 64]).status, 200);
     let r = s.client.request("POST", "/over", &ct, &[b'a'; 65]);
     assert_problem(&r, 413, "body-too-large");
     assert_eq!(s.upstream.seen_path("/under")[0].body.len(), 63);
     assert_eq!(s.upstream.seen_path("/at")[0].body.len(), 64);
-    assert!(
-        s.upstream.seen_path("/over").is_empty(),
-        "a 413 reached the upstream"
-    );
+    assert!(s.upstream.seen_path("/over").is_empty(), "a 413 reached the upstream");
     assert_eq!(s.envoy.counter("api_guard_denied_body_too_large_total"), 1);
 }
 
 #[test]
 fn chunked_body_without_content_length_is_counted_and_held() {
     let s = setup(CONFIG);
-    let head =
-        |p: &str| format!("POST {p} HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n");
+    let head = |p: &str| format!("POST {p} HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n");
     // 32 + 31 = 63 bytes in two chunks: allowed, and the upstream gets all of it.
-    let r = s
-        .client
-        .send(&chunked(&head("/c-under"), &[&[b'x'; 32], &[b'y'; 31]]))
-        .unwrap();
+    let r = s.client.send(&chunked(&head("/c-under"), &[&[b'x'; 32], &[b'y'; 31]])).unwrap();
     assert_eq!(r.status, 200);
     let seen = s.upstream.seen_path("/c-under");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].body.len(), 63);
     // 40 + 25 = 65 bytes: refused at the second chunk, and nothing reached the upstream.
-    let r = s
-        .client
-        .send(&chunked(&head("/c-over"), &[&[b'x'; 40], &[b'y'; 25]]))
-        .unwrap();
+    let r = s.client.send(&chunked(&head("/c-over"), &[&[b'x'; 40], &[b'y'; 25]])).unwrap();
     assert_problem(&r, 413, "body-too-large");
-    assert!(
-        s.upstream.seen_path("/c-over").is_empty(),
-        "a held request reached the upstream"
-    );
+    assert!(s.upstream.seen_path("/c-over").is_empty(), "a held request reached the upstream");
     // A body far over the limit in one chunk.
-    let r = s
-        .client
-        .send(&chunked(&head("/c-big"), &[&[b'z'; 100_000]]))
-        .unwrap();
+    let r = s.client.send(&chunked(&head("/c-big"), &[&[b'z'; 100_000]])).unwrap();
     assert_problem(&r, 413, "body-too-large");
     assert!(s.upstream.seen_path("/c-big").is_empty());
 }
@@ -133,29 +97,16 @@ fn chunked_body_without_content_length_is_counted_and_held() {
 #[test]
 fn chunked_body_is_cut_off_at_the_limit_when_headers_cannot_be_held() {
     let upstream = Upstream::start();
-    let config = CONFIG.replace(
-        r#""hold_headers_for_body": true"#,
-        r#""hold_headers_for_body": false"#,
-    );
-    let opts = EnvoyOptions {
-        allow_on_headers_stop_iteration: false,
-        ..EnvoyOptions::default()
-    };
+    let config = CONFIG.replace(r#""hold_headers_for_body": true"#, r#""hold_headers_for_body": false"#);
+    let opts = EnvoyOptions { allow_on_headers_stop_iteration: false, ..EnvoyOptions::default() };
     let envoy = Envoy::start_with(&config, upstream.port, opts).unwrap();
     let client = Client::new(envoy.port);
     let head = "POST /stream HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n";
-    let r = client
-        .send(&chunked(head, &[&[b'x'; 40], &[b'y'; 40]]))
-        .unwrap();
+    let r = client.send(&chunked(head, &[&[b'x'; 40], &[b'y'; 40]])).unwrap();
     assert_problem(&r, 413, "body-too-large");
     // Streaming mode: the upstream may see the head, but never a complete over-limit request.
-    assert!(upstream
-        .seen_path("/stream")
-        .iter()
-        .all(|r| !r.complete && r.body.len() <= 64));
-    let r = client
-        .send(&chunked(head, &[&[b'x'; 30], &[b'y'; 30]]))
-        .unwrap();
+    assert!(upstream.seen_path("/stream").iter().all(|r| !r.complete && r.body.len() <= 64));
+    let r = client.send(&chunked(head, &[&[b'x'; 30], &[b'y'; 30]])).unwrap();
     assert_eq!(r.status, 200);
 }
 
@@ -164,21 +115,11 @@ fn per_route_limits_override_the_global_ones() {
     let s = setup(CONFIG);
     let octet = [("content-type", "application/octet-stream")];
     // The upload route allows 4 KiB of octet-stream.
-    assert_eq!(
-        s.client
-            .request("PUT", "/upload/f", &octet, &[7; 4000])
-            .status,
-        200
-    );
+    assert_eq!(s.client.request("PUT", "/upload/f", &octet, &[7; 4000]).status, 200);
     let r = s.client.request("PUT", "/upload/f", &octet, &[7; 4097]);
     assert_problem(&r, 413, "body-too-large");
     // ... but not JSON, which the global limits would allow.
-    let r = s.client.request(
-        "POST",
-        "/upload/f",
-        &[("content-type", "application/json")],
-        b"{}",
-    );
+    let r = s.client.request("POST", "/upload/f", &[("content-type", "application/json")], b"{}");
     assert_problem(&r, 415, "unsupported-media-type");
     // GET /upload is not selected by the route (methods POST, PUT) and gets the global limits.
     assert_eq!(s.client.get("/upload/f").status, 200);
@@ -198,10 +139,7 @@ fn methods_outside_the_allowlist_get_405_with_allow() {
     // The global default refuses TRACE and extension methods.
     let r = s.client.request("TRACE", "/x", &[], b"");
     assert_problem(&r, 405, "method-not-allowed");
-    assert_eq!(
-        r.header("allow"),
-        Some("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
-    );
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
     let r = s.client.request("PROPFIND", "/x", &[], b"");
     assert_problem(&r, 405, "method-not-allowed");
     assert_eq!(s.client.get("/items/7").status, 200);
@@ -213,23 +151,11 @@ fn bodies_need_an_allowed_content_type() {
     let s = setup(CONFIG);
     let r = s.client.request("POST", "/ct", &[], b"{}");
     assert_problem(&r, 415, "unsupported-media-type");
-    let r = s
-        .client
-        .request("POST", "/ct", &[("content-type", "text/html")], b"<b>");
+    let r = s.client.request("POST", "/ct", &[("content-type", "text/html")], b"<b>");
     assert_problem(&r, 415, "unsupported-media-type");
-    let r = s.client.request(
-        "POST",
-        "/ct",
-        &[("content-type", "application/json; charset=utf-8")],
-        b"{}",
-    );
+    let r = s.client.request("POST", "/ct", &[("content-type", "application/json; charset=utf-8")], b"{}");
     assert_eq!(r.status, 200);
-    let r = s.client.request(
-        "PATCH",
-        "/ct",
-        &[("content-type", "application/merge-patch+json")],
-        b"{}",
-    );
+    let r = s.client.request("PATCH", "/ct", &[("content-type", "application/merge-patch+json")], b"{}");
     assert_eq!(r.status, 200);
     // No body, no content type needed.
     assert_eq!(s.client.request("POST", "/ct", &[], b"").status, 200);
@@ -239,9 +165,7 @@ fn bodies_need_an_allowed_content_type() {
 #[test]
 fn too_many_or_too_large_headers_get_431() {
     let s = setup(CONFIG);
-    let many: Vec<(String, String)> = (0..25)
-        .map(|i| (format!("x-h{i}"), "v".to_string()))
-        .collect();
+    let many: Vec<(String, String)> = (0..25).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
     let many_ref: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let r = s.client.request("GET", "/many", &many_ref, b"");
     assert_problem(&r, 431, "headers-too-large");
@@ -252,10 +176,7 @@ fn too_many_or_too_large_headers_get_431() {
     assert_eq!(r.status, 200);
     assert!(s.upstream.seen_path("/many").is_empty());
     assert!(s.upstream.seen_path("/big").is_empty());
-    assert_eq!(
-        s.envoy.counter("api_guard_denied_headers_too_large_total"),
-        2
-    );
+    assert_eq!(s.envoy.counter("api_guard_denied_headers_too_large_total"), 2);
 }
 
 #[test]
@@ -272,28 +193,14 @@ fn credentials_in_the_query_string_are_refused_and_never_logged() {
     ] {
         let r = s.client.get(&q);
         let v = assert_problem(&r, 400, "credential-in-query");
-        assert!(
-            !r.text().contains(secret),
-            "denial echoed the credential: {v}"
-        );
+        assert!(!r.text().contains(secret), "denial echoed the credential: {v}");
     }
     assert_eq!(s.client.get("/q?tokens=1&page=2").status, 200);
-    assert!(s
-        .upstream
-        .requests()
-        .iter()
-        .all(|r| !r.path.contains(secret)));
-    assert_eq!(
-        s.envoy
-            .counter("api_guard_denied_credential_in_query_total"),
-        6
-    );
+    assert!(s.upstream.requests().iter().all(|r| !r.path.contains(secret)));
+    assert_eq!(s.envoy.counter("api_guard_denied_credential_in_query_total"), 6);
     let log = s.envoy.log();
     assert!(log.contains("credential-in-query"), "no denial log line");
-    assert!(
-        !log.contains(secret),
-        "the credential appeared in Envoy's log"
-    );
+    assert!(!log.contains(secret), "the credential appeared in Envoy's log");
 }
 
 #[test]
@@ -314,50 +221,28 @@ fn ambiguous_paths_are_refused_and_paths_are_normalised_before_matching() {
 #[test]
 fn denials_carry_the_request_id_and_metrics_reach_stats_and_prometheus() {
     let s = setup(CONFIG);
-    let r = s
-        .client
-        .request("TRACE", "/x", &[("x-request-id", "abc-123")], b"");
+    let r = s.client.request("TRACE", "/x", &[("x-request-id", "abc-123")], b"");
     let v = assert_problem(&r, 405, "method-not-allowed");
     // Envoy regenerates x-request-id for external requests unless told otherwise, so the id is
     // either the client's or Envoy's; either way it is a safe token and not empty.
     let id = v["request_id"].as_str().unwrap();
-    assert!(
-        id.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)),
-        "{id}"
-    );
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)), "{id}");
     assert_eq!(s.client.get("/ok").status, 200);
     assert_eq!(s.envoy.counter("api_guard_denied_total"), 1);
-    assert_eq!(
-        s.envoy.counter("api_guard_denied_method_not_allowed_total"),
-        1
-    );
+    assert_eq!(s.envoy.counter("api_guard_denied_method_not_allowed_total"), 1);
     assert_eq!(s.envoy.counter("api_guard_allowed_total"), 1);
     let (status, prom) = s.envoy.admin("/stats/prometheus").unwrap();
     assert_eq!(status, 200);
-    let line = |name: &str| {
-        prom.lines()
-            .find(|l| l.starts_with(&format!("{name}{{")))
-            .map(str::to_string)
-    };
+    let line = |name: &str| prom.lines().find(|l| l.starts_with(&format!("{name}{{"))).map(str::to_string);
     assert_eq!(
         line("api_guard_denied_method_not_allowed_total").as_deref(),
         Some("api_guard_denied_method_not_allowed_total{} 1")
     );
-    assert_eq!(
-        line("api_guard_allowed_total").as_deref(),
-        Some("api_guard_allowed_total{} 1")
-    );
-    assert!(
-        prom.contains("# TYPE api_guard_denied_total counter"),
-        "{prom}"
-    );
+    assert_eq!(line("api_guard_allowed_total").as_deref(), Some("api_guard_allowed_total{} 1"));
+    assert!(prom.contains("# TYPE api_guard_denied_total counter"), "{prom}");
     // The log line names reason, route and request id, and no header value.
     let log = s.envoy.log();
-    let entry = log
-        .lines()
-        .find(|l| l.contains("\"event\":\"api_guard_denied\""))
-        .expect("denial log line");
+    let entry = log.lines().find(|l| l.contains("\"event\":\"api_guard_denied\"")).expect("denial log line");
     assert!(
         entry.contains("\"reason\":\"method-not-allowed\"")
             && entry.contains(&format!("\"request_id\":\"{id}\"")),
@@ -369,22 +254,10 @@ fn denials_carry_the_request_id_and_metrics_reach_stats_and_prometheus() {
 fn empty_configuration_means_safe_defaults() {
     let s = setup("");
     assert_eq!(s.client.get("/").status, 200);
-    assert_problem(
-        &s.client.get("/?access_token=x"),
-        400,
-        "credential-in-query",
-    );
-    assert_problem(
-        &s.client.request("TRACE", "/", &[], b""),
-        405,
-        "method-not-allowed",
-    );
-    let r = s.client.request(
-        "POST",
-        "/",
-        &[("content-type", "application/json")],
-        &vec![b'a'; 1024 * 1024 + 1],
-    );
+    assert_problem(&s.client.get("/?access_token=x"), 400, "credential-in-query");
+    assert_problem(&s.client.request("TRACE", "/", &[], b""), 405, "method-not-allowed");
+    let r =
+        s.client.request("POST", "/", &[("content-type", "application/json")], &vec![b'a'; 1024 * 1024 + 1]);
     assert_problem(&r, 413, "body-too-large");
     assert_eq!(s.upstream.requests().len(), 1);
 }
@@ -402,8 +275,6 @@ fn invalid_configuration_is_refused_with_the_field_named() {
         "log does not name the field:\n{log}"
     );
     let bad = r#"{"routes":[{"name":"a","match":{"path":"/users/{id"}}]}"#;
-    let log = Envoy::start_with(bad, upstream.port, EnvoyOptions::default())
-        .err()
-        .unwrap();
+    let log = Envoy::start_with(bad, upstream.port, EnvoyOptions::default()).err().unwrap();
     assert!(log.contains("at `routes[0].match.path`"), "{log}");
 }

@@ -4,12 +4,7 @@
 //! FAIL_CLOSED), so the requests after the storm prove the VM survived it.
 
 // Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
 
@@ -24,9 +19,7 @@ const CONFIG: &str = r#"{
 /// One random request. Most are well-framed so they reach the filter; some are not, so Envoy's
 /// own parser gets its share too.
 fn garbage_request(rng: &mut Rng) -> Vec<Vec<u8>> {
-    let methods: [&[u8]; 8] = [
-        b"GET", b"POST", b"PUT", b"PATCH", b"TRACE", b"BREW", b"OPTIONS", b"DELETE",
-    ];
+    let methods: [&[u8]; 8] = [b"GET", b"POST", b"PUT", b"PATCH", b"TRACE", b"BREW", b"OPTIONS", b"DELETE"];
     let mut req = methods[rng.below(methods.len())].to_vec();
     req.extend_from_slice(b" /");
     // Segments and queries from a hostile list: escapes, dot segments, encoded slashes.
@@ -52,15 +45,8 @@ fn garbage_request(rng: &mut Rng) -> Vec<Vec<u8>> {
         }
         req.extend_from_slice(segments[rng.below(segments.len())]);
     }
-    let queries: [&[u8]; 7] = [
-        b"",
-        b"",
-        b"?a=1",
-        b"?access_token=x",
-        b"?q=%ff&r",
-        b"?a&b;c=",
-        b"?API%5fKEY=1",
-    ];
+    let queries: [&[u8]; 7] =
+        [b"", b"", b"?a=1", b"?access_token=x", b"?q=%ff&r", b"?a&b;c=", b"?API%5fKEY=1"];
     req.extend_from_slice(queries[rng.below(queries.len())]);
     if rng.below(8) == 0 {
         req.extend_from_slice(&rng.bytes(4)); // raw bytes in the target: Envoy's parser decides
@@ -96,11 +82,7 @@ fn garbage_request(rng: &mut Rng) -> Vec<Vec<u8>> {
     match rng.below(4) {
         0 | 1 => {
             req.extend_from_slice(
-                format!(
-                    "content-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
+                format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes(),
             );
             req.extend_from_slice(&body);
             vec![req]
@@ -138,12 +120,7 @@ fn garbage_requests_never_kill_the_vm() {
         let pieces = garbage_request(&mut rng);
         if let Some(r) = client.send(&pieces) {
             *statuses.entry(r.status).or_insert(0) += 1;
-            assert!(
-                r.status < 500,
-                "a garbage request got {}: {}",
-                r.status,
-                r.text()
-            );
+            assert!(r.status < 500, "a garbage request got {}: {}", r.status, r.text());
         }
     }
     eprintln!(
@@ -151,14 +128,8 @@ fn garbage_requests_never_kill_the_vm() {
         envoy.counter("api_guard_denied_total")
     );
     // The storm must exercise the filter: allowed requests and module denials both happen.
-    assert!(
-        statuses.get(&200).copied().unwrap_or(0) >= 5,
-        "too few requests got through: {statuses:?}"
-    );
-    assert!(
-        envoy.counter("api_guard_denied_total") > 100,
-        "too few module denials: {statuses:?}"
-    );
+    assert!(statuses.get(&200).copied().unwrap_or(0) >= 5, "too few requests got through: {statuses:?}");
+    assert!(envoy.counter("api_guard_denied_total") > 100, "too few module denials: {statuses:?}");
     assert!(envoy.counter("api_guard_allowed_total") >= 5);
     // The VM is alive: allowed and denied requests are still judged.
     assert_eq!(client.get("/items/1").status, 200);
@@ -177,8 +148,7 @@ fn non_utf8_header_values_are_handled() {
     let envoy = Envoy::start(CONFIG, upstream.port);
     let client = Client::new(envoy.port);
     let mut req =
-        b"GET /items/2 HTTP/1.1\r\nhost: t\r\nx-bin: \xff\xfe\xc3\x28\r\nconnection: close\r\n\r\n"
-            .to_vec();
+        b"GET /items/2 HTTP/1.1\r\nhost: t\r\nx-bin: \xff\xfe\xc3\x28\r\nconnection: close\r\n\r\n".to_vec();
     let r = client.send(&[req.clone()]).unwrap();
     assert_eq!(r.status, 200);
     req = b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-type: \xff\xfe\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_vec();

@@ -2,12 +2,7 @@
 //! The host layer (`src/host`) is the only place allowed to name it.
 
 // Test code: a failed unwrap is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
 
@@ -40,16 +35,8 @@ fn policy_core_does_not_import_proxy_wasm() {
     assert!(files.len() >= 5, "policy sources not found");
     for f in &files {
         let text = code(f);
-        assert!(
-            !text.contains("proxy_wasm"),
-            "{} names proxy_wasm",
-            f.display()
-        );
-        assert!(
-            !text.contains("crate::host"),
-            "{} reaches into the host layer",
-            f.display()
-        );
+        assert!(!text.contains("proxy_wasm"), "{} names proxy_wasm", f.display());
+        assert!(!text.contains("crate::host"), "{} reaches into the host layer", f.display());
     }
 }
 

@@ -60,11 +60,7 @@ extern "C" {
         return_data: *mut *mut u8,
         return_size: *mut usize,
     ) -> u32;
-    fn proxy_get_header_map_pairs(
-        map_type: u32,
-        return_data: *mut *mut u8,
-        return_size: *mut usize,
-    ) -> u32;
+    fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -87,6 +83,14 @@ extern "C" {
         name_size: usize,
         return_id: *mut u32,
     ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
 }
 
@@ -98,24 +102,13 @@ mod native {
     pub unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 {
         12
     }
-    pub unsafe fn proxy_get_buffer_bytes(
-        _: u32,
-        _: usize,
-        _: usize,
-        _: *mut *mut u8,
-        _: *mut usize,
-    ) -> u32 {
+    pub unsafe fn proxy_get_buffer_bytes(_: u32, _: usize, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
         12
     }
     pub unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 {
         12
     }
-    pub unsafe fn proxy_get_property(
-        _: *const u8,
-        _: usize,
-        _: *mut *mut u8,
-        _: *mut usize,
-    ) -> u32 {
+    pub unsafe fn proxy_get_property(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
         12
     }
     #[allow(clippy::too_many_arguments)]
@@ -135,6 +128,18 @@ mod native {
         12
     }
     pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_replace_header_map_value(
+        _: u32,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+    ) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 {
         12
     }
 }
@@ -163,8 +168,7 @@ pub fn get_buffer(buffer_type: BufferType, max: usize) -> Result<Option<Vec<u8>>
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: out-pointers are valid for the duration of the call.
-    let status =
-        unsafe { proxy_get_buffer_bytes(buffer_type as u32, 0, max, &mut data, &mut size) };
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type as u32, 0, max, &mut data, &mut size) };
     match status {
         OK => Ok(Some(take(data, size))),
         NOT_FOUND => Ok(None),
@@ -199,11 +203,7 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
 }
 
 /// Sends a local response and stops the stream.
-pub fn send_local_response(
-    status: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Result<(), HostError> {
+pub fn send_local_response(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), HostError> {
     let map = encode_map(headers);
     // SAFETY: all pointers and lengths describe live buffers.
     let s = unsafe {
@@ -232,6 +232,30 @@ pub fn define_counter(name: &str) -> Result<u32, HostError> {
     let s = unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) };
     if s == OK {
         Ok(id)
+    } else {
+        Err(HostError(s))
+    }
+}
+
+/// Sets a header (replacing every existing value).
+pub fn set_header(map: MapType, name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths describe live strings.
+    let s = unsafe {
+        proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    };
+    if s == OK {
+        Ok(())
+    } else {
+        Err(HostError(s))
+    }
+}
+
+/// Removes a header (every value). Removing an absent header is not an error.
+pub fn remove_header(map: MapType, name: &str) -> Result<(), HostError> {
+    // SAFETY: pointer and length describe a live string.
+    let s = unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) };
+    if s == OK || s == NOT_FOUND {
+        Ok(())
     } else {
         Err(HostError(s))
     }
@@ -289,10 +313,7 @@ pub fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
         pos = pos.checked_add(key_len)?.checked_add(1)?;
         let value = bytes.get(pos..pos.checked_add(val_len)?)?;
         pos = pos.checked_add(val_len)?.checked_add(1)?;
-        out.push((
-            String::from_utf8_lossy(key).to_ascii_lowercase(),
-            value.to_vec(),
-        ));
+        out.push((String::from_utf8_lossy(key).to_ascii_lowercase(), value.to_vec()));
     }
     Some(out)
 }
@@ -303,18 +324,9 @@ mod tests {
 
     #[test]
     fn map_round_trip() {
-        let pairs = vec![
-            (":path".to_string(), "/a".to_string()),
-            ("X-A".to_string(), String::new()),
-        ];
+        let pairs = vec![(":path".to_string(), "/a".to_string()), ("X-A".to_string(), String::new())];
         let decoded = decode_map(&encode_map(&pairs)).unwrap();
-        assert_eq!(
-            decoded,
-            vec![
-                (":path".to_string(), b"/a".to_vec()),
-                ("x-a".to_string(), Vec::new())
-            ]
-        );
+        assert_eq!(decoded, vec![(":path".to_string(), b"/a".to_vec()), ("x-a".to_string(), Vec::new())]);
     }
 
     #[test]

@@ -36,11 +36,7 @@ impl Capabilities {
     pub fn detect(hold_headers_for_body: bool) -> Capabilities {
         let envoy = matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_)));
         if envoy {
-            Capabilities {
-                kind: HostKind::Envoy,
-                headers_end_of_stream: true,
-                hold_headers_for_body,
-            }
+            Capabilities { kind: HostKind::Envoy, headers_end_of_stream: true, hold_headers_for_body }
         } else {
             Capabilities {
                 kind: HostKind::Unknown,

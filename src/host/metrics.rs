@@ -14,12 +14,8 @@ pub struct Metrics {
 impl Metrics {
     /// Defines every decision counter: allowed, denied, and one per denial reason.
     pub fn define() -> Metrics {
-        let names = [METRIC_ALLOWED, METRIC_DENIED]
-            .into_iter()
-            .chain(Reason::ALL.iter().map(|r| r.metric()));
-        let ids = names
-            .filter_map(|n| abi::define_counter(n).ok().map(|id| (n, id)))
-            .collect();
+        let names = [METRIC_ALLOWED, METRIC_DENIED].into_iter().chain(Reason::ALL.iter().map(|r| r.metric()));
+        let ids = names.filter_map(|n| abi::define_counter(n).ok().map(|id| (n, id))).collect();
         Metrics { ids }
     }
 

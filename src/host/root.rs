@@ -40,10 +40,7 @@ impl RootContext for Root {
             Err(e) => {
                 abi::log(
                     LogLevel::Error,
-                    &format!(
-                        "api-guard: cannot read plugin configuration (host status {})",
-                        e.0
-                    ),
+                    &format!("api-guard: cannot read plugin configuration (host status {})", e.0),
                 );
                 return false;
             }
@@ -68,11 +65,7 @@ impl RootContext for Root {
                     Some(s) => Rc::clone(&s.metrics),
                     None => Rc::new(Metrics::define()),
                 };
-                self.state = Some(Shared {
-                    policy: Rc::new(policy),
-                    metrics,
-                    caps,
-                });
+                self.state = Some(Shared { policy: Rc::new(policy), metrics, caps });
                 true
             }
             Err(e) => {
@@ -86,9 +79,7 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Without a configuration there is nothing to enforce with: the host then fails the
         // request closed, since on_configure returned false.
-        self.state
-            .as_ref()
-            .map(|s| Box::new(HttpFilter::new(s.clone())) as Box<dyn HttpContext>)
+        self.state.as_ref().map(|s| Box::new(HttpFilter::new(s.clone())) as Box<dyn HttpContext>)
     }
 
     fn get_type(&self) -> Option<ContextType> {

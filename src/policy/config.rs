@@ -7,7 +7,11 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+
+use super::jwt::alg::Alg;
 
 use super::method::Method;
 use super::Policy;
@@ -35,9 +39,144 @@ pub struct Config {
     /// Default `x-request-id`. A missing or malformed id is replaced by a generated one.
     #[serde(default)]
     pub request_id_header: Option<String>,
+    /// JWT validation: providers, and the requirement for requests whose route sets none.
+    pub jwt: Option<JwtConfig>,
     /// Facts about the gateway that the module cannot detect itself.
     #[serde(default)]
     pub host: HostConfig,
+}
+
+/// JWT validation settings.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Token issuers, by name. A token is matched to a provider by its `iss`.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// The requirement for requests whose route has no `auth` (or that match no route).
+    /// Default `{"type": "deny"}`: with JWT configured, nothing passes unless a rule says so.
+    pub default: Option<AuthConfig>,
+    /// `realm` of `WWW-Authenticate` challenges. Default `api`.
+    pub realm: Option<String>,
+}
+
+/// One token issuer. Field names follow Envoy's `jwt_authn` `JwtProvider`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The `iss` value, compared exactly.
+    pub issuer: String,
+    /// Accepted `aud` values; the token's `aud` must hold at least one.
+    pub audiences: Vec<String>,
+    /// Algorithms accepted from this issuer. The token's `alg` only selects among these, and
+    /// must fit the key's type. HMAC algorithms need `oct` keys and cannot be mixed with
+    /// asymmetric ones.
+    pub algorithms: Vec<Alg>,
+    /// The issuer's keys, inline, as a JWKS object (`{"keys": [...]}`).
+    pub local_jwks: Option<serde_json::Value>,
+    /// Token locations, tried in order. Default: `Authorization: Bearer`.
+    pub from_headers: Option<Vec<HeaderSourceConfig>>,
+    /// Cookies that may carry the token.
+    pub from_cookies: Option<Vec<String>>,
+    /// Query parameters that may carry the token. Off by default: tokens in URLs end up in
+    /// logs. Names listed here are exempt from the query-credential check.
+    pub from_params: Option<Vec<String>>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default 60.
+    pub clock_skew_seconds: Option<u32>,
+    /// Whether `exp` is required. Default `true`.
+    pub require_expiration: Option<bool>,
+    /// Longest accepted token lifetime (`exp - iat`), if set.
+    pub max_lifetime_seconds: Option<u32>,
+    /// Required `typ` header, e.g. `at+jwt` (RFC 9068) so ID tokens are refused as access
+    /// tokens. Compared case-insensitively, `application/` prefix ignored.
+    pub token_type: Option<String>,
+    /// Claims copied into upstream request headers. Client-sent copies of these headers are
+    /// always removed first.
+    pub claim_to_headers: Option<Vec<ClaimToHeaderConfig>>,
+    /// Keep the token in the request sent upstream. Default `false` (as Envoy): the header
+    /// that carried it is removed.
+    pub forward: Option<bool>,
+    /// Header that receives the verified payload (base64url JSON), if set.
+    pub forward_payload_header: Option<String>,
+    /// Largest token accepted, in bytes. Default 8192.
+    pub max_token_bytes: Option<u32>,
+}
+
+/// A header token location.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeaderSourceConfig {
+    /// Header name.
+    pub name: String,
+    /// Prefix before the token, matched case-insensitively (e.g. `Bearer `). Default none.
+    pub value_prefix: Option<String>,
+}
+
+/// A claim forwarded as a request header.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClaimToHeaderConfig {
+    /// Claim name; dots descend into objects (`realm_access.roles`).
+    pub claim: String,
+    /// Header name. Strings, numbers and booleans are copied; arrays are joined with `,`.
+    pub header: String,
+}
+
+/// An authentication and authorization requirement.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// No token needed.
+    Public,
+    /// Always refused (403).
+    Deny,
+    /// A verified JWT from the listed providers.
+    Jwt {
+        /// Providers whose tokens satisfy this rule.
+        providers: Vec<String>,
+        /// `false` (default): a token from any one of them; `true`: one from each.
+        #[serde(default)]
+        require_all: bool,
+        /// Scopes the token must hold (all of them), from `scope` (space-delimited) or `scp`.
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// Claim conditions, all of which must hold.
+        #[serde(default)]
+        claims: Vec<ClaimConditionConfig>,
+        /// Path parameters that must equal a claim (`/users/{id}` with `sub == id`).
+        #[serde(default)]
+        bind: Vec<BindConfig>,
+    },
+}
+
+/// A condition on a claim. Exactly one of `equals`, `one_of` and `contains`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClaimConditionConfig {
+    /// Claim name; dots descend into objects.
+    pub claim: String,
+    /// The claim equals this value.
+    pub equals: Option<serde_json::Value>,
+    /// The claim equals one of these values.
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// The claim is an array holding this value, or a space-delimited string holding this word.
+    pub contains: Option<serde_json::Value>,
+}
+
+/// A path parameter bound to a claim.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BindConfig {
+    /// Name of a `{param}` in the route's path template.
+    pub param: String,
+    /// The claim it must equal (as a string).
+    pub claim: String,
 }
 
 /// Facts about the gateway that the module cannot detect itself.
@@ -116,6 +255,8 @@ pub struct RouteConfig {
     /// Limits overriding the top-level ones, field by field.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Who may call this route. Default: `jwt.default`.
+    pub auth: Option<AuthConfig>,
 }
 
 /// A route selector. Exactly one of `path` and `prefix` is required.
@@ -154,20 +295,13 @@ pub struct ConfigError {
 impl ConfigError {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError { path: path.into(), message: message.into() }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid api-guard configuration at `{}`: {}",
-            self.path, self.message
-        )
+        write!(f, "invalid api-guard configuration at `{}`: {}", self.path, self.message)
     }
 }
 

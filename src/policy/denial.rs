@@ -24,17 +24,29 @@ pub enum Reason {
     BodyTooLarge,
     /// The body's `Content-Type` is missing or not allowed.
     UnsupportedMediaType,
+    /// A token is required and none was sent.
+    TokenMissing,
+    /// The token is malformed, unverifiable, expired or otherwise not acceptable.
+    TokenInvalid,
+    /// The token lacks a required scope.
+    InsufficientScope,
+    /// The caller may not use this route (a claim condition, a binding, or a `deny` rule).
+    AccessDenied,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 10] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
         Reason::CredentialInQuery,
         Reason::BodyTooLarge,
         Reason::UnsupportedMediaType,
+        Reason::TokenMissing,
+        Reason::TokenInvalid,
+        Reason::InsufficientScope,
+        Reason::AccessDenied,
     ];
 
     /// HTTP status of the denial.
@@ -46,6 +58,8 @@ impl Reason {
             Reason::CredentialInQuery => 400,
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
+            Reason::TokenMissing | Reason::TokenInvalid => 401,
+            Reason::InsufficientScope | Reason::AccessDenied => 403,
         }
     }
 
@@ -59,6 +73,10 @@ impl Reason {
             Reason::CredentialInQuery => "credential-in-query",
             Reason::BodyTooLarge => "body-too-large",
             Reason::UnsupportedMediaType => "unsupported-media-type",
+            Reason::TokenMissing => "token-missing",
+            Reason::TokenInvalid => "token-invalid",
+            Reason::InsufficientScope => "insufficient-scope",
+            Reason::AccessDenied => "access-denied",
         }
     }
 
@@ -71,6 +89,10 @@ impl Reason {
             Reason::CredentialInQuery => "Credentials in query string",
             Reason::BodyTooLarge => "Request body too large",
             Reason::UnsupportedMediaType => "Unsupported media type",
+            Reason::TokenMissing => "Authentication required",
+            Reason::TokenInvalid => "Invalid token",
+            Reason::InsufficientScope => "Insufficient scope",
+            Reason::AccessDenied => "Access denied",
         }
     }
 
@@ -80,12 +102,8 @@ impl Reason {
             Reason::InvalidPath => {
                 "The request path is malformed or encodes a slash, backslash or control character."
             }
-            Reason::HeadersTooLarge => {
-                "The request carries too many header fields or too many header bytes."
-            }
-            Reason::MethodNotAllowed => {
-                "The method is not allowed for this resource; see the Allow header."
-            }
+            Reason::HeadersTooLarge => "The request carries too many header fields or too many header bytes.",
+            Reason::MethodNotAllowed => "The method is not allowed for this resource; see the Allow header.",
             Reason::CredentialInQuery => {
                 "Credentials must not be sent in the query string; send them in a header instead."
             }
@@ -93,6 +111,10 @@ impl Reason {
             Reason::UnsupportedMediaType => {
                 "The request body's Content-Type is missing or not accepted here."
             }
+            Reason::TokenMissing => "This resource requires a bearer token.",
+            Reason::TokenInvalid => "The bearer token is malformed, expired, or cannot be verified.",
+            Reason::InsufficientScope => "The bearer token does not grant the scope this resource requires.",
+            Reason::AccessDenied => "The caller is not allowed to use this resource.",
         }
     }
 
@@ -105,6 +127,10 @@ impl Reason {
             Reason::CredentialInQuery => "api_guard_denied_credential_in_query_total",
             Reason::BodyTooLarge => "api_guard_denied_body_too_large_total",
             Reason::UnsupportedMediaType => "api_guard_denied_unsupported_media_type_total",
+            Reason::TokenMissing => "api_guard_denied_token_missing_total",
+            Reason::TokenInvalid => "api_guard_denied_token_invalid_total",
+            Reason::InsufficientScope => "api_guard_denied_insufficient_scope_total",
+            Reason::AccessDenied => "api_guard_denied_access_denied_total",
         }
     }
 }
@@ -121,15 +147,49 @@ pub struct Denial {
     pub reason: Reason,
     /// For [`Reason::MethodNotAllowed`]: the `Allow` header value.
     pub allow: Option<String>,
+    /// For [`Reason::InsufficientScope`]: the scopes the resource requires.
+    pub scope: Option<String>,
+    /// A finer cause for the log line only (e.g. `expired` for an invalid token).
+    pub cause: Option<&'static str>,
 }
 
 impl Denial {
     /// A denial with no extra headers.
     pub fn new(reason: Reason) -> Denial {
-        Denial {
-            reason,
-            allow: None,
-        }
+        Denial { reason, allow: None, scope: None, cause: None }
+    }
+
+    /// A 401 `invalid_token`, with the token error as the logged cause.
+    pub fn invalid_token(e: super::jwt::TokenError) -> Denial {
+        Denial { cause: Some(e.name()), ..Denial::new(Reason::TokenInvalid) }
+    }
+
+    /// A 403 `insufficient_scope` naming the required scopes.
+    pub fn insufficient_scope(scope: String) -> Denial {
+        Denial { scope: Some(scope), ..Denial::new(Reason::InsufficientScope) }
+    }
+}
+
+/// Settings that shape every denial.
+#[derive(Debug, Clone)]
+pub struct Rendering {
+    /// Prefix of problem `type` URIs.
+    pub type_base: String,
+    /// `realm` of `WWW-Authenticate` challenges.
+    pub realm: String,
+}
+
+/// The RFC 6750 §3 challenge for an auth denial: no `error` when the token was missing,
+/// `invalid_token` when it was bad, `insufficient_scope` with `scope` when it lacked one.
+fn challenge(denial: &Denial, realm: &str) -> Option<String> {
+    match denial.reason {
+        Reason::TokenMissing => Some(format!("Bearer realm=\"{realm}\"")),
+        Reason::TokenInvalid => Some(format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")),
+        Reason::InsufficientScope => Some(format!(
+            "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
+            denial.scope.as_deref().unwrap_or("")
+        )),
+        _ => None,
     }
 }
 
@@ -158,6 +218,8 @@ struct Problem<'a> {
 struct DenialLog<'a> {
     event: &'static str,
     reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'static str>,
     status: u16,
     route: &'a str,
     request_id: &'a str,
@@ -178,10 +240,10 @@ pub struct Rendered {
 ///
 /// `route` is the matched route's name (`""` when none); `request_id` must already be
 /// validated (see [`super::request_id`]).
-pub fn render(denial: &Denial, type_base: &str, route: &str, request_id: &str) -> Rendered {
+pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &str) -> Rendered {
     let reason = denial.reason;
     let problem = Problem {
-        type_uri: format!("{type_base}{}", reason.slug()),
+        type_uri: format!("{}{}", rendering.type_base, reason.slug()),
         title: reason.title(),
         status: reason.status(),
         detail: reason.detail(),
@@ -190,28 +252,25 @@ pub fn render(denial: &Denial, type_base: &str, route: &str, request_id: &str) -
     // Serialising these plain structs cannot fail; fall back to an empty body regardless.
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut headers = vec![
-        (
-            "content-type".to_string(),
-            "application/problem+json".to_string(),
-        ),
+        ("content-type".to_string(), "application/problem+json".to_string()),
         ("cache-control".to_string(), "no-store".to_string()),
     ];
     if let Some(allow) = &denial.allow {
         headers.push(("allow".to_string(), allow.clone()));
     }
+    if let Some(c) = challenge(denial, &rendering.realm) {
+        headers.push(("www-authenticate".to_string(), c));
+    }
     let log = DenialLog {
         event: "api_guard_denied",
         reason: reason.slug(),
+        cause: denial.cause,
         status: reason.status(),
         route,
         request_id,
     };
     Rendered {
-        response: LocalResponse {
-            status: reason.status(),
-            headers,
-            body,
-        },
+        response: LocalResponse { status: reason.status(), headers, body },
         metric: reason.metric(),
         log_line: serde_json::to_string(&log).unwrap_or_default(),
     }
@@ -229,21 +288,42 @@ mod tests {
         assert_eq!(slugs.len(), Reason::ALL.len());
         assert_eq!(metrics.len(), Reason::ALL.len());
         for r in Reason::ALL {
-            assert_eq!(
-                r.metric(),
-                format!("api_guard_denied_{}_total", r.slug().replace('-', "_"))
-            );
+            assert_eq!(r.metric(), format!("api_guard_denied_{}_total", r.slug().replace('-', "_")));
             assert!((400..500).contains(&r.status()));
+            assert!(!r.detail().is_empty() && !r.title().is_empty());
         }
+    }
+
+    fn rendering() -> Rendering {
+        Rendering { type_base: "urn:api-guard:problem:".into(), realm: "api".into() }
+    }
+
+    fn www(out: &Rendered) -> Option<&str> {
+        out.response.headers.iter().find(|(n, _)| n == "www-authenticate").map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn auth_denials_carry_rfc6750_challenges() {
+        let missing = render(&Denial::new(Reason::TokenMissing), &rendering(), "", "r");
+        assert_eq!(missing.response.status, 401);
+        assert_eq!(www(&missing), Some("Bearer realm=\"api\""));
+        let invalid =
+            render(&Denial::invalid_token(crate::policy::jwt::TokenError::Signature), &rendering(), "", "r");
+        assert_eq!(www(&invalid), Some("Bearer realm=\"api\", error=\"invalid_token\""));
+        assert!(invalid.log_line.contains("\"cause\":\"signature\""));
+        assert!(!String::from_utf8_lossy(&invalid.response.body).contains("signature"));
+        let scope = render(&Denial::insufficient_scope("a b".into()), &rendering(), "", "r");
+        assert_eq!(scope.response.status, 403);
+        assert_eq!(www(&scope), Some("Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"a b\""));
+        let denied = render(&Denial::new(Reason::AccessDenied), &rendering(), "", "r");
+        assert_eq!(denied.response.status, 403);
+        assert_eq!(www(&denied), None);
     }
 
     #[test]
     fn renders_problem_json() {
-        let d = Denial {
-            reason: Reason::MethodNotAllowed,
-            allow: Some("GET, POST".into()),
-        };
-        let out = render(&d, "urn:api-guard:problem:", "users", "req-1");
+        let d = Denial { allow: Some("GET, POST".into()), ..Denial::new(Reason::MethodNotAllowed) };
+        let out = render(&d, &rendering(), "users", "req-1");
         assert_eq!(out.response.status, 405);
         let v: serde_json::Value = serde_json::from_slice(&out.response.body).unwrap();
         assert_eq!(v["type"], "urn:api-guard:problem:method-not-allowed");
@@ -251,14 +331,8 @@ mod tests {
         assert_eq!(v["status"], 405);
         assert_eq!(v["request_id"], "req-1");
         assert_eq!(v.as_object().unwrap().len(), 5);
-        assert!(out
-            .response
-            .headers
-            .contains(&("content-type".into(), "application/problem+json".into())));
-        assert!(out
-            .response
-            .headers
-            .contains(&("allow".into(), "GET, POST".into())));
+        assert!(out.response.headers.contains(&("content-type".into(), "application/problem+json".into())));
+        assert!(out.response.headers.contains(&("allow".into(), "GET, POST".into())));
         let log: serde_json::Value = serde_json::from_str(&out.log_line).unwrap();
         assert_eq!(log["reason"], "method-not-allowed");
         assert_eq!(log["route"], "users");

@@ -14,25 +14,13 @@ pub const DEFAULT_MAX_HEADER_COUNT: u32 = 100;
 /// Default most header bytes.
 pub const DEFAULT_MAX_HEADER_BYTES: u32 = 32 * 1024;
 /// Default allowed methods.
-pub const DEFAULT_METHODS: [Method; 7] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::PATCH,
-    Method::DELETE,
-    Method::OPTIONS,
-];
+pub const DEFAULT_METHODS: [Method; 7] =
+    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
 /// Default allowed request media ranges.
-pub const DEFAULT_CONTENT_TYPES: [&str; 4] = [
-    "application/json",
-    "application/*+json",
-    "application/x-www-form-urlencoded",
-    "multipart/form-data",
-];
+pub const DEFAULT_CONTENT_TYPES: [&str; 4] =
+    ["application/json", "application/*+json", "application/x-www-form-urlencoded", "multipart/form-data"];
 /// Default query parameter names that carry credentials.
-pub const DEFAULT_QUERY_CREDENTIALS: [&str; 5] =
-    ["access_token", "api_key", "apikey", "token", "jwt"];
+pub const DEFAULT_QUERY_CREDENTIALS: [&str; 5] = ["access_token", "api_key", "apikey", "token", "jwt"];
 
 /// Upper bound on `max_body_bytes`: larger values are surely a unit mistake.
 const MAX_BODY_CEILING: u64 = 1 << 40;
@@ -92,10 +80,7 @@ impl RequestLimits {
             None => DEFAULT_METHODS.into_iter().collect(),
         };
         if methods.is_empty() {
-            return Err(ConfigError::new(
-                format!("{p}.allowed_methods"),
-                "must list at least one method",
-            ));
+            return Err(ConfigError::new(format!("{p}.allowed_methods"), "must list at least one method"));
         }
 
         let (v, p) = pick(route, global, at, |l| l.allowed_content_types.as_ref());
@@ -111,35 +96,23 @@ impl RequestLimits {
                     .enumerate()
                     .map(|(i, s)| {
                         MediaRange::parse(s).map_err(|e| {
-                            ConfigError::new(
-                                format!("{p}.allowed_content_types[{i}]"),
-                                e.to_string(),
-                            )
+                            ConfigError::new(format!("{p}.allowed_content_types[{i}]"), e.to_string())
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?
             }
-            None => DEFAULT_CONTENT_TYPES
-                .iter()
-                .filter_map(|s| MediaRange::parse(s).ok())
-                .collect(),
+            None => DEFAULT_CONTENT_TYPES.iter().filter_map(|s| MediaRange::parse(s).ok()).collect(),
         };
 
         let (v, p) = pick(route, global, at, |l| l.max_header_count.as_ref());
         let max_header_count = v.copied().unwrap_or(DEFAULT_MAX_HEADER_COUNT);
         if max_header_count == 0 {
-            return Err(ConfigError::new(
-                format!("{p}.max_header_count"),
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new(format!("{p}.max_header_count"), "must be at least 1"));
         }
         let (v, p) = pick(route, global, at, |l| l.max_header_bytes.as_ref());
         let max_header_bytes = v.copied().unwrap_or(DEFAULT_MAX_HEADER_BYTES);
         if max_header_bytes == 0 {
-            return Err(ConfigError::new(
-                format!("{p}.max_header_bytes"),
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new(format!("{p}.max_header_bytes"), "must be at least 1"));
         }
 
         let (v, p) = pick(route, global, at, |l| l.query_credentials.as_ref());
@@ -165,15 +138,9 @@ impl RequestLimits {
                     }
                     out
                 }
-                None => DEFAULT_QUERY_CREDENTIALS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                None => DEFAULT_QUERY_CREDENTIALS.iter().map(|s| s.to_string()).collect(),
             },
-            None => DEFAULT_QUERY_CREDENTIALS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            None => DEFAULT_QUERY_CREDENTIALS.iter().map(|s| s.to_string()).collect(),
         };
 
         Ok(RequestLimits {
@@ -212,10 +179,7 @@ impl RequestLimits {
         if self.methods.contains(method) {
             Ok(())
         } else {
-            Err(Denial {
-                reason: Reason::MethodNotAllowed,
-                allow: Some(self.allow_header.clone()),
-            })
+            Err(Denial { allow: Some(self.allow_header.clone()), ..Denial::new(Reason::MethodNotAllowed) })
         }
     }
 
@@ -247,9 +211,8 @@ impl RequestLimits {
         }
         if body.has_body {
             let essence = body.content_type.and_then(media::essence);
-            let allowed = essence
-                .as_deref()
-                .is_some_and(|e| self.content_types.iter().any(|r| r.includes(e)));
+            let allowed =
+                essence.as_deref().is_some_and(|e| self.content_types.iter().any(|r| r.includes(e)));
             if !allowed {
                 return Err(Denial::new(Reason::UnsupportedMediaType));
             }
@@ -279,11 +242,8 @@ fn param_name(raw: &str) -> String {
         let decoded = match b {
             b'+' => Some((b' ', 1)),
             b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                hex.and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .map(|v| (v, 3))
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).map(|v| (v, 3))
             }
             _ => None,
         };
@@ -350,10 +310,7 @@ mod tests {
     fn defaults() {
         let l = limits("{}");
         assert_eq!(l.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        assert_eq!(
-            l.allow_header,
-            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-        );
+        assert_eq!(l.allow_header, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
         assert!(l.check_method(Some(Method::TRACE)).is_err());
         assert!(l.check_method(None).is_err());
         assert_eq!(l.query_credentials.len(), 5);
@@ -372,30 +329,17 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         let global = LimitsConfig::default();
-        let route: LimitsConfig =
-            serde_json::from_str(r#"{"allowed_content_types":["json"]}"#).unwrap();
+        let route: LimitsConfig = serde_json::from_str(r#"{"allowed_content_types":["json"]}"#).unwrap();
         let e = RequestLimits::compile(&global, Some(&route), "routes[3].limits").unwrap_err();
         assert_eq!(e.path, "routes[3].limits.allowed_content_types[0]");
         for (json, field) in [
             (r#"{"allowed_methods":[]}"#, "limits.allowed_methods"),
-            (
-                r#"{"allowed_content_types":[]}"#,
-                "limits.allowed_content_types",
-            ),
+            (r#"{"allowed_content_types":[]}"#, "limits.allowed_content_types"),
             (r#"{"max_header_count":0}"#, "limits.max_header_count"),
             (r#"{"max_header_bytes":0}"#, "limits.max_header_bytes"),
-            (
-                r#"{"max_body_bytes":2000000000000}"#,
-                "limits.max_body_bytes",
-            ),
-            (
-                r#"{"query_credentials":{"names":[]}}"#,
-                "limits.query_credentials.names",
-            ),
-            (
-                r#"{"query_credentials":{"names":[""]}}"#,
-                "limits.query_credentials.names[0]",
-            ),
+            (r#"{"max_body_bytes":2000000000000}"#, "limits.max_body_bytes"),
+            (r#"{"query_credentials":{"names":[]}}"#, "limits.query_credentials.names"),
+            (r#"{"query_credentials":{"names":[""]}}"#, "limits.query_credentials.names[0]"),
         ] {
             let cfg: LimitsConfig = serde_json::from_str(json).unwrap();
             let e = RequestLimits::compile(&cfg, None, "limits").unwrap_err();
@@ -406,17 +350,10 @@ mod tests {
     #[test]
     fn header_limits_count_regular_headers_only() {
         let l = limits(r#"{"max_header_count":2,"max_header_bytes":10}"#);
-        let ok: Vec<(&str, &[u8])> = vec![
-            (":path", b"/very/long/path/indeed"),
-            ("a", b"1234"),
-            ("b", b"5"),
-        ];
+        let ok: Vec<(&str, &[u8])> = vec![(":path", b"/very/long/path/indeed"), ("a", b"1234"), ("b", b"5")];
         assert!(l.check_headers(ok.into_iter()).is_ok());
         let too_many: Vec<(&str, &[u8])> = vec![("a", b""), ("b", b""), ("c", b"")];
-        assert_eq!(
-            l.check_headers(too_many.into_iter()).unwrap_err().reason,
-            Reason::HeadersTooLarge
-        );
+        assert_eq!(l.check_headers(too_many.into_iter()).unwrap_err().reason, Reason::HeadersTooLarge);
         let too_big: Vec<(&str, &[u8])> = vec![("abc", b"12345678")];
         assert!(l.check_headers(too_big.into_iter()).is_err());
         let exact: Vec<(&str, &[u8])> = vec![("abc", b"1234567")];
@@ -435,20 +372,9 @@ mod tests {
             "jwt",
             "x=1&apikey=",
         ] {
-            assert_eq!(
-                l.check_query(q).unwrap_err().reason,
-                Reason::CredentialInQuery,
-                "{q}"
-            );
+            assert_eq!(l.check_query(q).unwrap_err().reason, Reason::CredentialInQuery, "{q}");
         }
-        for q in [
-            "",
-            "a=access_token",
-            "tokens=1",
-            "my_token=1",
-            "%zz=1",
-            "&&=",
-        ] {
+        for q in ["", "a=access_token", "tokens=1", "my_token=1", "%zz=1", "&&="] {
             assert!(l.check_query(q).is_ok(), "{q}");
         }
         let off = limits(r#"{"query_credentials":{"action":"allow"}}"#);
@@ -462,34 +388,22 @@ mod tests {
     fn body_head_checks_size_then_type() {
         let l = limits(r#"{"max_body_bytes":100}"#);
         let json = Some(&b"application/json; charset=utf-8"[..]);
-        let facts = |has_body, len, ct| BodyFacts {
-            has_body,
-            content_length: len,
-            content_type: ct,
-        };
+        let facts = |has_body, len, ct| BodyFacts { has_body, content_length: len, content_type: ct };
         assert!(l.check_body_head(&facts(true, Some(100), json)).is_ok());
         assert_eq!(
-            l.check_body_head(&facts(true, Some(101), json))
-                .unwrap_err()
-                .reason,
+            l.check_body_head(&facts(true, Some(101), json)).unwrap_err().reason,
             Reason::BodyTooLarge
         );
         assert_eq!(
-            l.check_body_head(&facts(true, None, Some(b"text/plain")))
-                .unwrap_err()
-                .reason,
+            l.check_body_head(&facts(true, None, Some(b"text/plain"))).unwrap_err().reason,
             Reason::UnsupportedMediaType
         );
         assert_eq!(
-            l.check_body_head(&facts(true, None, None))
-                .unwrap_err()
-                .reason,
+            l.check_body_head(&facts(true, None, None)).unwrap_err().reason,
             Reason::UnsupportedMediaType
         );
         assert!(l.check_body_head(&facts(false, None, None)).is_ok());
-        assert!(l
-            .check_body_head(&facts(true, None, Some(b"application/merge-patch+json")))
-            .is_ok());
+        assert!(l.check_body_head(&facts(true, None, Some(b"application/merge-patch+json"))).is_ok());
     }
 
     #[test]

@@ -31,9 +31,7 @@ impl fmt::Display for MediaRangeError {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
 }
 
 impl MediaRange {
@@ -43,11 +41,7 @@ impl MediaRange {
         let lower = s.trim().to_ascii_lowercase();
         let (ty, sub) = lower.split_once('/').ok_or_else(err)?;
         if ty == "*" {
-            return if sub == "*" {
-                Ok(MediaRange::Any)
-            } else {
-                Err(err())
-            };
+            return if sub == "*" { Ok(MediaRange::Any) } else { Err(err()) };
         }
         if !is_token(ty) {
             return Err(err());
@@ -76,10 +70,7 @@ impl MediaRange {
             MediaRange::Exact(e) => e == essence,
             MediaRange::Type(t) => essence.split_once('/').is_some_and(|(ty, _)| ty == t),
             MediaRange::Suffix(t, suffix) => essence.split_once('/').is_some_and(|(ty, sub)| {
-                ty == t
-                    && sub
-                        .rsplit_once('+')
-                        .is_some_and(|(head, suf)| !head.is_empty() && suf == suffix)
+                ty == t && sub.rsplit_once('+').is_some_and(|(head, suf)| !head.is_empty() && suf == suffix)
             }),
         }
     }
@@ -101,27 +92,13 @@ mod tests {
     #[test]
     fn parses_ranges() {
         assert_eq!(MediaRange::parse("*/*"), Ok(MediaRange::Any));
-        assert_eq!(
-            MediaRange::parse("Text/*"),
-            Ok(MediaRange::Type("text".into()))
-        );
+        assert_eq!(MediaRange::parse("Text/*"), Ok(MediaRange::Type("text".into())));
         assert_eq!(
             MediaRange::parse("application/*+json"),
             Ok(MediaRange::Suffix("application".into(), "json".into()))
         );
-        assert_eq!(
-            MediaRange::parse("application/JSON"),
-            Ok(MediaRange::Exact("application/json".into()))
-        );
-        for bad in [
-            "json",
-            "*/json",
-            "application/json; charset=utf-8",
-            "a b/c",
-            "/",
-            "a/",
-            "",
-        ] {
+        assert_eq!(MediaRange::parse("application/JSON"), Ok(MediaRange::Exact("application/json".into())));
+        for bad in ["json", "*/json", "application/json; charset=utf-8", "a b/c", "/", "a/", ""] {
             assert!(MediaRange::parse(bad).is_err(), "{bad}");
         }
     }
@@ -144,10 +121,7 @@ mod tests {
 
     #[test]
     fn extracts_essence() {
-        assert_eq!(
-            essence(b"Application/JSON; charset=utf-8").as_deref(),
-            Some("application/json")
-        );
+        assert_eq!(essence(b"Application/JSON; charset=utf-8").as_deref(), Some("application/json"));
         assert_eq!(essence(b" text/plain ").as_deref(), Some("text/plain"));
         assert_eq!(essence(b"json"), None);
         assert_eq!(essence(b""), None);

@@ -89,11 +89,8 @@ impl MethodSet {
 
     /// The value of an `Allow` header listing this set (RFC 9110 §10.2.1).
     pub fn allow_header(self) -> String {
-        let names: Vec<&str> = Method::ALL
-            .into_iter()
-            .filter(|m| self.contains(Some(*m)))
-            .map(Method::as_str)
-            .collect();
+        let names: Vec<&str> =
+            Method::ALL.into_iter().filter(|m| self.contains(Some(*m))).map(Method::as_str).collect();
         names.join(", ")
     }
 }

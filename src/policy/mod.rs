@@ -7,11 +7,16 @@
 //! - [`config`]: the JSON document and [`config::parse`], which compiles it into a [`Policy`].
 //! - [`path`]: request-target normalisation; [`route`]: the route matcher.
 //! - [`limits`]: header, method, query-credential, body-size and content-type limits.
+//! - [`jwt`]: token extraction, parsing, signature and claim checks; [`authz`]: per-route
+//!   requirements (providers, scopes, claim conditions, path bindings).
 //! - [`denial`]: the closed set of reasons and the single mapping to problem+json, metric and log.
 //! - [`request_id`]: request ids echoed in denials.
 
+pub mod authz;
 pub mod config;
 pub mod denial;
+pub mod json;
+pub mod jwt;
 pub mod limits;
 pub mod media;
 pub mod method;
@@ -19,8 +24,9 @@ pub mod path;
 pub mod request_id;
 pub mod route;
 
+use authz::{HeaderOp, JwtPolicy, Requirement};
 use config::{Config, ConfigError};
-use denial::{Denial, Reason};
+use denial::{Denial, Reason, Rendering};
 use limits::{BodyFacts, RequestLimits};
 use method::Method;
 use route::{PathPattern, RouteMatcher, RouteTable};
@@ -37,6 +43,8 @@ pub struct Route {
     pub name: String,
     /// Resolved limits.
     pub limits: RequestLimits,
+    /// Who may call it.
+    pub auth: Requirement,
 }
 
 /// The compiled configuration: everything a request is checked against, ready to use.
@@ -47,10 +55,23 @@ pub struct Policy {
     /// Routes in configuration order (indexes match `table`).
     pub routes: Vec<Route>,
     table: RouteTable,
-    /// Problem `type` prefix.
-    pub type_base: String,
+    /// JWT providers and settings, if configured.
+    pub jwt: Option<JwtPolicy>,
+    /// Requirement for requests whose route has none (or that match no route).
+    pub default_auth: Requirement,
+    /// How denials are rendered.
+    pub rendering: Rendering,
     /// Lower-cased request id header name.
     pub request_id_header: String,
+}
+
+/// What to do with an admitted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The body plan.
+    pub body: BodyPlan,
+    /// Request header changes to make before forwarding.
+    pub headers: Vec<HeaderOp>,
 }
 
 /// The request head, as plain data.
@@ -65,16 +86,11 @@ pub struct RequestHead<'a> {
 impl<'a> RequestHead<'a> {
     /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
     }
 
     fn header_str(&self, name: &str) -> &'a str {
-        self.header(name)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .unwrap_or("")
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("")
     }
 }
 
@@ -98,14 +114,26 @@ pub enum BodyPlan {
 pub struct HeadDecision {
     /// Index of the matched route, if any.
     pub route: Option<usize>,
-    /// Admitted with a body plan, or denied.
-    pub outcome: Result<BodyPlan, Denial>,
+    /// Admitted, or denied.
+    pub outcome: Result<Admission, Denial>,
 }
 
 impl Policy {
     /// Compiles a parsed document, checking every value once.
     pub fn compile(config: &Config) -> Result<Policy, ConfigError> {
-        let global = RequestLimits::compile(&config.limits, None, "limits")?;
+        let jwt = config.jwt.as_ref().map(JwtPolicy::compile).transpose()?;
+        // Parameters a provider reads tokens from are not "credentials in the query" there.
+        let token_params: Vec<String> =
+            jwt.iter().flat_map(|j| j.token_params()).map(str::to_ascii_lowercase).collect();
+        let exempt = |mut l: RequestLimits| {
+            l.query_credentials.retain(|n| !token_params.contains(n));
+            l
+        };
+        let global = exempt(RequestLimits::compile(&config.limits, None, "limits")?);
+        let default_auth = match &jwt {
+            Some(j) => j.default.clone().unwrap_or(Requirement::Deny),
+            None => Requirement::Public,
+        };
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut matchers = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
@@ -141,20 +169,17 @@ impl Policy {
                 Some(list) => Some(list.iter().copied().collect()),
                 None => None,
             };
+            let auth = match &r.auth {
+                Some(a) => authz::compile_requirement(jwt.as_ref(), a, Some(&path), &format!("{at}.auth"))?,
+                None => default_auth.clone(),
+            };
             matchers.push(RouteMatcher { path, methods });
             let limits =
-                RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?;
-            routes.push(Route {
-                name: r.name.clone(),
-                limits,
-            });
+                exempt(RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?);
+            routes.push(Route { name: r.name.clone(), limits, auth });
         }
 
-        let type_base = config
-            .problem
-            .type_base
-            .clone()
-            .unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
+        let type_base = config.problem.type_base.clone().unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
         if !is_uri_prefix(&type_base) {
             return Err(ConfigError::new(
                 "problem.type_base",
@@ -167,53 +192,50 @@ impl Policy {
             .unwrap_or_else(|| DEFAULT_REQUEST_ID_HEADER.to_string())
             .to_ascii_lowercase();
         if request_id_header.is_empty()
-            || !request_id_header
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !request_id_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(ConfigError::new(
-                "request_id_header",
-                "must be a header name ([A-Za-z0-9_-]+)",
-            ));
+            return Err(ConfigError::new("request_id_header", "must be a header name ([A-Za-z0-9_-]+)"));
         }
 
+        let realm = jwt.as_ref().map_or_else(|| "api".to_string(), |j| j.realm.clone());
         Ok(Policy {
             global,
             routes,
             table: RouteTable::new(matchers),
-            type_base,
+            jwt,
+            default_auth,
+            rendering: Rendering { type_base, realm },
             request_id_header,
         })
     }
 
     /// The settings that apply to a matched route (or the global ones).
     pub fn limits_for(&self, route: Option<usize>) -> &RequestLimits {
-        route
-            .and_then(|i| self.routes.get(i))
-            .map_or(&self.global, |r| &r.limits)
+        route.and_then(|i| self.routes.get(i)).map_or(&self.global, |r| &r.limits)
     }
 
     /// The name of a matched route, `""` for none.
     pub fn route_name(&self, route: Option<usize>) -> &str {
-        route
-            .and_then(|i| self.routes.get(i))
-            .map_or("", |r| r.name.as_str())
+        route.and_then(|i| self.routes.get(i)).map_or("", |r| r.name.as_str())
     }
 
-    /// Judges a request head.
-    pub fn check_head(&self, head: &RequestHead<'_>) -> HeadDecision {
+    /// The requirement for a matched route (or the default).
+    pub fn auth_for(&self, route: Option<usize>) -> &Requirement {
+        route.and_then(|i| self.routes.get(i)).map_or(&self.default_auth, |r| &r.auth)
+    }
+
+    /// Judges a request head at time `now` (Unix seconds). Cheap checks run first, so junk
+    /// costs little: path, header sizes, method, query, declared body, then the token.
+    pub fn check_head(&self, head: &RequestHead<'_>, now: i64) -> HeadDecision {
         let (path, query) = path::split_target(head.header_str(":path"));
         let normal = match path::normalize(path) {
             Ok(p) => p,
-            Err(_) => {
-                return HeadDecision {
-                    route: None,
-                    outcome: Err(Denial::new(Reason::InvalidPath)),
-                }
-            }
+            Err(_) => return HeadDecision { route: None, outcome: Err(Denial::new(Reason::InvalidPath)) },
         };
         let method = Method::parse(head.header_str(":method"));
-        let route = self.table.find(method, &normal).map(|m| m.index);
+        let matched = self.table.find(method, &normal);
+        let route = matched.as_ref().map(|m| m.index);
+        let params = matched.map(|m| m.params).unwrap_or_default();
         let limits = self.limits_for(route);
         let outcome = (|| {
             limits.check_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))?;
@@ -221,14 +243,21 @@ impl Policy {
             limits.check_query(query)?;
             let facts = body_facts(head);
             limits.check_body_head(&facts)?;
-            Ok(if facts.has_body {
-                BodyPlan::Count {
-                    limit: limits.max_body_bytes,
-                    declared: facts.content_length,
-                }
+            let grant = authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, &params, now)?;
+            let body = if facts.has_body {
+                BodyPlan::Count { limit: limits.max_body_bytes, declared: facts.content_length }
             } else {
                 BodyPlan::None
-            })
+            };
+            // Client-sent copies of claim headers never reach the upstream, on any route.
+            let mut headers: Vec<HeaderOp> = self
+                .jwt
+                .iter()
+                .flat_map(|j| j.scrub_headers.iter())
+                .map(|h| HeaderOp::Remove(h.clone()))
+                .collect();
+            headers.extend(grant.headers);
+            Ok(Admission { body, headers })
         })();
         HeadDecision { route, outcome }
     }
@@ -248,11 +277,7 @@ fn body_facts<'a>(head: &RequestHead<'a>) -> BodyFacts<'a> {
         Some(n) => n > 0,
         None => chunked || head.end_of_stream == Some(false),
     };
-    BodyFacts {
-        has_body,
-        content_length,
-        content_type: head.header("content-type"),
-    }
+    BodyFacts { has_body, content_length, content_type: head.header("content-type") }
 }
 
 fn is_uri_prefix(s: &str) -> bool {
@@ -262,9 +287,7 @@ fn is_uri_prefix(s: &str) -> bool {
     let mut chars = scheme.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        && rest
-            .bytes()
-            .all(|b| b > 0x20 && b < 0x7f && b != b'"' && b != b'<' && b != b'>')
+        && rest.bytes().all(|b| b > 0x20 && b < 0x7f && b != b'"' && b != b'<' && b != b'>')
 }
 
 #[cfg(test)]
@@ -273,18 +296,12 @@ mod tests {
 
     fn head(pairs: &[(&str, &str)], eos: Option<bool>) -> Vec<(String, Vec<u8>)> {
         let _ = eos;
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-            .collect()
+        pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect()
     }
 
     fn decide(policy: &Policy, pairs: &[(&str, &str)], eos: Option<bool>) -> HeadDecision {
         let headers = head(pairs, eos);
-        policy.check_head(&RequestHead {
-            headers: &headers,
-            end_of_stream: eos,
-        })
+        policy.check_head(&RequestHead { headers: &headers, end_of_stream: eos }, 1_800_000_000)
     }
 
     fn policy(json: &str) -> Policy {
@@ -297,10 +314,7 @@ mod tests {
         let d = decide(&p, &[(":method", "GET"), (":path", "/x?y=1")], Some(true));
         assert_eq!(
             d,
-            HeadDecision {
-                route: None,
-                outcome: Ok(BodyPlan::None)
-            }
+            HeadDecision { route: None, outcome: Ok(Admission { body: BodyPlan::None, headers: vec![] }) }
         );
     }
 
@@ -325,13 +339,7 @@ mod tests {
         };
         let d = post("/upload/a", "500");
         assert_eq!(d.route, Some(0));
-        assert_eq!(
-            d.outcome,
-            Ok(BodyPlan::Count {
-                limit: 1000,
-                declared: Some(500)
-            })
-        );
+        assert_eq!(d.outcome.unwrap().body, BodyPlan::Count { limit: 1000, declared: Some(500) });
         assert_eq!(p.route_name(d.route), "upload");
         // Normalisation happens before matching: this is the same route.
         assert_eq!(post("/x/../upload//a", "5").route, Some(0));
@@ -344,38 +352,16 @@ mod tests {
     fn denials_in_order() {
         let p = policy(r#"{"limits":{"max_header_count":3,"max_body_bytes":4}}"#);
         let cases: &[(&[(&str, &str)], Reason)] = &[
-            (
-                &[(":method", "GET"), (":path", "/a%2fb")],
-                Reason::InvalidPath,
-            ),
-            (
-                &[(":method", "GET"), (":path", "relative")],
-                Reason::InvalidPath,
-            ),
+            (&[(":method", "GET"), (":path", "/a%2fb")], Reason::InvalidPath),
+            (&[(":method", "GET"), (":path", "relative")], Reason::InvalidPath),
             (&[(":method", "GET")], Reason::InvalidPath),
             (
-                &[
-                    (":method", "GET"),
-                    (":path", "/"),
-                    ("a", ""),
-                    ("b", ""),
-                    ("c", ""),
-                    ("d", ""),
-                ],
+                &[(":method", "GET"), (":path", "/"), ("a", ""), ("b", ""), ("c", ""), ("d", "")],
                 Reason::HeadersTooLarge,
             ),
-            (
-                &[(":method", "TRACE"), (":path", "/")],
-                Reason::MethodNotAllowed,
-            ),
-            (
-                &[(":method", "get"), (":path", "/")],
-                Reason::MethodNotAllowed,
-            ),
-            (
-                &[(":method", "GET"), (":path", "/?access_token=abc")],
-                Reason::CredentialInQuery,
-            ),
+            (&[(":method", "TRACE"), (":path", "/")], Reason::MethodNotAllowed),
+            (&[(":method", "get"), (":path", "/")], Reason::MethodNotAllowed),
+            (&[(":method", "GET"), (":path", "/?access_token=abc")], Reason::CredentialInQuery),
             (
                 &[
                     (":method", "POST"),
@@ -386,11 +372,7 @@ mod tests {
                 Reason::BodyTooLarge,
             ),
             (
-                &[
-                    (":method", "POST"),
-                    (":path", "/"),
-                    ("transfer-encoding", "chunked"),
-                ],
+                &[(":method", "POST"), (":path", "/"), ("transfer-encoding", "chunked")],
                 Reason::UnsupportedMediaType,
             ),
         ];
@@ -409,81 +391,43 @@ mod tests {
     fn body_presence_follows_the_framing() {
         let p = policy("{}");
         let ct = ("content-type", "application/json");
-        let plan = |pairs: &[(&str, &str)], eos| decide(&p, pairs, eos).outcome.unwrap();
+        let plan = |pairs: &[(&str, &str)], eos| decide(&p, pairs, eos).outcome.unwrap().body;
         assert_eq!(
-            plan(
-                &[(":method", "POST"), (":path", "/"), ("content-length", "0")],
-                Some(false)
-            ),
+            plan(&[(":method", "POST"), (":path", "/"), ("content-length", "0")], Some(false)),
             BodyPlan::None
         );
         assert_eq!(
-            plan(
-                &[
-                    (":method", "POST"),
-                    (":path", "/"),
-                    ("transfer-encoding", "chunked"),
-                    ct
-                ],
-                None
-            ),
-            BodyPlan::Count {
-                limit: limits::DEFAULT_MAX_BODY_BYTES,
-                declared: None
-            }
+            plan(&[(":method", "POST"), (":path", "/"), ("transfer-encoding", "chunked"), ct], None),
+            BodyPlan::Count { limit: limits::DEFAULT_MAX_BODY_BYTES, declared: None }
         );
         // HTTP/2 without content-length: only the end-of-stream flag tells.
         assert!(matches!(
             plan(&[(":method", "POST"), (":path", "/"), ct], Some(false)),
             BodyPlan::Count { .. }
         ));
-        assert_eq!(
-            plan(&[(":method", "POST"), (":path", "/")], Some(true)),
-            BodyPlan::None
-        );
+        assert_eq!(plan(&[(":method", "POST"), (":path", "/")], Some(true)), BodyPlan::None);
         // A host that cannot tell (always eos=false at headers) is not taken to mean a body.
-        assert_eq!(
-            plan(&[(":method", "GET"), (":path", "/")], None),
-            BodyPlan::None
-        );
+        assert_eq!(plan(&[(":method", "GET"), (":path", "/")], None), BodyPlan::None);
     }
 
     #[test]
     fn route_config_errors_name_the_route_field() {
         for (json, path) in [
             (r#"{"routes":[{"name":"a","match":{}}]}"#, "routes[0].match"),
-            (
-                r#"{"routes":[{"name":"a","match":{"path":"/a","prefix":"/b"}}]}"#,
-                "routes[0].match",
-            ),
-            (
-                r#"{"routes":[{"name":"a","match":{"path":"a"}}]}"#,
-                "routes[0].match.path",
-            ),
-            (
-                r#"{"routes":[{"name":"a","match":{"prefix":"/{x}"}}]}"#,
-                "routes[0].match.prefix",
-            ),
-            (
-                r#"{"routes":[{"name":"a","match":{"prefix":"/","methods":[]}}]}"#,
-                "routes[0].match.methods",
-            ),
+            (r#"{"routes":[{"name":"a","match":{"path":"/a","prefix":"/b"}}]}"#, "routes[0].match"),
+            (r#"{"routes":[{"name":"a","match":{"path":"a"}}]}"#, "routes[0].match.path"),
+            (r#"{"routes":[{"name":"a","match":{"prefix":"/{x}"}}]}"#, "routes[0].match.prefix"),
+            (r#"{"routes":[{"name":"a","match":{"prefix":"/","methods":[]}}]}"#, "routes[0].match.methods"),
             (
                 r#"{"routes":[{"name":"a","match":{"prefix":"/"}},{"name":"a","match":{"prefix":"/"}}]}"#,
                 "routes[1].name",
             ),
-            (
-                r#"{"routes":[{"name":"","match":{"prefix":"/"}}]}"#,
-                "routes[0].name",
-            ),
+            (r#"{"routes":[{"name":"","match":{"prefix":"/"}}]}"#, "routes[0].name"),
             (
                 r#"{"routes":[{"name":"a","match":{"prefix":"/"},"limits":{"max_header_count":0}}]}"#,
                 "routes[0].limits.max_header_count",
             ),
-            (
-                r#"{"problem":{"type_base":"no scheme"}}"#,
-                "problem.type_base",
-            ),
+            (r#"{"problem":{"type_base":"no scheme"}}"#, "problem.type_base"),
             (r#"{"request_id_header":"bad header"}"#, "request_id_header"),
             (r#"{"routes":[{"name":"a"}]}"#, "routes[0]"),
         ] {
@@ -497,8 +441,8 @@ mod tests {
         let p = policy(
             r#"{"problem":{"type_base":"https://errors.example.com/"},"request_id_header":"X-Trace"}"#,
         );
-        assert_eq!(p.type_base, "https://errors.example.com/");
+        assert_eq!(p.rendering.type_base, "https://errors.example.com/");
         assert_eq!(p.request_id_header, "x-trace");
-        assert_eq!(policy("{}").type_base, DEFAULT_TYPE_BASE);
+        assert_eq!(policy("{}").rendering.type_base, DEFAULT_TYPE_BASE);
     }
 }

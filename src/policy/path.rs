@@ -65,15 +65,42 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
         normal.push_str(s);
     }
     // Keep a trailing slash: `/users/` and `/users` may be different resources upstream.
-    if (decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/.."))
-        && !out.is_empty()
-    {
+    if (decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..")) && !out.is_empty() {
         normal.push('/');
     }
     if normal.is_empty() {
         normal.push('/');
     }
     Ok(normal)
+}
+
+/// Fully percent-decodes one segment of a normalised path (which can no longer hold an
+/// encoded `/`). `None` if the result is not UTF-8.
+pub fn decode_segment(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = (b == b'%')
+            .then(|| {
+                Some(
+                    bytes.get(i + 1).copied().and_then(hex_value)? * 16
+                        + bytes.get(i + 2).copied().and_then(hex_value)?,
+                )
+            })
+            .flatten();
+        match escaped {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -168,10 +195,15 @@ mod tests {
     }
 
     #[test]
+    fn segments_decode() {
+        assert_eq!(decode_segment("a%40b%C3%A9").as_deref(), Some("a@bé"));
+        assert_eq!(decode_segment("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_segment("%FF"), None);
+    }
+
+    #[test]
     fn structural_escapes_are_refused() {
-        for bad in [
-            "/a%2Fb", "/a%2fb", "/a%5Cb", "/a\\b", "/a%00", "/a\tb", "/a%7F",
-        ] {
+        for bad in ["/a%2Fb", "/a%2fb", "/a%5Cb", "/a\\b", "/a%00", "/a\tb", "/a%7F"] {
             assert_eq!(normalize(bad), Err(PathError::AmbiguousCharacter), "{bad}");
         }
         for bad in ["/a%", "/a%4", "/a%zz", "/%%41"] {

@@ -13,9 +13,7 @@ pub const MAX_LEN: usize = 128;
 pub fn is_acceptable(value: &[u8]) -> bool {
     !value.is_empty()
         && value.len() <= MAX_LEN
-        && value
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && value.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// The client's id if acceptable, else a new one.
@@ -54,14 +52,7 @@ mod tests {
     #[test]
     fn keeps_safe_ids_and_replaces_others() {
         assert_eq!(resolve(Some(b"abc-123_x.y:z")), "abc-123_x.y:z");
-        for bad in [
-            &b""[..],
-            b"a b",
-            b"a\"b",
-            b"<script>",
-            &[0xff],
-            &[b'a'; 129],
-        ] {
+        for bad in [&b""[..], b"a b", b"a\"b", b"<script>", &[0xff], &[b'a'; 129]] {
             let id = resolve(Some(bad));
             assert_ne!(id.as_bytes(), bad);
             assert!(is_acceptable(id.as_bytes()));
@@ -76,14 +67,8 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         let parts: Vec<&str> = a.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            vec![8, 4, 4, 4, 12]
-        );
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![8, 4, 4, 4, 12]);
         assert!(parts[2].starts_with('4'));
-        assert!(matches!(
-            parts[3].chars().next(),
-            Some('8' | '9' | 'a' | 'b')
-        ));
+        assert!(matches!(parts[3].chars().next(), Some('8' | '9' | 'a' | 'b')));
     }
 }

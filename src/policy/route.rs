@@ -28,12 +28,10 @@ impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PatternError::NotAbsolute => f.write_str("must start with '/'"),
-            PatternError::NonNormalSegment => {
-                f.write_str("must not contain empty, '.' or '..' segments (paths are normalised before matching)")
-            }
-            PatternError::BadBrace => {
-                f.write_str("a parameter must be a whole segment of the form '{name}'")
-            }
+            PatternError::NonNormalSegment => f.write_str(
+                "must not contain empty, '.' or '..' segments (paths are normalised before matching)",
+            ),
+            PatternError::BadBrace => f.write_str("a parameter must be a whole segment of the form '{name}'"),
             PatternError::BadParamName(n) => {
                 write!(f, "parameter name '{n}' must be non-empty ASCII letters, digits or '_'")
             }
@@ -81,8 +79,7 @@ impl PathPattern {
         let mut names: Vec<String> = Vec::new();
         for seg in segments(pattern)? {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                     return Err(PatternError::BadParamName(name.to_string()));
                 }
                 if names.iter().any(|n| n == name) {
@@ -105,9 +102,7 @@ impl PathPattern {
         if segs.iter().any(|s| s.contains(['{', '}'])) {
             return Err(PatternError::BadBrace);
         }
-        Ok(PathPattern::Prefix(
-            segs.into_iter().map(normal_literal).collect(),
-        ))
+        Ok(PathPattern::Prefix(segs.into_iter().map(normal_literal).collect()))
     }
 
     /// Matches a normalised path, pushing template parameters into `params`.
@@ -224,10 +219,7 @@ mod tests {
         let t = table(&[("/users/{id}/orders/{order}", false, None)]);
         let m = t.find(Some(Method::GET), "/users/42/orders/7").unwrap();
         assert_eq!(m.index, 0);
-        assert_eq!(
-            m.params,
-            vec![("id".to_string(), "42"), ("order".to_string(), "7")]
-        );
+        assert_eq!(m.params, vec![("id".to_string(), "42"), ("order".to_string(), "7")]);
         assert!(t.find(Some(Method::GET), "/users/42/orders").is_none());
         assert!(t.find(Some(Method::GET), "/users/42/orders/7/x").is_none());
         assert!(t.find(Some(Method::GET), "/users/42/orders/7/").is_some());
@@ -269,30 +261,12 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_refused() {
-        assert_eq!(
-            PathPattern::template("users"),
-            Err(PatternError::NotAbsolute)
-        );
-        assert_eq!(
-            PathPattern::template("/a//b"),
-            Err(PatternError::NonNormalSegment)
-        );
-        assert_eq!(
-            PathPattern::template("/a/../b"),
-            Err(PatternError::NonNormalSegment)
-        );
-        assert_eq!(
-            PathPattern::template("/a/x{id}"),
-            Err(PatternError::BadBrace)
-        );
-        assert_eq!(
-            PathPattern::template("/a/{}"),
-            Err(PatternError::BadParamName(String::new()))
-        );
-        assert_eq!(
-            PathPattern::template("/a/{id}/{id}"),
-            Err(PatternError::DuplicateParam("id".into()))
-        );
+        assert_eq!(PathPattern::template("users"), Err(PatternError::NotAbsolute));
+        assert_eq!(PathPattern::template("/a//b"), Err(PatternError::NonNormalSegment));
+        assert_eq!(PathPattern::template("/a/../b"), Err(PatternError::NonNormalSegment));
+        assert_eq!(PathPattern::template("/a/x{id}"), Err(PatternError::BadBrace));
+        assert_eq!(PathPattern::template("/a/{}"), Err(PatternError::BadParamName(String::new())));
+        assert_eq!(PathPattern::template("/a/{id}/{id}"), Err(PatternError::DuplicateParam("id".into())));
         assert_eq!(PathPattern::prefix("/a/{id}"), Err(PatternError::BadBrace));
         assert!(PathPattern::template("/").is_ok());
     }

@@ -13,11 +13,7 @@ pub fn envoy_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = repo_root().join(".tools/envoy/envoy/_bin/envoy");
-    assert!(
-        p.exists(),
-        "Envoy not found at {}: run `make envoy` (or `make test`)",
-        p.display()
-    );
+    assert!(p.exists(), "Envoy not found at {}: run `make envoy` (or `make test`)", p.display());
     p
 }
 
@@ -34,14 +30,15 @@ pub struct EnvoyOptions {
     pub allow_on_headers_stop_iteration: bool,
     /// Envoy's log level (`-l`).
     pub log_level: &'static str,
+    /// A separate level for the `wasm` log component (the module's own lines), if set.
+    /// Envoy's other components print request headers at debug level, which is Envoy's
+    /// business, not the module's; this raises only the module's verbosity.
+    pub wasm_log_level: Option<&'static str>,
 }
 
 impl Default for EnvoyOptions {
     fn default() -> Self {
-        EnvoyOptions {
-            allow_on_headers_stop_iteration: true,
-            log_level: "info",
-        }
+        EnvoyOptions { allow_on_headers_stop_iteration: true, log_level: "info", wasm_log_level: None }
     }
 }
 
@@ -65,11 +62,8 @@ pub fn bootstrap(
     config: &str,
     opts: &EnvoyOptions,
 ) -> String {
-    let stop = if opts.allow_on_headers_stop_iteration {
-        "allow_on_headers_stop_iteration: true"
-    } else {
-        ""
-    };
+    let stop =
+        if opts.allow_on_headers_stop_iteration { "allow_on_headers_stop_iteration: true" } else { "" };
     format!(
         r#"
 admin:
@@ -127,43 +121,29 @@ impl Envoy {
     }
 
     /// Starts Envoy; `Err(log)` if it exits or is not ready within 30 s.
-    pub fn start_with(
-        config: &str,
-        upstream_port: u16,
-        opts: EnvoyOptions,
-    ) -> Result<Envoy, String> {
+    pub fn start_with(config: &str, upstream_port: u16, opts: EnvoyOptions) -> Result<Envoy, String> {
         let port = free_port();
         let admin_port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("api-guard-envoy-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("api-guard-envoy-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let yaml = dir.join("envoy.yaml");
-        std::fs::write(
-            &yaml,
-            bootstrap(port, admin_port, upstream_port, config, &opts),
-        )
-        .unwrap();
+        std::fs::write(&yaml, bootstrap(port, admin_port, upstream_port, config, &opts)).unwrap();
         let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
         let child = Command::new(envoy_bin())
             .arg("-c")
             .arg(&yaml)
-            .args([
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "-l",
-                opts.log_level,
-            ])
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", opts.log_level])
+            .args(
+                opts.wasm_log_level
+                    .map(|l| format!("wasm:{l}"))
+                    .iter()
+                    .flat_map(|c| ["--component-log-level", c.as_str()]),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("cannot start Envoy");
-        let mut envoy = Envoy {
-            port,
-            admin_port,
-            child,
-            dir,
-        };
+        let mut envoy = Envoy { port, admin_port, child, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = envoy.child.try_wait() {
@@ -180,9 +160,7 @@ impl Envoy {
     /// Envoy's log so far.
     pub fn log(&self) -> String {
         let mut s = String::new();
-        std::fs::File::open(self.dir.join("envoy.log"))
-            .and_then(|mut f| f.read_to_string(&mut s))
-            .ok();
+        std::fs::File::open(self.dir.join("envoy.log")).and_then(|mut f| f.read_to_string(&mut s)).ok();
         s
     }
 
@@ -191,19 +169,12 @@ impl Envoy {
         use std::io::Write;
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
-        )
-        .ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").ok()?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).ok()?;
         let text = String::from_utf8_lossy(&out).into_owned();
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         Some((status, body))
     }
 
@@ -211,9 +182,7 @@ impl Envoy {
     /// metrics under the `wasmcustom.` namespace there.
     pub fn counter(&self, name: &str) -> u64 {
         let full = format!("wasmcustom.{name}");
-        let (_, body) = self
-            .admin(&format!("/stats?filter={name}"))
-            .unwrap_or_default();
+        let (_, body) = self.admin(&format!("/stats?filter={name}")).unwrap_or_default();
         body.lines()
             .filter_map(|l| l.split_once(": "))
             .find(|(k, _)| k.trim() == full)

@@ -20,10 +20,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -41,8 +38,7 @@ impl Upstream {
 
     /// Starts on `addr`; `verbose` prints one line per request received (the demo uses it).
     pub fn start_at(addr: &str, verbose: bool) -> Upstream {
-        let listener =
-            TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
@@ -62,10 +58,7 @@ impl Upstream {
 
     /// Requests whose path starts with `prefix`.
     pub fn seen_path(&self, prefix: &str) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path.starts_with(prefix))
-            .collect()
+        self.requests().into_iter().filter(|r| r.path.starts_with(prefix)).collect()
     }
 }
 
@@ -99,8 +92,7 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
                 break;
             }
             if let Some((n, v)) = h.split_once(':') {
-                rec.headers
-                    .push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                rec.headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
         let idx = {
@@ -111,21 +103,13 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
         let body = if rec.header("transfer-encoding").is_some() {
             read_chunked(&mut reader)
         } else {
-            let len: usize = rec
-                .header("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let len: usize = rec.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
             let mut buf = vec![0; len];
             reader.read_exact(&mut buf).ok().map(|_| buf)
         };
         let Some(body) = body else { return };
         if verbose {
-            println!(
-                "upstream received: {} {} ({} body bytes)",
-                rec.method,
-                rec.path,
-                body.len()
-            );
+            println!("upstream received: {} {} ({} body bytes)", rec.method, rec.path, body.len());
         }
         {
             let mut g = seen.lock().unwrap();
@@ -137,11 +121,7 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             reply.len()
         );
-        if writer
-            .write_all(head.as_bytes())
-            .and_then(|_| writer.write_all(reply))
-            .is_err()
-        {
+        if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(reply)).is_err() {
             return;
         }
     }

@@ -1,0 +1,362 @@
+//! Who may call a route: compiled requirements (public, deny, or a verified JWT with scopes,
+//! claim conditions and path-parameter bindings), and the one function that judges a request
+//! against them. Missing or invalid tokens become 401s, insufficient scope or failed
+//! conditions 403s (see [`super::denial`]).
+
+use serde_json::Value;
+
+use super::config::{AuthConfig, ConfigError, JwtConfig};
+use super::denial::{Denial, Reason};
+use super::jwt::extract::{self, Source};
+use super::jwt::{self, Provider, TokenError, Verified};
+use super::route::PathPattern;
+use super::RequestHead;
+
+/// A claim condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// The claim equals the value.
+    Equals(Value),
+    /// The claim equals one of the values.
+    OneOf(Vec<Value>),
+    /// The claim is an array holding the value, or a space-delimited string holding the word.
+    Contains(Value),
+}
+
+/// A condition on one claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimCondition {
+    /// Claim path.
+    pub path: Vec<String>,
+    /// What must hold.
+    pub condition: Condition,
+}
+
+/// A path parameter that must equal a claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// Template parameter name.
+    pub param: String,
+    /// Claim path.
+    pub path: Vec<String>,
+}
+
+/// The JWT part of a requirement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtRule {
+    /// Indexes into [`JwtPolicy::providers`].
+    pub providers: Vec<usize>,
+    /// One token per provider (`true`) or one from any (`false`).
+    pub require_all: bool,
+    /// Scopes that must all be granted.
+    pub scopes: Vec<String>,
+    /// The `scope` value of a 403 challenge (the scopes, space-joined).
+    pub scope_challenge: String,
+    /// Claim conditions.
+    pub claims: Vec<ClaimCondition>,
+    /// Parameter bindings.
+    pub bind: Vec<Binding>,
+}
+
+/// A compiled requirement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requirement {
+    /// No token needed.
+    Public,
+    /// Always refused.
+    Deny,
+    /// A verified JWT.
+    Jwt(JwtRule),
+}
+
+/// All JWT settings, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct JwtPolicy {
+    /// Providers, in name order.
+    pub providers: Vec<Provider>,
+    /// Requirement for routes without their own.
+    pub default: Option<Requirement>,
+    /// `WWW-Authenticate` realm.
+    pub realm: String,
+    /// Headers removed from every request before anything is forwarded (claim and payload
+    /// headers), so a client cannot pose as a verified caller.
+    pub scrub_headers: Vec<String>,
+}
+
+/// A change to the request headers sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderOp {
+    /// Remove every value of this header.
+    Remove(String),
+    /// Set this header to the value.
+    Set(String, String),
+}
+
+fn split_path(s: &str) -> Vec<String> {
+    s.split('.').map(str::to_string).collect()
+}
+
+impl JwtPolicy {
+    /// Compiles the `jwt` section.
+    pub fn compile(cfg: &JwtConfig) -> Result<JwtPolicy, ConfigError> {
+        let mut policy = JwtPolicy {
+            realm: cfg.realm.clone().unwrap_or_else(|| "api".to_string()),
+            ..JwtPolicy::default()
+        };
+        if policy.realm.is_empty()
+            || !policy.realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(ConfigError::new(
+                "jwt.realm",
+                "must be printable ASCII without quotes or backslashes",
+            ));
+        }
+        if cfg.providers.is_empty() {
+            return Err(ConfigError::new("jwt.providers", "must define at least one provider"));
+        }
+        for (name, p) in &cfg.providers {
+            policy.providers.push(Provider::compile(name, p, &format!("jwt.providers.{name}"))?);
+        }
+        for p in &policy.providers {
+            for h in p.claim_headers.iter().map(|c| &c.header).chain(p.payload_header.iter()) {
+                if !policy.scrub_headers.contains(h) {
+                    policy.scrub_headers.push(h.clone());
+                }
+            }
+        }
+        let default = match &cfg.default {
+            Some(a) => policy.requirement(a, None, "jwt.default")?,
+            None => Requirement::Deny,
+        };
+        policy.default = Some(default);
+        Ok(policy)
+    }
+
+    /// Query parameter names that providers read tokens from.
+    pub fn token_params(&self) -> impl Iterator<Item = &str> {
+        self.providers.iter().flat_map(|p| p.sources.iter()).filter_map(|s| match s {
+            Source::Param(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Compiles a requirement; `template` is the route's path pattern (for `bind`).
+    pub fn requirement(
+        &self,
+        cfg: &AuthConfig,
+        template: Option<&PathPattern>,
+        at: &str,
+    ) -> Result<Requirement, ConfigError> {
+        compile_requirement(Some(self), cfg, template, at)
+    }
+}
+
+/// Compiles a requirement; without a `jwt` section only `public` and `deny` are possible.
+pub fn compile_requirement(
+    jwt: Option<&JwtPolicy>,
+    cfg: &AuthConfig,
+    template: Option<&PathPattern>,
+    at: &str,
+) -> Result<Requirement, ConfigError> {
+    let AuthConfig::Jwt { providers, require_all, scopes, claims, bind } = cfg else {
+        return Ok(match cfg {
+            AuthConfig::Public => Requirement::Public,
+            _ => Requirement::Deny,
+        });
+    };
+    let Some(jwt) = jwt else {
+        return Err(ConfigError::new(
+            format!("{at}.type"),
+            "`jwt` needs a top-level `jwt` section with providers",
+        ));
+    };
+    if providers.is_empty() {
+        return Err(ConfigError::new(format!("{at}.providers"), "must name at least one provider"));
+    }
+    let mut idx = Vec::new();
+    for (i, name) in providers.iter().enumerate() {
+        match jwt.providers.iter().position(|p| p.name == *name) {
+            Some(n) => idx.push(n),
+            None => {
+                return Err(ConfigError::new(
+                    format!("{at}.providers[{i}]"),
+                    format!("provider '{name}' is not configured in jwt.providers"),
+                ))
+            }
+        }
+    }
+    for (i, s) in scopes.iter().enumerate() {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            return Err(ConfigError::new(
+                format!("{at}.scopes[{i}]"),
+                "must be a scope token (RFC 6749 §3.3)",
+            ));
+        }
+    }
+    let mut conditions = Vec::new();
+    for (i, c) in claims.iter().enumerate() {
+        let condition = match (&c.equals, &c.one_of, &c.contains) {
+            (Some(v), None, None) => Condition::Equals(v.clone()),
+            (None, Some(v), None) if !v.is_empty() => Condition::OneOf(v.clone()),
+            (None, None, Some(v)) => Condition::Contains(v.clone()),
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{at}.claims[{i}]"),
+                    "needs exactly one of `equals`, `one_of` (non-empty) and `contains`",
+                ))
+            }
+        };
+        if c.claim.is_empty() {
+            return Err(ConfigError::new(format!("{at}.claims[{i}].claim"), "must not be empty"));
+        }
+        conditions.push(ClaimCondition { path: split_path(&c.claim), condition });
+    }
+    let mut bindings = Vec::new();
+    for (i, b) in bind.iter().enumerate() {
+        let known = matches!(template, Some(PathPattern::Template(segs))
+            if segs.iter().any(|s| matches!(s, super::route::Segment::Param(p) if *p == b.param)));
+        if !known {
+            return Err(ConfigError::new(
+                format!("{at}.bind[{i}].param"),
+                format!("'{}' is not a parameter of this route's `match.path` template", b.param),
+            ));
+        }
+        bindings.push(Binding { param: b.param.clone(), path: split_path(&b.claim) });
+    }
+    Ok(Requirement::Jwt(JwtRule {
+        providers: idx,
+        require_all: *require_all,
+        scope_challenge: scopes.join(" "),
+        scopes: scopes.clone(),
+        claims: conditions,
+        bind: bindings,
+    }))
+}
+
+/// The scopes a token grants: `scope` (space-delimited, RFC 8693 / RFC 9068) and `scp`
+/// (an array, or a space-delimited string, as some providers send it).
+fn granted_scopes(claims: &serde_json::Map<String, Value>) -> Vec<&str> {
+    let mut out = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => out.extend(s.split(' ').filter(|w| !w.is_empty())),
+            Some(Value::Array(a)) => out.extend(a.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn holds(condition: &Condition, value: Option<&Value>) -> bool {
+    let Some(v) = value else { return false };
+    match condition {
+        Condition::Equals(want) => v == want,
+        Condition::OneOf(list) => list.contains(v),
+        Condition::Contains(want) => match v {
+            Value::Array(items) => items.contains(want),
+            Value::String(s) => want.as_str().is_some_and(|w| s.split(' ').any(|x| x == w)),
+            _ => false,
+        },
+    }
+}
+
+/// What an authorized request carries upstream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Grant {
+    /// Header changes (claim headers, token removal).
+    pub headers: Vec<HeaderOp>,
+    /// Verified tokens, by provider index.
+    pub tokens: Vec<(usize, Verified)>,
+}
+
+/// Judges a request against `requirement`.
+pub fn authorize(
+    jwt: Option<&JwtPolicy>,
+    requirement: &Requirement,
+    head: &RequestHead<'_>,
+    query: &str,
+    params: &[(String, &str)],
+    now: i64,
+) -> Result<Grant, Denial> {
+    let rule = match requirement {
+        Requirement::Public => return Ok(Grant::default()),
+        Requirement::Deny => return Err(Denial::new(Reason::AccessDenied)),
+        Requirement::Jwt(rule) => rule,
+    };
+    let Some(jwt) = jwt else { return Err(Denial::new(Reason::AccessDenied)) };
+    let mut grant = Grant::default();
+    let mut missing = true;
+    let mut failure: Option<TokenError> = None;
+    for &pi in &rule.providers {
+        let Some(provider) = jwt.providers.get(pi) else { continue };
+        let Some(found) = extract::find(&provider.sources, head, query) else {
+            if rule.require_all {
+                return Err(Denial::new(Reason::TokenMissing));
+            }
+            continue;
+        };
+        missing = false;
+        match provider.verify(found.token, now) {
+            Ok(v) => {
+                if !provider.forward {
+                    if let Source::Header { name, .. } = found.source {
+                        grant.headers.push(HeaderOp::Remove(name.clone()));
+                    }
+                }
+                for ch in &provider.claim_headers {
+                    if let Some(value) = jwt::claim(&v.claims, &ch.path).and_then(jwt::claim_header_value) {
+                        grant.headers.push(HeaderOp::Set(ch.header.clone(), value));
+                    }
+                }
+                if let Some(h) = &provider.payload_header {
+                    use base64::Engine;
+                    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&v.payload);
+                    grant.headers.push(HeaderOp::Set(h.clone(), encoded));
+                }
+                grant.tokens.push((pi, v));
+                if !rule.require_all {
+                    break;
+                }
+            }
+            Err(e) => {
+                if rule.require_all {
+                    return Err(Denial::invalid_token(e));
+                }
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if grant.tokens.is_empty() {
+        return Err(match failure {
+            Some(e) => Denial::invalid_token(e),
+            None if missing => Denial::new(Reason::TokenMissing),
+            None => Denial::new(Reason::TokenMissing),
+        });
+    }
+    let all_claims = || grant.tokens.iter().map(|(_, v)| &v.claims);
+    for scope in &rule.scopes {
+        if !all_claims().any(|c| granted_scopes(c).contains(&scope.as_str())) {
+            return Err(Denial::insufficient_scope(rule.scope_challenge.clone()));
+        }
+    }
+    for cond in &rule.claims {
+        if !all_claims().any(|c| holds(&cond.condition, jwt::claim(c, &cond.path))) {
+            return Err(Denial::new(Reason::AccessDenied));
+        }
+    }
+    for b in &rule.bind {
+        let value =
+            params.iter().find(|(n, _)| *n == b.param).and_then(|(_, v)| super::path::decode_segment(v));
+        let ok = value.is_some_and(|p| {
+            all_claims().any(|c| match jwt::claim(c, &b.path) {
+                Some(Value::String(s)) => *s == p,
+                Some(Value::Number(n)) => n.to_string() == p,
+                _ => false,
+            })
+        });
+        if !ok {
+            return Err(Denial::new(Reason::AccessDenied));
+        }
+    }
+    Ok(grant)
+}

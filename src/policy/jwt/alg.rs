@@ -1,0 +1,147 @@
+//! JWS algorithms: the closed set api-guard verifies, which key type each needs, and the
+//! signature check itself (over jwt-compact's algorithm implementations).
+//!
+//! The algorithm used is always one the provider allows; the token's `alg` header only selects
+//! among those, and must match the key's type. So `none` (any letter case) is never accepted,
+//! and an HMAC algorithm can never be verified with an RSA or EC public key.
+
+use std::fmt;
+
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs384, Hs512, Rsa};
+use jwt_compact::{Algorithm, AlgorithmSignature};
+use serde::Deserialize;
+
+use super::keys::KeyMaterial;
+
+/// A JWS algorithm a provider can allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum Alg {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    EdDSA,
+    HS256,
+    HS384,
+    HS512,
+}
+
+/// The kind of key an algorithm verifies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA public key (`kty: RSA`).
+    Rsa,
+    /// P-256 public key (`kty: EC`, `crv: P-256`).
+    P256,
+    /// Ed25519 public key (`kty: OKP`, `crv: Ed25519`).
+    Ed25519,
+    /// Shared secret (`kty: oct`).
+    Secret,
+}
+
+impl Alg {
+    /// Every algorithm.
+    pub const ALL: [Alg; 11] = [
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::EdDSA,
+        Alg::HS256,
+        Alg::HS384,
+        Alg::HS512,
+    ];
+
+    /// Parses a token's `alg` header. Exact match (RFC 7515 names are case-sensitive), so
+    /// `none`, `None` and `rs256` are all unknown.
+    pub fn parse(s: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
+            Alg::HS256 => "HS256",
+            Alg::HS384 => "HS384",
+            Alg::HS512 => "HS512",
+        }
+    }
+
+    /// The key kind this algorithm verifies with.
+    pub fn key_kind(self) -> KeyKind {
+        match self {
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512 => KeyKind::Rsa,
+            Alg::ES256 => KeyKind::P256,
+            Alg::EdDSA => KeyKind::Ed25519,
+            Alg::HS256 | Alg::HS384 | Alg::HS512 => KeyKind::Secret,
+        }
+    }
+
+    /// Whether the signature over `message` verifies with `key`. A key of another kind, or
+    /// a signature of the wrong shape, is simply a failed verification.
+    pub fn verify(self, key: &KeyMaterial, message: &[u8], signature: &[u8]) -> bool {
+        fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], sig: &[u8]) -> bool {
+            match A::Signature::try_from_slice(sig) {
+                Ok(s) => alg.verify_signature(&s, key, message),
+                Err(_) => false,
+            }
+        }
+        match (self, key) {
+            (Alg::RS256, KeyMaterial::Rsa(k)) => check(&Rsa::rs256(), k, message, signature),
+            (Alg::RS384, KeyMaterial::Rsa(k)) => check(&Rsa::rs384(), k, message, signature),
+            (Alg::RS512, KeyMaterial::Rsa(k)) => check(&Rsa::rs512(), k, message, signature),
+            (Alg::PS256, KeyMaterial::Rsa(k)) => check(&Rsa::ps256(), k, message, signature),
+            (Alg::PS384, KeyMaterial::Rsa(k)) => check(&Rsa::ps384(), k, message, signature),
+            (Alg::PS512, KeyMaterial::Rsa(k)) => check(&Rsa::ps512(), k, message, signature),
+            (Alg::ES256, KeyMaterial::P256(k)) => check(&Es256, k, message, signature),
+            (Alg::EdDSA, KeyMaterial::Ed25519(k)) => check(&Ed25519, k, message, signature),
+            (Alg::HS256, KeyMaterial::Secret(k)) => check(&Hs256, &k.hs256, message, signature),
+            (Alg::HS384, KeyMaterial::Secret(k)) => check(&Hs384, &k.hs384, message, signature),
+            (Alg::HS512, KeyMaterial::Secret(k)) => check(&Hs512, &k.hs512, message, signature),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_is_exact() {
+        assert_eq!(Alg::parse("RS256"), Some(Alg::RS256));
+        assert_eq!(Alg::parse("EdDSA"), Some(Alg::EdDSA));
+        for bad in ["none", "None", "NONE", "nOnE", "rs256", "ES384", "", "HS256 "] {
+            assert_eq!(Alg::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_kinds() {
+        assert_eq!(Alg::PS512.key_kind(), KeyKind::Rsa);
+        assert_eq!(Alg::HS384.key_kind(), KeyKind::Secret);
+        assert_eq!(Alg::ES256.key_kind(), KeyKind::P256);
+        assert_eq!(Alg::EdDSA.key_kind(), KeyKind::Ed25519);
+    }
+}

@@ -1,0 +1,207 @@
+//! Key sets: a JWKS compiled into ready-to-use verifying keys.
+//!
+//! Keys are parsed once (at configuration load, or when a key set is fetched). Entries this
+//! module cannot use for verification are skipped with a note, like an `enc`-only key or an
+//! unknown key type, so one odd key does not take a whole set down; but a set that yields no
+//! usable key is an error, and private key material in a public key set is refused.
+
+use std::fmt;
+
+use jwt_compact::alg::{Hs256Key, Hs384Key, Hs512Key, RsaPublicKey};
+use jwt_compact::jwk::JsonWebKey;
+use serde_json::Value;
+
+use super::alg::{Alg, KeyKind};
+
+/// Smallest RSA modulus accepted (RFC 7518 §3.3).
+pub const MIN_RSA_BITS: usize = 2048;
+/// Smallest HMAC secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A shared secret, ready for each HMAC size.
+#[derive(Clone)]
+pub struct Secret {
+    pub(super) hs256: Hs256Key,
+    pub(super) hs384: Hs384Key,
+    pub(super) hs512: Hs512Key,
+}
+
+/// A verifying key.
+#[derive(Clone)]
+pub enum KeyMaterial {
+    /// RSA public key.
+    Rsa(RsaPublicKey),
+    /// P-256 public key.
+    P256(p256::ecdsa::VerifyingKey),
+    /// Ed25519 public key.
+    Ed25519(ed25519_compact::PublicKey),
+    /// HMAC secret.
+    Secret(Box<Secret>),
+}
+
+impl KeyMaterial {
+    /// The key's kind.
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            KeyMaterial::Rsa(_) => KeyKind::Rsa,
+            KeyMaterial::P256(_) => KeyKind::P256,
+            KeyMaterial::Ed25519(_) => KeyKind::Ed25519,
+            KeyMaterial::Secret(_) => KeyKind::Secret,
+        }
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    // Never print key bytes (a secret may be among them).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyMaterial::{:?}", self.kind())
+    }
+}
+
+/// One usable key of a set.
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// `kid`, if the key has one.
+    pub kid: Option<String>,
+    /// The JWK's `alg`, if it pins one.
+    pub alg: Option<Alg>,
+    /// The key itself.
+    pub material: KeyMaterial,
+}
+
+impl Key {
+    /// Whether this key may verify a token signed with `alg`.
+    pub fn fits(&self, alg: Alg) -> bool {
+        self.material.kind() == alg.key_kind() && self.alg.is_none_or(|a| a == alg)
+    }
+}
+
+/// A compiled key set.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    /// Usable keys, in document order.
+    pub keys: Vec<Key>,
+    /// Why entries were skipped (for one log line at load).
+    pub skipped: Vec<String>,
+}
+
+/// Why a key set is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySetError(pub String);
+
+impl fmt::Display for KeySetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(msg: impl Into<String>) -> KeySetError {
+    KeySetError(msg.into())
+}
+
+impl KeySet {
+    /// Compiles a JWKS document (`{"keys":[...]}`).
+    pub fn from_jwks(doc: &Value) -> Result<KeySet, KeySetError> {
+        let keys = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| err("a JWKS must be an object with a `keys` array"))?;
+        let mut set = KeySet::default();
+        for (i, entry) in keys.iter().enumerate() {
+            match compile_key(entry) {
+                Ok(Some(k)) => set.keys.push(k),
+                Ok(None) => {}
+                Err(e) => set.skipped.push(format!("keys[{i}]: {e}")),
+            }
+        }
+        if let Some(private) = keys.iter().position(has_private_parts) {
+            return Err(err(format!(
+                "keys[{private}] holds private key material; a key set must carry public keys only"
+            )));
+        }
+        if set.keys.is_empty() {
+            let why =
+                if set.skipped.is_empty() { String::new() } else { format!(" ({})", set.skipped.join("; ")) };
+            return Err(err(format!("the key set has no usable verification key{why}")));
+        }
+        Ok(set)
+    }
+
+    /// Keys that may verify a token with this `alg` and `kid`.
+    ///
+    /// With a `kid`, only keys with that exact `kid` are candidates. Without one, a key is used
+    /// only if it is the single key that fits the algorithm (ambiguity is refused, not tried).
+    pub fn select(&self, alg: Alg, kid: Option<&str>) -> Option<&Key> {
+        match kid {
+            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid) && k.fits(alg)),
+            None => {
+                let mut fitting = self.keys.iter().filter(|k| k.fits(alg));
+                let first = fitting.next()?;
+                fitting.next().is_none().then_some(first)
+            }
+        }
+    }
+}
+
+fn has_private_parts(entry: &Value) -> bool {
+    entry.get("kty").and_then(Value::as_str) != Some("oct")
+        && ["d", "p", "q", "dp", "dq", "qi"].iter().any(|f| entry.get(*f).is_some())
+}
+
+/// Compiles one JWK. `Ok(None)` for keys not meant for signatures (`use: enc`).
+fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
+    let obj = entry.as_object().ok_or("not an object")?;
+    if obj.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+        return Ok(None);
+    }
+    let kid = match obj.get("kid") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("`kid` is not a string".into()),
+    };
+    let alg = match obj.get("alg") {
+        None => None,
+        Some(Value::String(s)) => match Alg::parse(s) {
+            Some(a) => Some(a),
+            None => return Err(format!("`alg` {s:?} is not a supported signature algorithm")),
+        },
+        Some(_) => return Err("`alg` is not a string".into()),
+    };
+    let jwk: JsonWebKey<'_> =
+        serde_json::from_value(entry.clone()).map_err(|e| format!("not a usable JWK: {e}"))?;
+    let material = match &jwk {
+        JsonWebKey::Rsa { modulus, .. } => {
+            let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
+            if bits < MIN_RSA_BITS {
+                return Err(format!("RSA modulus of about {bits} bits is below {MIN_RSA_BITS}"));
+            }
+            KeyMaterial::Rsa(RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?)
+        }
+        JsonWebKey::EllipticCurve { curve, .. } if curve == "P-256" => {
+            KeyMaterial::P256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?)
+        }
+        JsonWebKey::EllipticCurve { curve, .. } => return Err(format!("curve {curve} is not supported")),
+        JsonWebKey::KeyPair { curve, .. } if curve == "Ed25519" => {
+            KeyMaterial::Ed25519(ed25519_compact::PublicKey::try_from(&jwk).map_err(|e| e.to_string())?)
+        }
+        JsonWebKey::KeyPair { curve, .. } => return Err(format!("curve {curve} is not supported")),
+        JsonWebKey::Symmetric { secret } => {
+            let bytes: &[u8] = secret.as_ref();
+            if bytes.len() < MIN_SECRET_BYTES {
+                return Err(format!("HMAC secret of {} bytes is below {MIN_SECRET_BYTES}", bytes.len()));
+            }
+            KeyMaterial::Secret(Box::new(Secret {
+                hs256: Hs256Key::new(bytes),
+                hs384: Hs384Key::new(bytes),
+                hs512: Hs512Key::new(bytes),
+            }))
+        }
+        _ => return Err("unsupported key type".into()),
+    };
+    if let Some(a) = alg {
+        if a.key_kind() != material.kind() {
+            return Err(format!("`alg` {a} does not fit a {:?} key", material.kind()));
+        }
+    }
+    Ok(Some(Key { kid, alg, material }))
+}

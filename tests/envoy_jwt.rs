@@ -1,0 +1,229 @@
+//! JWT validation through the real Envoy: valid tokens reach the upstream with verified claims
+//! and without the token; every token in the attack corpus is refused with the right status
+//! and challenge, never reaches the upstream, and never appears in the module's log lines
+//! (the wasm log component runs at trace level for this).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Client, Envoy, EnvoyOptions, Upstream};
+
+fn fixture(name: &str) -> Value {
+    let path = support::repo_root().join("tests/fixtures/jwt").join(name);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn token(name: &str) -> String {
+    fixture("tokens.json")[name].as_str().unwrap().to_string()
+}
+
+fn config() -> String {
+    json!({
+        "jwt": {
+            "providers": {
+                "idp": {
+                    "issuer": "https://issuer.test",
+                    "audiences": ["api://orders"],
+                    "algorithms": ["RS256", "PS256", "ES256", "EdDSA"],
+                    "local_jwks": fixture("jwks.json"),
+                    "token_type": "at+jwt",
+                    "claim_to_headers": [{"claim": "sub", "header": "x-user"}, {"claim": "roles", "header": "x-roles"}]
+                }
+            },
+            "default": {"type": "jwt", "providers": ["idp"]},
+            "realm": "orders"
+        },
+        "routes": [
+            {"name": "health", "match": {"path": "/health"}, "auth": {"type": "public"}},
+            {"name": "write", "match": {"path": "/orders", "methods": ["POST"]},
+             "auth": {"type": "jwt", "providers": ["idp"], "scopes": ["orders:write"]}},
+            {"name": "admin", "match": {"prefix": "/admin"},
+             "auth": {"type": "jwt", "providers": ["idp"], "scopes": ["orders:admin"]}},
+            {"name": "users", "match": {"path": "/users/{id}"},
+             "auth": {"type": "jwt", "providers": ["idp"], "bind": [{"param": "id", "claim": "sub"}]}}
+        ]
+    })
+    .to_string()
+}
+
+struct Setup {
+    upstream: Upstream,
+    envoy: Envoy,
+    client: Client,
+}
+
+fn setup() -> Setup {
+    let upstream = Upstream::start();
+    let opts = EnvoyOptions { wasm_log_level: Some("trace"), ..EnvoyOptions::default() };
+    let envoy = Envoy::start_with(&config(), upstream.port, opts).unwrap_or_else(|l| panic!("{l}"));
+    let client = Client::new(envoy.port);
+    Setup { upstream, envoy, client }
+}
+
+fn get(s: &Setup, path: &str, token: Option<&str>) -> support::Response {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    s.client.request("GET", path, &headers, b"")
+}
+
+#[test]
+fn valid_tokens_pass_with_claims_and_without_the_token() {
+    let s = setup();
+    for name in ["rs256", "ps256", "es256", "eddsa", "claims_rich"] {
+        let r = s.client.request(
+            "GET",
+            &format!("/ok/{name}"),
+            &[("authorization", &format!("Bearer {}", token(name))), ("x-user", "spoofed-admin")],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        let seen = s.upstream.seen_path(&format!("/ok/{name}"));
+        assert_eq!(seen.len(), 1, "{name}");
+        let want = if name == "claims_rich" { "user-7" } else { "user-42" };
+        assert_eq!(seen[0].header("x-user"), Some(want), "{name}: {:?}", seen[0].headers);
+        assert!(seen[0].header("authorization").is_none(), "the token was forwarded");
+        assert_eq!(seen[0].headers.iter().filter(|(n, _)| n == "x-user").count(), 1, "spoofed copy kept");
+    }
+    assert_eq!(s.upstream.seen_path("/ok/claims_rich")[0].header("x-roles"), Some("admin,user"));
+    assert_eq!(s.envoy.counter("api_guard_allowed_total"), 5);
+}
+
+#[test]
+fn missing_tokens_get_401_with_a_bare_challenge() {
+    let s = setup();
+    let r = get(&s, "/orders/1", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"orders\""));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["type"], "urn:api-guard:problem:token-missing");
+    let r = s.client.request("GET", "/orders/1", &[("authorization", "Basic dXNlcjpwYXNz")], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(get(&s, "/health", None).status, 200);
+    assert_eq!(s.upstream.requests().len(), 1, "only /health may arrive");
+}
+
+#[test]
+fn the_attack_corpus_never_reaches_the_upstream_nor_the_log() {
+    let s = setup();
+    let corpus = [
+        "expired",
+        "not_yet_valid",
+        "issued_in_future",
+        "wrong_iss",
+        "wrong_aud",
+        "no_exp",
+        "id_token",
+        "no_typ",
+        "unknown_kid",
+        "wrong_key_same_kid",
+        "alg_none",
+        "alg_None",
+        "alg_NONE",
+        "alg_nOnE",
+        "alg_none_with_signature",
+        "hs256_with_rsa_public_key",
+        "hs256_with_rsa_modulus",
+        "hs256",
+        "es256_zero_signature",
+        "stripped_signature",
+        "two_segments",
+        "four_segments",
+        "jwe_five_segments",
+        "bad_base64",
+        "padded_base64",
+        "kid_path_traversal",
+        "kid_sql",
+        "jku_attacker",
+        "x5u_attacker",
+        "jwk_embedded_attacker",
+        "crit_unknown",
+        "crit_empty",
+        "duplicate_claims",
+        "duplicate_header",
+        "payload_not_object",
+        "header_not_json",
+        "alg_key_type_mismatch",
+        "exp_as_string",
+        "exp_huge",
+    ];
+    for name in corpus {
+        let t = token(name);
+        let r = get(&s, &format!("/attack/{name}"), Some(&t));
+        assert_eq!(r.status, 401, "{name}: {}", r.text());
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"orders\", error=\"invalid_token\""),
+            "{name}"
+        );
+        assert!(!r.text().contains(&t), "{name}: the token was echoed");
+    }
+    assert!(s.upstream.seen_path("/attack").is_empty(), "an attack token reached the upstream");
+    assert_eq!(s.envoy.counter("api_guard_denied_token_invalid_total"), corpus.len() as u64);
+
+    // A 1 MB token: refused (by Envoy's own header limit before the module, or by the
+    // module's size cap), and the VM is still alive afterwards.
+    let huge = format!("{}.{}.{}", "a".repeat(350_000), "b".repeat(350_000), "c".repeat(350_000));
+    if let Some(r) = s.client.send(&[format!(
+        "GET /attack/huge HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {huge}\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes()])
+    {
+        assert!(r.status == 401 || r.status == 431, "huge token got {}", r.status);
+    }
+    let big = format!("{}.{}.{}", "a".repeat(4000), "b".repeat(4000), "c".repeat(1000));
+    assert_eq!(get(&s, "/attack/big", Some(&big)).status, 401);
+    assert!(s.upstream.seen_path("/attack").is_empty());
+    assert_eq!(get(&s, "/alive", Some(&token("rs256"))).status, 200);
+
+    // No token (nor any long fragment of one) in any module log line, at trace level.
+    let log = s.envoy.log();
+    let module_lines: Vec<&str> = log.lines().filter(|l| l.contains("[wasm]")).collect();
+    assert!(module_lines.iter().any(|l| l.contains("token-invalid")), "no denial lines logged");
+    for name in corpus.iter().chain(["rs256"].iter()) {
+        let t = token(name);
+        for part in t.split('.').filter(|p| p.len() >= 16) {
+            assert!(!module_lines.iter().any(|l| l.contains(part)), "{name}: token text in the log");
+        }
+    }
+}
+
+#[test]
+fn scopes_and_bindings_get_403() {
+    let s = setup();
+    let r = s.client.request(
+        "POST",
+        "/orders",
+        &[
+            ("authorization", &format!("Bearer {}", token("scope_read"))),
+            ("content-type", "application/json"),
+        ],
+        b"{}",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"orders\", error=\"insufficient_scope\", scope=\"orders:write\"")
+    );
+    assert_eq!(r.json()["type"], "urn:api-guard:problem:insufficient-scope");
+    let r = s.client.request(
+        "POST",
+        "/orders",
+        &[("authorization", &format!("Bearer {}", token("rs256"))), ("content-type", "application/json")],
+        b"{}",
+    );
+    assert_eq!(r.status, 200);
+    // `scp` arrays count as scopes.
+    assert_eq!(get(&s, "/admin/x", Some(&token("scp_array"))).status, 200);
+    assert_eq!(get(&s, "/admin/x", Some(&token("rs256"))).status, 403);
+    // Ownership: only user-42 may read /users/user-42.
+    assert_eq!(get(&s, "/users/user-42", Some(&token("rs256"))).status, 200);
+    let r = get(&s, "/users/user-43", Some(&token("rs256")));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["type"], "urn:api-guard:problem:access-denied");
+    assert!(r.header("www-authenticate").is_none());
+    assert!(s.upstream.seen_path("/users/user-43").is_empty());
+    assert_eq!(s.upstream.seen_path("/orders").len(), 1);
+}

@@ -1,0 +1,451 @@
+//! JWT verification against independent material: the RFC 7515 and RFC 8037 example
+//! vectors, and a corpus of tokens minted by `jose` (Node), an implementation independent of
+//! the verifier (`tests/fixtures/jwt/mint.mjs`). Fixtures are compiled in, so this suite runs
+//! natively and, unchanged, as wasm32-wasip1 (`make wasm-unit`).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use api_guard::policy::authz::HeaderOp;
+use api_guard::policy::config;
+use api_guard::policy::denial::Reason;
+use api_guard::policy::jwt::alg::Alg;
+use api_guard::policy::jwt::claims::ClaimError;
+use api_guard::policy::jwt::keys::KeySet;
+use api_guard::policy::jwt::token::ParseError;
+use api_guard::policy::jwt::TokenError;
+use api_guard::policy::{HeadDecision, Policy, RequestHead};
+use serde_json::{json, Value};
+
+const TOKENS: &str = include_str!("fixtures/jwt/tokens.json");
+const JWKS: &str = include_str!("fixtures/jwt/jwks.json");
+const HMAC: &str = include_str!("fixtures/jwt/hmac.json");
+/// Between the fixtures' `iat` (1700000000) and `exp` (2001001001).
+const NOW: i64 = 1_800_000_000;
+
+fn tokens() -> Value {
+    serde_json::from_str(TOKENS).unwrap()
+}
+
+fn token(name: &str) -> String {
+    tokens()[name].as_str().unwrap_or_else(|| panic!("no fixture {name}")).to_string()
+}
+
+// ---------------------------------------------------------------- published vectors
+
+fn verify_vector(jwk: Value, alg: Alg, jws: &str) -> bool {
+    let set = KeySet::from_jwks(&json!({ "keys": [jwk] })).unwrap();
+    let key = set.select(alg, None).unwrap();
+    let (input, sig) = jws.rsplit_once('.').unwrap();
+    use base64::Engine;
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).unwrap();
+    alg.verify(&key.material, input.as_bytes(), &sig)
+}
+
+const RFC7515_PAYLOAD: &str =
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+
+#[test]
+fn rfc7515_a1_hs256() {
+    let jwk = json!({"kty": "oct", "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"});
+    let jws = format!("eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.{RFC7515_PAYLOAD}.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+    assert!(verify_vector(jwk.clone(), Alg::HS256, &jws));
+    assert!(!verify_vector(jwk, Alg::HS256, &jws.replace("dBjf", "dBjg")));
+}
+
+#[test]
+fn rfc7515_a2_rs256() {
+    let jwk = json!({"kty": "RSA", "e": "AQAB", "n": "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ"});
+    let jws = format!("eyJhbGciOiJSUzI1NiJ9.{RFC7515_PAYLOAD}.cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw");
+    assert!(verify_vector(jwk.clone(), Alg::RS256, &jws));
+    // The same signature under another RSA algorithm, or over other bytes, fails.
+    assert!(!verify_vector(jwk.clone(), Alg::PS256, &jws));
+    assert!(!verify_vector(jwk, Alg::RS256, &jws.replacen("eyJpc3Mi", "eyJpc3Ni", 1)));
+}
+
+#[test]
+fn rfc7515_a3_es256() {
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    let jws = format!("eyJhbGciOiJFUzI1NiJ9.{RFC7515_PAYLOAD}.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
+    assert!(verify_vector(jwk.clone(), Alg::ES256, &jws));
+    assert!(!verify_vector(jwk, Alg::ES256, &jws.replace("DtEh", "DtEi")));
+}
+
+#[test]
+fn rfc8037_a4_ed25519() {
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+    let jws = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
+    assert!(verify_vector(jwk.clone(), Alg::EdDSA, jws));
+    assert!(!verify_vector(jwk, Alg::EdDSA, &jws.replace("RXhh", "RXhi")));
+}
+
+#[test]
+fn key_sets_refuse_weak_private_and_mismatched_keys() {
+    let weak = json!({"keys": [{"kty": "RSA", "e": "AQAB", "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"}]});
+    // ^ a 2048-bit modulus: accepted. Cut to 1024 bits below: refused.
+    assert!(KeySet::from_jwks(&weak).is_ok());
+    let mut short = weak.clone();
+    short["keys"][0]["n"] = json!(&weak["keys"][0]["n"].as_str().unwrap()[..171]);
+    assert!(KeySet::from_jwks(&short).unwrap_err().0.contains("below 2048"));
+    let private: Value = serde_json::from_str(include_str!("fixtures/jwt/keys.private.json")).unwrap();
+    let e = KeySet::from_jwks(&json!({"keys": [private["rsa-1"]]})).unwrap_err();
+    assert!(e.0.contains("private key material"), "{e}");
+    let e = KeySet::from_jwks(&json!({"keys": [{"kty": "oct", "k": "c2hvcnQ"}]})).unwrap_err();
+    assert!(e.0.contains("below 32"), "{e}");
+    let mut pinned: Value = serde_json::from_str(JWKS).unwrap();
+    pinned["keys"][0]["alg"] = json!("ES256");
+    let set = KeySet::from_jwks(&pinned).unwrap();
+    assert_eq!(set.keys.len(), 2, "the RSA key pinned to ES256 is skipped");
+    assert!(set.skipped[0].contains("does not fit"));
+    assert!(KeySet::from_jwks(&json!({"keys": []})).is_err());
+    assert!(KeySet::from_jwks(&json!([1])).is_err());
+}
+
+// ---------------------------------------------------------------- the minted corpus
+
+fn config() -> String {
+    json!({
+        "jwt": {
+            "providers": {
+                "idp": {
+                    "issuer": "https://issuer.test",
+                    "audiences": ["api://orders"],
+                    "algorithms": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"],
+                    "local_jwks": serde_json::from_str::<Value>(JWKS).unwrap(),
+                    "token_type": "at+jwt",
+                    "claim_to_headers": [
+                        {"claim": "sub", "header": "x-user"},
+                        {"claim": "roles", "header": "x-roles"},
+                        {"claim": "level", "header": "x-level"}
+                    ],
+                    "forward_payload_header": "x-jwt-payload"
+                },
+                "shared": {
+                    "issuer": "https://issuer.test",
+                    "audiences": ["api://orders"],
+                    "algorithms": ["HS256", "HS384"],
+                    "local_jwks": serde_json::from_str::<Value>(HMAC).unwrap(),
+                    "from_headers": [{"name": "x-hmac-token"}],
+                    "forward": true
+                }
+            },
+            "default": {"type": "jwt", "providers": ["idp", "shared"]}
+        },
+        "routes": [
+            {"name": "health", "match": {"path": "/health"}, "auth": {"type": "public"}},
+            {"name": "admin", "match": {"prefix": "/admin"}, "auth": {"type": "deny"}},
+            {"name": "read", "match": {"path": "/orders", "methods": ["GET"]},
+             "auth": {"type": "jwt", "providers": ["idp"], "scopes": ["orders:read"]}},
+            {"name": "write", "match": {"path": "/orders", "methods": ["POST"]},
+             "auth": {"type": "jwt", "providers": ["idp"], "scopes": ["orders:write"]}},
+            {"name": "acme", "match": {"prefix": "/acme"},
+             "auth": {"type": "jwt", "providers": ["idp"],
+                      "claims": [{"claim": "tenant", "equals": "acme"}, {"claim": "roles", "contains": "admin"},
+                                 {"claim": "level", "one_of": [2, 3]}]}},
+            {"name": "users", "match": {"path": "/users/{id}"},
+             "auth": {"type": "jwt", "providers": ["idp"], "bind": [{"param": "id", "claim": "sub"}]}},
+            {"name": "both", "match": {"path": "/both"},
+             "auth": {"type": "jwt", "providers": ["idp", "shared"], "require_all": true}}
+        ]
+    })
+    .to_string()
+}
+
+fn policy() -> Policy {
+    config::parse(config().as_bytes()).unwrap()
+}
+
+fn provider<'p>(p: &'p Policy, name: &str) -> &'p api_guard::policy::jwt::Provider {
+    p.jwt.as_ref().unwrap().providers.iter().find(|x| x.name == name).unwrap()
+}
+
+const VALID_IDP: [&str; 14] = [
+    "rs256",
+    "rs384",
+    "rs512",
+    "ps256",
+    "ps384",
+    "ps512",
+    "es256",
+    "eddsa",
+    "no_kid_rs256",
+    "aud_array",
+    "scope_read",
+    "scp_array",
+    "no_scope",
+    "claims_rich",
+];
+const VALID_SHARED: [&str; 2] = ["hs256", "hs384"];
+
+#[test]
+fn valid_tokens_of_every_algorithm_verify() {
+    let p = policy();
+    let idp = provider(&p, "idp");
+    for name in VALID_IDP {
+        let v = idp.verify(&token(name), NOW).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(v.claims["iss"], "https://issuer.test", "{name}");
+    }
+    let shared = provider(&p, "shared");
+    for name in VALID_SHARED {
+        shared.verify(&token(name), NOW).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+}
+
+#[test]
+fn attack_corpus_is_refused_for_the_right_reason() {
+    let p = policy();
+    let idp = provider(&p, "idp");
+    use TokenError::*;
+    let cases: &[(&str, TokenError)] = &[
+        ("expired", Claims(ClaimError::Expired)),
+        ("not_yet_valid", Claims(ClaimError::NotYetValid)),
+        ("issued_in_future", Claims(ClaimError::IssuedInFuture)),
+        ("wrong_iss", Claims(ClaimError::Issuer)),
+        ("wrong_aud", Claims(ClaimError::Audience)),
+        ("no_exp", Claims(ClaimError::MissingExpiration)),
+        ("id_token", Claims(ClaimError::TokenType)),
+        ("no_typ", Claims(ClaimError::TokenType)),
+        ("exp_as_string", Claims(ClaimError::Malformed)),
+        ("exp_huge", Claims(ClaimError::Malformed)),
+        ("unknown_kid", UnknownKey),
+        ("wrong_key_same_kid", Signature),
+        // Unsecured JWS (empty signature) fails on structure before `alg` is even read...
+        ("alg_none", Malformed(ParseError::Segments)),
+        ("alg_None", Malformed(ParseError::Segments)),
+        ("alg_NONE", Malformed(ParseError::Segments)),
+        ("alg_nOnE", Malformed(ParseError::Segments)),
+        // ... and with a signature attached, `none` is not an algorithm.
+        ("alg_none_with_signature", Algorithm),
+        ("hs256_with_rsa_public_key", Algorithm),
+        ("hs256_with_rsa_modulus", Algorithm),
+        ("hs256", Algorithm),
+        ("es256_zero_signature", Signature),
+        ("stripped_signature", Malformed(ParseError::Segments)),
+        ("two_segments", Malformed(ParseError::Segments)),
+        ("four_segments", Malformed(ParseError::Segments)),
+        ("jwe_five_segments", Malformed(ParseError::Segments)),
+        ("bad_base64", Malformed(ParseError::Base64)),
+        ("padded_base64", Malformed(ParseError::Base64)),
+        ("kid_path_traversal", UnknownKey),
+        ("kid_sql", UnknownKey),
+        ("jku_attacker", UnknownKey),
+        ("x5u_attacker", UnknownKey),
+        ("jwk_embedded_attacker", Signature),
+        ("crit_unknown", Critical),
+        ("crit_empty", Critical),
+        ("duplicate_claims", Malformed(ParseError::Payload)),
+        ("duplicate_header", Malformed(ParseError::Header)),
+        ("payload_not_object", Malformed(ParseError::Payload)),
+        ("header_not_json", Malformed(ParseError::Header)),
+        ("alg_key_type_mismatch", UnknownKey),
+    ];
+    for (name, want) in cases {
+        assert_eq!(idp.verify(&token(name), NOW).unwrap_err(), *want, "{name}");
+    }
+    // The HMAC provider never verifies with an RSA key, whatever the token says.
+    let shared = provider(&p, "shared");
+    assert_eq!(shared.verify(&token("hs256_with_rsa_public_key"), NOW).unwrap_err(), UnknownKey);
+    assert_eq!(shared.verify(&token("rs256"), NOW).unwrap_err(), Algorithm);
+    // Every fixture has an expectation here or in `valid_tokens_of_every_algorithm_verify`.
+    let mut covered: std::collections::BTreeSet<&str> = cases.iter().map(|(n, _)| *n).collect();
+    covered.extend(VALID_IDP.iter().chain(VALID_SHARED.iter()).copied());
+    let fixtures = tokens();
+    let all: std::collections::BTreeSet<&str> =
+        fixtures.as_object().unwrap().keys().map(String::as_str).collect();
+    let missing: Vec<_> = all.iter().filter(|n| !covered.contains(**n)).collect();
+    assert!(missing.is_empty(), "fixtures without an expectation: {missing:?}");
+}
+
+#[test]
+fn oversized_and_garbage_tokens_are_refused_without_panicking() {
+    let p = policy();
+    let idp = provider(&p, "idp");
+    let huge = format!("{}.{}.{}", "a".repeat(400_000), "b".repeat(400_000), "c".repeat(300_000));
+    assert_eq!(idp.verify(&huge, NOW).unwrap_err(), TokenError::Malformed(ParseError::TooLarge));
+    let mut seed = 0x1234_5678_u64;
+    let good = token("rs256");
+    for i in 0..2000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut bytes = good.clone().into_bytes();
+        let n = 1 + (seed % 4) as usize;
+        for k in 0..n {
+            let at = ((seed >> (8 * k)) as usize) % bytes.len();
+            bytes[at] = b"._-+/=A0z\x00"[((seed >> (16 + k)) % 10) as usize];
+        }
+        let t = String::from_utf8_lossy(&bytes).to_string();
+        if t != good {
+            assert!(idp.verify(&t, NOW).is_err(), "mutation {i} verified: {t}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- per-route authorization
+
+fn decide(p: &Policy, method: &str, path: &str, headers: &[(&str, &str)]) -> HeadDecision {
+    let mut h: Vec<(String, Vec<u8>)> =
+        vec![(":method".into(), method.as_bytes().to_vec()), (":path".into(), path.as_bytes().to_vec())];
+    h.extend(headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())));
+    p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, NOW)
+}
+
+fn bearer(name: &str) -> String {
+    format!("Bearer {}", token(name))
+}
+
+fn reason(d: &HeadDecision) -> Option<Reason> {
+    d.outcome.as_ref().err().map(|e| e.reason)
+}
+
+#[test]
+fn routes_demand_what_they_say() {
+    let p = policy();
+    let auth = |t: &str| bearer(t);
+    // Public and deny.
+    assert_eq!(reason(&decide(&p, "GET", "/health", &[])), None);
+    assert_eq!(
+        reason(&decide(&p, "GET", "/admin/x", &[("authorization", &auth("rs256"))])),
+        Some(Reason::AccessDenied)
+    );
+    // The default requirement applies to unmatched paths.
+    assert_eq!(reason(&decide(&p, "GET", "/elsewhere", &[])), Some(Reason::TokenMissing));
+    assert_eq!(reason(&decide(&p, "GET", "/elsewhere", &[("authorization", &auth("rs256"))])), None);
+    assert_eq!(reason(&decide(&p, "GET", "/elsewhere", &[("x-hmac-token", &token("hs256"))])), None);
+    // Scopes from `scope` and from `scp`.
+    assert_eq!(reason(&decide(&p, "GET", "/orders", &[("authorization", &auth("scope_read"))])), None);
+    assert_eq!(reason(&decide(&p, "GET", "/orders", &[("authorization", &auth("scp_array"))])), None);
+    let d = decide(&p, "POST", "/orders", &[("authorization", &auth("scope_read"))]);
+    assert_eq!(reason(&d), Some(Reason::InsufficientScope));
+    assert_eq!(d.outcome.unwrap_err().scope.as_deref(), Some("orders:write"));
+    assert_eq!(
+        reason(&decide(&p, "GET", "/orders", &[("authorization", &auth("no_scope"))])),
+        Some(Reason::InsufficientScope)
+    );
+    // Missing vs invalid.
+    assert_eq!(reason(&decide(&p, "GET", "/orders", &[])), Some(Reason::TokenMissing));
+    assert_eq!(
+        reason(&decide(&p, "GET", "/orders", &[("authorization", "Basic dTpw")])),
+        Some(Reason::TokenMissing)
+    );
+    assert_eq!(
+        reason(&decide(&p, "GET", "/orders", &[("authorization", &auth("expired"))])),
+        Some(Reason::TokenInvalid)
+    );
+    // Claim conditions.
+    assert_eq!(reason(&decide(&p, "GET", "/acme/x", &[("authorization", &auth("claims_rich"))])), None);
+    assert_eq!(
+        reason(&decide(&p, "GET", "/acme/x", &[("authorization", &auth("rs256"))])),
+        Some(Reason::AccessDenied)
+    );
+    // Ownership binding: /users/{id} needs sub == id (percent-decoded).
+    assert_eq!(reason(&decide(&p, "GET", "/users/user-42", &[("authorization", &auth("rs256"))])), None);
+    assert_eq!(reason(&decide(&p, "GET", "/users/user%2D42", &[("authorization", &auth("rs256"))])), None);
+    assert_eq!(
+        reason(&decide(&p, "GET", "/users/user-7", &[("authorization", &auth("rs256"))])),
+        Some(Reason::AccessDenied)
+    );
+    // require_all: both tokens.
+    let both = [("authorization", auth("rs256")), ("x-hmac-token", token("hs256"))];
+    let both: Vec<(&str, &str)> = both.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    assert_eq!(reason(&decide(&p, "GET", "/both", &both)), None);
+    assert_eq!(reason(&decide(&p, "GET", "/both", &both[..1])), Some(Reason::TokenMissing));
+}
+
+#[test]
+fn verified_claims_are_forwarded_and_spoofed_copies_removed() {
+    let p = policy();
+    let spoof = [("x-user", "admin"), ("x-roles", "root")];
+    let mut h: Vec<(&str, &str)> = spoof.to_vec();
+    let a = bearer("claims_rich");
+    h.push(("authorization", &a));
+    let ops = decide(&p, "GET", "/elsewhere", &h).outcome.unwrap().headers;
+    for name in ["x-user", "x-roles", "x-level", "x-jwt-payload"] {
+        assert!(ops.contains(&HeaderOp::Remove(name.into())), "{name} not scrubbed: {ops:?}");
+    }
+    assert!(ops.contains(&HeaderOp::Remove("authorization".into())), "token not stripped: {ops:?}");
+    assert!(ops.contains(&HeaderOp::Set("x-user".into(), "user-7".into())));
+    assert!(ops.contains(&HeaderOp::Set("x-roles".into(), "admin,user".into())));
+    assert!(ops.contains(&HeaderOp::Set("x-level".into(), "3".into())));
+    let payload = ops.iter().find_map(|o| match o {
+        HeaderOp::Set(n, v) if n == "x-jwt-payload" => Some(v.clone()),
+        _ => None,
+    });
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.unwrap()).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&decoded).unwrap()["tenant"], "acme");
+    // Removals come before sets, so a client copy can never survive next to the real value.
+    let first_set = ops.iter().position(|o| matches!(o, HeaderOp::Set(..))).unwrap();
+    assert!(ops[first_set..].iter().all(|o| !matches!(o, HeaderOp::Remove(n) if n.starts_with("x-"))));
+    // Public routes scrub spoofed headers too.
+    let ops = decide(&p, "GET", "/health", &spoof).outcome.unwrap().headers;
+    assert!(ops.contains(&HeaderOp::Remove("x-user".into())));
+    // The shared provider forwards its token (forward: true).
+    let ops = decide(&p, "GET", "/elsewhere", &[("x-hmac-token", &token("hs256"))]).outcome.unwrap().headers;
+    assert!(!ops.contains(&HeaderOp::Remove("x-hmac-token".into())));
+}
+
+#[test]
+fn jwt_config_errors_name_the_field() {
+    let base: Value = serde_json::from_str(&config()).unwrap();
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|c| c["jwt"]["providers"]["idp"]["algorithms"] = json!(["RS256", "HS256"])),
+            "jwt.providers.idp.algorithms",
+        ),
+        (
+            Box::new(|c| c["jwt"]["providers"]["idp"]["algorithms"] = json!(["none"])),
+            "jwt.providers.idp.algorithms[0]",
+        ),
+        (Box::new(|c| c["jwt"]["providers"]["idp"]["audiences"] = json!([])), "jwt.providers.idp.audiences"),
+        (
+            Box::new(|c| c["jwt"]["providers"]["idp"]["local_jwks"] = json!({"keys": []})),
+            "jwt.providers.idp.local_jwks",
+        ),
+        (
+            Box::new(|c| c["jwt"]["providers"]["shared"]["algorithms"] = json!(["RS256"])),
+            "jwt.providers.shared.local_jwks",
+        ),
+        (Box::new(|c| c["jwt"]["providers"]["idp"]["audience"] = json!("x")), "jwt.providers.idp.audience"),
+        (Box::new(|c| c["routes"][2]["auth"]["providers"] = json!(["nope"])), "routes[2].auth.providers[0]"),
+        (
+            Box::new(|c| c["routes"][5]["auth"]["bind"] = json!([{"param": "uid", "claim": "sub"}])),
+            "routes[5].auth.bind[0].param",
+        ),
+        (
+            Box::new(|c| c["routes"][4]["auth"]["claims"] = json!([{"claim": "a"}])),
+            "routes[4].auth.claims[0]",
+        ),
+        (Box::new(|c| c["routes"][0]["auth"] = json!({"type": "maybe"})), "routes[0].auth.type"),
+        (Box::new(|c| c["jwt"]["realm"] = json!("a\"b")), "jwt.realm"),
+    ];
+    for (mutate, path) in cases {
+        let mut c = base.clone();
+        mutate(&mut c);
+        let e = config::parse(c.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+    }
+    // A route may not require JWT without a jwt section.
+    let e = config::parse(
+        br#"{"routes":[{"name":"a","match":{"prefix":"/"},"auth":{"type":"jwt","providers":["x"]}}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "routes[0].auth.type");
+}
+
+#[test]
+fn query_tokens_only_where_a_provider_allows_them() {
+    let mut c: Value = serde_json::from_str(&config()).unwrap();
+    c["jwt"]["providers"]["idp"]["from_params"] = json!(["access_token"]);
+    let p = config::parse(c.to_string().as_bytes()).unwrap();
+    let d = decide(&p, "GET", &format!("/elsewhere?access_token={}", token("rs256")), &[]);
+    assert_eq!(reason(&d), None);
+    // Other credential names in the query are still refused.
+    assert_eq!(reason(&decide(&p, "GET", "/elsewhere?api_key=x", &[])), Some(Reason::CredentialInQuery));
+    // Without from_params, a token in the query is a credential in the query.
+    assert_eq!(
+        reason(&decide(&policy(), "GET", &format!("/elsewhere?access_token={}", token("rs256")), &[])),
+        Some(Reason::CredentialInQuery)
+    );
+}

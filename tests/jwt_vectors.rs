@@ -6,14 +6,17 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use api_guard::policy::authz::HeaderOp;
+use std::rc::Rc;
+
+use api_guard::policy::authz::{HeaderOp, KeyLookup, NoRemoteKeys};
 use api_guard::policy::config;
 use api_guard::policy::denial::Reason;
 use api_guard::policy::jwt::alg::Alg;
 use api_guard::policy::jwt::claims::ClaimError;
+use api_guard::policy::jwt::jwks::Availability;
 use api_guard::policy::jwt::keys::KeySet;
 use api_guard::policy::jwt::token::ParseError;
-use api_guard::policy::jwt::TokenError;
+use api_guard::policy::jwt::{Provider, ProviderKeys, TokenError, Verified};
 use api_guard::policy::{HeadDecision, Policy, RequestHead};
 use serde_json::{json, Value};
 
@@ -155,7 +158,15 @@ fn policy() -> Policy {
     config::parse(config().as_bytes()).unwrap()
 }
 
-fn provider<'p>(p: &'p Policy, name: &str) -> &'p api_guard::policy::jwt::Provider {
+/// Verifies with a provider's local keys.
+fn verify(p: &Provider, token: &str) -> Result<Verified, TokenError> {
+    match &p.keys {
+        ProviderKeys::Local(keys) => p.verify(token, keys, NOW),
+        ProviderKeys::Remote(_) => panic!("{} has remote keys", p.name),
+    }
+}
+
+fn provider<'p>(p: &'p Policy, name: &str) -> &'p Provider {
     p.jwt.as_ref().unwrap().providers.iter().find(|x| x.name == name).unwrap()
 }
 
@@ -182,12 +193,12 @@ fn valid_tokens_of_every_algorithm_verify() {
     let p = policy();
     let idp = provider(&p, "idp");
     for name in VALID_IDP {
-        let v = idp.verify(&token(name), NOW).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let v = verify(idp, &token(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(v.claims["iss"], "https://issuer.test", "{name}");
     }
     let shared = provider(&p, "shared");
     for name in VALID_SHARED {
-        shared.verify(&token(name), NOW).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        verify(shared, &token(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     }
 }
 
@@ -240,12 +251,12 @@ fn attack_corpus_is_refused_for_the_right_reason() {
         ("alg_key_type_mismatch", UnknownKey),
     ];
     for (name, want) in cases {
-        assert_eq!(idp.verify(&token(name), NOW).unwrap_err(), *want, "{name}");
+        assert_eq!(verify(idp, &token(name)).unwrap_err(), *want, "{name}");
     }
     // The HMAC provider never verifies with an RSA key, whatever the token says.
     let shared = provider(&p, "shared");
-    assert_eq!(shared.verify(&token("hs256_with_rsa_public_key"), NOW).unwrap_err(), UnknownKey);
-    assert_eq!(shared.verify(&token("rs256"), NOW).unwrap_err(), Algorithm);
+    assert_eq!(verify(shared, &token("hs256_with_rsa_public_key")).unwrap_err(), UnknownKey);
+    assert_eq!(verify(shared, &token("rs256")).unwrap_err(), Algorithm);
     // Every fixture has an expectation here or in `valid_tokens_of_every_algorithm_verify`.
     let mut covered: std::collections::BTreeSet<&str> = cases.iter().map(|(n, _)| *n).collect();
     covered.extend(VALID_IDP.iter().chain(VALID_SHARED.iter()).copied());
@@ -261,7 +272,7 @@ fn oversized_and_garbage_tokens_are_refused_without_panicking() {
     let p = policy();
     let idp = provider(&p, "idp");
     let huge = format!("{}.{}.{}", "a".repeat(400_000), "b".repeat(400_000), "c".repeat(300_000));
-    assert_eq!(idp.verify(&huge, NOW).unwrap_err(), TokenError::Malformed(ParseError::TooLarge));
+    assert_eq!(verify(idp, &huge).unwrap_err(), TokenError::Malformed(ParseError::TooLarge));
     let mut seed = 0x1234_5678_u64;
     let good = token("rs256");
     for i in 0..2000 {
@@ -276,7 +287,7 @@ fn oversized_and_garbage_tokens_are_refused_without_panicking() {
         }
         let t = String::from_utf8_lossy(&bytes).to_string();
         if t != good {
-            assert!(idp.verify(&t, NOW).is_err(), "mutation {i} verified: {t}");
+            assert!(verify(idp, &t).is_err(), "mutation {i} verified: {t}");
         }
     }
 }
@@ -287,7 +298,7 @@ fn decide(p: &Policy, method: &str, path: &str, headers: &[(&str, &str)]) -> Hea
     let mut h: Vec<(String, Vec<u8>)> =
         vec![(":method".into(), method.as_bytes().to_vec()), (":path".into(), path.as_bytes().to_vec())];
     h.extend(headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())));
-    p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, NOW)
+    p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, &NoRemoteKeys, NOW)
 }
 
 fn bearer(name: &str) -> String {
@@ -447,5 +458,108 @@ fn query_tokens_only_where_a_provider_allows_them() {
     assert_eq!(
         reason(&decide(&policy(), "GET", &format!("/elsewhere?access_token={}", token("rs256")), &[])),
         Some(Reason::CredentialInQuery)
+    );
+}
+
+// ---------------------------------------------------------------- remote key sets
+
+/// A host's view of remote keys, fixed for one test.
+struct Fixed(Availability);
+
+impl KeyLookup for Fixed {
+    fn lookup(&self, _: usize) -> Availability {
+        self.0.clone()
+    }
+}
+
+fn remote_policy() -> Policy {
+    let c = json!({
+        "jwt": {"providers": {"idp": {
+            "issuer": "https://issuer.test", "audiences": ["api://orders"], "algorithms": ["RS256"],
+            "token_type": "at+jwt",
+            "remote_jwks": {"http_uri": {"uri": "http://127.0.0.1:9/jwks", "cluster": "idp", "timeout_ms": 500}}
+        }}, "default": {"type": "jwt", "providers": ["idp"]}}
+    });
+    config::parse(c.to_string().as_bytes()).unwrap()
+}
+
+#[test]
+fn remote_keys_missing_means_fetch_or_503_never_a_pass() {
+    let p = remote_policy();
+    let h: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/x".to_vec()),
+        ("authorization".into(), bearer("rs256").into_bytes()),
+    ];
+    let head = RequestHead { headers: &h, end_of_stream: Some(true) };
+    // Nothing loaded yet, a fetch may start: the host is asked to fetch; 503 otherwise.
+    let d = p.check_head(&head, &Fixed(Availability::Loading), NOW);
+    assert_eq!(d.fetch_keys, Some(0));
+    assert_eq!(reason(&d), Some(Reason::KeysUnavailable));
+    // Nothing loaded and no fetch possible: 503, no hint.
+    let d = p.check_head(&head, &Fixed(Availability::Unavailable), NOW);
+    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::KeysUnavailable), None));
+    // Loaded keys verify.
+    let keys = Rc::new(KeySet::from_jwks(&serde_json::from_str(JWKS).unwrap()).unwrap());
+    let d = p.check_head(&head, &Fixed(Availability::Ready { keys: Rc::clone(&keys), refetch: false }), NOW);
+    assert_eq!(reason(&d), None);
+    // A token signed by a key the set lacks (rotation): refetch if allowed, else 401.
+    let rotated: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/x".to_vec()),
+        ("authorization".into(), bearer("unknown_kid").into_bytes()),
+    ];
+    let head = RequestHead { headers: &rotated, end_of_stream: Some(true) };
+    let d = p.check_head(&head, &Fixed(Availability::Ready { keys: Rc::clone(&keys), refetch: true }), NOW);
+    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), Some(0)));
+    let d = p.check_head(&head, &Fixed(Availability::Ready { keys, refetch: false }), NOW);
+    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), None));
+    // A bad signature with a known kid never triggers a fetch.
+    let forged: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/x".to_vec()),
+        ("authorization".into(), bearer("wrong_key_same_kid").into_bytes()),
+    ];
+    let head = RequestHead { headers: &forged, end_of_stream: Some(true) };
+    let keys = Rc::new(KeySet::from_jwks(&serde_json::from_str(JWKS).unwrap()).unwrap());
+    let d = p.check_head(&head, &Fixed(Availability::Ready { keys, refetch: true }), NOW);
+    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), None));
+}
+
+#[test]
+fn remote_jwks_config_is_checked() {
+    for (remote, path) in [
+        (json!({"http_uri": {"uri": "ftp://x/jwks"}}), "jwt.providers.idp.remote_jwks.http_uri.uri"),
+        (json!({"http_uri": {"uri": "http:///jwks"}}), "jwt.providers.idp.remote_jwks.http_uri.uri"),
+        (
+            json!({"http_uri": {"uri": "http://x/jwks", "cluster": ""}}),
+            "jwt.providers.idp.remote_jwks.http_uri.cluster",
+        ),
+        (
+            json!({"http_uri": {"uri": "http://x/jwks", "timeout_ms": 0}}),
+            "jwt.providers.idp.remote_jwks.http_uri.timeout_ms",
+        ),
+        (
+            json!({"http_uri": {"uri": "http://x/jwks"}, "cache_seconds": 1}),
+            "jwt.providers.idp.remote_jwks.cache_seconds",
+        ),
+    ] {
+        let c = json!({"jwt": {"providers": {"idp": {
+            "issuer": "i", "audiences": ["a"], "algorithms": ["RS256"], "remote_jwks": remote}}}});
+        let e = config::parse(c.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+    }
+    let both = json!({"jwt": {"providers": {"idp": {"issuer": "i", "audiences": ["a"], "algorithms": ["RS256"],
+        "local_jwks": serde_json::from_str::<Value>(JWKS).unwrap(),
+        "remote_jwks": {"http_uri": {"uri": "http://x/jwks"}}}}}});
+    assert_eq!(config::parse(both.to_string().as_bytes()).unwrap_err().path, "jwt.providers.idp");
+    // Without a cluster the upstream is the URL's host:port (Kong, APISIX).
+    let c = json!({"jwt": {"providers": {"idp": {"issuer": "i", "audiences": ["a"], "algorithms": ["ES256"],
+        "remote_jwks": {"http_uri": {"uri": "https://idp.example:8443/keys?v=1"}}}}}});
+    let p = config::parse(c.to_string().as_bytes()).unwrap();
+    let ProviderKeys::Remote(spec) = &p.jwt.as_ref().unwrap().providers[0].keys else { panic!() };
+    assert_eq!(
+        (spec.upstream.as_str(), spec.authority.as_str(), spec.path.as_str()),
+        ("idp.example:8443", "idp.example:8443", "/keys?v=1")
     );
 }

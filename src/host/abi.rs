@@ -23,6 +23,8 @@ pub enum MapType {
     RequestHeaders = 0,
     /// Response headers.
     ResponseHeaders = 2,
+    /// Headers of an HTTP call's response.
+    HttpCallResponseHeaders = 6,
 }
 
 /// Buffer kinds (ABI `proxy_buffer_type_t`).
@@ -31,6 +33,8 @@ pub enum MapType {
 pub enum BufferType {
     /// The request body.
     RequestBody = 0,
+    /// The body of an HTTP call's response.
+    HttpCallResponseBody = 4,
     /// The plugin configuration.
     PluginConfiguration = 7,
 }
@@ -91,6 +95,22 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
 }
 
@@ -128,6 +148,24 @@ mod native {
         12
     }
     pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_continue_stream(_: u32) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_get_shared_data(
+        _: *const u8,
+        _: usize,
+        _: *mut *mut u8,
+        _: *mut usize,
+        _: *mut u32,
+    ) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_set_shared_data(_: *const u8, _: usize, _: *const u8, _: usize, _: u32) -> u32 {
         12
     }
     pub unsafe fn proxy_replace_header_map_value(
@@ -265,6 +303,67 @@ pub fn remove_header(map: MapType, name: &str) -> Result<(), HostError> {
 pub fn increment(id: u32) {
     // SAFETY: plain values.
     let _ = unsafe { proxy_increment_metric(id, 1) };
+}
+
+fn status(s: u32) -> Result<(), HostError> {
+    if s == OK {
+        Ok(())
+    } else {
+        Err(HostError(s))
+    }
+}
+
+/// Sends an HTTP request to `upstream` (an Envoy cluster, or `host:port`); the answer arrives
+/// in `on_http_call_response` of the calling context, with the returned token.
+///
+/// This is the one call that goes through the SDK's wrapper: the SDK must record the token to
+/// route the answer back to the calling context. The wrapper panics on statuses other than
+/// Ok, BadArgument and InternalFailure; every supported host answers `proxy_http_call` with
+/// one of those.
+pub fn http_call(upstream: &str, headers: &[(String, String)], timeout_ms: u32) -> Result<u32, HostError> {
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    proxy_wasm::hostcalls::dispatch_http_call(
+        upstream,
+        pairs,
+        None,
+        Vec::new(),
+        std::time::Duration::from_millis(u64::from(timeout_ms)),
+    )
+    .map_err(|s| HostError(s as u32))
+}
+
+/// Resumes a request paused in a request callback.
+pub fn resume_request() -> Result<(), HostError> {
+    // SAFETY: plain value (stream type 0: the HTTP request).
+    status(unsafe { proxy_continue_stream(0) })
+}
+
+/// Asks for `on_tick` every `ms` milliseconds (0 stops it).
+pub fn set_tick_period(ms: u32) -> Result<(), HostError> {
+    // SAFETY: plain value.
+    status(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+/// Reads a shared-data entry: its value and CAS token (`Ok(None)` when absent).
+pub fn get_shared(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas = 0u32;
+    // SAFETY: pointer and length describe a live string; out-pointers are valid.
+    let s = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match s {
+        OK => Ok(Some((take(data, size), cas))),
+        NOT_FOUND => Ok(None),
+        s => Err(HostError(s)),
+    }
+}
+
+/// Writes a shared-data entry. Reads first and sets with the CAS it got, because some hosts
+/// refuse a CAS-less write over an existing key.
+pub fn set_shared(key: &str, value: &[u8]) -> Result<(), HostError> {
+    let cas = get_shared(key)?.map_or(0, |(_, cas)| cas);
+    // SAFETY: pointers and lengths describe live buffers.
+    status(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
 }
 
 /// Serialises header pairs in the ABI's map format: count, (key len, value len)*, then

@@ -28,6 +28,11 @@ pub struct Capabilities {
     /// configured with `allow_on_headers_stop_iteration: true` (see the README); without it
     /// Envoy stops body callbacks too, so this stays off unless the config turns it on.
     pub hold_headers_for_body: bool,
+    /// `on_tick` works, so key sets are refreshed in the background. Without it, they are
+    /// fetched on demand by the requests that need them.
+    pub timers: bool,
+    /// Shared data works, so one worker's fetched key set serves the others.
+    pub shared_data: bool,
 }
 
 impl Capabilities {
@@ -36,12 +41,20 @@ impl Capabilities {
     pub fn detect(hold_headers_for_body: bool) -> Capabilities {
         let envoy = matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_)));
         if envoy {
-            Capabilities { kind: HostKind::Envoy, headers_end_of_stream: true, hold_headers_for_body }
+            Capabilities {
+                kind: HostKind::Envoy,
+                headers_end_of_stream: true,
+                hold_headers_for_body,
+                timers: true,
+                shared_data: true,
+            }
         } else {
             Capabilities {
                 kind: HostKind::Unknown,
                 headers_end_of_stream: false,
                 hold_headers_for_body: false,
+                timers: false,
+                shared_data: false,
             }
         }
     }

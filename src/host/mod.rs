@@ -8,6 +8,7 @@
 pub mod abi;
 pub mod capabilities;
 pub mod http;
+pub mod keystore;
 pub mod metrics;
 pub mod root;
 

@@ -1,5 +1,8 @@
-//! The root context: loads the configuration and creates HTTP contexts.
+//! The root context: loads the configuration, creates HTTP contexts, and refreshes remote key
+//! sets in the background where the host has timers.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -7,17 +10,22 @@ use proxy_wasm::types::ContextType;
 
 use super::abi::{self, BufferType, LogLevel};
 use super::capabilities::Capabilities;
-use super::http::HttpFilter;
+use super::http::{now_unix, HttpFilter};
+use super::keystore::KeyStore;
 use super::metrics::Metrics;
 use crate::policy::{config, Policy};
 
 /// Largest configuration accepted, so a host bug cannot make us parse unbounded input.
 const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+/// How often the root context looks at remote key sets.
+const TICK_MS: u32 = 500;
 
 /// Holds the compiled policy; one per plugin configuration.
 #[derive(Default)]
 pub struct Root {
     state: Option<Shared>,
+    /// Key-set requests in flight from this context: call token → provider index.
+    pending: HashMap<u32, usize>,
 }
 
 /// What every HTTP context of this root shares.
@@ -29,9 +37,22 @@ pub struct Shared {
     pub metrics: Rc<Metrics>,
     /// What the host can do.
     pub caps: Capabilities,
+    /// Remote key sets of this VM.
+    pub keys: Rc<RefCell<KeyStore>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let (Some(index), Some(state)) = (self.pending.remove(&token_id), &self.state) else { return };
+        state.keys.borrow_mut().complete(index, body_size, now_unix(), &state.caps);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -49,29 +70,50 @@ impl RootContext for Root {
             let policy = Policy::compile(&doc)?;
             Ok((policy, doc.host.hold_headers_for_body))
         });
-        match parsed {
-            Ok((policy, hold)) => {
-                let caps = Capabilities::detect(hold);
-                abi::log(
-                    LogLevel::Info,
-                    &format!(
-                        "api-guard: configuration loaded ({} routes, host {:?})",
-                        policy.routes.len(),
-                        caps.kind
-                    ),
-                );
-                // Keep already-defined metrics across reconfiguration.
-                let metrics = match &self.state {
-                    Some(s) => Rc::clone(&s.metrics),
-                    None => Rc::new(Metrics::define()),
-                };
-                self.state = Some(Shared { policy: Rc::new(policy), metrics, caps });
-                true
-            }
+        let (policy, hold) = match parsed {
+            Ok(p) => p,
             Err(e) => {
                 // One line that names the field; the previous configuration (if any) stays.
                 abi::log(LogLevel::Error, &format!("api-guard: {e}"));
-                false
+                return false;
+            }
+        };
+        let caps = Capabilities::detect(hold);
+        // Keep already-defined metrics and still-valid key sets across reconfiguration.
+        let (metrics, previous_keys) = match self.state.take() {
+            Some(s) => (s.metrics, Rc::try_unwrap(s.keys).ok().map(RefCell::into_inner)),
+            None => (Rc::new(Metrics::define()), None),
+        };
+        let keys = KeyStore::for_policy(&policy, previous_keys);
+        if keys.has_remote() && caps.timers {
+            if let Err(e) = abi::set_tick_period(TICK_MS) {
+                abi::log(
+                    LogLevel::Warn,
+                    &format!("api-guard: no timer (host status {}); key sets load on demand", e.0),
+                );
+            }
+        }
+        abi::log(
+            LogLevel::Info,
+            &format!(
+                "api-guard: configuration loaded ({} routes, host {:?})",
+                policy.routes.len(),
+                caps.kind
+            ),
+        );
+        self.state =
+            Some(Shared { policy: Rc::new(policy), metrics, caps, keys: Rc::new(RefCell::new(keys)) });
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(state) = &self.state else { return };
+        let now = now_unix();
+        let mut store = state.keys.borrow_mut();
+        store.adopt_shared(&state.caps);
+        for index in store.due(now) {
+            if let Some(token) = store.fetch(index, now) {
+                self.pending.insert(token, index);
             }
         }
     }

@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::config::{AuthConfig, ConfigError, JwtConfig};
 use super::denial::{Denial, Reason};
 use super::jwt::extract::{self, Source};
-use super::jwt::{self, Provider, TokenError, Verified};
+use super::jwt::jwks::Availability;
+use super::jwt::{self, Provider, ProviderKeys, TokenError, Verified};
 use super::route::PathPattern;
 use super::RequestHead;
 
@@ -260,6 +261,37 @@ fn holds(condition: &Condition, value: Option<&Value>) -> bool {
     }
 }
 
+/// Remote key sets, as the host holds them (per VM). Local keys never go through this.
+pub trait KeyLookup {
+    /// The state of provider `index`'s remote keys now.
+    fn lookup(&self, index: usize) -> Availability;
+}
+
+/// For a policy with no remote providers (and tests): every remote provider is unavailable.
+pub struct NoRemoteKeys;
+
+impl KeyLookup for NoRemoteKeys {
+    fn lookup(&self, _: usize) -> Availability {
+        Availability::Unavailable
+    }
+}
+
+/// A refusal, with a hint: fetching this provider's keys and asking again may change it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The denial to send if nothing else happens.
+    pub denial: Denial,
+    /// A remote provider whose keys are missing, or lack the token's `kid` and may be
+    /// refetched now.
+    pub fetch: Option<usize>,
+}
+
+impl From<Denial> for Refusal {
+    fn from(denial: Denial) -> Refusal {
+        Refusal { denial, fetch: None }
+    }
+}
+
 /// What an authorized request carries upstream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grant {
@@ -269,21 +301,60 @@ pub struct Grant {
     pub tokens: Vec<(usize, Verified)>,
 }
 
+/// Verifies a token with the provider's keys, local or remote.
+fn verify_with(
+    provider: &Provider,
+    index: usize,
+    token: &str,
+    keys: &dyn KeyLookup,
+    now: i64,
+    fetch: &mut Option<usize>,
+) -> Result<Verified, TokenError> {
+    match &provider.keys {
+        ProviderKeys::Local(set) => provider.verify(token, set, now),
+        ProviderKeys::Remote(_) => match keys.lookup(index) {
+            Availability::Ready { keys, refetch } => {
+                let r = provider.verify(token, &keys, now);
+                if r == Err(TokenError::UnknownKey) && refetch {
+                    fetch.get_or_insert(index);
+                }
+                r
+            }
+            Availability::Loading => {
+                fetch.get_or_insert(index);
+                Err(TokenError::KeysUnavailable)
+            }
+            Availability::Unavailable => Err(TokenError::KeysUnavailable),
+        },
+    }
+}
+
+fn token_denial(e: TokenError) -> Denial {
+    if e == TokenError::KeysUnavailable {
+        Denial::new(Reason::KeysUnavailable)
+    } else {
+        Denial::invalid_token(e)
+    }
+}
+
 /// Judges a request against `requirement`.
+#[allow(clippy::too_many_arguments)]
 pub fn authorize(
     jwt: Option<&JwtPolicy>,
     requirement: &Requirement,
     head: &RequestHead<'_>,
     query: &str,
     params: &[(String, &str)],
+    keys: &dyn KeyLookup,
     now: i64,
-) -> Result<Grant, Denial> {
+) -> Result<Grant, Refusal> {
     let rule = match requirement {
         Requirement::Public => return Ok(Grant::default()),
-        Requirement::Deny => return Err(Denial::new(Reason::AccessDenied)),
+        Requirement::Deny => return Err(Denial::new(Reason::AccessDenied).into()),
         Requirement::Jwt(rule) => rule,
     };
-    let Some(jwt) = jwt else { return Err(Denial::new(Reason::AccessDenied)) };
+    let Some(jwt) = jwt else { return Err(Denial::new(Reason::AccessDenied).into()) };
+    let mut fetch = None;
     let mut grant = Grant::default();
     let mut missing = true;
     let mut failure: Option<TokenError> = None;
@@ -291,12 +362,12 @@ pub fn authorize(
         let Some(provider) = jwt.providers.get(pi) else { continue };
         let Some(found) = extract::find(&provider.sources, head, query) else {
             if rule.require_all {
-                return Err(Denial::new(Reason::TokenMissing));
+                return Err(Denial::new(Reason::TokenMissing).into());
             }
             continue;
         };
         missing = false;
-        match provider.verify(found.token, now) {
+        match verify_with(provider, pi, found.token, keys, now, &mut fetch) {
             Ok(v) => {
                 if !provider.forward {
                     if let Source::Header { name, .. } = found.source {
@@ -320,28 +391,35 @@ pub fn authorize(
             }
             Err(e) => {
                 if rule.require_all {
-                    return Err(Denial::invalid_token(e));
+                    return Err(Refusal { denial: token_denial(e), fetch });
                 }
-                failure.get_or_insert(e);
+                // An unavailable key set outranks a bad token from another provider: the
+                // caller should retry rather than re-authenticate.
+                if failure.is_none() || e == TokenError::KeysUnavailable {
+                    failure = Some(e);
+                }
             }
         }
     }
     if grant.tokens.is_empty() {
-        return Err(match failure {
-            Some(e) => Denial::invalid_token(e),
-            None if missing => Denial::new(Reason::TokenMissing),
-            None => Denial::new(Reason::TokenMissing),
-        });
+        let denial = match failure {
+            Some(e) => token_denial(e),
+            None => {
+                debug_assert!(missing);
+                Denial::new(Reason::TokenMissing)
+            }
+        };
+        return Err(Refusal { denial, fetch });
     }
     let all_claims = || grant.tokens.iter().map(|(_, v)| &v.claims);
     for scope in &rule.scopes {
         if !all_claims().any(|c| granted_scopes(c).contains(&scope.as_str())) {
-            return Err(Denial::insufficient_scope(rule.scope_challenge.clone()));
+            return Err(Denial::insufficient_scope(rule.scope_challenge.clone()).into());
         }
     }
     for cond in &rule.claims {
         if !all_claims().any(|c| holds(&cond.condition, jwt::claim(c, &cond.path))) {
-            return Err(Denial::new(Reason::AccessDenied));
+            return Err(Denial::new(Reason::AccessDenied).into());
         }
     }
     for b in &rule.bind {
@@ -355,7 +433,7 @@ pub fn authorize(
             })
         });
         if !ok {
-            return Err(Denial::new(Reason::AccessDenied));
+            return Err(Denial::new(Reason::AccessDenied).into());
         }
     }
     Ok(grant)

@@ -73,8 +73,11 @@ pub struct ProviderConfig {
     /// must fit the key's type. HMAC algorithms need `oct` keys and cannot be mixed with
     /// asymmetric ones.
     pub algorithms: Vec<Alg>,
-    /// The issuer's keys, inline, as a JWKS object (`{"keys": [...]}`).
+    /// The issuer's keys, inline, as a JWKS object (`{"keys": [...]}`). Exactly one of
+    /// `local_jwks` and `remote_jwks` is required.
     pub local_jwks: Option<serde_json::Value>,
+    /// Where to fetch the issuer's keys, and how long to keep them.
+    pub remote_jwks: Option<RemoteJwksConfig>,
     /// Token locations, tried in order. Default: `Authorization: Bearer`.
     pub from_headers: Option<Vec<HeaderSourceConfig>>,
     /// Cookies that may carry the token.
@@ -101,6 +104,36 @@ pub struct ProviderConfig {
     pub forward_payload_header: Option<String>,
     /// Largest token accepted, in bytes. Default 8192.
     pub max_token_bytes: Option<u32>,
+}
+
+/// A remote key set (JWKS URL).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RemoteJwksConfig {
+    /// The request.
+    pub http_uri: HttpUriConfig,
+    /// How long fetched keys are fresh before a background refresh. Default 600.
+    pub cache_duration_seconds: Option<u32>,
+    /// Shortest time between two fetches, also for unknown-`kid` refetches (key rotation).
+    /// Default 30.
+    pub min_refetch_interval_seconds: Option<u32>,
+    /// How long the last good keys keep serving while every refresh fails. Default 86400.
+    pub max_stale_seconds: Option<u32>,
+}
+
+/// An outbound HTTP request target.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HttpUriConfig {
+    /// The URL (`http://` or `https://`).
+    pub uri: String,
+    /// Envoy cluster that serves `uri`. Hosts without clusters (Kong, APISIX) use the URL's
+    /// `host:port` instead.
+    pub cluster: Option<String>,
+    /// Request timeout in milliseconds. Default 5000.
+    pub timeout_ms: Option<u32>,
 }
 
 /// A header token location.

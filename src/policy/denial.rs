@@ -32,11 +32,13 @@ pub enum Reason {
     InsufficientScope,
     /// The caller may not use this route (a claim condition, a binding, or a `deny` rule).
     AccessDenied,
+    /// The keys needed to check the token could not be loaded (the issuer is unreachable).
+    KeysUnavailable,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -47,6 +49,7 @@ impl Reason {
         Reason::TokenInvalid,
         Reason::InsufficientScope,
         Reason::AccessDenied,
+        Reason::KeysUnavailable,
     ];
 
     /// HTTP status of the denial.
@@ -60,6 +63,7 @@ impl Reason {
             Reason::UnsupportedMediaType => 415,
             Reason::TokenMissing | Reason::TokenInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied => 403,
+            Reason::KeysUnavailable => 503,
         }
     }
 
@@ -77,6 +81,7 @@ impl Reason {
             Reason::TokenInvalid => "token-invalid",
             Reason::InsufficientScope => "insufficient-scope",
             Reason::AccessDenied => "access-denied",
+            Reason::KeysUnavailable => "keys-unavailable",
         }
     }
 
@@ -93,6 +98,7 @@ impl Reason {
             Reason::TokenInvalid => "Invalid token",
             Reason::InsufficientScope => "Insufficient scope",
             Reason::AccessDenied => "Access denied",
+            Reason::KeysUnavailable => "Token keys unavailable",
         }
     }
 
@@ -115,6 +121,9 @@ impl Reason {
             Reason::TokenInvalid => "The bearer token is malformed, expired, or cannot be verified.",
             Reason::InsufficientScope => "The bearer token does not grant the scope this resource requires.",
             Reason::AccessDenied => "The caller is not allowed to use this resource.",
+            Reason::KeysUnavailable => {
+                "The keys needed to check the token are not available yet; retry later."
+            }
         }
     }
 
@@ -131,6 +140,7 @@ impl Reason {
             Reason::TokenInvalid => "api_guard_denied_token_invalid_total",
             Reason::InsufficientScope => "api_guard_denied_insufficient_scope_total",
             Reason::AccessDenied => "api_guard_denied_access_denied_total",
+            Reason::KeysUnavailable => "api_guard_denied_keys_unavailable_total",
         }
     }
 }
@@ -261,6 +271,9 @@ pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &
     if let Some(c) = challenge(denial, &rendering.realm) {
         headers.push(("www-authenticate".to_string(), c));
     }
+    if reason == Reason::KeysUnavailable {
+        headers.push(("retry-after".to_string(), "5".to_string()));
+    }
     let log = DenialLog {
         event: "api_guard_denied",
         reason: reason.slug(),
@@ -289,7 +302,7 @@ mod tests {
         assert_eq!(metrics.len(), Reason::ALL.len());
         for r in Reason::ALL {
             assert_eq!(r.metric(), format!("api_guard_denied_{}_total", r.slug().replace('-', "_")));
-            assert!((400..500).contains(&r.status()));
+            assert!((400..600).contains(&r.status()));
             assert!(!r.detail().is_empty() && !r.title().is_empty());
         }
     }

@@ -24,7 +24,7 @@ pub mod path;
 pub mod request_id;
 pub mod route;
 
-use authz::{HeaderOp, JwtPolicy, Requirement};
+use authz::{HeaderOp, JwtPolicy, KeyLookup, Requirement};
 use config::{Config, ConfigError};
 use denial::{Denial, Reason, Rendering};
 use limits::{BodyFacts, RequestLimits};
@@ -116,6 +116,9 @@ pub struct HeadDecision {
     pub route: Option<usize>,
     /// Admitted, or denied.
     pub outcome: Result<Admission, Denial>,
+    /// When denied: a remote provider whose keys, once fetched, may change the outcome.
+    /// The host may fetch them and ask again; otherwise it sends the denial.
+    pub fetch_keys: Option<usize>,
 }
 
 impl Policy {
@@ -226,24 +229,36 @@ impl Policy {
 
     /// Judges a request head at time `now` (Unix seconds). Cheap checks run first, so junk
     /// costs little: path, header sizes, method, query, declared body, then the token.
-    pub fn check_head(&self, head: &RequestHead<'_>, now: i64) -> HeadDecision {
+    pub fn check_head(&self, head: &RequestHead<'_>, keys: &dyn KeyLookup, now: i64) -> HeadDecision {
         let (path, query) = path::split_target(head.header_str(":path"));
         let normal = match path::normalize(path) {
             Ok(p) => p,
-            Err(_) => return HeadDecision { route: None, outcome: Err(Denial::new(Reason::InvalidPath)) },
+            Err(_) => {
+                return HeadDecision {
+                    route: None,
+                    outcome: Err(Denial::new(Reason::InvalidPath)),
+                    fetch_keys: None,
+                }
+            }
         };
         let method = Method::parse(head.header_str(":method"));
         let matched = self.table.find(method, &normal);
         let route = matched.as_ref().map(|m| m.index);
         let params = matched.map(|m| m.params).unwrap_or_default();
         let limits = self.limits_for(route);
+        let mut fetch_keys = None;
         let outcome = (|| {
             limits.check_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))?;
             limits.check_method(method)?;
             limits.check_query(query)?;
             let facts = body_facts(head);
             limits.check_body_head(&facts)?;
-            let grant = authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, &params, now)?;
+            let grant =
+                authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, &params, keys, now)
+                    .map_err(|r| {
+                        fetch_keys = r.fetch;
+                        r.denial
+                    })?;
             let body = if facts.has_body {
                 BodyPlan::Count { limit: limits.max_body_bytes, declared: facts.content_length }
             } else {
@@ -259,7 +274,7 @@ impl Policy {
             headers.extend(grant.headers);
             Ok(Admission { body, headers })
         })();
-        HeadDecision { route, outcome }
+        HeadDecision { route, outcome, fetch_keys }
     }
 }
 
@@ -301,7 +316,11 @@ mod tests {
 
     fn decide(policy: &Policy, pairs: &[(&str, &str)], eos: Option<bool>) -> HeadDecision {
         let headers = head(pairs, eos);
-        policy.check_head(&RequestHead { headers: &headers, end_of_stream: eos }, 1_800_000_000)
+        policy.check_head(
+            &RequestHead { headers: &headers, end_of_stream: eos },
+            &authz::NoRemoteKeys,
+            1_800_000_000,
+        )
     }
 
     fn policy(json: &str) -> Policy {
@@ -314,7 +333,11 @@ mod tests {
         let d = decide(&p, &[(":method", "GET"), (":path", "/x?y=1")], Some(true));
         assert_eq!(
             d,
-            HeadDecision { route: None, outcome: Ok(Admission { body: BodyPlan::None, headers: vec![] }) }
+            HeadDecision {
+                route: None,
+                outcome: Ok(Admission { body: BodyPlan::None, headers: vec![] }),
+                fetch_keys: None
+            }
         );
     }
 

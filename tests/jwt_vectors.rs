@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use api_guard::policy::authz::{HeaderOp, KeyLookup, NoRemoteKeys};
+use api_guard::policy::authz::{HeaderOp, NoState, VerifyState};
 use api_guard::policy::config;
 use api_guard::policy::denial::Reason;
 use api_guard::policy::jwt::alg::Alg;
@@ -298,7 +298,7 @@ fn decide(p: &Policy, method: &str, path: &str, headers: &[(&str, &str)]) -> Hea
     let mut h: Vec<(String, Vec<u8>)> =
         vec![(":method".into(), method.as_bytes().to_vec()), (":path".into(), path.as_bytes().to_vec())];
     h.extend(headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())));
-    p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, &NoRemoteKeys, NOW)
+    p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, &NoState, NOW)
 }
 
 fn bearer(name: &str) -> String {
@@ -466,7 +466,7 @@ fn query_tokens_only_where_a_provider_allows_them() {
 /// A host's view of remote keys, fixed for one test.
 struct Fixed(Availability);
 
-impl KeyLookup for Fixed {
+impl VerifyState for Fixed {
     fn lookup(&self, _: usize) -> Availability {
         self.0.clone()
     }
@@ -562,4 +562,73 @@ fn remote_jwks_config_is_checked() {
         (spec.upstream.as_str(), spec.authority.as_str(), spec.path.as_str()),
         ("idp.example:8443", "idp.example:8443", "/keys?v=1")
     );
+}
+
+// ---------------------------------------------------------------- the token cache
+
+struct Cached {
+    cache: std::cell::RefCell<api_guard::policy::jwt::cache::TokenCache>,
+    hits: std::cell::Cell<usize>,
+    now: i64,
+}
+
+impl VerifyState for Cached {
+    fn lookup(&self, _: usize) -> Availability {
+        Availability::Unavailable
+    }
+    fn cached(&self, provider: usize, token: &str) -> Option<Rc<Verified>> {
+        let v = self.cache.borrow().get(provider, token, self.now);
+        if v.is_some() {
+            self.hits.set(self.hits.get() + 1);
+        }
+        v
+    }
+    fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
+        self.cache.borrow_mut().put(provider, token, Rc::clone(verified), until, self.now);
+    }
+}
+
+#[test]
+fn repeated_tokens_hit_the_cache_until_they_expire() {
+    let p = policy();
+    let state = |now| Cached {
+        cache: std::cell::RefCell::new(api_guard::policy::jwt::cache::TokenCache::new(16)),
+        hits: std::cell::Cell::new(0),
+        now,
+    };
+    let s = state(NOW);
+    let h: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/orders".to_vec()),
+        ("authorization".into(), bearer("scope_read").into_bytes()),
+    ];
+    let head = RequestHead { headers: &h, end_of_stream: Some(true) };
+    for _ in 0..3 {
+        assert_eq!(reason(&p.check_head(&head, &s, NOW)), None);
+    }
+    assert_eq!(s.hits.get(), 2, "the second and third checks come from the cache");
+    // Route rules still apply to cached tokens.
+    let post: Vec<(String, Vec<u8>)> =
+        vec![(":method".into(), b"POST".to_vec()), (":path".into(), b"/orders".to_vec()), h[2].clone()];
+    let d = p.check_head(&RequestHead { headers: &post, end_of_stream: Some(true) }, &s, NOW);
+    assert_eq!(reason(&d), Some(Reason::InsufficientScope));
+    assert_eq!(s.hits.get(), 3);
+    // Failures are never cached.
+    let bad: Vec<(String, Vec<u8>)> =
+        vec![h[0].clone(), h[1].clone(), ("authorization".into(), bearer("wrong_key_same_kid").into_bytes())];
+    for _ in 0..2 {
+        let d = p.check_head(&RequestHead { headers: &bad, end_of_stream: Some(true) }, &s, NOW);
+        assert_eq!(reason(&d), Some(Reason::TokenInvalid));
+    }
+    assert_eq!(s.hits.get(), 3);
+    // An entry dies with its token: past exp + skew the cache no longer answers.
+    let cache = s.cache.into_inner();
+    let later = Cached {
+        cache: std::cell::RefCell::new(cache),
+        hits: std::cell::Cell::new(0),
+        now: 2_001_001_001 + 60,
+    };
+    let d = p.check_head(&head, &later, 2_001_001_001 + 60);
+    assert_eq!(reason(&d), Some(Reason::TokenInvalid));
+    assert_eq!(later.hits.get(), 0);
 }

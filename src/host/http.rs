@@ -87,7 +87,7 @@ impl HttpFilter {
         let decision = {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
             let keys = self.shared.keys.borrow();
-            policy.check_head(&head, &keys.view(now), now)
+            policy.check_head(&head, &keys.view(&self.shared.tokens, now), now)
         };
         self.route = decision.route;
         let admission = match (decision.outcome, decision.fetch_keys) {
@@ -165,7 +165,9 @@ impl Context for HttpFilter {
         if token != token_id {
             return;
         }
-        self.shared.keys.borrow_mut().complete(provider, body_size, now_unix(), &self.shared.caps);
+        if self.shared.keys.borrow_mut().complete(provider, body_size, now_unix(), &self.shared.caps) {
+            self.shared.tokens.borrow_mut().clear();
+        }
         if self.decide(false, buffered, end_of_stream) == Action::Continue {
             if let Err(e) = abi::resume_request() {
                 abi::log(LogLevel::Error, &format!("api-guard: cannot resume request (host status {})", e.0));

@@ -6,11 +6,15 @@
 //! The cache rules themselves live in [`crate::policy::jwt::jwks`]; this module only moves
 //! bytes between them and the host.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use super::abi::{self, BufferType, LogLevel, MapType};
 use super::capabilities::Capabilities;
-use crate::policy::authz::KeyLookup;
+use crate::policy::authz::VerifyState;
+use crate::policy::jwt::cache::TokenCache;
 use crate::policy::jwt::jwks::{self, Availability, KeyCache, RemoteSpec, MAX_JWKS_BYTES};
-use crate::policy::jwt::ProviderKeys;
+use crate::policy::jwt::{ProviderKeys, Verified};
 use crate::policy::Policy;
 
 /// One remote provider's cache.
@@ -26,17 +30,29 @@ pub struct KeyStore {
     entries: Vec<Option<Entry>>,
 }
 
-/// A read-only view at one instant, for the policy.
+/// The verification state at one instant, for the policy: key sets (read-only) and the
+/// token cache.
 pub struct View<'s> {
     store: &'s KeyStore,
+    tokens: &'s RefCell<TokenCache>,
     now: i64,
 }
 
-impl KeyLookup for View<'_> {
+impl VerifyState for View<'_> {
     fn lookup(&self, index: usize) -> Availability {
         match self.store.entries.get(index) {
             Some(Some(e)) => e.cache.availability(&e.spec, self.now),
             _ => Availability::Unavailable,
+        }
+    }
+
+    fn cached(&self, provider: usize, token: &str) -> Option<Rc<Verified>> {
+        self.tokens.try_borrow().ok()?.get(provider, token, self.now)
+    }
+
+    fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
+        if let Ok(mut t) = self.tokens.try_borrow_mut() {
+            t.put(provider, token, Rc::clone(verified), until, self.now);
         }
     }
 }
@@ -73,19 +89,21 @@ impl KeyStore {
     }
 
     /// The view the policy reads at `now`.
-    pub fn view(&self, now: i64) -> View<'_> {
-        View { store: self, now }
+    pub fn view<'s>(&'s self, tokens: &'s RefCell<TokenCache>, now: i64) -> View<'s> {
+        View { store: self, tokens, now }
     }
 
-    /// Adopts newer key sets other VMs wrote to shared data.
-    pub fn adopt_shared(&mut self, caps: &Capabilities) {
+    /// Adopts newer key sets other VMs wrote to shared data. Returns whether any changed.
+    pub fn adopt_shared(&mut self, caps: &Capabilities) -> bool {
+        let mut changed = false;
         if !caps.shared_data {
-            return;
+            return changed;
         }
         for e in self.entries.iter_mut().flatten() {
             if let Ok(Some((bytes, _))) = abi::get_shared(&shared_key(&e.name)) {
                 if let Some((at, body)) = jwks::decode_shared(&bytes) {
                     if e.cache.adopt(body, at) {
+                        changed = true;
                         abi::log(
                             LogLevel::Info,
                             &format!("api-guard: jwks for provider '{}' adopted from another worker", e.name),
@@ -94,6 +112,7 @@ impl KeyStore {
                 }
             }
         }
+        changed
     }
 
     /// Providers whose background refresh is due.
@@ -135,9 +154,9 @@ impl KeyStore {
 
     /// Handles the response to a key-set request: reads status and at most 64 KiB + 1 of the
     /// body, updates the cache (keeping the last good keys on any failure), and publishes a
-    /// good set to shared data.
-    pub fn complete(&mut self, index: usize, body_size: usize, now: i64, caps: &Capabilities) {
-        let Some(Some(e)) = self.entries.get_mut(index) else { return };
+    /// good set to shared data. Returns whether the keys changed.
+    pub fn complete(&mut self, index: usize, body_size: usize, now: i64, caps: &Capabilities) -> bool {
+        let Some(Some(e)) = self.entries.get_mut(index) else { return false };
         let status = abi::get_headers(MapType::HttpCallResponseHeaders)
             .ok()
             .and_then(|h| h.into_iter().find(|(n, _)| n == ":status"))
@@ -158,16 +177,20 @@ impl KeyStore {
                         let _ = abi::set_shared(&shared_key(&e.name), &jwks::encode_shared(now, b));
                     }
                 }
+                true
             }
-            Err(err) => abi::log(
-                LogLevel::Warn,
-                &format!(
-                    "api-guard: jwks fetch for provider '{}' failed ({}{}); keeping the last good keys",
-                    e.name,
-                    err.name(),
-                    status.map(|s| format!(", status {s}")).unwrap_or_default()
-                ),
-            ),
+            Err(err) => {
+                abi::log(
+                    LogLevel::Warn,
+                    &format!(
+                        "api-guard: jwks fetch for provider '{}' failed ({}{}); keeping the last good keys",
+                        e.name,
+                        err.name(),
+                        status.map(|s| format!(", status {s}")).unwrap_or_default()
+                    ),
+                );
+                false
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use super::capabilities::Capabilities;
 use super::http::{now_unix, HttpFilter};
 use super::keystore::KeyStore;
 use super::metrics::Metrics;
+use crate::policy::jwt::cache::TokenCache;
 use crate::policy::{config, Policy};
 
 /// Largest configuration accepted, so a host bug cannot make us parse unbounded input.
@@ -39,6 +40,8 @@ pub struct Shared {
     pub caps: Capabilities,
     /// Remote key sets of this VM.
     pub keys: Rc<RefCell<KeyStore>>,
+    /// Verified tokens of this VM.
+    pub tokens: Rc<RefCell<TokenCache>>,
 }
 
 impl Context for Root {
@@ -50,7 +53,9 @@ impl Context for Root {
         _num_trailers: usize,
     ) {
         let (Some(index), Some(state)) = (self.pending.remove(&token_id), &self.state) else { return };
-        state.keys.borrow_mut().complete(index, body_size, now_unix(), &state.caps);
+        if state.keys.borrow_mut().complete(index, body_size, now_unix(), &state.caps) {
+            state.tokens.borrow_mut().clear();
+        }
     }
 }
 
@@ -101,8 +106,15 @@ impl RootContext for Root {
                 caps.kind
             ),
         );
-        self.state =
-            Some(Shared { policy: Rc::new(policy), metrics, caps, keys: Rc::new(RefCell::new(keys)) });
+        // A new configuration may change providers or claims rules: start with an empty cache.
+        let tokens = TokenCache::new(policy.jwt.as_ref().map_or(0, |j| j.token_cache_size));
+        self.state = Some(Shared {
+            policy: Rc::new(policy),
+            metrics,
+            caps,
+            keys: Rc::new(RefCell::new(keys)),
+            tokens: Rc::new(RefCell::new(tokens)),
+        });
         true
     }
 
@@ -110,7 +122,9 @@ impl RootContext for Root {
         let Some(state) = &self.state else { return };
         let now = now_unix();
         let mut store = state.keys.borrow_mut();
-        store.adopt_shared(&state.caps);
+        if store.adopt_shared(&state.caps) {
+            state.tokens.borrow_mut().clear();
+        }
         for index in store.due(now) {
             if let Some(token) = store.fetch(index, now) {
                 self.pending.insert(token, index);

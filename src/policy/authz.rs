@@ -3,6 +3,8 @@
 //! against them. Missing or invalid tokens become 401s, insufficient scope or failed
 //! conditions 403s (see [`super::denial`]).
 
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use super::config::{AuthConfig, ConfigError, JwtConfig};
@@ -79,6 +81,8 @@ pub struct JwtPolicy {
     pub default: Option<Requirement>,
     /// `WWW-Authenticate` realm.
     pub realm: String,
+    /// Verified-token cache size per VM.
+    pub token_cache_size: usize,
     /// Headers removed from every request before anything is forwarded (claim and payload
     /// headers), so a client cannot pose as a verified caller.
     pub scrub_headers: Vec<String>,
@@ -111,6 +115,10 @@ impl JwtPolicy {
                 "jwt.realm",
                 "must be printable ASCII without quotes or backslashes",
             ));
+        }
+        policy.token_cache_size = cfg.token_cache_size.unwrap_or(1024) as usize;
+        if policy.token_cache_size > 1_000_000 {
+            return Err(ConfigError::new("jwt.token_cache_size", "must be at most 1000000"));
         }
         if cfg.providers.is_empty() {
             return Err(ConfigError::new("jwt.providers", "must define at least one provider"));
@@ -261,16 +269,22 @@ fn holds(condition: &Condition, value: Option<&Value>) -> bool {
     }
 }
 
-/// Remote key sets, as the host holds them (per VM). Local keys never go through this.
-pub trait KeyLookup {
-    /// The state of provider `index`'s remote keys now.
+/// Verification state the host keeps per VM: remote key sets and the verified-token cache.
+pub trait VerifyState {
+    /// The state of provider `index`'s remote keys now (local keys never go through this).
     fn lookup(&self, index: usize) -> Availability;
+    /// A cached verification of `token` by `provider`, if any is still valid.
+    fn cached(&self, _provider: usize, _token: &str) -> Option<Rc<Verified>> {
+        None
+    }
+    /// Caches a verification until `until` (Unix seconds).
+    fn remember(&self, _provider: usize, _token: &str, _verified: &Rc<Verified>, _until: i64) {}
 }
 
-/// For a policy with no remote providers (and tests): every remote provider is unavailable.
-pub struct NoRemoteKeys;
+/// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
+pub struct NoState;
 
-impl KeyLookup for NoRemoteKeys {
+impl VerifyState for NoState {
     fn lookup(&self, _: usize) -> Availability {
         Availability::Unavailable
     }
@@ -298,21 +312,24 @@ pub struct Grant {
     /// Header changes (claim headers, token removal).
     pub headers: Vec<HeaderOp>,
     /// Verified tokens, by provider index.
-    pub tokens: Vec<(usize, Verified)>,
+    pub tokens: Vec<(usize, Rc<Verified>)>,
 }
 
-/// Verifies a token with the provider's keys, local or remote.
+/// Verifies a token with the provider's keys, local or remote, through the token cache.
 fn verify_with(
     provider: &Provider,
     index: usize,
     token: &str,
-    keys: &dyn KeyLookup,
+    state: &dyn VerifyState,
     now: i64,
     fetch: &mut Option<usize>,
-) -> Result<Verified, TokenError> {
-    match &provider.keys {
+) -> Result<Rc<Verified>, TokenError> {
+    if let Some(v) = state.cached(index, token) {
+        return Ok(v);
+    }
+    let verified = match &provider.keys {
         ProviderKeys::Local(set) => provider.verify(token, set, now),
-        ProviderKeys::Remote(_) => match keys.lookup(index) {
+        ProviderKeys::Remote(_) => match state.lookup(index) {
             Availability::Ready { keys, refetch } => {
                 let r = provider.verify(token, &keys, now);
                 if r == Err(TokenError::UnknownKey) && refetch {
@@ -326,7 +343,17 @@ fn verify_with(
             }
             Availability::Unavailable => Err(TokenError::KeysUnavailable),
         },
-    }
+    };
+    let verified = Rc::new(verified?);
+    // Cache until the token expires (plus skew), never longer.
+    let until = match verified.claims.get("exp").and_then(Value::as_f64) {
+        Some(exp) if exp.is_finite() && exp.abs() < 9.0e18 => {
+            (exp as i64).saturating_add(provider.rules.skew)
+        }
+        _ => now.saturating_add(jwt::cache::NO_EXP_TTL),
+    };
+    state.remember(index, token, &verified, until);
+    Ok(verified)
 }
 
 fn token_denial(e: TokenError) -> Denial {
@@ -345,7 +372,7 @@ pub fn authorize(
     head: &RequestHead<'_>,
     query: &str,
     params: &[(String, &str)],
-    keys: &dyn KeyLookup,
+    state: &dyn VerifyState,
     now: i64,
 ) -> Result<Grant, Refusal> {
     let rule = match requirement {
@@ -367,7 +394,7 @@ pub fn authorize(
             continue;
         };
         missing = false;
-        match verify_with(provider, pi, found.token, keys, now, &mut fetch) {
+        match verify_with(provider, pi, found.token, state, now, &mut fetch) {
             Ok(v) => {
                 if !provider.forward {
                     if let Source::Header { name, .. } = found.source {

@@ -58,6 +58,9 @@ pub struct JwtConfig {
     pub default: Option<AuthConfig>,
     /// `realm` of `WWW-Authenticate` challenges. Default `api`.
     pub realm: Option<String>,
+    /// Most verified tokens cached per VM, so repeated tokens skip signature work. Entries
+    /// expire with the token. Default 1024; 0 turns the cache off.
+    pub token_cache_size: Option<u32>,
 }
 
 /// One token issuer. Field names follow Envoy's `jwt_authn` `JwtProvider`.

@@ -24,7 +24,7 @@ pub mod path;
 pub mod request_id;
 pub mod route;
 
-use authz::{HeaderOp, JwtPolicy, KeyLookup, Requirement};
+use authz::{HeaderOp, JwtPolicy, Requirement, VerifyState};
 use config::{Config, ConfigError};
 use denial::{Denial, Reason, Rendering};
 use limits::{BodyFacts, RequestLimits};
@@ -229,7 +229,7 @@ impl Policy {
 
     /// Judges a request head at time `now` (Unix seconds). Cheap checks run first, so junk
     /// costs little: path, header sizes, method, query, declared body, then the token.
-    pub fn check_head(&self, head: &RequestHead<'_>, keys: &dyn KeyLookup, now: i64) -> HeadDecision {
+    pub fn check_head(&self, head: &RequestHead<'_>, keys: &dyn VerifyState, now: i64) -> HeadDecision {
         let (path, query) = path::split_target(head.header_str(":path"));
         let normal = match path::normalize(path) {
             Ok(p) => p,
@@ -318,7 +318,7 @@ mod tests {
         let headers = head(pairs, eos);
         policy.check_head(
             &RequestHead { headers: &headers, end_of_stream: eos },
-            &authz::NoRemoteKeys,
+            &authz::NoState,
             1_800_000_000,
         )
     }

@@ -12,6 +12,7 @@
 //! api-guard understands no extensions (RFC 7515 §4.1.11).
 
 pub mod alg;
+pub mod cache;
 pub mod claims;
 pub mod extract;
 pub mod jwks;

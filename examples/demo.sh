@@ -17,22 +17,28 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-cat <<'MSG'
+# A demo access token (sub user-42, scope orders:read orders:write), signed by the test key
+# whose public half is in the demo policy. Never use these keys outside a demo.
+TOKEN=$(python3 -c 'import json;print(json.load(open("tests/fixtures/jwt/tokens.json"))["rs256"])')
+
+cat <<MSG
 
 api-guard demo: Envoy on http://127.0.0.1:10000 -> api-guard -> upstream on 127.0.0.1:10001
 Envoy log: /tmp/api-guard-demo-envoy.log   stats: curl -s 127.0.0.1:9901/stats?filter=api_guard
+A demo token:  export TOKEN=$TOKEN
 
-Allowed (200, reaches the upstream):
-  curl -i http://127.0.0.1:10000/api/users/42
+Allowed (200, reaches the upstream, which sees x-user: user-42 and no token):
+  curl -i -H "authorization: Bearer \$TOKEN" http://127.0.0.1:10000/api/users/user-42
 
-Denied (400 problem+json: a credential in the query string; never reaches the upstream):
-  curl -i 'http://127.0.0.1:10000/api/users/42?access_token=abc'
+Denied (401 problem+json with WWW-Authenticate; never reaches the upstream):
+  curl -i http://127.0.0.1:10000/api/users/user-42
 
 More denials:
-  curl -i -X DELETE http://127.0.0.1:10000/api/users/42                              # 405 + Allow
-  curl -i -X POST -H 'content-type: text/plain' -d hi http://127.0.0.1:10000/api/x     # 415
-  head -c 5000 /dev/zero | curl -i -X PUT -H 'content-type: application/json' \
-       --data-binary @- http://127.0.0.1:10000/api/users/42                            # 413
+  curl -i -H "authorization: Bearer \$TOKEN" http://127.0.0.1:10000/api/users/user-43       # 403: not your user
+  curl -i 'http://127.0.0.1:10000/api/health?access_token=abc'                              # 400: credential in query
+  curl -i -X DELETE -H "authorization: Bearer \$TOKEN" http://127.0.0.1:10000/api/users/user-42  # 405 + Allow
+  curl -i http://127.0.0.1:10000/api/other                                                  # 403: no rule allows it
+  curl -i http://127.0.0.1:10000/api/health                                                 # 200: public
 
 Press Ctrl-C to stop.
 MSG

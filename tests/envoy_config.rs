@@ -44,7 +44,7 @@ fn shipped_envoy_yaml_validates_and_carries_the_example_policy() {
     let path = repo_root().join("envoy-config/envoy.yaml");
     let (ok, log) = validate(&path);
     assert!(ok, "envoy --mode validate refused envoy-config/envoy.yaml:\n{log}");
-    assert!(log.contains("api-guard: configuration loaded (2 routes"), "{log}");
+    assert!(log.contains("api-guard: configuration loaded (3 routes"), "{log}");
 
     let yaml = std::fs::read_to_string(&path).unwrap();
     let embedded: serde_json::Value = serde_json::from_str(&embedded_policy(&yaml)).unwrap();
@@ -65,5 +65,5 @@ fn a_broken_policy_fails_validation_with_the_field_named() {
     let (ok, log) = validate(&path);
     std::fs::remove_file(&path).ok();
     assert!(!ok, "a broken policy passed validation");
-    assert!(log.contains("invalid api-guard configuration at `routes[0].limits.max_body_bytes`"), "{log}");
+    assert!(log.contains("invalid api-guard configuration at `routes[1].limits.max_body_bytes`"), "{log}");
 }

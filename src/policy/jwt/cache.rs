@@ -8,7 +8,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use super::Verified;
@@ -37,11 +37,9 @@ impl TokenCache {
     }
 
     fn key(&self, provider: usize, token: &str) -> u128 {
-        let mut a = self.keys.0.build_hasher();
-        let mut b = self.keys.1.build_hasher();
-        (provider, token).hash(&mut a);
-        (provider, token).hash(&mut b);
-        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+        let a = self.keys.0.hash_one((provider, token));
+        let b = self.keys.1.hash_one((provider, token));
+        (u128::from(a) << 64) | u128::from(b)
     }
 
     /// The cached verification of `token` for `provider`, if still valid at `now`.

@@ -12,6 +12,7 @@ use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde::Deserialize;
 
 use super::keys::KeyMaterial;
+use super::rsa::Hash;
 
 /// A JWS algorithm a provider can allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -102,12 +103,12 @@ impl Alg {
             }
         }
         match (self, key) {
-            (Alg::RS256, KeyMaterial::Rsa(k)) => check(&Rsa::rs256(), k, message, signature),
-            (Alg::RS384, KeyMaterial::Rsa(k)) => check(&Rsa::rs384(), k, message, signature),
-            (Alg::RS512, KeyMaterial::Rsa(k)) => check(&Rsa::rs512(), k, message, signature),
-            (Alg::PS256, KeyMaterial::Rsa(k)) => check(&Rsa::ps256(), k, message, signature),
-            (Alg::PS384, KeyMaterial::Rsa(k)) => check(&Rsa::ps384(), k, message, signature),
-            (Alg::PS512, KeyMaterial::Rsa(k)) => check(&Rsa::ps512(), k, message, signature),
+            (Alg::RS256, KeyMaterial::Rsa(k)) => k.pkcs1.verify(Hash::Sha256, message, signature),
+            (Alg::RS384, KeyMaterial::Rsa(k)) => k.pkcs1.verify(Hash::Sha384, message, signature),
+            (Alg::RS512, KeyMaterial::Rsa(k)) => k.pkcs1.verify(Hash::Sha512, message, signature),
+            (Alg::PS256, KeyMaterial::Rsa(k)) => check(&Rsa::ps256(), &k.pss, message, signature),
+            (Alg::PS384, KeyMaterial::Rsa(k)) => check(&Rsa::ps384(), &k.pss, message, signature),
+            (Alg::PS512, KeyMaterial::Rsa(k)) => check(&Rsa::ps512(), &k.pss, message, signature),
             (Alg::ES256, KeyMaterial::P256(k)) => check(&Es256, k, message, signature),
             (Alg::EdDSA, KeyMaterial::Ed25519(k)) => check(&Ed25519, k, message, signature),
             (Alg::HS256, KeyMaterial::Secret(k)) => check(&Hs256, &k.hs256, message, signature),
@@ -134,6 +135,47 @@ mod tests {
         assert_eq!(Alg::parse("EdDSA"), Some(Alg::EdDSA));
         for bad in ["none", "None", "NONE", "nOnE", "rs256", "ES384", "", "HS256 "] {
             assert_eq!(Alg::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// The fast PKCS#1 path and jwt-compact's (the `rsa` crate) agree on every fixture token
+    /// and on every single-byte corruption of their signatures.
+    #[test]
+    fn fast_rsa_agrees_with_the_rsa_crate() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap();
+        let jwks: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/jwt/jwks.json")).unwrap();
+        let set = super::super::keys::KeySet::from_jwks(&jwks).unwrap();
+        let KeyMaterial::Rsa(key) = &set.select(Alg::RS256, Some("rsa-1")).unwrap().material else { panic!() };
+        let tokens: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/jwt/tokens.json")).unwrap();
+        let mut checked = 0;
+        for (name, alg, compact) in
+            [("rs256", Alg::RS256, Rsa::rs256()), ("rs384", Alg::RS384, Rsa::rs384()), ("rs512", Alg::RS512, Rsa::rs512())]
+        {
+            let (input, sig) = tokens[name].as_str().unwrap().rsplit_once('.').unwrap();
+            let sig = b64(sig);
+            assert!(alg.verify(&set.keys[0].material, input.as_bytes(), &sig), "{name}");
+            for i in (0..sig.len()).step_by(7) {
+                let mut bad = sig.clone();
+                bad[i] ^= 1 << (i % 8);
+                let fast = alg.verify(&set.keys[0].material, input.as_bytes(), &bad);
+                let reference = check_ref(&compact, &key.pss, input.as_bytes(), &bad);
+                assert_eq!(fast, reference, "{name} byte {i}");
+                assert!(!fast);
+                checked += 1;
+            }
+            let other = format!("{input}x");
+            assert!(!alg.verify(&set.keys[0].material, other.as_bytes(), &sig));
+        }
+        assert!(checked > 100);
+    }
+
+    fn check_ref(alg: &Rsa, key: &jwt_compact::alg::RsaPublicKey, m: &[u8], sig: &[u8]) -> bool {
+        match <Rsa as Algorithm>::Signature::try_from_slice(sig) {
+            Ok(s) => alg.verify_signature(&s, key, m),
+            Err(_) => false,
         }
     }
 

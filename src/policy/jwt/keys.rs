@@ -12,6 +12,7 @@ use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
 
 use super::alg::{Alg, KeyKind};
+use super::rsa::RsaVerifier;
 
 /// Smallest RSA modulus accepted (RFC 7518 §3.3).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -26,11 +27,20 @@ pub struct Secret {
     pub(super) hs512: Hs512Key,
 }
 
+/// An RSA public key, ready for both padding schemes.
+#[derive(Clone)]
+pub struct RsaKey {
+    /// For PS* (jwt-compact over the `rsa` crate).
+    pub(super) pss: RsaPublicKey,
+    /// For RS* (precomputed Montgomery form, see [`super::rsa`]).
+    pub(super) pkcs1: RsaVerifier,
+}
+
 /// A verifying key.
 #[derive(Clone)]
 pub enum KeyMaterial {
     /// RSA public key.
-    Rsa(RsaPublicKey),
+    Rsa(Box<RsaKey>),
     /// P-256 public key.
     P256(p256::ecdsa::VerifyingKey),
     /// Ed25519 public key.
@@ -170,12 +180,15 @@ fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
     let jwk: JsonWebKey<'_> =
         serde_json::from_value(entry.clone()).map_err(|e| format!("not a usable JWK: {e}"))?;
     let material = match &jwk {
-        JsonWebKey::Rsa { modulus, .. } => {
+        JsonWebKey::Rsa { modulus, public_exponent, .. } => {
             let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
             if bits < MIN_RSA_BITS {
                 return Err(format!("RSA modulus of about {bits} bits is below {MIN_RSA_BITS}"));
             }
-            KeyMaterial::Rsa(RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?)
+            let pkcs1 = RsaVerifier::new(modulus, public_exponent)
+                .ok_or("RSA modulus must be odd and the exponent odd, at least 3 and at most 64 bits")?;
+            let pss = RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?;
+            KeyMaterial::Rsa(Box::new(RsaKey { pss, pkcs1 }))
         }
         JsonWebKey::EllipticCurve { curve, .. } if curve == "P-256" => {
             KeyMaterial::P256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?)

@@ -17,6 +17,7 @@ pub mod claims;
 pub mod extract;
 pub mod jwks;
 pub mod keys;
+pub mod rsa;
 pub mod token;
 
 use serde_json::{Map, Value};

@@ -78,7 +78,7 @@ fn keys_load_and_tokens_verify() {
     assert_eq!(call(&s, "/es", &token("es256")).status, 200);
     assert_eq!(call(&s, "/bad", &token("wrong_key_same_kid")).status, 401);
     assert_eq!(s.upstream.requests().len(), 2);
-    assert!(s.envoy.log().contains("jwks for provider 'idp' loaded (3 keys)"), "{}", s.envoy.log());
+    assert!(s.envoy.log().contains("jwks for provider 'idp' loaded (4 keys)"), "{}", s.envoy.log());
 }
 
 #[test]

@@ -27,7 +27,7 @@ fn config() -> String {
                 "idp": {
                     "issuer": "https://issuer.test",
                     "audiences": ["api://orders"],
-                    "algorithms": ["RS256", "PS256", "ES256", "EdDSA"],
+                    "algorithms": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
                     "local_jwks": fixture("jwks.json"),
                     "token_type": "at+jwt",
                     "claim_to_headers": [{"claim": "sub", "header": "x-user"}, {"claim": "roles", "header": "x-roles"}]
@@ -72,7 +72,7 @@ fn get(s: &Setup, path: &str, token: Option<&str>) -> support::Response {
 #[test]
 fn valid_tokens_pass_with_claims_and_without_the_token() {
     let s = setup();
-    for name in ["rs256", "ps256", "es256", "eddsa", "claims_rich"] {
+    for name in ["rs256", "ps256", "es256", "es384", "eddsa", "claims_rich"] {
         let r = s.client.request(
             "GET",
             &format!("/ok/{name}"),
@@ -88,7 +88,7 @@ fn valid_tokens_pass_with_claims_and_without_the_token() {
         assert_eq!(seen[0].headers.iter().filter(|(n, _)| n == "x-user").count(), 1, "spoofed copy kept");
     }
     assert_eq!(s.upstream.seen_path("/ok/claims_rich")[0].header("x-roles"), Some("admin,user"));
-    assert_eq!(s.envoy.counter("api_guard_allowed_total"), 5);
+    assert_eq!(s.envoy.counter("api_guard_allowed_total"), 6);
 }
 
 #[test]

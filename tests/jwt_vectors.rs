@@ -98,7 +98,7 @@ fn key_sets_refuse_weak_private_and_mismatched_keys() {
     let mut pinned: Value = serde_json::from_str(JWKS).unwrap();
     pinned["keys"][0]["alg"] = json!("ES256");
     let set = KeySet::from_jwks(&pinned).unwrap();
-    assert_eq!(set.keys.len(), 2, "the RSA key pinned to ES256 is skipped");
+    assert_eq!(set.keys.len(), 3, "the RSA key pinned to ES256 is skipped");
     assert!(set.skipped[0].contains("does not fit"));
     assert!(KeySet::from_jwks(&json!({"keys": []})).is_err());
     assert!(KeySet::from_jwks(&json!([1])).is_err());
@@ -113,7 +113,7 @@ fn config() -> String {
                 "idp": {
                     "issuer": "https://issuer.test",
                     "audiences": ["api://orders"],
-                    "algorithms": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"],
+                    "algorithms": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"],
                     "local_jwks": serde_json::from_str::<Value>(JWKS).unwrap(),
                     "token_type": "at+jwt",
                     "claim_to_headers": [
@@ -170,7 +170,7 @@ fn provider<'p>(p: &'p Policy, name: &str) -> &'p Provider {
     p.jwt.as_ref().unwrap().providers.iter().find(|x| x.name == name).unwrap()
 }
 
-const VALID_IDP: [&str; 14] = [
+const VALID_IDP: [&str; 15] = [
     "rs256",
     "rs384",
     "rs512",
@@ -178,6 +178,7 @@ const VALID_IDP: [&str; 14] = [
     "ps384",
     "ps512",
     "es256",
+    "es384",
     "eddsa",
     "no_kid_rs256",
     "aud_array",

@@ -11,6 +11,7 @@ use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs384, Hs512, Rsa};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde::Deserialize;
 
+use super::es384::Es384;
 use super::keys::KeyMaterial;
 use super::rsa::Hash;
 
@@ -25,6 +26,7 @@ pub enum Alg {
     PS384,
     PS512,
     ES256,
+    ES384,
     EdDSA,
     HS256,
     HS384,
@@ -38,6 +40,8 @@ pub enum KeyKind {
     Rsa,
     /// P-256 public key (`kty: EC`, `crv: P-256`).
     P256,
+    /// P-384 public key (`kty: EC`, `crv: P-384`).
+    P384,
     /// Ed25519 public key (`kty: OKP`, `crv: Ed25519`).
     Ed25519,
     /// Shared secret (`kty: oct`).
@@ -46,7 +50,7 @@ pub enum KeyKind {
 
 impl Alg {
     /// Every algorithm.
-    pub const ALL: [Alg; 11] = [
+    pub const ALL: [Alg; 12] = [
         Alg::RS256,
         Alg::RS384,
         Alg::RS512,
@@ -54,6 +58,7 @@ impl Alg {
         Alg::PS384,
         Alg::PS512,
         Alg::ES256,
+        Alg::ES384,
         Alg::EdDSA,
         Alg::HS256,
         Alg::HS384,
@@ -76,6 +81,7 @@ impl Alg {
             Alg::PS384 => "PS384",
             Alg::PS512 => "PS512",
             Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
             Alg::EdDSA => "EdDSA",
             Alg::HS256 => "HS256",
             Alg::HS384 => "HS384",
@@ -88,6 +94,7 @@ impl Alg {
         match self {
             Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512 => KeyKind::Rsa,
             Alg::ES256 => KeyKind::P256,
+            Alg::ES384 => KeyKind::P384,
             Alg::EdDSA => KeyKind::Ed25519,
             Alg::HS256 | Alg::HS384 | Alg::HS512 => KeyKind::Secret,
         }
@@ -110,6 +117,7 @@ impl Alg {
             (Alg::PS384, KeyMaterial::Rsa(k)) => check(&Rsa::ps384(), &k.pss, message, signature),
             (Alg::PS512, KeyMaterial::Rsa(k)) => check(&Rsa::ps512(), &k.pss, message, signature),
             (Alg::ES256, KeyMaterial::P256(k)) => check(&Es256, k, message, signature),
+            (Alg::ES384, KeyMaterial::P384(k)) => check(&Es384, k, message, signature),
             (Alg::EdDSA, KeyMaterial::Ed25519(k)) => check(&Ed25519, k, message, signature),
             (Alg::HS256, KeyMaterial::Secret(k)) => check(&Hs256, &k.hs256, message, signature),
             (Alg::HS384, KeyMaterial::Secret(k)) => check(&Hs384, &k.hs384, message, signature),
@@ -133,7 +141,7 @@ mod tests {
     fn parse_is_exact() {
         assert_eq!(Alg::parse("RS256"), Some(Alg::RS256));
         assert_eq!(Alg::parse("EdDSA"), Some(Alg::EdDSA));
-        for bad in ["none", "None", "NONE", "nOnE", "rs256", "ES384", "", "HS256 "] {
+        for bad in ["none", "None", "NONE", "nOnE", "rs256", "es384", "ES512", "", "HS256 "] {
             assert_eq!(Alg::parse(bad), None, "{bad}");
         }
     }
@@ -147,13 +155,17 @@ mod tests {
         let jwks: serde_json::Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/jwt/jwks.json")).unwrap();
         let set = super::super::keys::KeySet::from_jwks(&jwks).unwrap();
-        let KeyMaterial::Rsa(key) = &set.select(Alg::RS256, Some("rsa-1")).unwrap().material else { panic!() };
+        let KeyMaterial::Rsa(key) = &set.select(Alg::RS256, Some("rsa-1")).unwrap().material else {
+            panic!()
+        };
         let tokens: serde_json::Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/jwt/tokens.json")).unwrap();
         let mut checked = 0;
-        for (name, alg, compact) in
-            [("rs256", Alg::RS256, Rsa::rs256()), ("rs384", Alg::RS384, Rsa::rs384()), ("rs512", Alg::RS512, Rsa::rs512())]
-        {
+        for (name, alg, compact) in [
+            ("rs256", Alg::RS256, Rsa::rs256()),
+            ("rs384", Alg::RS384, Rsa::rs384()),
+            ("rs512", Alg::RS512, Rsa::rs512()),
+        ] {
             let (input, sig) = tokens[name].as_str().unwrap().rsplit_once('.').unwrap();
             let sig = b64(sig);
             assert!(alg.verify(&set.keys[0].material, input.as_bytes(), &sig), "{name}");

@@ -43,6 +43,8 @@ pub enum KeyMaterial {
     Rsa(Box<RsaKey>),
     /// P-256 public key.
     P256(p256::ecdsa::VerifyingKey),
+    /// P-384 public key.
+    P384(p384::ecdsa::VerifyingKey),
     /// Ed25519 public key.
     Ed25519(ed25519_compact::PublicKey),
     /// HMAC secret.
@@ -55,6 +57,7 @@ impl KeyMaterial {
         match self {
             KeyMaterial::Rsa(_) => KeyKind::Rsa,
             KeyMaterial::P256(_) => KeyKind::P256,
+            KeyMaterial::P384(_) => KeyKind::P384,
             KeyMaterial::Ed25519(_) => KeyKind::Ed25519,
             KeyMaterial::Secret(_) => KeyKind::Secret,
         }
@@ -192,6 +195,9 @@ fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
         }
         JsonWebKey::EllipticCurve { curve, .. } if curve == "P-256" => {
             KeyMaterial::P256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?)
+        }
+        JsonWebKey::EllipticCurve { curve, x, y, .. } if curve == "P-384" => {
+            KeyMaterial::P384(super::es384::verifying_key(x, y).ok_or("not a P-384 public key")?)
         }
         JsonWebKey::EllipticCurve { curve, .. } => return Err(format!("curve {curve} is not supported")),
         JsonWebKey::KeyPair { curve, .. } if curve == "Ed25519" => {

@@ -30,16 +30,16 @@ impl Hash {
     fn prefix(self) -> &'static [u8] {
         match self {
             Hash::Sha256 => &[
-                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
-                0x04, 0x20,
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+                0x05, 0x00, 0x04, 0x20,
             ],
             Hash::Sha384 => &[
-                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
-                0x04, 0x30,
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
+                0x05, 0x00, 0x04, 0x30,
             ],
             Hash::Sha512 => &[
-                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00,
-                0x04, 0x40,
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+                0x05, 0x00, 0x04, 0x40,
             ],
         }
     }
@@ -121,8 +121,8 @@ impl RsaVerifier {
     /// Prepares a key from its big-endian modulus and exponent. `None` for an even or tiny
     /// modulus, or an exponent that is even, below 3 or above 2⁶⁴.
     pub fn new(n_be: &[u8], e_be: &[u8]) -> Option<RsaVerifier> {
-        let n_be: &[u8] = &n_be[n_be.iter().position(|b| *b != 0)?..];
-        let e_be: &[u8] = &e_be[e_be.iter().position(|b| *b != 0)?..];
+        let n_be = n_be.get(n_be.iter().position(|b| *b != 0)?..)?;
+        let e_be = e_be.get(e_be.iter().position(|b| *b != 0)?..)?;
         if n_be.len() < 64 || e_be.len() > 8 {
             return None;
         }
@@ -313,9 +313,17 @@ mod tests {
         use num_bigint_dig::BigUint;
         let jwks: serde_json::Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/jwt/jwks.json")).unwrap();
-        let n2048 = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwks["keys"][0]["n"].as_str().unwrap()).unwrap();
+        let n2048 = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwks["keys"][0]["n"].as_str().unwrap())
+            .unwrap();
         // A 4096-bit odd modulus (not a real key; the arithmetic does not care).
-        let n4096: Vec<u8> = (0..512u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | if i == 0 { 0x80 } else { 0 } | if i == 511 { 1 } else { 0 }).collect();
+        let n4096: Vec<u8> = (0..512u32)
+            .map(|i| {
+                (i.wrapping_mul(2654435761) >> 13) as u8
+                    | if i == 0 { 0x80 } else { 0 }
+                    | if i == 511 { 1 } else { 0 }
+            })
+            .collect();
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         for n in [n2048, n4096] {
             for e in [3u64, 17, 65537, 0xffff_ffff_ffff_fff1] {

@@ -9,7 +9,7 @@ WASM         := target/wasm32-wasip1/release/api_guard.wasm
 WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/run.mjs
 export ENVOY_BIN := $(ENVOY)
 
-.PHONY: help build wasm target envoy idp jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench-core clean
+.PHONY: help build wasm target envoy idp jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,11 @@ integration: wasm envoy idp ## Tests against the real Envoy with the built modul
 
 schema: ## Regenerate config.schema.json from the Rust types
 	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
+
+bench: wasm envoy ## api-guard vs Envoy's native filters, side by side (not part of make test)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	cargo build --release --target wasm32-wasip1 --example empty_filter
+	cargo bench --bench envoy
 
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	cargo bench --bench core

@@ -138,10 +138,21 @@ impl Envoy {
     pub fn start_with(config: &str, upstream_port: u16, opts: EnvoyOptions) -> Result<Envoy, String> {
         let port = free_port();
         let admin_port = free_port();
+        let yaml = bootstrap(port, admin_port, upstream_port, config, &opts);
+        Envoy::start_yaml(&yaml, port, admin_port, &opts)
+    }
+
+    /// Starts Envoy with a complete bootstrap that listens on `port` and `admin_port`.
+    pub fn start_yaml(
+        yaml_text: &str,
+        port: u16,
+        admin_port: u16,
+        opts: &EnvoyOptions,
+    ) -> Result<Envoy, String> {
         let dir = std::env::temp_dir().join(format!("api-guard-envoy-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let yaml = dir.join("envoy.yaml");
-        std::fs::write(&yaml, bootstrap(port, admin_port, upstream_port, config, &opts)).unwrap();
+        std::fs::write(&yaml, yaml_text).unwrap();
         let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
         let child = Command::new(envoy_bin())
             .arg("-c")
@@ -202,6 +213,11 @@ impl Envoy {
             .find(|(k, _)| k.trim() == full)
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

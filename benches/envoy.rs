@@ -1,0 +1,425 @@
+//! `make bench`: api-guard measured side by side with Envoy's own native filters, in one run.
+//!
+//! Every configuration runs in its own Envoy (one worker, direct-response route, so no upstream
+//! noise) and all of them stay up for the whole run; load is applied in rounds that interleave
+//! the configurations (A B C D E …, A B C D E …) so that machine drift cancels. For each
+//! configuration it reports requests/s at fixed concurrency (wrk, loopback), p50/p99 latency,
+//! Envoy CPU microseconds per request (from /proc before and after), RSS, and the ratios the
+//! budgets are written in. Medians over the rounds.
+
+// Bench code: a failed unwrap is a broken bench.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, dead_code)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::envoy::envoy_bin;
+use support::{free_port, repo_root, Envoy, EnvoyOptions};
+
+const CONCURRENCY: &str = "16";
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(repo_root().join("tests/fixtures/jwt").join(name)).unwrap())
+        .unwrap()
+}
+
+fn wasm_filter(file: &str, config: &str, stop_iteration: bool) -> String {
+    format!(
+        r#"
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: bench
+                failure_policy: FAIL_CLOSED
+                {stop}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {config}
+                vm_config:
+                  vm_id: bench
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: {file} }} }}"#,
+        stop = if stop_iteration { "allow_on_headers_stop_iteration: true" } else { "" },
+        config = serde_json::to_string(config).unwrap(),
+        file = serde_json::to_string(file).unwrap(),
+    )
+}
+
+fn jwt_authn(cache: bool) -> String {
+    let jwks = serde_json::to_string(&fixture("jwks.json")).unwrap();
+    format!(
+        r#"
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                idp:
+                  issuer: https://issuer.test
+                  audiences: [ "api://orders" ]
+                  local_jwks: {{ inline_string: {jwks} }}
+                  {cache}
+              rules:
+              - match: {{ prefix: / }}
+                requires: {{ provider_name: idp }}"#,
+        jwks = serde_json::to_string(&jwks).unwrap(),
+        cache = if cache { "jwt_cache_config: { jwt_cache_size: 1000 }" } else { "" },
+    )
+}
+
+const CORS_AND_BUFFER: &str = r#"
+          - name: envoy.filters.http.cors
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }
+          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 65536"#;
+
+fn bootstrap(port: u16, admin: u16, filters: &str) -> String {
+    format!(
+        r#"
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              typed_per_filter_config:
+                envoy.filters.http.cors:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+                  allow_origin_string_match: [ {{ exact: "https://app.example" }} ]
+                  allow_methods: "GET, PUT, POST"
+              routes:
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+          http_filters:{filters}
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+"#
+    )
+}
+
+struct Case {
+    key: &'static str,
+    what: &'static str,
+    filters: String,
+    path: &'static str,
+    token: Option<String>,
+    origin: bool,
+    envoy: Option<Envoy>,
+    port: u16,
+    startup_ms: f64,
+    runs: Vec<Run>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_us: f64,
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the ")" that ends the command name: utime is the 14th field overall.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn parse_ms(s: &str) -> f64 {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let v: f64 = num.parse().unwrap_or(0.0);
+    match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        _ => v,
+    }
+}
+
+fn wrk(case: &Case, seconds: u32) -> (f64, f64, f64, u64) {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "-c", CONCURRENCY, "-d", &format!("{seconds}s"), "--latency"]);
+    if let Some(t) = &case.token {
+        cmd.args(["-H", &format!("authorization: Bearer {t}")]);
+    }
+    if case.origin {
+        cmd.args(["-H", "origin: https://app.example"]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{}{}", case.port, case.path));
+    let out = cmd.output().expect("wrk not found: run `make bench`, which installs it");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut rps = 0.0;
+    let mut p50 = 0.0;
+    let mut p99 = 0.0;
+    let mut requests = 0u64;
+    let mut non2xx = 0u64;
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Requests/sec:") {
+            rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = l.strip_prefix("50%") {
+            p50 = parse_ms(v.trim());
+        } else if let Some(v) = l.strip_prefix("99%") {
+            p99 = parse_ms(v.trim());
+        } else if l.contains("requests in") {
+            requests = l.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            non2xx = v.trim().parse().unwrap_or(0);
+        }
+    }
+    assert_eq!(
+        non2xx, 0,
+        "{}: {non2xx} non-2xx responses; the configuration denies the bench request\n{text}",
+        case.key
+    );
+    (rps, p50, p99, requests)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn main() {
+    let seconds: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let module = support::envoy::wasm_path();
+    let empty = repo_root().join("target/wasm32-wasip1/release/examples/empty_filter.wasm");
+    assert!(empty.exists(), "build the empty filter first (make bench does)");
+    let module_s = module.display().to_string();
+    let empty_s = empty.display().to_string();
+    let tokens = fixture("tokens.json");
+    let token = |n: &str| Some(tokens[n].as_str().unwrap().to_string());
+    let jwks = fixture("jwks.json");
+    let jwt_only = |algs: &[&str], cache: usize| {
+        json!({
+            "jwt": {"providers": {"idp": {
+                "issuer": "https://issuer.test", "audiences": ["api://orders"], "algorithms": algs,
+                "local_jwks": jwks}},
+                "default": {"type": "jwt", "providers": ["idp"]}, "token_cache_size": cache},
+            "limits": {"allowed_content_types": ["*/*"]}
+        })
+        .to_string()
+    };
+    let full = std::fs::read_to_string(repo_root().join("examples/policy.json")).unwrap();
+
+    let mut cases = vec![
+        Case::new("A", "Envoy, no filter (floor)", String::new(), "/", None, false),
+        Case::new("W", "empty Rust wasm filter", wasm_filter(&empty_s, "", false), "/", None, false),
+        Case::new(
+            "B",
+            "api-guard JWT, RS256, token cache",
+            wasm_filter(&module_s, &jwt_only(&["RS256"], 1024), false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "C",
+            "native jwt_authn, RS256, jwt_cache_config",
+            jwt_authn(true),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "B-ES",
+            "api-guard JWT, ES256, token cache",
+            wasm_filter(&module_s, &jwt_only(&["ES256"], 1024), false),
+            "/orders",
+            token("es256"),
+            false,
+        ),
+        Case::new(
+            "B-raw",
+            "api-guard JWT, RS256, no cache",
+            wasm_filter(&module_s, &jwt_only(&["RS256"], 0), false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "C-raw",
+            "native jwt_authn, RS256, no cache",
+            jwt_authn(false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "B-ES-raw",
+            "api-guard JWT, ES256, no cache",
+            wasm_filter(&module_s, &jwt_only(&["ES256"], 0), false),
+            "/orders",
+            token("es256"),
+            false,
+        ),
+        Case::new(
+            "D",
+            "api-guard full example policy",
+            wasm_filter(&module_s, &full, true),
+            "/api/users/user-42",
+            token("rs256"),
+            true,
+        ),
+        Case::new(
+            "E",
+            "native jwt_authn + cors + buffer",
+            format!("{}{CORS_AND_BUFFER}", jwt_authn(true)),
+            "/api/users/user-42",
+            token("rs256"),
+            true,
+        ),
+    ];
+
+    println!("api-guard bench: {rounds} interleaved rounds of {seconds}s per configuration, wrk -t1 -c{CONCURRENCY}, Envoy --concurrency 1");
+    let quiet = EnvoyOptions { log_level: "warning", ..EnvoyOptions::default() };
+    for c in cases.iter_mut() {
+        c.port = free_port();
+        let admin = free_port();
+        let start = Instant::now();
+        let envoy = Envoy::start_yaml(&bootstrap(c.port, admin, &c.filters), c.port, admin, &quiet)
+            .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
+        c.startup_ms = start.elapsed().as_secs_f64() * 1000.0;
+        c.envoy = Some(envoy);
+        wrk(c, 1); // warm up, and check the configuration admits the request
+    }
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    for round in 0..rounds {
+        for c in cases.iter_mut() {
+            let pid = c.envoy.as_ref().unwrap().pid();
+            let before = cpu_ticks(pid);
+            let (rps, p50, p99, requests) = wrk(c, seconds);
+            let ticks = cpu_ticks(pid) - before;
+            let cpu_us = ticks as f64 / ticks_per_sec * 1e6 / requests.max(1) as f64;
+            c.runs.push(Run { rps, p50_ms: p50, p99_ms: p99, cpu_us });
+        }
+        eprintln!("round {} of {rounds} done", round + 1);
+    }
+
+    let m: BTreeMap<&str, Run> = cases
+        .iter()
+        .map(|c| {
+            let runs = &c.runs;
+            (
+                c.key,
+                Run {
+                    rps: median(runs.iter().map(|r| r.rps).collect()),
+                    p50_ms: median(runs.iter().map(|r| r.p50_ms).collect()),
+                    p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
+                    cpu_us: median(runs.iter().map(|r| r.cpu_us).collect()),
+                },
+            )
+        })
+        .collect();
+    let a = m["A"];
+    println!();
+    println!("| config | what | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req | × A req/s | RSS MiB |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for c in &cases {
+        let r = m[c.key];
+        let rss = rss_kib(c.envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {:+.1} | {:.2} | {:.1} |",
+            c.key,
+            c.what,
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.cpu_us,
+            r.cpu_us - a.cpu_us,
+            r.rps / a.rps,
+            rss
+        );
+    }
+    let added = |k: &str| m[k].cpu_us - a.cpu_us;
+    println!();
+    println!("| budget | measured | target | met |");
+    println!("| --- | ---: | ---: | :---: |");
+    let row = |name: &str, v: f64, target: &str, ok: bool| {
+        println!("| {name} | {v:.2} | {target} | {} |", if ok { "yes" } else { "**no**" });
+    };
+    let b_w = m["B"].rps / m["W"].rps;
+    row("B throughput ÷ empty wasm filter", b_w, "≥ 0.95", b_w >= 0.95);
+    let b_c = m["B"].rps / m["C"].rps;
+    row("B throughput ÷ native jwt_authn with cache (C)", b_c, "≥ 0.90", b_c >= 0.9);
+    let rs = (added("B-raw") - added("W")) / added("C-raw").max(0.1);
+    row("RS256 CPU per verify ÷ native (B-raw − W) ÷ C-raw", rs, "≤ 2.0", rs <= 2.0);
+    let es = (added("B-ES-raw") - added("W")) / added("C-raw").max(0.1);
+    row(
+        "ES256 CPU per verify ÷ native RS256 (B-ES-raw − W) ÷ C-raw",
+        es,
+        "≤ 3.0 (vs native ES256)",
+        es <= 3.0,
+    );
+    let d = m["D"].rps / a.rps;
+    row("D throughput ÷ A", d, "≥ 0.80", d >= 0.8);
+    let rss_d =
+        rss_kib(cases.iter().find(|c| c.key == "D").unwrap().envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
+    let rss_w =
+        rss_kib(cases.iter().find(|c| c.key == "W").unwrap().envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
+    row("RSS of D − RSS of W (MiB)", rss_d - rss_w, "≤ 8", rss_d - rss_w <= 8.0);
+    let start_d = cases.iter().find(|c| c.key == "D").unwrap().startup_ms;
+    let start_w = cases.iter().find(|c| c.key == "W").unwrap().startup_ms;
+    row("start-to-ready of D − W (ms)", start_d - start_w, "≤ 200", start_d - start_w <= 200.0);
+    let size = std::fs::metadata(&module).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    row("module size (MB)", size, "< 4", size < 4.0);
+    println!();
+    println!(
+        "Envoy {}",
+        String::from_utf8_lossy(&Command::new(envoy_bin()).arg("--version").output().unwrap().stdout).trim()
+    );
+    let _ = Duration::from_secs(0);
+}
+
+impl Case {
+    fn new(
+        key: &'static str,
+        what: &'static str,
+        filters: String,
+        path: &'static str,
+        token: Option<String>,
+        origin: bool,
+    ) -> Case {
+        Case {
+            key,
+            what,
+            filters,
+            path,
+            token,
+            origin,
+            envoy: None,
+            port: 0,
+            startup_ms: 0.0,
+            runs: Vec::new(),
+        }
+    }
+}

@@ -234,6 +234,7 @@ fn main() {
     let mut cases = vec![
         Case::new("A", "Envoy, no filter (floor)", String::new(), "/", None, false),
         Case::new("W", "empty Rust wasm filter", wasm_filter(&empty_s, "", false), "/", None, false),
+        Case::new("L", "api-guard, default limits only", wasm_filter(&module_s, "", false), "/", None, false),
         Case::new(
             "B",
             "api-guard JWT, RS256, token cache",

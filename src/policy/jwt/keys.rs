@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use jwt_compact::alg::{Hs256Key, Hs384Key, Hs512Key, RsaPublicKey};
+use jwt_compact::alg::{Hs256Key, Hs384Key, Hs512Key};
 use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
 
@@ -27,20 +27,11 @@ pub struct Secret {
     pub(super) hs512: Hs512Key,
 }
 
-/// An RSA public key, ready for both padding schemes.
-#[derive(Clone)]
-pub struct RsaKey {
-    /// For PS* (jwt-compact over the `rsa` crate).
-    pub(super) pss: RsaPublicKey,
-    /// For RS* (precomputed Montgomery form, see [`super::rsa`]).
-    pub(super) pkcs1: RsaVerifier,
-}
-
 /// A verifying key.
 #[derive(Clone)]
 pub enum KeyMaterial {
-    /// RSA public key.
-    Rsa(Box<RsaKey>),
+    /// RSA public key, in precomputed Montgomery form (see [`super::rsa`]).
+    Rsa(Box<RsaVerifier>),
     /// P-256 public key.
     P256(p256::ecdsa::VerifyingKey),
     /// P-384 public key.
@@ -188,10 +179,9 @@ fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
             if bits < MIN_RSA_BITS {
                 return Err(format!("RSA modulus of about {bits} bits is below {MIN_RSA_BITS}"));
             }
-            let pkcs1 = RsaVerifier::new(modulus, public_exponent)
+            let key = RsaVerifier::new(modulus, public_exponent)
                 .ok_or("RSA modulus must be odd and the exponent odd, at least 3 and at most 64 bits")?;
-            let pss = RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?;
-            KeyMaterial::Rsa(Box::new(RsaKey { pss, pkcs1 }))
+            KeyMaterial::Rsa(Box::new(key))
         }
         JsonWebKey::EllipticCurve { curve, .. } if curve == "P-256" => {
             KeyMaterial::P256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?)

@@ -1,4 +1,5 @@
-//! RSASSA-PKCS1-v1_5 verification (RS256, RS384, RS512), written for speed inside wasm.
+//! RSA signature verification — RSASSA-PKCS1-v1_5 (RS256/384/512) and RSASSA-PSS
+//! (PS256/384/512) — written for speed inside wasm.
 //!
 //! Verification is public-key work: `m = s^e mod n`, then a byte comparison with the encoding
 //! the signature must have. The general-purpose big-integer code behind the `rsa` crate spends
@@ -8,9 +9,11 @@
 //! Montgomery multiplications over fixed buffers. Nothing here is secret, so nothing needs to
 //! run in constant time.
 //!
-//! The check is "encode and compare" (RFC 8017 §8.2.2): the expected `EM` is built in full and
-//! compared byte for byte, which leaves no room for the lenient-parsing forgeries that plague
-//! decode-and-inspect verifiers.
+//! The PKCS#1 v1.5 check is "encode and compare" (RFC 8017 §8.2.2): the expected `EM` is built
+//! in full and compared byte for byte, which leaves no room for the lenient-parsing forgeries
+//! that plague decode-and-inspect verifiers. The PSS check follows EMSA-PSS-VERIFY (RFC 8017
+//! §9.1.2) step by step, with MGF1 over the same hash and a salt as long as the hash, as JWA
+//! requires (RFC 7518 §3.5).
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -45,11 +48,42 @@ impl Hash {
     }
 
     fn digest(self, message: &[u8]) -> Vec<u8> {
-        match self {
-            Hash::Sha256 => Sha256::digest(message).to_vec(),
-            Hash::Sha384 => Sha384::digest(message).to_vec(),
-            Hash::Sha512 => Sha512::digest(message).to_vec(),
+        self.digest_parts(&[message])
+    }
+
+    fn digest_parts(self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut d = D::new();
+            for p in parts {
+                d.update(p);
+            }
+            d.finalize().to_vec()
         }
+        match self {
+            Hash::Sha256 => run::<Sha256>(parts),
+            Hash::Sha384 => run::<Sha384>(parts),
+            Hash::Sha512 => run::<Sha512>(parts),
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+
+    /// MGF1 (RFC 8017 §B.2.1): `len` bytes of mask from `seed`.
+    fn mgf1(self, seed: &[u8], len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + self.len());
+        let mut counter: u32 = 0;
+        while out.len() < len {
+            out.extend_from_slice(&self.digest_parts(&[seed, &counter.to_be_bytes()]));
+            counter = counter.wrapping_add(1);
+        }
+        out.truncate(len);
+        out
     }
 }
 
@@ -160,6 +194,12 @@ impl RsaVerifier {
     /// Modulus size in bits (rounded to bytes).
     pub fn bits(&self) -> usize {
         self.k * 8
+    }
+
+    /// Exact modulus size in bits.
+    fn mod_bits(&self) -> usize {
+        let top = self.n.last().copied().unwrap_or(0);
+        (self.n.len() * 32).saturating_sub(top.leading_zeros() as usize)
     }
 
     /// Montgomery reduction: `out = p·R⁻¹ mod n` for a double-width `p` (`2s + 2` limbs,
@@ -298,6 +338,52 @@ impl RsaVerifier {
         expected.extend_from_slice(prefix);
         expected.extend_from_slice(&digest);
         em == expected
+    }
+}
+
+impl RsaVerifier {
+    /// Whether `signature` is a valid RSASSA-PSS signature of `message`, with MGF1 over `hash`
+    /// and a salt of the hash's length (RFC 7518 §3.5).
+    pub fn verify_pss(&self, hash: Hash, message: &[u8], signature: &[u8]) -> bool {
+        if signature.len() != self.k {
+            return false;
+        }
+        let Some(m) = self.public_op(signature) else { return false };
+        // emBits = modBits - 1; EM is the last emLen bytes of the k-byte result.
+        let em_bits = self.mod_bits().saturating_sub(1);
+        let em_len = em_bits.div_ceil(8);
+        let Some(split) = self.k.checked_sub(em_len) else { return false };
+        let (lead, em) = m.split_at(split);
+        if lead.iter().any(|b| *b != 0) {
+            return false;
+        }
+        let h_len = hash.len();
+        let s_len = h_len;
+        if em_len < h_len + s_len + 2 || em.last() != Some(&0xbc) {
+            return false;
+        }
+        let db_len = em_len - h_len - 1;
+        let (masked_db, rest) = em.split_at(db_len);
+        let Some(h) = rest.get(..h_len) else { return false };
+        let zero_bits = 8 * em_len - em_bits;
+        let top_mask = 0xffu8.checked_shl(8 - zero_bits as u32).unwrap_or(0);
+        if masked_db.first().is_some_and(|b| b & top_mask != 0) {
+            return false;
+        }
+        let mut db: Vec<u8> = masked_db.iter().zip(hash.mgf1(h, db_len)).map(|(a, b)| a ^ b).collect();
+        if let Some(first) = db.first_mut() {
+            *first &= !top_mask;
+        }
+        // DB = PS (zeros) || 0x01 || salt.
+        let ps_len = db_len - s_len - 1;
+        let (ps, tail) = db.split_at(ps_len);
+        if ps.iter().any(|b| *b != 0) || tail.first() != Some(&0x01) {
+            return false;
+        }
+        let salt = tail.get(1..).unwrap_or_default();
+        let m_hash = hash.digest(message);
+        let h2 = hash.digest_parts(&[&[0u8; 8], &m_hash, salt]);
+        h2 == h
     }
 }
 

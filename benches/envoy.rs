@@ -309,6 +309,12 @@ fn main() {
         ),
     ];
 
+    // BENCH_ONLY=A,W,L runs a subset (for quick experiments; budgets need the full set).
+    let all_cases = cases.len();
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let keep: Vec<&str> = only.split(',').collect();
+        cases.retain(|c| keep.contains(&c.key));
+    }
     println!("api-guard bench: {rounds} interleaved rounds of {seconds}s per configuration, wrk -t1 -c{CONCURRENCY}, Envoy --concurrency 1");
     let quiet = EnvoyOptions { log_level: "warning", ..EnvoyOptions::default() };
     for c in cases.iter_mut() {
@@ -349,6 +355,13 @@ fn main() {
             )
         })
         .collect();
+    if cases.len() < all_cases {
+        for c in &cases {
+            let r = m[c.key];
+            println!("{:<9} {:>8.0} req/s  {:>7.1} CPU µs/req", c.key, r.rps, r.cpu_us);
+        }
+        return;
+    }
     let a = m["A"];
     println!();
     println!("| config | what | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req | × A req/s | RSS MiB |");

@@ -165,9 +165,7 @@ impl Context for HttpFilter {
         if token != token_id {
             return;
         }
-        if self.shared.keys.borrow_mut().complete(provider, body_size, now_unix(), &self.shared.caps) {
-            self.shared.tokens.borrow_mut().clear();
-        }
+        self.shared.complete_fetch(provider, body_size);
         if self.decide(false, buffered, end_of_stream) == Action::Continue {
             if let Err(e) = abi::resume_request() {
                 abi::log(LogLevel::Error, &format!("api-guard: cannot resume request (host status {})", e.0));

@@ -44,6 +44,16 @@ pub struct Shared {
     pub tokens: Rc<RefCell<TokenCache>>,
 }
 
+impl Shared {
+    /// Takes in a key-set response for provider `index` (from whichever context sent the
+    /// request). A changed key set empties the token cache, so a removed key cannot live on.
+    pub fn complete_fetch(&self, index: usize, body_size: usize) {
+        if self.keys.borrow_mut().complete(index, body_size, now_unix(), &self.caps) {
+            self.tokens.borrow_mut().clear();
+        }
+    }
+}
+
 impl Context for Root {
     fn on_http_call_response(
         &mut self,
@@ -53,9 +63,7 @@ impl Context for Root {
         _num_trailers: usize,
     ) {
         let (Some(index), Some(state)) = (self.pending.remove(&token_id), &self.state) else { return };
-        if state.keys.borrow_mut().complete(index, body_size, now_unix(), &state.caps) {
-            state.tokens.borrow_mut().clear();
-        }
+        state.complete_fetch(index, body_size);
     }
 }
 

@@ -10,11 +10,36 @@ mod support;
 
 use support::{Client, Envoy, Rng, Upstream};
 
-const CONFIG: &str = r#"{
-  "limits": {"max_body_bytes": 256, "max_header_count": 30},
-  "routes": [{"name": "items", "match": {"path": "/items/{id}"}, "limits": {"allowed_methods": ["GET"]}}],
-  "host": {"hold_headers_for_body": true}
-}"#;
+fn config() -> String {
+    let jwks: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(support::repo_root().join("tests/fixtures/jwt/jwks.json")).unwrap(),
+    )
+    .unwrap();
+    serde_json::json!({
+        "limits": {"max_body_bytes": 256, "max_header_count": 30},
+        "jwt": {
+            "providers": {"idp": {"issuer": "https://issuer.test", "audiences": ["api://orders"],
+                "algorithms": ["RS256", "ES256", "EdDSA"], "local_jwks": jwks,
+                "claim_to_headers": [{"claim": "sub", "header": "x-user"}]}},
+            "default": {"type": "public"}
+        },
+        "routes": [
+            {"name": "items", "match": {"path": "/items/{id}"}, "limits": {"allowed_methods": ["GET"]}},
+            {"name": "secure", "match": {"prefix": "/secure"},
+             "auth": {"type": "jwt", "providers": ["idp"], "bind": []}}
+        ],
+        "host": {"hold_headers_for_body": true}
+    })
+    .to_string()
+}
+
+fn valid_token() -> String {
+    let t: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(support::repo_root().join("tests/fixtures/jwt/tokens.json")).unwrap(),
+    )
+    .unwrap();
+    t["rs256"].as_str().unwrap().to_string()
+}
 
 /// One random request. Most are well-framed so they reach the filter; some are not, so Envoy's
 /// own parser gets its share too.
@@ -22,6 +47,9 @@ fn garbage_request(rng: &mut Rng) -> Vec<Vec<u8>> {
     let methods: [&[u8]; 8] = [b"GET", b"POST", b"PUT", b"PATCH", b"TRACE", b"BREW", b"OPTIONS", b"DELETE"];
     let mut req = methods[rng.below(methods.len())].to_vec();
     req.extend_from_slice(b" /");
+    if rng.below(3) == 0 {
+        req.extend_from_slice(b"secure/"); // a route that needs a token
+    }
     // Segments and queries from a hostile list: escapes, dot segments, encoded slashes.
     let segments: [&[u8]; 14] = [
         b"items",
@@ -62,6 +90,33 @@ fn garbage_request(rng: &mut Rng) -> Vec<Vec<u8>> {
         req.extend_from_slice(b": ");
         req.extend_from_slice(&value);
         req.extend_from_slice(b"\r\n");
+    }
+    // Tokens: garbage, truncated or bit-flipped real ones, and wrong schemes.
+    match rng.below(5) {
+        0 => {
+            let n = rng.below(300);
+            let mut tok: Vec<u8> = rng.bytes(n).into_iter().filter(|b| b.is_ascii_graphic()).collect();
+            if rng.below(2) == 0 {
+                tok.extend_from_slice(b".e30.");
+            }
+            req.extend_from_slice(b"authorization: Bearer ");
+            req.extend_from_slice(&tok);
+            req.extend_from_slice(b"\r\n");
+        }
+        1 => {
+            let mut tok = valid_token().into_bytes();
+            let cut = rng.below(tok.len());
+            if rng.below(2) == 0 {
+                tok.truncate(cut);
+            } else {
+                tok[cut] ^= 1 << rng.below(7);
+            }
+            req.extend_from_slice(b"authorization: bearer ");
+            req.extend_from_slice(&tok);
+            req.extend_from_slice(b"\r\nx-user: spoofed\r\n");
+        }
+        2 => req.extend_from_slice(b"authorization: Basic Zm9vOmJhcg==\r\n"),
+        _ => {}
     }
     let cts: [&[u8]; 6] = [
         b"application/json",
@@ -112,7 +167,7 @@ fn garbage_request(rng: &mut Rng) -> Vec<Vec<u8>> {
 #[test]
 fn garbage_requests_never_kill_the_vm() {
     let upstream = Upstream::start();
-    let envoy = Envoy::start(CONFIG, upstream.port);
+    let envoy = Envoy::start(&config(), upstream.port);
     let client = Client::new(envoy.port);
     let mut rng = Rng::new(0x5eed_ba5e);
     let mut statuses = std::collections::BTreeMap::new();
@@ -134,6 +189,15 @@ fn garbage_requests_never_kill_the_vm() {
     // The VM is alive: allowed and denied requests are still judged.
     assert_eq!(client.get("/items/1").status, 200);
     assert_eq!(client.request("DELETE", "/items/1", &[], b"").status, 405);
+    assert_eq!(client.get("/secure/x").status, 401);
+    let auth = format!("Bearer {}", valid_token());
+    assert_eq!(client.request("GET", "/secure/x", &[("authorization", &auth)], b"").status, 200);
+    // No forged or spoofed identity ever reached the upstream.
+    assert!(upstream.requests().iter().all(|r| r.header("x-user").is_none_or(|u| u == "user-42")));
+    assert!(
+        envoy.counter("api_guard_denied_token_invalid_total") > 0,
+        "the storm never reached the JWT checks"
+    );
     let log = envoy.log();
     for bad in ["panic", "Function: proxy_on", "wasm trap", "VM failed"] {
         assert!(!log.contains(bad), "Envoy log mentions `{bad}`:\n{log}");
@@ -145,7 +209,7 @@ fn garbage_requests_never_kill_the_vm() {
 fn non_utf8_header_values_are_handled() {
     // The SDK's header reader unwraps UTF-8 and would panic here; the module reads raw bytes.
     let upstream = Upstream::start();
-    let envoy = Envoy::start(CONFIG, upstream.port);
+    let envoy = Envoy::start(&config(), upstream.port);
     let client = Client::new(envoy.port);
     let mut req =
         b"GET /items/2 HTTP/1.1\r\nhost: t\r\nx-bin: \xff\xfe\xc3\x28\r\nconnection: close\r\n\r\n".to_vec();

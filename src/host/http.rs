@@ -83,7 +83,7 @@ impl HttpFilter {
     /// `buffered`/`body_done` describe body bytes that arrived while waiting.
     fn decide(&mut self, may_fetch: bool, buffered: u64, body_done: bool) -> Action {
         let policy = std::rc::Rc::clone(&self.shared.policy);
-        let now = now_unix();
+        let now = self.shared.now();
         let decision = {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
             let keys = self.shared.keys.borrow();

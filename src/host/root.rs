@@ -1,7 +1,7 @@
 //! The root context: loads the configuration, creates HTTP contexts, and refreshes remote key
 //! sets in the background where the host has timers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -42,13 +42,21 @@ pub struct Shared {
     pub keys: Rc<RefCell<KeyStore>>,
     /// Verified tokens of this VM.
     pub tokens: Rc<RefCell<TokenCache>>,
+    /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
+    /// not each pay a host call for the time (half a second of staleness is far inside any skew).
+    pub clock: Rc<Cell<Option<i64>>>,
 }
 
 impl Shared {
+    /// The current time in Unix seconds: the tick-refreshed value, or the WASI clock.
+    pub fn now(&self) -> i64 {
+        self.clock.get().unwrap_or_else(now_unix)
+    }
+
     /// Takes in a key-set response for provider `index` (from whichever context sent the
     /// request). A changed key set empties the token cache, so a removed key cannot live on.
     pub fn complete_fetch(&self, index: usize, body_size: usize) {
-        if self.keys.borrow_mut().complete(index, body_size, now_unix(), &self.caps) {
+        if self.keys.borrow_mut().complete(index, body_size, self.now(), &self.caps) {
             self.tokens.borrow_mut().clear();
         }
     }
@@ -98,12 +106,15 @@ impl RootContext for Root {
             None => (Rc::new(Metrics::define()), None),
         };
         let keys = KeyStore::for_policy(&policy, previous_keys);
-        if keys.has_remote() && caps.timers {
-            if let Err(e) = abi::set_tick_period(TICK_MS) {
-                abi::log(
+        // A live clock (and key-set refresh) on every tick where the host has timers.
+        let clock = Rc::new(Cell::new(None));
+        if caps.timers {
+            match abi::set_tick_period(TICK_MS) {
+                Ok(()) => clock.set(Some(now_unix())),
+                Err(e) => abi::log(
                     LogLevel::Warn,
                     &format!("api-guard: no timer (host status {}); key sets load on demand", e.0),
-                );
+                ),
             }
         }
         abi::log(
@@ -122,6 +133,7 @@ impl RootContext for Root {
             caps,
             keys: Rc::new(RefCell::new(keys)),
             tokens: Rc::new(RefCell::new(tokens)),
+            clock,
         });
         true
     }
@@ -129,7 +141,11 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let Some(state) = &self.state else { return };
         let now = now_unix();
+        state.clock.set(Some(now));
         let mut store = state.keys.borrow_mut();
+        if !store.has_remote() {
+            return;
+        }
         if store.adopt_shared(&state.caps) {
             state.tokens.borrow_mut().clear();
         }

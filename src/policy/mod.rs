@@ -264,11 +264,13 @@ impl Policy {
             } else {
                 BodyPlan::None
             };
-            // Client-sent copies of claim headers never reach the upstream, on any route.
+            // Client-sent copies of claim headers never reach the upstream, on any route. Only
+            // headers the request actually carries are removed: every host call costs.
             let mut headers: Vec<HeaderOp> = self
                 .jwt
                 .iter()
                 .flat_map(|j| j.scrub_headers.iter())
+                .filter(|h| head.header(h).is_some())
                 .map(|h| HeaderOp::Remove(h.clone()))
                 .collect();
             headers.extend(grant.headers);

@@ -21,6 +21,12 @@ fn token(name: &str) -> String {
 }
 
 fn config() -> String {
+    // One entry the module cannot use: skipped with a warning, the rest of the set still loads.
+    let mut jwks = fixture("jwks.json");
+    jwks["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA", "kid": "odd"}));
     json!({
         "jwt": {
             "providers": {
@@ -28,7 +34,7 @@ fn config() -> String {
                     "issuer": "https://issuer.test",
                     "audiences": ["api://orders"],
                     "algorithms": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
-                    "local_jwks": fixture("jwks.json"),
+                    "local_jwks": jwks,
                     "token_type": "at+jwt",
                     "claim_to_headers": [{"claim": "sub", "header": "x-user"}, {"claim": "roles", "header": "x-roles"}]
                 }
@@ -103,6 +109,12 @@ fn missing_tokens_get_401_with_a_bare_challenge() {
     assert_eq!(r.status, 401);
     assert_eq!(get(&s, "/health", None).status, 200);
     assert_eq!(s.upstream.requests().len(), 1, "only /health may arrive");
+    assert!(
+        s.envoy
+            .log()
+            .contains("provider 'idp': key-set entries skipped: keys[4]: curve P-521 is not supported"),
+        "no warning for the unusable key-set entry"
+    );
 }
 
 #[test]

@@ -172,6 +172,9 @@ impl KeyStore {
                     LogLevel::Info,
                     &format!("api-guard: jwks for provider '{}' loaded ({n} keys)", e.name),
                 );
+                if let Some(set) = e.cache.keys() {
+                    super::root::log_skipped(&e.name, &set.skipped);
+                }
                 if caps.shared_data {
                     if let Some(b) = &body {
                         let _ = abi::set_shared(&shared_key(&e.name), &jwks::encode_shared(now, b));

@@ -14,6 +14,7 @@ use super::http::{now_unix, HttpFilter};
 use super::keystore::KeyStore;
 use super::metrics::Metrics;
 use crate::policy::jwt::cache::TokenCache;
+use crate::policy::jwt::ProviderKeys;
 use crate::policy::{config, Policy};
 
 /// Largest configuration accepted, so a host bug cannot make us parse unbounded input.
@@ -45,6 +46,16 @@ pub struct Shared {
     /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
     /// not each pay a host call for the time (half a second of staleness is far inside any skew).
     pub clock: Rc<Cell<Option<i64>>>,
+}
+
+/// One warning line naming the key-set entries a provider could not use (never key material).
+pub fn log_skipped(provider: &str, skipped: &[String]) {
+    if !skipped.is_empty() {
+        abi::log(
+            LogLevel::Warn,
+            &format!("api-guard: provider '{provider}': key-set entries skipped: {}", skipped.join("; ")),
+        );
+    }
 }
 
 impl Shared {
@@ -100,6 +111,13 @@ impl RootContext for Root {
             }
         };
         let caps = Capabilities::detect(hold);
+        // Key-set entries that cannot verify anything (an `enc` key, an unknown curve) are
+        // skipped rather than failing the whole set; say which, once.
+        for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {
+            if let ProviderKeys::Local(set) = &p.keys {
+                log_skipped(&p.name, &set.skipped);
+            }
+        }
         // Keep already-defined metrics and still-valid key sets across reconfiguration.
         let (metrics, previous_keys) = match self.state.take() {
             Some(s) => (s.metrics, Rc::try_unwrap(s.keys).ok().map(RefCell::into_inner)),

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::envoy::envoy_bin;
+use support::envoy::{envoy_bin, listener_bootstrap, wasm_filter_yaml};
 use support::{free_port, repo_root, Envoy, EnvoyOptions};
 
 const CONCURRENCY: &str = "16";
@@ -26,29 +26,6 @@ const CONCURRENCY: &str = "16";
 fn fixture(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(repo_root().join("tests/fixtures/jwt").join(name)).unwrap())
         .unwrap()
-}
-
-fn wasm_filter(file: &str, config: &str, stop_iteration: bool) -> String {
-    format!(
-        r#"
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: bench
-                failure_policy: FAIL_CLOSED
-                {stop}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {config}
-                vm_config:
-                  vm_id: bench
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {file} }} }}"#,
-        stop = if stop_iteration { "allow_on_headers_stop_iteration: true" } else { "" },
-        config = serde_json::to_string(config).unwrap(),
-        file = serde_json::to_string(file).unwrap(),
-    )
 }
 
 fn jwt_authn(cache: bool) -> String {
@@ -80,38 +57,17 @@ const CORS_AND_BUFFER: &str = r#"
               "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
               max_request_bytes: 65536"#;
 
-fn bootstrap(port: u16, admin: u16, filters: &str) -> String {
-    format!(
-        r#"
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: main
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
+/// The virtual host's CORS policy, used by the native CORS filter in E.
+const CORS_POLICY: &str = r#"
               typed_per_filter_config:
                 envoy.filters.http.cors:
                   "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
-                  allow_origin_string_match: [ {{ exact: "https://app.example" }} ]
-                  allow_methods: "GET, PUT, POST"
-              routes:
-              - match: {{ prefix: "/" }}
-                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
-          http_filters:{filters}
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-"#
-    )
+                  allow_origin_string_match: [ { exact: "https://app.example" } ]
+                  allow_methods: "GET, PUT, POST""#;
+
+fn bootstrap(port: u16, admin: u16, filters: &str) -> String {
+    let direct = r#"direct_response: { status: 200, body: { inline_string: "ok" } }"#;
+    listener_bootstrap(port, admin, filters, direct, CORS_POLICY, "  []\n")
 }
 
 struct Case {
@@ -233,12 +189,19 @@ fn main() {
 
     let mut cases = vec![
         Case::new("A", "Envoy, no filter (floor)", String::new(), "/", None, false),
-        Case::new("W", "empty Rust wasm filter", wasm_filter(&empty_s, "", false), "/", None, false),
-        Case::new("L", "api-guard, default limits only", wasm_filter(&module_s, "", false), "/", None, false),
+        Case::new("W", "empty Rust wasm filter", wasm_filter_yaml(&empty_s, "", false), "/", None, false),
+        Case::new(
+            "L",
+            "api-guard, default limits only",
+            wasm_filter_yaml(&module_s, "", false),
+            "/",
+            None,
+            false,
+        ),
         Case::new(
             "B",
             "api-guard JWT, RS256, token cache",
-            wasm_filter(&module_s, &jwt_only(&["RS256"], 1024), false),
+            wasm_filter_yaml(&module_s, &jwt_only(&["RS256"], 1024), false),
             "/orders",
             token("rs256"),
             false,
@@ -254,7 +217,7 @@ fn main() {
         Case::new(
             "B-ES",
             "api-guard JWT, ES256, token cache",
-            wasm_filter(&module_s, &jwt_only(&["ES256"], 1024), false),
+            wasm_filter_yaml(&module_s, &jwt_only(&["ES256"], 1024), false),
             "/orders",
             token("es256"),
             false,
@@ -262,7 +225,7 @@ fn main() {
         Case::new(
             "B-raw",
             "api-guard JWT, RS256, no cache",
-            wasm_filter(&module_s, &jwt_only(&["RS256"], 0), false),
+            wasm_filter_yaml(&module_s, &jwt_only(&["RS256"], 0), false),
             "/orders",
             token("rs256"),
             false,
@@ -278,7 +241,7 @@ fn main() {
         Case::new(
             "B-ES-raw",
             "api-guard JWT, ES256, no cache",
-            wasm_filter(&module_s, &jwt_only(&["ES256"], 0), false),
+            wasm_filter_yaml(&module_s, &jwt_only(&["ES256"], 0), false),
             "/orders",
             token("es256"),
             false,
@@ -294,7 +257,7 @@ fn main() {
         Case::new(
             "D",
             "api-guard full example policy",
-            wasm_filter(&module_s, &full, true),
+            wasm_filter_yaml(&module_s, &full, true),
             "/api/users/user-42",
             token("rs256"),
             true,

@@ -61,16 +61,47 @@ fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
-/// The bootstrap: one listener with the wasm filter in front of a router to `upstream_port`.
-pub fn bootstrap(
+/// One `envoy.filters.http.wasm` entry of `http_filters`, loading `file` with `config`.
+pub fn wasm_filter_yaml(file: &str, config: &str, stop_iteration: bool) -> String {
+    let stop = if stop_iteration { "allow_on_headers_stop_iteration: true" } else { "" };
+    format!(
+        r#"
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: api_guard
+                failure_policy: FAIL_CLOSED
+                {stop}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {config}
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: {file} }} }}"#,
+        config = yaml_string(config),
+        file = yaml_string(file),
+    )
+}
+
+/// A static cluster `name` with one endpoint on 127.0.0.1:`port`.
+pub fn cluster_yaml(name: &str, port: u16) -> String {
+    format!(
+        "  - name: {name}\n    connect_timeout: 2s\n    load_assignment:\n      cluster_name: {name}\n      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]\n"
+    )
+}
+
+/// A bootstrap with one listener: `filters` (entries of `http_filters`) then the router;
+/// every path goes to `route_action` (e.g. `route: { cluster: upstream }`); `vhost_extra` is
+/// added to the virtual host (e.g. per-filter config); `clusters` are cluster entries.
+pub fn listener_bootstrap(
     port: u16,
     admin_port: u16,
-    upstream_port: u16,
-    config: &str,
-    opts: &EnvoyOptions,
+    filters: &str,
+    route_action: &str,
+    vhost_extra: &str,
+    clusters: &str,
 ) -> String {
-    let stop =
-        if opts.allow_on_headers_stop_iteration { "allow_on_headers_stop_iteration: true" } else { "" };
     format!(
         r#"
 admin:
@@ -88,43 +119,34 @@ static_resources:
           route_config:
             virtual_hosts:
             - name: all
-              domains: ["*"]
+              domains: ["*"]{vhost_extra}
               routes:
               - match: {{ prefix: "/" }}
-                route: {{ cluster: upstream }}
-          http_filters:
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: api_guard
-                failure_policy: FAIL_CLOSED
-                {stop}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {config}
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {wasm} }} }}
+                {route_action}
+          http_filters:{filters}
           - name: envoy.filters.http.router
             typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
   clusters:
-  - name: upstream
-    connect_timeout: 2s
-    load_assignment:
-      cluster_name: upstream
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream_port} }} }} }} }}] }}]
-{extra}"#,
-        extra = opts
-            .clusters
-            .iter()
-            .map(|(name, p)| format!(
-                "  - name: {name}\n    connect_timeout: 1s\n    load_assignment:\n      cluster_name: {name}\n      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }} }}] }}]\n"
-            ))
-            .collect::<String>(),
-        config = yaml_string(config),
-        wasm = yaml_string(&wasm_path().display().to_string()),
+{clusters}"#
     )
+}
+
+/// The test bootstrap: the module in front of a router to `upstream_port`, plus
+/// `opts.clusters`.
+pub fn bootstrap(
+    port: u16,
+    admin_port: u16,
+    upstream_port: u16,
+    config: &str,
+    opts: &EnvoyOptions,
+) -> String {
+    let filters =
+        wasm_filter_yaml(&wasm_path().display().to_string(), config, opts.allow_on_headers_stop_iteration);
+    let mut clusters = cluster_yaml("upstream", upstream_port);
+    for (name, p) in &opts.clusters {
+        clusters.push_str(&cluster_yaml(name, *p));
+    }
+    listener_bootstrap(port, admin_port, &filters, "route: { cluster: upstream }", "", &clusters)
 }
 
 impl Envoy {

@@ -33,6 +33,19 @@ fn setup(config: &str) -> Setup {
     Setup { upstream, envoy, client }
 }
 
+/// A JSON string of exactly `n` bytes (`n` ≥ 2): bodies are JSON-checked, so sizes are
+/// tested with valid JSON.
+fn json_of(n: usize) -> Vec<u8> {
+    format!("\"{}\"", "a".repeat(n - 2)).into_bytes()
+}
+
+/// `n` bytes of a JSON string split in two chunks of `a` and `n - a` bytes.
+fn json_chunks(a: usize, n: usize) -> (Vec<u8>, Vec<u8>) {
+    let whole = json_of(n);
+    let (x, y) = whole.split_at(a);
+    (x.to_vec(), y.to_vec())
+}
+
 /// Asserts the RFC 9457 shape of a denial and returns the parsed body.
 fn assert_problem(r: &support::Response, status: u16, slug: &str) -> serde_json::Value {
     assert_eq!(r.status, status, "body: {}", r.text());
@@ -64,9 +77,9 @@ fn allowed_request_reaches_upstream_unchanged() {
 fn declared_body_size_just_under_at_and_over_the_limit() {
     let s = setup(CONFIG);
     let ct = [("content-type", "application/json")];
-    assert_eq!(s.client.request("POST", "/under", &ct, &[b'a'; 63]).status, 200);
-    assert_eq!(s.client.request("POST", "/at", &ct, &[b'a'; 64]).status, 200);
-    let r = s.client.request("POST", "/over", &ct, &[b'a'; 65]);
+    assert_eq!(s.client.request("POST", "/under", &ct, &json_of(63)).status, 200);
+    assert_eq!(s.client.request("POST", "/at", &ct, &json_of(64)).status, 200);
+    let r = s.client.request("POST", "/over", &ct, &json_of(65));
     assert_problem(&r, 413, "body-too-large");
     assert_eq!(s.upstream.seen_path("/under")[0].body.len(), 63);
     assert_eq!(s.upstream.seen_path("/at")[0].body.len(), 64);
@@ -79,17 +92,19 @@ fn chunked_body_without_content_length_is_counted_and_held() {
     let s = setup(CONFIG);
     let head = |p: &str| format!("POST {p} HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n");
     // 32 + 31 = 63 bytes in two chunks: allowed, and the upstream gets all of it.
-    let r = s.client.send(&chunked(&head("/c-under"), &[&[b'x'; 32], &[b'y'; 31]])).unwrap();
+    let (a, b) = json_chunks(32, 63);
+    let r = s.client.send(&chunked(&head("/c-under"), &[&a, &b])).unwrap();
     assert_eq!(r.status, 200);
     let seen = s.upstream.seen_path("/c-under");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].body.len(), 63);
     // 40 + 25 = 65 bytes: refused at the second chunk, and nothing reached the upstream.
-    let r = s.client.send(&chunked(&head("/c-over"), &[&[b'x'; 40], &[b'y'; 25]])).unwrap();
+    let (a, b) = json_chunks(40, 65);
+    let r = s.client.send(&chunked(&head("/c-over"), &[&a, &b])).unwrap();
     assert_problem(&r, 413, "body-too-large");
     assert!(s.upstream.seen_path("/c-over").is_empty(), "a held request reached the upstream");
     // A body far over the limit in one chunk.
-    let r = s.client.send(&chunked(&head("/c-big"), &[&[b'z'; 100_000]])).unwrap();
+    let r = s.client.send(&chunked(&head("/c-big"), &[&json_of(100_000)])).unwrap();
     assert_problem(&r, 413, "body-too-large");
     assert!(s.upstream.seen_path("/c-big").is_empty());
 }
@@ -102,11 +117,13 @@ fn chunked_body_is_cut_off_at_the_limit_when_headers_cannot_be_held() {
     let envoy = Envoy::start_with(&config, upstream.port, opts).unwrap();
     let client = Client::new(envoy.port);
     let head = "POST /stream HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n";
-    let r = client.send(&chunked(head, &[&[b'x'; 40], &[b'y'; 40]])).unwrap();
+    let (a, b) = json_chunks(40, 80);
+    let r = client.send(&chunked(head, &[&a, &b])).unwrap();
     assert_problem(&r, 413, "body-too-large");
     // Streaming mode: the upstream may see the head, but never a complete over-limit request.
     assert!(upstream.seen_path("/stream").iter().all(|r| !r.complete && r.body.len() <= 64));
-    let r = client.send(&chunked(head, &[&[b'x'; 30], &[b'y'; 30]])).unwrap();
+    let (a, b) = json_chunks(30, 60);
+    let r = client.send(&chunked(head, &[&a, &b])).unwrap();
     assert_eq!(r.status, 200);
 }
 

@@ -203,10 +203,19 @@ pub fn log(level: LogLevel, message: &str) {
 
 /// Reads a whole buffer (`Ok(None)` when the host has none).
 pub fn get_buffer(buffer_type: BufferType, max: usize) -> Result<Option<Vec<u8>>, HostError> {
+    get_buffer_range(buffer_type, 0, max)
+}
+
+/// Reads up to `max` bytes of a buffer from `start` (`Ok(None)` when the host has none).
+pub fn get_buffer_range(
+    buffer_type: BufferType,
+    start: usize,
+    max: usize,
+) -> Result<Option<Vec<u8>>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: out-pointers are valid for the duration of the call.
-    let status = unsafe { proxy_get_buffer_bytes(buffer_type as u32, 0, max, &mut data, &mut size) };
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type as u32, start, max, &mut data, &mut size) };
     match status {
         OK => Ok(Some(take(data, size))),
         NOT_FOUND => Ok(None),

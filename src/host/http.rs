@@ -6,8 +6,8 @@ use proxy_wasm::types::Action;
 use super::abi::{self, LogLevel, MapType};
 use super::root::Shared;
 use crate::policy::authz::HeaderOp;
+use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::denial::{self, Denial, Reason, METRIC_ALLOWED, METRIC_DENIED};
-use crate::policy::limits::BodyCounter;
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
 
 /// Where a request is in its life.
@@ -17,8 +17,9 @@ enum Stage {
     Start,
     /// Headers paused while a key set is fetched; body bytes buffered meanwhile.
     AwaitingKeys { token: u32, provider: usize, buffered: u64, end_of_stream: bool },
-    /// Counting the body; `holding` when headers are held until the body is judged.
-    Body { counter: BodyCounter, holding: bool },
+    /// Following the body (see `HttpFilter::body`); `buffering` when the host keeps it whole
+    /// (headers held, or a final validation needs every byte).
+    Body { buffering: bool },
     /// Admitted.
     Allowed,
     /// Denied; a local response was sent.
@@ -34,6 +35,8 @@ pub struct HttpFilter {
     /// The request head, kept only while a decision waits for a key set.
     headers: Vec<(String, Vec<u8>)>,
     end_of_stream: Option<bool>,
+    /// The body check and its state, while the body arrives.
+    body: Option<(BodyCheck, BodyInspector)>,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
@@ -54,6 +57,7 @@ impl HttpFilter {
             request_id: String::new(),
             headers: Vec::new(),
             end_of_stream: None,
+            body: None,
         }
     }
 
@@ -67,6 +71,7 @@ impl HttpFilter {
         let out = denial::render(denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
         self.stage = Stage::Denied;
         self.headers = Vec::new();
+        self.body = None;
         self.shared.metrics.bump(METRIC_DENIED);
         self.shared.metrics.bump(out.metric);
         abi::log(LogLevel::Info, &out.log_line);
@@ -130,25 +135,88 @@ impl HttpFilter {
                 self.allow();
                 Action::Continue
             }
-            BodyPlan::Count { limit, declared } => {
-                let mut counter = BodyCounter::new(limit);
-                if let Err(d) = counter.set_total(buffered) {
-                    return self.deny(&d);
+            BodyPlan::Check(check) => {
+                // Hold the headers where the host allows whenever the body could still be
+                // refused after they would have gone on: an unknown length, or bytes to judge.
+                let hold = self.shared.caps.hold_headers_for_body
+                    && (check.declared.is_none() || check.needs_bytes());
+                let buffering = hold || check.needs_whole();
+                self.body = Some((check, BodyInspector::new(&check)));
+                self.stage = Stage::Body { buffering };
+                if buffered > 0 || body_done {
+                    // Bytes that arrived while the head was judged sit in the host's buffer.
+                    let action =
+                        self.on_body(usize::try_from(buffered).unwrap_or(usize::MAX), body_done, true);
+                    if action == Action::Continue && self.stage == Stage::Allowed {
+                        return Action::Continue;
+                    }
+                    if self.stage == Stage::Denied {
+                        return Action::Pause;
+                    }
                 }
-                if body_done {
-                    self.allow();
-                    return Action::Continue;
-                }
-                // A declared length was checked already and the host's framing enforces it;
-                // an unknown length is counted, holding the headers where the host allows.
-                let holding = declared.is_none() && self.shared.caps.hold_headers_for_body;
-                self.stage = Stage::Body { counter, holding };
-                if holding {
+                if hold {
                     Action::Pause
                 } else {
                     Action::Continue
                 }
             }
+        }
+    }
+
+    /// A body callback: `size` is the chunk's size, or with `buffering` the total buffered.
+    fn on_body(&mut self, size: usize, end_of_stream: bool, buffering: bool) -> Action {
+        let Some((check, inspector)) = self.body.as_mut() else {
+            return Action::Continue;
+        };
+        let counted = if buffering { inspector.set_total(size as u64) } else { inspector.add(size as u64) };
+        if let Err(denial) = counted {
+            return self.deny(&denial);
+        }
+        if check.needs_bytes() {
+            // Buffered: read what is new since the last callback. Streaming: the chunk.
+            let start = if buffering { usize::try_from(inspector.fed()).unwrap_or(usize::MAX) } else { 0 };
+            let want = size.saturating_sub(start);
+            if want > 0 {
+                let chunk = match abi::get_buffer_range(abi::BufferType::RequestBody, start, want) {
+                    Ok(bytes) => bytes.unwrap_or_default(),
+                    Err(e) => {
+                        // Unread bytes cannot be judged: fail closed.
+                        abi::log(
+                            LogLevel::Error,
+                            &format!("api-guard: cannot read request body (host status {})", e.0),
+                        );
+                        return self.deny(&Denial::new(Reason::AccessDenied));
+                    }
+                };
+                if let Err(denial) = inspector.feed(&chunk) {
+                    return self.deny(&denial);
+                }
+            }
+        }
+        if !end_of_stream {
+            return if buffering { Action::Pause } else { Action::Continue };
+        }
+        let mut verdict = inspector.finish();
+        if let (Ok(()), Some(target)) = (&verdict, check.validate) {
+            let whole = abi::get_buffer_range(abi::BufferType::RequestBody, 0, size);
+            verdict = match whole {
+                Ok(bytes) => self.shared.policy.check_body(target, &bytes.unwrap_or_default()),
+                Err(e) => {
+                    abi::log(
+                        LogLevel::Error,
+                        &format!("api-guard: cannot read request body (host status {})", e.0),
+                    );
+                    Err(Denial::new(Reason::AccessDenied))
+                }
+            };
+        }
+        match verdict {
+            Ok(()) => {
+                self.body = None;
+                self.allow();
+                Action::Continue
+            }
+            Err(denial) => self.deny(&denial),
         }
     }
 }
@@ -192,24 +260,7 @@ impl HttpContext for HttpFilter {
                     Stage::AwaitingKeys { token, provider, buffered: body_size as u64, end_of_stream };
                 Action::Pause
             }
-            Stage::Body { mut counter, holding } => {
-                // While buffering the host reports the total buffered; otherwise each chunk.
-                let counted =
-                    if holding { counter.set_total(body_size as u64) } else { counter.add(body_size as u64) };
-                if let Err(denial) = counted {
-                    return self.deny(&denial);
-                }
-                self.stage = Stage::Body { counter, holding };
-                if end_of_stream {
-                    self.allow();
-                    return Action::Continue;
-                }
-                if holding {
-                    Action::Pause
-                } else {
-                    Action::Continue
-                }
-            }
+            Stage::Body { buffering } => self.on_body(body_size, end_of_stream, buffering),
             Stage::Denied => Action::Pause,
             Stage::Start | Stage::Allowed => Action::Continue,
         }

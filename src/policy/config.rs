@@ -251,6 +251,40 @@ pub struct LimitsConfig {
     pub max_header_bytes: Option<u32>,
     /// Credentials in the query string. Default: deny the standard names.
     pub query_credentials: Option<QueryCredentialsConfig>,
+    /// Shape limits for JSON request bodies (`application/json`, `application/*+json`),
+    /// checked in one pass over the bytes before any schema work; a body over a limit, or not
+    /// JSON at all, gets 400. Always on; each field has a default.
+    pub json: Option<JsonLimitsConfig>,
+}
+
+/// JSON shape limits. An absent field takes the top-level value, then the default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JsonLimitsConfig {
+    /// Deepest nesting of arrays and objects. Default 32.
+    pub max_depth: Option<u32>,
+    /// Most members in one object. Default 1000.
+    pub max_object_keys: Option<u32>,
+    /// Most elements in one array. Default 10000.
+    pub max_array_length: Option<u32>,
+    /// Longest string, member names included, in bytes as sent. Default 65536.
+    pub max_string_length: Option<u32>,
+    /// Longest number literal, in characters. Default 40.
+    pub max_number_length: Option<u32>,
+    /// An object naming a member twice: `deny` (default) or `allow`.
+    pub duplicate_keys: Option<DuplicateKeys>,
+}
+
+/// What to do with an object that names a member twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateKeys {
+    /// Refuse the body (400): a checker and an upstream could read different values.
+    Deny,
+    /// Accept it.
+    Allow,
 }
 
 /// What to do with query parameters that carry credentials.

@@ -34,11 +34,19 @@ pub enum Reason {
     AccessDenied,
     /// The keys needed to check the token could not be loaded (the issuer is unreachable).
     KeysUnavailable,
+    /// A JSON body is not well-formed, or breaks a JSON shape limit.
+    InvalidJson,
+    /// The API description documents no operation at this path.
+    UnknownOperation,
+    /// A parameter or the body does not match the operation's description.
+    InvalidRequest,
+    /// The operation is deprecated and the policy refuses deprecated operations.
+    DeprecatedOperation,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 15] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -50,6 +58,10 @@ impl Reason {
         Reason::InsufficientScope,
         Reason::AccessDenied,
         Reason::KeysUnavailable,
+        Reason::InvalidJson,
+        Reason::UnknownOperation,
+        Reason::InvalidRequest,
+        Reason::DeprecatedOperation,
     ];
 
     /// HTTP status of the denial.
@@ -64,6 +76,9 @@ impl Reason {
             Reason::TokenMissing | Reason::TokenInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied => 403,
             Reason::KeysUnavailable => 503,
+            Reason::InvalidJson | Reason::InvalidRequest => 400,
+            Reason::UnknownOperation => 404,
+            Reason::DeprecatedOperation => 410,
         }
     }
 
@@ -82,6 +97,10 @@ impl Reason {
             Reason::InsufficientScope => "insufficient-scope",
             Reason::AccessDenied => "access-denied",
             Reason::KeysUnavailable => "keys-unavailable",
+            Reason::InvalidJson => "invalid-json",
+            Reason::UnknownOperation => "unknown-operation",
+            Reason::InvalidRequest => "invalid-request",
+            Reason::DeprecatedOperation => "deprecated-operation",
         }
     }
 
@@ -99,6 +118,10 @@ impl Reason {
             Reason::InsufficientScope => "Insufficient scope",
             Reason::AccessDenied => "Access denied",
             Reason::KeysUnavailable => "Token keys unavailable",
+            Reason::InvalidJson => "Invalid JSON body",
+            Reason::UnknownOperation => "Unknown operation",
+            Reason::InvalidRequest => "Invalid request",
+            Reason::DeprecatedOperation => "Operation retired",
         }
     }
 
@@ -124,6 +147,12 @@ impl Reason {
             Reason::KeysUnavailable => {
                 "The keys needed to check the token are not available yet; retry later."
             }
+            Reason::InvalidJson => {
+                "The body is not well-formed JSON or exceeds a JSON shape limit; see errors."
+            }
+            Reason::UnknownOperation => "This API documents no operation at this path.",
+            Reason::InvalidRequest => "The request does not match the API description; see errors.",
+            Reason::DeprecatedOperation => "This operation is deprecated and no longer served.",
         }
     }
 
@@ -141,6 +170,10 @@ impl Reason {
             Reason::InsufficientScope => "api_guard_denied_insufficient_scope_total",
             Reason::AccessDenied => "api_guard_denied_access_denied_total",
             Reason::KeysUnavailable => "api_guard_denied_keys_unavailable_total",
+            Reason::InvalidJson => "api_guard_denied_invalid_json_total",
+            Reason::UnknownOperation => "api_guard_denied_unknown_operation_total",
+            Reason::InvalidRequest => "api_guard_denied_invalid_request_total",
+            Reason::DeprecatedOperation => "api_guard_denied_deprecated_operation_total",
         }
     }
 }
@@ -161,12 +194,32 @@ pub struct Denial {
     pub scope: Option<String>,
     /// A finer cause for the log line only (e.g. `expired` for an invalid token).
     pub cause: Option<&'static str>,
+    /// What exactly failed validation (the problem's `errors` member); empty for most reasons.
+    pub errors: Vec<ProblemError>,
+}
+
+/// One entry of a problem's `errors` array: where, which rule, and why, in words that never
+/// repeat the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProblemError {
+    /// RFC 6901 pointer into the request seen as `{"path":…, "query":…, "header":…,
+    /// "body":…}`: `/body/items/0/price`, `/query/limit`.
+    pub pointer: String,
+    /// The rule that failed: a JSON Schema keyword, `required`, or a JSON limit's name.
+    pub keyword: String,
+    /// What was expected.
+    pub message: String,
 }
 
 impl Denial {
     /// A denial with no extra headers.
     pub fn new(reason: Reason) -> Denial {
-        Denial { reason, allow: None, scope: None, cause: None }
+        Denial { reason, allow: None, scope: None, cause: None, errors: Vec::new() }
+    }
+
+    /// A denial listing what failed validation.
+    pub fn with_errors(reason: Reason, errors: Vec<ProblemError>) -> Denial {
+        Denial { errors, ..Denial::new(reason) }
     }
 
     /// A 401 `invalid_token`, with the token error as the logged cause.
@@ -222,6 +275,8 @@ struct Problem<'a> {
     status: u16,
     detail: &'a str,
     request_id: &'a str,
+    #[serde(skip_serializing_if = "<[ProblemError]>::is_empty")]
+    errors: &'a [ProblemError],
 }
 
 #[derive(Serialize)]
@@ -258,6 +313,7 @@ pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &
         status: reason.status(),
         detail: reason.detail(),
         request_id,
+        errors: &denial.errors,
     };
     // Serialising these plain structs cannot fail; fall back to an empty body regardless.
     let body = serde_json::to_vec(&problem).unwrap_or_default();

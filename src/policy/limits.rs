@@ -4,6 +4,7 @@
 
 use super::config::{ConfigError, LimitsConfig, QueryCredentialsAction};
 use super::denial::{Denial, Reason};
+use super::json_limits::JsonLimits;
 use super::media::{self, MediaRange};
 use super::method::{Method, MethodSet};
 
@@ -42,6 +43,8 @@ pub struct RequestLimits {
     pub max_header_bytes: u32,
     /// Lower-cased credential parameter names; empty when the check is off.
     pub query_credentials: Vec<String>,
+    /// Shape limits for JSON bodies.
+    pub json: JsonLimits,
 }
 
 impl RequestLimits {
@@ -143,7 +146,14 @@ impl RequestLimits {
             None => DEFAULT_QUERY_CREDENTIALS.iter().map(|s| s.to_string()).collect(),
         };
 
+        let json = JsonLimits::compile(
+            global.json.as_ref(),
+            route.and_then(|r| r.json.as_ref()),
+            &format!("{at}.json"),
+        )?;
+
         Ok(RequestLimits {
+            json,
             max_body_bytes,
             allow_header: methods.allow_header(),
             methods,

@@ -85,6 +85,13 @@ pub fn essence(content_type: &[u8]) -> Option<String> {
     (is_token(ty) && is_token(sub)).then_some(main)
 }
 
+/// Whether an essence names JSON: `application/json` or any `+json` structured syntax suffix
+/// (RFC 6839).
+pub fn is_json(essence: &str) -> bool {
+    essence == "application/json"
+        || essence.split_once('/').is_some_and(|(_, sub)| sub.len() > 5 && sub.ends_with("+json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

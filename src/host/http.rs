@@ -37,6 +37,8 @@ pub struct HttpFilter {
     end_of_stream: Option<bool>,
     /// The body check and its state, while the body arrives.
     body: Option<(BodyCheck, BodyInspector)>,
+    /// Headers to set on the response of an admitted request.
+    response_headers: Vec<(String, String)>,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
@@ -58,6 +60,7 @@ impl HttpFilter {
             headers: Vec::new(),
             end_of_stream: None,
             body: None,
+            response_headers: Vec::new(),
         }
     }
 
@@ -115,6 +118,7 @@ impl HttpFilter {
     }
 
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
+        self.response_headers = admission.response_headers;
         for op in &admission.headers {
             let applied = match op {
                 HeaderOp::Remove(name) => abi::remove_header(MapType::RequestHeaders, name),
@@ -264,5 +268,19 @@ impl HttpContext for HttpFilter {
             Stage::Denied => Action::Pause,
             Stage::Start | Stage::Allowed => Action::Continue,
         }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if self.stage == Stage::Allowed {
+            for (name, value) in &self.response_headers {
+                if let Err(e) = abi::set_header(MapType::ResponseHeaders, name, value) {
+                    abi::log(
+                        LogLevel::Warn,
+                        &format!("api-guard: cannot set response header {name} (host status {})", e.0),
+                    );
+                }
+            }
+        }
+        Action::Continue
     }
 }

@@ -44,6 +44,79 @@ pub struct Config {
     /// Facts about the gateway that the module cannot detect itself.
     #[serde(default)]
     pub host: HostConfig,
+    /// Request validation from the API's OpenAPI document: only documented operations pass,
+    /// and their parameters and bodies are checked.
+    pub openapi: Option<OpenApiConfig>,
+}
+
+/// Request validation from an OpenAPI 3.0.x or 3.1.x document.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiConfig {
+    /// The OpenAPI document, as JSON (convert YAML with `make openapi-json`). Only references
+    /// inside the document (`#/...`) are followed.
+    pub document: serde_json::Value,
+    /// Requests for a path the document does not describe (404) or a method it does not list
+    /// for that path (405 with `Allow`): `deny` (default) or `allow` (pass them unchecked).
+    #[serde(default)]
+    pub unknown_operations: UnknownOperations,
+    /// Refuse object members that the schema does not declare, even where it does not say
+    /// `additionalProperties: false` (mass assignment, OWASP API3). Schemas without
+    /// `properties` (free-form objects) stay open. Default false.
+    #[serde(default)]
+    pub reject_unknown_fields: bool,
+    /// Operations marked `deprecated: true`.
+    #[serde(default)]
+    pub deprecated: DeprecatedConfig,
+    /// Most entries in a denial's `errors` array. Default 10.
+    pub max_errors: Option<u32>,
+    /// `multipart/form-data` bodies: most parts. Default 100.
+    pub max_multipart_parts: Option<u32>,
+    /// `multipart/form-data` bodies: largest part in bytes. Default: the body limit.
+    pub max_multipart_part_bytes: Option<u64>,
+}
+
+/// What to do with requests the document does not describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownOperations {
+    /// Refuse: 404 for an unknown path, 405 with `Allow` for an unlisted method.
+    #[default]
+    Deny,
+    /// Let them through without validation.
+    Allow,
+}
+
+/// Deprecated operations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeprecatedConfig {
+    /// `allow` (default) serves them; `warn` serves them with `Deprecation` (RFC 9745) and,
+    /// when a date is known, `Sunset` (RFC 8594) headers; `deny` answers 410.
+    #[serde(default)]
+    pub action: DeprecatedAction,
+    /// When the operations were deprecated (RFC 3339, e.g. `2026-01-01T00:00:00Z`). Required
+    /// for `warn`, unless every deprecated operation sets `x-deprecated-at`.
+    pub date: Option<String>,
+    /// When they stop being served (RFC 3339). An operation's `x-sunset` overrides it.
+    pub sunset: Option<String>,
+}
+
+/// The action for deprecated operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeprecatedAction {
+    /// Serve them as usual.
+    #[default]
+    Allow,
+    /// Serve them, adding `Deprecation` and `Sunset` response headers.
+    Warn,
+    /// Refuse them with 410.
+    Deny,
 }
 
 /// JWT validation settings.

@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod limits;
 pub mod media;
 pub mod method;
+pub mod openapi;
 pub mod path;
 pub mod request_id;
 pub mod route;
@@ -50,7 +51,7 @@ pub struct Route {
 }
 
 /// The compiled configuration: everything a request is checked against, ready to use.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Policy {
     /// Limits for requests that match no route.
     pub global: RequestLimits,
@@ -65,6 +66,8 @@ pub struct Policy {
     pub rendering: Rendering,
     /// Lower-cased request id header name.
     pub request_id_header: String,
+    /// The compiled OpenAPI document, if configured.
+    pub api: Option<openapi::ApiSpec>,
 }
 
 /// What to do with an admitted request.
@@ -74,6 +77,8 @@ pub struct Admission {
     pub body: BodyPlan,
     /// Request header changes to make before forwarding.
     pub headers: Vec<HeaderOp>,
+    /// Headers to add to the response (e.g. `Deprecation`).
+    pub response_headers: Vec<(String, String)>,
 }
 
 /// The request head, as plain data.
@@ -197,6 +202,7 @@ impl Policy {
         }
 
         let realm = jwt.as_ref().map_or_else(|| "api".to_string(), |j| j.realm.clone());
+        let api = config.openapi.as_ref().map(openapi::ApiSpec::compile).transpose()?;
         Ok(Policy {
             global,
             routes,
@@ -205,6 +211,7 @@ impl Policy {
             default_auth,
             rendering: Rendering { type_base, realm },
             request_id_header,
+            api,
         })
     }
 
@@ -225,8 +232,10 @@ impl Policy {
 
     /// Validates a complete body against its target operation and media type.
     pub fn check_body(&self, target: body::BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
-        let _ = (target, bytes);
-        Ok(())
+        match &self.api {
+            Some(api) => api.check_body(target, bytes),
+            None => Ok(()),
+        }
     }
 
     /// Judges a request head at time `now` (Unix seconds). Cheap checks run first, so junk
@@ -255,12 +264,27 @@ impl Policy {
             limits.check_query(query)?;
             let facts = body_facts(head);
             limits.check_body_head(&facts)?;
+            let found = match &self.api {
+                Some(api) => api.find(method, &normal)?,
+                None => None,
+            };
             let grant =
                 authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, &params, keys, now)
                     .map_err(|r| {
                         fetch_keys = r.fetch;
                         r.denial
                     })?;
+            // Parameters are judged after authentication: only callers who may use the
+            // operation learn what it expects.
+            let mut validate = None;
+            let mut response_headers = Vec::new();
+            if let (Some(api), Some(found)) = (&self.api, &found) {
+                api.check_request(found, query, head)?;
+                validate = api.body_target(found.operation, facts.has_body, facts.content_type)?;
+                if let Some(op) = api.operations.get(found.operation) {
+                    response_headers.clone_from(&op.response_headers);
+                }
+            }
             let body = if facts.has_body {
                 let json = facts
                     .content_type
@@ -271,7 +295,7 @@ impl Policy {
                     limit: limits.max_body_bytes,
                     declared: facts.content_length,
                     json,
-                    validate: None,
+                    validate,
                 })
             } else {
                 BodyPlan::None
@@ -286,7 +310,7 @@ impl Policy {
                 .map(|h| HeaderOp::Remove(h.clone()))
                 .collect();
             headers.extend(grant.headers);
-            Ok(Admission { body, headers })
+            Ok(Admission { body, headers, response_headers })
         })();
         HeadDecision { route, outcome, fetch_keys }
     }
@@ -349,7 +373,7 @@ mod tests {
             d,
             HeadDecision {
                 route: None,
-                outcome: Ok(Admission { body: BodyPlan::None, headers: vec![] }),
+                outcome: Ok(Admission { body: BodyPlan::None, headers: vec![], response_headers: vec![] }),
                 fetch_keys: None
             }
         );

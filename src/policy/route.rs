@@ -33,7 +33,7 @@ impl fmt::Display for PatternError {
             ),
             PatternError::BadBrace => f.write_str("a parameter must be a whole segment of the form '{name}'"),
             PatternError::BadParamName(n) => {
-                write!(f, "parameter name '{n}' must be non-empty ASCII letters, digits or '_'")
+                write!(f, "parameter name '{n}' must be non-empty ASCII letters, digits, '_', '-' or '.'")
             }
             PatternError::DuplicateParam(n) => write!(f, "parameter '{n}' appears twice"),
         }
@@ -79,7 +79,9 @@ impl PathPattern {
         let mut names: Vec<String> = Vec::new();
         for seg in segments(pattern)? {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                if name.is_empty()
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+                {
                     return Err(PatternError::BadParamName(name.to_string()));
                 }
                 if names.iter().any(|n| n == name) {

@@ -1,0 +1,749 @@
+//! Request validation from the API's own OpenAPI document.
+//!
+//! The document is compiled once, at load: servers' base paths joined to path templates make
+//! the operation matcher (the same [`RouteTable`] as routes), references are resolved, every
+//! parameter and request body schema is compiled, and object shapes are built for the
+//! unknown-member and `readOnly` checks. A document that cannot be compiled is a config error
+//! naming the JSON pointer of the part at fault.
+//!
+//! Per request, in order: the inventory (404 for an undocumented path, 405 with `Allow` for an
+//! undocumented method), deprecation, parameters (path, query, header, cookie), then the
+//! body's media type and presence; the body itself is validated when complete
+//! ([`ApiSpec::check_body`]), after the streaming JSON limits have passed.
+
+pub mod params;
+pub mod schema;
+pub mod shape;
+
+use std::collections::BTreeMap;
+
+use boon::SchemaIndex;
+use serde_json::Value;
+
+use super::body::BodyTarget;
+use super::config::{ConfigError, DeprecatedAction, OpenApiConfig, UnknownOperations};
+use super::denial::{Denial, ProblemError, Reason};
+use super::media::{self, MediaRange};
+use super::method::{Method, MethodSet};
+use super::route::{PathPattern, RouteMatcher, RouteTable};
+use super::RequestHead;
+use params::{In, Kind};
+use schema::{Dialect, SchemaSet};
+use shape::{resolve_ref, Shapes};
+
+/// Default most entries in a denial's `errors`.
+pub const DEFAULT_MAX_ERRORS: u32 = 10;
+/// Default most parts of a `multipart/form-data` body.
+pub const DEFAULT_MAX_PARTS: u32 = 100;
+
+const METHODS: [(&str, Method); 8] = [
+    ("get", Method::GET),
+    ("put", Method::PUT),
+    ("post", Method::POST),
+    ("delete", Method::DELETE),
+    ("options", Method::OPTIONS),
+    ("head", Method::HEAD),
+    ("patch", Method::PATCH),
+    ("trace", Method::TRACE),
+];
+
+#[derive(Debug)]
+struct Param {
+    name: String,
+    at: In,
+    required: bool,
+    kind: Kind,
+    explode: bool,
+    schema: Option<SchemaIndex>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaKind {
+    Json,
+    Form,
+    Multipart,
+    Other,
+}
+
+#[derive(Debug)]
+struct MediaSpec {
+    range: MediaRange,
+    kind: MediaKind,
+    schema: Option<SchemaIndex>,
+    shape: Option<usize>,
+    /// For form bodies: how each member's strings are converted.
+    fields: BTreeMap<String, Kind>,
+}
+
+#[derive(Debug)]
+struct RequestBodySpec {
+    required: bool,
+    media: Vec<MediaSpec>,
+}
+
+/// One documented operation.
+#[derive(Debug)]
+pub struct Operation {
+    /// `operationId`, or `METHOD /path`.
+    pub name: String,
+    params: Vec<Param>,
+    body: Option<RequestBodySpec>,
+    deprecated: bool,
+    /// Response headers announcing deprecation (empty unless deprecated and warned).
+    pub response_headers: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+struct PathEntry {
+    ops: Vec<(Method, usize)>,
+    allow: String,
+}
+
+/// A compiled OpenAPI document.
+#[derive(Debug)]
+pub struct ApiSpec {
+    table: RouteTable,
+    /// Table entry → path entry.
+    entry_path: Vec<usize>,
+    paths: Vec<PathEntry>,
+    /// Operations, indexed by [`BodyTarget::operation`] and [`Found::operation`].
+    pub operations: Vec<Operation>,
+    schemas: SchemaSet,
+    shapes: Shapes,
+    unknown: UnknownOperations,
+    deprecated: DeprecatedAction,
+    reject_unknown_fields: bool,
+    max_errors: usize,
+    max_parts: u32,
+    max_part_bytes: Option<u64>,
+}
+
+/// A request matched to an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found<'p> {
+    /// The operation's index.
+    pub operation: usize,
+    /// Path template values, raw (still percent-encoded).
+    pub params: Vec<(String, &'p str)>,
+}
+
+fn err(pointer: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(format!("openapi.document#{pointer}"), message)
+}
+
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Follows `$ref`s (inside the document) from the value at `pointer`, returning the target and
+/// its pointer.
+fn deref<'d>(doc: &'d Value, pointer: &str) -> Result<(&'d Value, String), ConfigError> {
+    let mut at = pointer.to_string();
+    for _ in 0..32 {
+        let v = doc.pointer(&at).ok_or_else(|| err(&at, "does not exist"))?;
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let (_, target) = resolve_ref(doc, r)
+                    .ok_or_else(|| err(&at, format!("$ref '{r}' does not resolve inside the document")))?;
+                at = target;
+            }
+            None => return Ok((v, at)),
+        }
+    }
+    Err(err(pointer, "$ref chain is too long or circular"))
+}
+
+/// The path part of a server URL, with variables replaced by their defaults.
+fn server_base(server: &Value, at: &str) -> Result<String, ConfigError> {
+    let url = server.get("url").and_then(Value::as_str).ok_or_else(|| err(at, "server needs a url"))?;
+    let mut url = url.to_string();
+    if let Some(Value::Object(vars)) = server.get("variables") {
+        for (name, var) in vars {
+            let default = var
+                .get("default")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(&format!("{at}/variables/{}", escape(name)), "needs a default"))?;
+            url = url.replace(&format!("{{{name}}}"), default);
+        }
+    }
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| rest.get(i..).unwrap_or("")),
+        None => url.as_str(),
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = path.trim_end_matches('/');
+    if path.contains(['{', '}']) {
+        return Err(err(at, "server url has a variable without a default"));
+    }
+    Ok(if path.is_empty() || path.starts_with('/') { path.to_string() } else { format!("/{path}") })
+}
+
+/// Orders templates so that literal segments win over parameters at the first difference
+/// (`/pets/mine` before `/pets/{id}`), as OpenAPI requires.
+fn specificity(p: &PathPattern) -> Vec<u8> {
+    match p {
+        PathPattern::Template(segs) => segs
+            .iter()
+            .map(|s| match s {
+                super::route::Segment::Literal(_) => 0,
+                super::route::Segment::Param(_) => 1,
+            })
+            .collect(),
+        PathPattern::Prefix(_) => Vec::new(),
+    }
+}
+
+/// Parses an RFC 3339 date-time into Unix seconds.
+fn rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let n = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 20
+        || b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't'))
+    {
+        return None;
+    }
+    let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = frac.get(digits..)?;
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.get(0..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            if rest.len() != 6 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days from civil (H. Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// Formats Unix seconds as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = DAYS.get(usize::try_from(days.rem_euclid(7)).unwrap_or(0)).unwrap_or(&"Thu");
+    let mon = MONTHS.get(usize::try_from(m - 1).unwrap_or(0)).unwrap_or(&"Jan");
+    format!("{wd}, {d:02} {mon} {y:04} {:02}:{:02}:{:02} GMT", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+impl ApiSpec {
+    /// Compiles the configuration's document.
+    pub fn compile(cfg: &OpenApiConfig) -> Result<ApiSpec, ConfigError> {
+        let mut doc = cfg.document.clone();
+        let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
+        let dialect = if version.starts_with("3.0.") {
+            Dialect::Oas30
+        } else if version.starts_with("3.1.") {
+            Dialect::Oas31
+        } else {
+            return Err(err("/openapi", "must be an OpenAPI version 3.0.x or 3.1.x"));
+        };
+        if dialect == Dialect::Oas30 {
+            schema::normalize_30(&mut doc);
+        }
+        let mut schemas = SchemaSet::new(doc.clone(), dialect).map_err(|e| err("", e))?;
+        let mut shapes = Shapes::default();
+
+        let mut bases = Vec::new();
+        match doc.get("servers") {
+            Some(Value::Array(list)) if !list.is_empty() => {
+                for (i, s) in list.iter().enumerate() {
+                    let b = server_base(s, &format!("/servers/{i}"))?;
+                    if !bases.contains(&b) {
+                        bases.push(b);
+                    }
+                }
+            }
+            _ => bases.push(String::new()),
+        }
+
+        let deprecated_date = cfg.deprecated.date.as_deref().map(|d| {
+            rfc3339(d)
+                .ok_or_else(|| ConfigError::new("openapi.deprecated.date", "must be an RFC 3339 date-time"))
+        });
+        let deprecated_date = deprecated_date.transpose()?;
+        let sunset = cfg.deprecated.sunset.as_deref().map(|d| {
+            rfc3339(d)
+                .ok_or_else(|| ConfigError::new("openapi.deprecated.sunset", "must be an RFC 3339 date-time"))
+        });
+        let sunset = sunset.transpose()?;
+
+        let mut operations = Vec::new();
+        let mut paths = Vec::new();
+        let mut entries: Vec<(Vec<u8>, usize, RouteMatcher)> = Vec::new();
+        let Some(Value::Object(path_items)) = doc.get("paths") else {
+            return Err(err("/paths", "must be an object of path items"));
+        };
+        for (template, _) in path_items {
+            let item_at = format!("/paths/{}", escape(template));
+            let (item, item_ptr) = deref(&doc, &item_at)?;
+            let shared = item.get("parameters").cloned().unwrap_or(Value::Array(Vec::new()));
+            let mut ops = Vec::new();
+            for (key, method) in METHODS {
+                let Some(op) = item.get(key) else { continue };
+                let op_at = format!("{item_ptr}/{key}");
+                let name = op
+                    .get("operationId")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("{} {template}", method.as_str()), str::to_string);
+                let mut list: Vec<Param> = Vec::new();
+                // Operation parameters override path-item ones with the same name and place.
+                let op_params = op.get("parameters").map_or(0, |p| p.as_array().map_or(0, Vec::len));
+                let shared_len = shared.as_array().map_or(0, Vec::len);
+                let sources = (0..op_params)
+                    .map(|i| format!("{op_at}/parameters/{i}"))
+                    .chain((0..shared_len).map(|i| format!("{item_ptr}/parameters/{i}")));
+                for p_at in sources {
+                    let p = compile_param(&doc, &p_at, &mut schemas)?;
+                    if !list.iter().any(|q| q.at == p.at && q.name == p.name) {
+                        list.push(p);
+                    }
+                }
+                let body = match op.get("requestBody") {
+                    Some(_) => {
+                        Some(compile_body(&doc, &format!("{op_at}/requestBody"), &mut schemas, &mut shapes)?)
+                    }
+                    None => None,
+                };
+                let deprecated = op.get("deprecated") == Some(&Value::Bool(true));
+                let mut response_headers = Vec::new();
+                if deprecated && cfg.deprecated.action == DeprecatedAction::Warn {
+                    let own = |k: &str| -> Result<Option<i64>, ConfigError> {
+                        match op.get(k).and_then(Value::as_str) {
+                            Some(s) => rfc3339(s)
+                                .map(Some)
+                                .ok_or_else(|| err(&format!("{op_at}/{k}"), "must be an RFC 3339 date-time")),
+                            None => Ok(None),
+                        }
+                    };
+                    let at = own("x-deprecated-at")?.or(deprecated_date).ok_or_else(|| {
+                        err(&op_at, "is deprecated: set x-deprecated-at here or openapi.deprecated.date")
+                    })?;
+                    response_headers.push(("deprecation".to_string(), format!("@{at}")));
+                    if let Some(s) = own("x-sunset")?.or(sunset) {
+                        response_headers.push(("sunset".to_string(), http_date(s)));
+                    }
+                }
+                // Path parameters must all be declared: a template value nobody checks is a hole.
+                for seg in template.split('/') {
+                    if let Some(n) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        if !list.iter().any(|p| p.at == In::Path && p.name == n) {
+                            return Err(err(&op_at, format!("path parameter '{n}' is not declared")));
+                        }
+                    }
+                }
+                ops.push((method, operations.len()));
+                operations.push(Operation { name, params: list, body, deprecated, response_headers });
+            }
+            if ops.is_empty() {
+                continue;
+            }
+            let mut listed: Vec<Method> = ops.iter().map(|(m, _)| *m).collect();
+            if listed.contains(&Method::GET) {
+                listed.push(Method::HEAD);
+            }
+            let allowed: MethodSet = listed.into_iter().collect();
+            let path_index = paths.len();
+            paths.push(PathEntry { allow: allowed.allow_header(), ops });
+            for base in &bases {
+                let full = format!("{base}{template}");
+                let pattern = PathPattern::template(&full).map_err(|e| err(&item_at, e.to_string()))?;
+                entries.push((
+                    specificity(&pattern),
+                    path_index,
+                    RouteMatcher { path: pattern, methods: None },
+                ));
+            }
+        }
+        // Stable sort: equally specific templates keep document order.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let entry_path = entries.iter().map(|e| e.1).collect();
+        let table = RouteTable::new(entries.into_iter().map(|e| e.2).collect());
+        Ok(ApiSpec {
+            table,
+            entry_path,
+            paths,
+            operations,
+            schemas,
+            shapes,
+            unknown: cfg.unknown_operations,
+            deprecated: cfg.deprecated.action,
+            reject_unknown_fields: cfg.reject_unknown_fields,
+            max_errors: cfg.max_errors.unwrap_or(DEFAULT_MAX_ERRORS).max(1) as usize,
+            max_parts: cfg.max_multipart_parts.unwrap_or(DEFAULT_MAX_PARTS),
+            max_part_bytes: cfg.max_multipart_part_bytes,
+        })
+    }
+
+    /// The inventory: the operation for `method` on a normalised `path`. `Ok(None)` when the
+    /// document does not describe it and unknown operations are allowed through.
+    pub fn find<'p>(&self, method: Option<Method>, path: &'p str) -> Result<Option<Found<'p>>, Denial> {
+        let allow_unknown = self.unknown == UnknownOperations::Allow;
+        let Some(m) = self.table.find(None, path) else {
+            return if allow_unknown { Ok(None) } else { Err(Denial::new(Reason::UnknownOperation)) };
+        };
+        let Some(entry) = self.entry_path.get(m.index).and_then(|i| self.paths.get(*i)) else {
+            return Err(Denial::new(Reason::UnknownOperation));
+        };
+        let op = entry.ops.iter().find(|(em, _)| Some(*em) == method).or_else(|| {
+            // HEAD is GET without the body.
+            (method == Some(Method::HEAD))
+                .then(|| entry.ops.iter().find(|(em, _)| *em == Method::GET))
+                .flatten()
+        });
+        match op {
+            Some((_, operation)) => Ok(Some(Found { operation: *operation, params: m.params })),
+            None if allow_unknown => Ok(None),
+            None => Err(Denial { allow: Some(entry.allow.clone()), ..Denial::new(Reason::MethodNotAllowed) }),
+        }
+    }
+
+    /// Deprecation and parameters.
+    pub fn check_request(
+        &self,
+        found: &Found<'_>,
+        query: &str,
+        head: &RequestHead<'_>,
+    ) -> Result<(), Denial> {
+        let Some(op) = self.operations.get(found.operation) else { return Ok(()) };
+        if op.deprecated && self.deprecated == DeprecatedAction::Deny {
+            return Err(Denial::new(Reason::DeprecatedOperation));
+        }
+        if op.params.is_empty() {
+            return Ok(());
+        }
+        let query_pairs =
+            if op.params.iter().any(|p| p.at == In::Query) { params::form_pairs(query) } else { Vec::new() };
+        let cookies = if op.params.iter().any(|p| p.at == In::Cookie) {
+            head.header("cookie")
+                .map(|c| params::cookie_pairs(&String::from_utf8_lossy(c)))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut errors = Vec::new();
+        for p in &op.params {
+            let values: Vec<String> = match p.at {
+                In::Path => found
+                    .params
+                    .iter()
+                    .filter(|(n, _)| *n == p.name)
+                    .map(|(_, v)| params::decode(v, false))
+                    .collect(),
+                In::Query => {
+                    query_pairs.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect()
+                }
+                In::Header => {
+                    let lname = p.name.to_ascii_lowercase();
+                    head.headers
+                        .iter()
+                        .filter(|(n, _)| *n == lname)
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                        .collect()
+                }
+                In::Cookie => cookies.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect(),
+            };
+            let pointer = format!("/{}/{}", p.at.as_str(), escape(&p.name));
+            let Some(value) = (if values.is_empty() { None } else { p.kind.coerce_all(&values, p.explode) })
+            else {
+                if p.required && errors.len() < self.max_errors {
+                    errors.push(ProblemError {
+                        pointer,
+                        keyword: "required".into(),
+                        message: "is required".into(),
+                    });
+                }
+                continue;
+            };
+            if let Some(index) = p.schema {
+                self.schemas.validate(index, &value, &pointer, self.max_errors, &mut errors);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Denial::with_errors(Reason::InvalidRequest, errors))
+        }
+    }
+
+    /// Checks the body's presence and media type against the operation; returns what to
+    /// validate once the body is complete.
+    pub fn body_target(
+        &self,
+        operation: usize,
+        has_body: bool,
+        content_type: Option<&[u8]>,
+    ) -> Result<Option<BodyTarget>, Denial> {
+        let Some(op) = self.operations.get(operation) else { return Ok(None) };
+        let one = |keyword: &str, message: &str| {
+            Denial::with_errors(
+                Reason::InvalidRequest,
+                vec![ProblemError {
+                    pointer: "/body".into(),
+                    keyword: keyword.into(),
+                    message: message.into(),
+                }],
+            )
+        };
+        match (&op.body, has_body) {
+            (None, false) => Ok(None),
+            (None, true) => Err(one("requestBody", "this operation takes no request body")),
+            (Some(b), false) if b.required => Err(one("required", "a request body is required")),
+            (Some(_), false) => Ok(None),
+            (Some(b), true) => {
+                let essence = content_type.and_then(media::essence).unwrap_or_default();
+                // The most specific documented range wins (`application/json` over `*/*`).
+                let pick = b.media.iter().enumerate().filter(|(_, m)| m.range.includes(&essence)).min_by_key(
+                    |(_, m)| match m.range {
+                        MediaRange::Exact(_) => 0,
+                        MediaRange::Suffix(..) => 1,
+                        MediaRange::Type(_) => 2,
+                        MediaRange::Any => 3,
+                    },
+                );
+                match pick {
+                    Some((i, m)) if m.kind == MediaKind::Other && m.schema.is_none() => {
+                        let _ = i;
+                        Ok(None)
+                    }
+                    Some((i, _)) => Ok(Some(BodyTarget { operation, media: i })),
+                    None => Err(Denial::new(Reason::UnsupportedMediaType)),
+                }
+            }
+        }
+    }
+
+    /// Validates a complete body.
+    pub fn check_body(&self, target: BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
+        let Some(m) = self
+            .operations
+            .get(target.operation)
+            .and_then(|o| o.body.as_ref())
+            .and_then(|b| b.media.get(target.media))
+        else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        let value = match m.kind {
+            MediaKind::Json => match serde_json::from_slice::<Value>(bytes) {
+                Ok(v) => Some(v),
+                Err(_) => return Err(Denial::new(Reason::InvalidJson)),
+            },
+            MediaKind::Form => {
+                let text = String::from_utf8_lossy(bytes);
+                Some(form_value(&params::form_pairs(&text), &m.fields))
+            }
+            MediaKind::Multipart => {
+                self.check_multipart(bytes, &mut errors);
+                None
+            }
+            MediaKind::Other => None,
+        };
+        if let Some(value) = value {
+            if let Some(index) = m.schema {
+                self.schemas.validate(index, &value, "/body", self.max_errors, &mut errors);
+            }
+            if let Some(shape) = m.shape {
+                self.shapes.check(
+                    &[shape],
+                    &value,
+                    "/body",
+                    self.reject_unknown_fields,
+                    self.max_errors,
+                    &mut errors,
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Denial::with_errors(Reason::InvalidRequest, errors))
+        }
+    }
+
+    /// Counts the parts of a multipart body and measures each. The delimiter is the body's
+    /// first line, so no header needs to be kept.
+    fn check_multipart(&self, bytes: &[u8], errors: &mut Vec<ProblemError>) {
+        let mut problem = |keyword: &str, message: String| {
+            errors.push(ProblemError { pointer: "/body".into(), keyword: keyword.into(), message });
+        };
+        let line_end = bytes.windows(2).position(|w| w == b"\r\n");
+        let delimiter = match line_end.and_then(|e| bytes.get(..e)) {
+            Some(d) if d.starts_with(b"--") && d.len() > 2 && d.len() <= 72 => d,
+            _ => return problem("multipart", "the body is not multipart/form-data".into()),
+        };
+        let mut sep = b"\r\n".to_vec();
+        sep.extend_from_slice(delimiter);
+        let mut parts: u32 = 0;
+        let mut rest = bytes.get(delimiter.len()..).unwrap_or_default();
+        loop {
+            if rest.starts_with(b"--") {
+                break; // the close delimiter
+            }
+            let Some(end) = rest.windows(sep.len()).position(|w| w == sep.as_slice()) else {
+                return problem("multipart", "the multipart body is not terminated".into());
+            };
+            parts += 1;
+            if parts > self.max_parts {
+                return problem("maxParts", format!("must have at most {} parts", self.max_parts));
+            }
+            if self.max_part_bytes.is_some_and(|max| end as u64 > max) {
+                return problem("maxPartBytes", format!("part {parts} is too large"));
+            }
+            rest = rest.get(end + sep.len()..).unwrap_or_default();
+        }
+    }
+}
+
+/// A form body as the object its schema describes.
+fn form_value(pairs: &[(String, String)], fields: &BTreeMap<String, Kind>) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    for name in names {
+        if out.contains_key(name) {
+            continue;
+        }
+        let values: Vec<String> = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect();
+        let kind = fields.get(name).cloned().unwrap_or(Kind::String);
+        let v = match (&kind, values.len()) {
+            (Kind::Array(_), _) => kind.coerce_all(&values, true),
+            (_, 1) => kind.coerce_all(&values, false),
+            // A scalar field sent twice: show the schema an array, which its `type` refuses.
+            _ => Some(Value::Array(values.into_iter().map(Value::String).collect())),
+        };
+        if let Some(v) = v {
+            out.insert(name.to_string(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param, ConfigError> {
+    let (p, ptr) = deref(doc, at)?;
+    let name = p.get("name").and_then(Value::as_str).ok_or_else(|| err(&ptr, "parameter needs a name"))?;
+    let place = p
+        .get("in")
+        .and_then(Value::as_str)
+        .and_then(In::parse)
+        .ok_or_else(|| err(&ptr, "parameter needs `in`: path, query, header or cookie"))?;
+    let required = place == In::Path || p.get("required") == Some(&Value::Bool(true));
+    let style = p.get("style").and_then(Value::as_str);
+    let default_style = match place {
+        In::Path | In::Header => "simple",
+        In::Query | In::Cookie => "form",
+    };
+    if style.is_some_and(|s| s != default_style) {
+        return Err(err(
+            &ptr,
+            format!("style '{}' is not supported (only the default '{default_style}')", style.unwrap_or("")),
+        ));
+    }
+    let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(default_style == "form");
+    if p.get("content").is_some() {
+        return Err(err(&ptr, "parameters described by `content` are not supported; use `schema`"));
+    }
+    let (kind, schema) = match p.get("schema") {
+        Some(_) => {
+            let s_at = format!("{ptr}/schema");
+            let (resolved, _) = deref(doc, &s_at)?;
+            let kind = Kind::of(resolved, &|items| {
+                let r = items.get("$ref").and_then(Value::as_str);
+                match r {
+                    Some(r) => resolve_ref(doc, r).map(|(v, _)| v.clone()),
+                    None => Some(items.clone()),
+                }
+            })
+            .map_err(|e| err(&s_at, e))?;
+            (kind, Some(schemas.compile(&s_at).map_err(|e| err(&s_at, e))?))
+        }
+        None => (Kind::String, None),
+    };
+    Ok(Param { name: name.to_string(), at: place, required, kind, explode, schema })
+}
+
+fn compile_body(
+    doc: &Value,
+    at: &str,
+    schemas: &mut SchemaSet,
+    shapes: &mut Shapes,
+) -> Result<RequestBodySpec, ConfigError> {
+    let (b, ptr) = deref(doc, at)?;
+    let required = b.get("required") == Some(&Value::Bool(true));
+    let Some(Value::Object(content)) = b.get("content") else {
+        return Err(err(&ptr, "requestBody needs `content`"));
+    };
+    let mut media = Vec::new();
+    for (range, m) in content {
+        let m_at = format!("{ptr}/content/{}", escape(range));
+        let parsed = MediaRange::parse(range).map_err(|e| err(&m_at, e.to_string()))?;
+        let kind = match &parsed {
+            MediaRange::Exact(e) if media::is_json(e) => MediaKind::Json,
+            MediaRange::Suffix(_, s) if s == "json" => MediaKind::Json,
+            MediaRange::Exact(e) if e == "application/x-www-form-urlencoded" => MediaKind::Form,
+            MediaRange::Exact(e) if e == "multipart/form-data" => MediaKind::Multipart,
+            _ => MediaKind::Other,
+        };
+        let (schema, shape, fields) = match m.get("schema") {
+            Some(_) if matches!(kind, MediaKind::Json | MediaKind::Form) => {
+                let s_at = format!("{m_at}/schema");
+                let index = schemas.compile(&s_at).map_err(|e| err(&s_at, e))?;
+                let shape = shapes.node(doc, &s_at);
+                let mut fields = BTreeMap::new();
+                if kind == MediaKind::Form {
+                    let (resolved, _) = deref(doc, &s_at)?;
+                    if let Some(Value::Object(props)) = resolved.get("properties") {
+                        for (name, _) in props {
+                            let p_at = format!("{}/properties/{}", deref(doc, &s_at)?.1, escape(name));
+                            let (ps, _) = deref(doc, &p_at)?;
+                            let k = Kind::of(ps, &|items| Some(items.clone())).unwrap_or(Kind::String);
+                            fields.insert(name.clone(), k);
+                        }
+                    }
+                }
+                (Some(index), Some(shape), fields)
+            }
+            _ => (None, None, BTreeMap::new()),
+        };
+        media.push(MediaSpec { range: parsed, kind, schema, shape, fields });
+    }
+    Ok(RequestBodySpec { required, media })
+}
+
+#[cfg(test)]
+mod tests;

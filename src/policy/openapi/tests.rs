@@ -1,0 +1,273 @@
+use serde_json::{json, Value};
+
+use crate::policy::authz::NoState;
+use crate::policy::body::BodyTarget;
+use crate::policy::denial::Reason;
+use crate::policy::{config, BodyPlan, HeadDecision, Policy, RequestHead};
+
+const PETSTORE: &str = include_str!("../../../tests/fixtures/openapi/petstore.json");
+
+fn policy_with(options: Value) -> Policy {
+    let mut openapi = json!({"document": serde_json::from_str::<Value>(PETSTORE).unwrap()});
+    if let (Some(o), Value::Object(extra)) = (openapi.as_object_mut(), options) {
+        o.extend(extra);
+    }
+    let cfg = json!({"openapi": openapi});
+    config::parse(cfg.to_string().as_bytes()).unwrap()
+}
+
+fn decide(p: &Policy, method: &str, path: &str, extra: &[(&str, &str)]) -> HeadDecision {
+    let mut headers: Vec<(String, Vec<u8>)> =
+        vec![(":method".into(), method.as_bytes().to_vec()), (":path".into(), path.as_bytes().to_vec())];
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())));
+    p.check_head(&RequestHead { headers: &headers, end_of_stream: None }, &NoState, 1_800_000_000)
+}
+
+/// (pointer, keyword) of each error of a denial.
+fn errors(d: &HeadDecision) -> Vec<(String, String)> {
+    d.outcome.as_ref().unwrap_err().errors.iter().map(|e| (e.pointer.clone(), e.keyword.clone())).collect()
+}
+
+fn reason(d: &HeadDecision) -> Option<Reason> {
+    d.outcome.as_ref().err().map(|e| e.reason)
+}
+
+fn target(d: &HeadDecision) -> BodyTarget {
+    match &d.outcome {
+        Ok(a) => match a.body {
+            BodyPlan::Check(c) => c.validate.unwrap(),
+            BodyPlan::None => panic!("no body plan"),
+        },
+        Err(e) => panic!("denied: {e:?}"),
+    }
+}
+
+fn body_errors(p: &Policy, t: BodyTarget, body: &str) -> Vec<(String, String)> {
+    match p.check_body(t, body.as_bytes()) {
+        Ok(()) => Vec::new(),
+        Err(d) => {
+            assert_eq!(d.reason, Reason::InvalidRequest);
+            d.errors.into_iter().map(|e| (e.pointer, e.keyword)).collect()
+        }
+    }
+}
+
+fn pair(p: &str, k: &str) -> (String, String) {
+    (p.to_string(), k.to_string())
+}
+
+#[test]
+fn inventory_matches_server_base_template_and_method() {
+    let p = policy_with(json!({}));
+    assert!(decide(&p, "GET", "/v1/pets", &[]).outcome.is_ok());
+    assert!(decide(&p, "HEAD", "/v1/pets", &[]).outcome.is_ok(), "HEAD follows GET");
+    // A literal path wins over a template, whatever the document order.
+    assert!(decide(&p, "GET", "/v1/pets/mine", &[]).outcome.is_ok());
+    assert!(decide(&p, "GET", "/v1/pets/7/", &[]).outcome.is_ok());
+    assert_eq!(reason(&decide(&p, "GET", "/v1/dogs", &[])), Some(Reason::UnknownOperation));
+    assert_eq!(
+        reason(&decide(&p, "GET", "/pets", &[])),
+        Some(Reason::UnknownOperation),
+        "outside the server base"
+    );
+    let d = decide(&p, "PATCH", "/v1/pets", &[]);
+    assert_eq!(reason(&d), Some(Reason::MethodNotAllowed));
+    assert_eq!(d.outcome.unwrap_err().allow.as_deref(), Some("GET, HEAD, POST"));
+
+    let open = policy_with(json!({"unknown_operations": "allow"}));
+    assert!(decide(&open, "GET", "/v1/dogs", &[]).outcome.is_ok());
+    assert!(decide(&open, "PATCH", "/v1/pets", &[]).outcome.is_ok());
+    // Documented operations are still validated.
+    assert_eq!(reason(&decide(&open, "GET", "/v1/pets?limit=0", &[])), Some(Reason::InvalidRequest));
+}
+
+#[test]
+fn parameters_are_typed_and_validated() {
+    let p = policy_with(json!({}));
+    assert!(decide(&p, "GET", "/v1/pets?limit=10&status=sold&status=pending", &[("x-trace-id", "0123abcd")])
+        .outcome
+        .is_ok());
+    assert_eq!(errors(&decide(&p, "GET", "/v1/pets?limit=0", &[])), vec![pair("/query/limit", "minimum")]);
+    assert_eq!(errors(&decide(&p, "GET", "/v1/pets?limit=ten", &[])), vec![pair("/query/limit", "type")]);
+    assert_eq!(
+        errors(&decide(&p, "GET", "/v1/pets?status=sold&status=lost", &[])),
+        vec![pair("/query/status/1", "enum")]
+    );
+    assert_eq!(
+        errors(&decide(&p, "GET", "/v1/pets", &[("x-trace-id", "nothex!!")])),
+        vec![pair("/header/X-Trace-Id", "pattern")]
+    );
+    assert_eq!(errors(&decide(&p, "GET", "/v1/pets/0", &[])), vec![pair("/path/petId", "minimum")]);
+    assert_eq!(errors(&decide(&p, "GET", "/v1/pets/abc", &[])), vec![pair("/path/petId", "type")]);
+    assert_eq!(errors(&decide(&p, "GET", "/v1/session", &[])), vec![pair("/cookie/sid", "required")]);
+    assert_eq!(
+        errors(&decide(&p, "GET", "/v1/session", &[("cookie", "a=b; sid=short")])),
+        vec![pair("/cookie/sid", "minLength")]
+    );
+    assert!(decide(&p, "GET", "/v1/session", &[("cookie", "a=b; sid=long-enough")]).outcome.is_ok());
+    // Several failures are all reported, and no message repeats a value.
+    let d = decide(&p, "GET", "/v1/pets?limit=1000&status=secretvalue", &[]);
+    assert_eq!(errors(&d).len(), 2);
+    assert!(d.outcome.unwrap_err().errors.iter().all(|e| !e.message.contains("secretvalue")));
+}
+
+#[test]
+fn bodies_are_validated_by_media_type() {
+    let p = policy_with(json!({"reject_unknown_fields": true}));
+    let json_ct = [("content-type", "application/json"), ("content-length", "10")];
+    let d = decide(&p, "POST", "/v1/pets", &json_ct);
+    let t = target(&d);
+    assert_eq!(
+        body_errors(&p, t, r#"{"name":"Rex","status":"available","tags":[{"label":"good-dog"}]}"#),
+        vec![]
+    );
+    assert_eq!(body_errors(&p, t, r#"{"status":"available"}"#), vec![pair("/body/name", "required")]);
+    assert_eq!(body_errors(&p, t, r#"{"name":"R","status":"lost"}"#), vec![pair("/body/status", "enum")]);
+    assert_eq!(
+        body_errors(&p, t, r#"{"name":"R","status":"sold","tags":[{"label":"ok"},{"label":"NO"}]}"#),
+        vec![pair("/body/tags/1/label", "pattern")]
+    );
+    assert_eq!(
+        body_errors(&p, t, r#"{"name":"R","status":"sold","owner":{"address":{"zip":"1"}}}"#),
+        vec![pair("/body/owner/address/zip", "pattern")]
+    );
+    assert_eq!(body_errors(&p, t, r#"{"name":"R","status":"sold","birthday":null}"#), vec![]);
+    assert_eq!(
+        body_errors(&p, t, r#"{"name":"R","status":"sold","birthday":"not-a-date"}"#),
+        vec![pair("/body/birthday", "format")]
+    );
+    // Mass assignment: a read-only member and an undocumented one, at any depth.
+    let mut got =
+        body_errors(&p, t, r#"{"id":5,"name":"R","status":"sold","role":"admin","owner":{"isAdmin":true}}"#);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            pair("/body/id", "readOnly"),
+            pair("/body/owner/isAdmin", "additionalProperties"),
+            pair("/body/role", "additionalProperties")
+        ]
+    );
+    // writeOnly / password values are never echoed.
+    let d = p.check_body(t, br#"{"name":"R","status":"sold","secret":"hunter2"}"#).unwrap_err();
+    assert_eq!(d.errors[0].pointer, "/body/secret");
+    assert!(!serde_json::to_string(&d.errors).unwrap().contains("hunter2"));
+
+    // Without the option, undocumented members pass (JSON Schema's own rule); readOnly still not.
+    let lax = policy_with(json!({}));
+    let t2 = target(&decide(&lax, "POST", "/v1/pets", &json_ct));
+    assert_eq!(
+        body_errors(&lax, t2, r#"{"id":1,"name":"R","status":"sold","role":"x"}"#),
+        vec![pair("/body/id", "readOnly")]
+    );
+
+    // Presence and media type.
+    let no_body = decide(&p, "POST", "/v1/pets", &[("content-length", "0")]);
+    assert_eq!(errors(&no_body), vec![pair("/body", "required")]);
+    let get_with_body = decide(&p, "GET", "/v1/pets", &json_ct);
+    assert_eq!(errors(&get_with_body), vec![pair("/body", "requestBody")]);
+    let form_on_post = decide(
+        &p,
+        "POST",
+        "/v1/pets",
+        &[("content-type", "application/x-www-form-urlencoded"), ("content-length", "3")],
+    );
+    assert_eq!(reason(&form_on_post), Some(Reason::UnsupportedMediaType));
+}
+
+#[test]
+fn form_and_multipart_bodies() {
+    let p = policy_with(json!({"max_multipart_parts": 2}));
+    let form = [("content-type", "application/x-www-form-urlencoded"), ("content-length", "9")];
+    let t = target(&decide(&p, "PUT", "/v1/pets/3", &form));
+    assert_eq!(body_errors(&p, t, "name=Rex&age=3&tags=a&tags=b"), vec![]);
+    let mut got = body_errors(&p, t, "name=&age=x");
+    got.sort();
+    assert_eq!(got, vec![pair("/body/age", "type"), pair("/body/name", "minLength")]);
+    assert_eq!(body_errors(&p, t, "age=1"), vec![pair("/body/name", "required")]);
+    assert_eq!(body_errors(&p, t, "name=a&name=b"), vec![pair("/body/name", "type")]);
+
+    let mp = [("content-type", "multipart/form-data; boundary=XyZ"), ("content-length", "9")];
+    let t = target(&decide(&p, "POST", "/v1/pets/3/photos", &mp));
+    let part = "--XyZ\r\ncontent-disposition: form-data; name=\"a\"\r\n\r\nhello";
+    let two = format!("{part}\r\n{part}\r\n--XyZ--\r\n");
+    assert_eq!(body_errors(&p, t, &two), vec![]);
+    let three = format!("{part}\r\n{part}\r\n{part}\r\n--XyZ--\r\n");
+    assert_eq!(body_errors(&p, t, &three), vec![pair("/body", "maxParts")]);
+    assert_eq!(body_errors(&p, t, "garbage"), vec![pair("/body", "multipart")]);
+    assert_eq!(body_errors(&p, t, &format!("{part}\r\n")), vec![pair("/body", "multipart")]);
+}
+
+#[test]
+fn deprecated_operations_warn_or_are_refused() {
+    let allow = policy_with(json!({}));
+    assert!(decide(&allow, "DELETE", "/v1/pets/3", &[]).outcome.unwrap().response_headers.is_empty());
+    let warn = policy_with(json!({"deprecated": {"action": "warn"}}));
+    let headers = decide(&warn, "DELETE", "/v1/pets/3", &[]).outcome.unwrap().response_headers;
+    assert_eq!(
+        headers,
+        vec![
+            ("deprecation".to_string(), "@1767225600".to_string()),
+            ("sunset".to_string(), "Wed, 30 Jun 2027 00:00:00 GMT".to_string())
+        ]
+    );
+    let deny = policy_with(json!({"deprecated": {"action": "deny"}}));
+    assert_eq!(reason(&decide(&deny, "DELETE", "/v1/pets/3", &[])), Some(Reason::DeprecatedOperation));
+    assert!(decide(&deny, "GET", "/v1/pets/3", &[]).outcome.is_ok());
+}
+
+fn compile_error(doc: Value) -> (String, String) {
+    let cfg = json!({"openapi": {"document": doc}});
+    let e = config::parse(cfg.to_string().as_bytes()).unwrap_err();
+    (e.path, e.message)
+}
+
+#[test]
+fn documents_that_cannot_be_compiled_name_the_pointer() {
+    let base =
+        |paths: Value| json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": paths});
+    assert_eq!(compile_error(json!({"openapi": "2.0"})).0, "openapi.document#/openapi");
+    let (path, msg) = compile_error(base(json!({"/a/{id}": {"get": {}}})));
+    assert_eq!(path, "openapi.document#/paths/~1a~1{id}/get");
+    assert!(msg.contains("'id'"), "{msg}");
+    let (path, _) = compile_error(base(
+        json!({"/a": {"get": {"parameters": [{"$ref": "#/components/parameters/Nope"}]}}}),
+    ));
+    assert_eq!(path, "openapi.document#/paths/~1a/get/parameters/0");
+    let (path, msg) = compile_error(base(
+        json!({"/a": {"get": {"parameters": [{"name": "f", "in": "query", "style": "deepObject", "schema": {"type": "object"}}]}}}),
+    ));
+    assert_eq!(path, "openapi.document#/paths/~1a/get/parameters/0");
+    assert!(msg.contains("deepObject"), "{msg}");
+    let (path, _) = compile_error(base(
+        json!({"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"x": {"type": 7}}}}}}}}}),
+    ));
+    assert_eq!(path, "openapi.document#/paths/~1a/post/requestBody/content/application~1json/schema");
+    let (path, _) = compile_error(base(
+        json!({"/a/{id}.json": {"get": {"parameters": [{"name": "id", "in": "path", "required": true}]}}}),
+    ));
+    assert_eq!(path, "openapi.document#/paths/~1a~1{id}.json");
+}
+
+#[test]
+fn openapi_30_documents_use_draft4_with_nullable() {
+    let doc = json!({
+        "openapi": "3.0.3", "info": {"title": "t", "version": "1"},
+        "paths": {"/items": {"post": {"requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["n"],
+            "properties": {"n": {"type": "integer", "maximum": 10, "exclusiveMaximum": true},
+                           "note": {"type": "string", "nullable": true},
+                           "id": {"type": "string", "readOnly": true}}}}}}}}}
+    });
+    let cfg = json!({"openapi": {"document": doc}});
+    let p = config::parse(cfg.to_string().as_bytes()).unwrap();
+    let t = target(&decide(
+        &p,
+        "POST",
+        "/items",
+        &[("content-type", "application/json"), ("content-length", "5")],
+    ));
+    assert_eq!(body_errors(&p, t, r#"{"n":9,"note":null}"#), vec![]);
+    assert_eq!(body_errors(&p, t, r#"{"n":10}"#), vec![pair("/body/n", "exclusiveMaximum")]);
+    assert_eq!(body_errors(&p, t, r#"{"n":1,"id":"x"}"#), vec![pair("/body/id", "readOnly")]);
+}

@@ -14,7 +14,8 @@ use support::client::chunked;
 use support::{Client, Envoy, Upstream};
 
 fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap())
+        .unwrap()
 }
 
 fn token() -> String {
@@ -106,20 +107,75 @@ fn valid_requests_reach_the_upstream_unchanged_and_invalid_ones_never_do() {
         (case("GET", "/v1/dogs", None, ""), 404, "unknown-operation", None),
         (case("GET", "/pets", None, ""), 404, "unknown-operation", None),
         (case("PATCH", "/v1/pets", JSON, "{}"), 405, "method-not-allowed", None),
-        (case("GET", "/v1/pets?limit=0", None, ""), 400, "invalid-request", Some(("/query/limit", "minimum"))),
-        (case("GET", "/v1/pets?status=lost", None, ""), 400, "invalid-request", Some(("/query/status/0", "enum"))),
+        (
+            case("GET", "/v1/pets?limit=0", None, ""),
+            400,
+            "invalid-request",
+            Some(("/query/limit", "minimum")),
+        ),
+        (
+            case("GET", "/v1/pets?status=lost", None, ""),
+            400,
+            "invalid-request",
+            Some(("/query/status/0", "enum")),
+        ),
         (case("GET", "/v1/pets/abc", None, ""), 400, "invalid-request", Some(("/path/petId", "type"))),
-        (case("POST", "/v1/pets", JSON, r#"{"status":"sold"}"#), 400, "invalid-request", Some(("/body/name", "required"))),
-        (case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","id":7}"#), 400, "invalid-request", Some(("/body/id", "readOnly"))),
-        (case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","role":"admin"}"#), 400, "invalid-request", Some(("/body/role", "additionalProperties"))),
-        (case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","tags":[{"label":"BAD"}]}"#), 400, "invalid-request", Some(("/body/tags/0/label", "pattern"))),
-        (case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","owner":{"address":{"zip":"1"}}}"#), 400, "invalid-request", Some(("/body/owner/address/zip", "pattern"))),
-        (case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","secret":"hunter2"}"#), 400, "invalid-request", Some(("/body/secret", "minLength"))),
-        (case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold""#), 400, "invalid-json", Some(("/body/status", "json"))),
+        (
+            case("POST", "/v1/pets", JSON, r#"{"status":"sold"}"#),
+            400,
+            "invalid-request",
+            Some(("/body/name", "required")),
+        ),
+        (
+            case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","id":7}"#),
+            400,
+            "invalid-request",
+            Some(("/body/id", "readOnly")),
+        ),
+        (
+            case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","role":"admin"}"#),
+            400,
+            "invalid-request",
+            Some(("/body/role", "additionalProperties")),
+        ),
+        (
+            case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","tags":[{"label":"BAD"}]}"#),
+            400,
+            "invalid-request",
+            Some(("/body/tags/0/label", "pattern")),
+        ),
+        (
+            case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","owner":{"address":{"zip":"1"}}}"#),
+            400,
+            "invalid-request",
+            Some(("/body/owner/address/zip", "pattern")),
+        ),
+        (
+            case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold","secret":"hunter2"}"#),
+            400,
+            "invalid-request",
+            Some(("/body/secret", "minLength")),
+        ),
+        (
+            case("POST", "/v1/pets", JSON, r#"{"name":"R","status":"sold""#),
+            400,
+            "invalid-json",
+            Some(("/body/status", "json")),
+        ),
         (case("POST", "/v1/pets", JSON, ""), 400, "invalid-request", Some(("/body", "required"))),
         (case("POST", "/v1/pets", Some("text/plain"), "x"), 415, "unsupported-media-type", None),
-        (case("PUT", "/v1/pets/42", Some("application/x-www-form-urlencoded"), "age=x"), 400, "invalid-request", None),
-        (case("POST", "/v1/pets/42/photos", Some("multipart/form-data; boundary=XyZ"), "not multipart"), 400, "invalid-request", Some(("/body", "multipart"))),
+        (
+            case("PUT", "/v1/pets/42", Some("application/x-www-form-urlencoded"), "age=x"),
+            400,
+            "invalid-request",
+            None,
+        ),
+        (
+            case("POST", "/v1/pets/42/photos", Some("multipart/form-data; boundary=XyZ"), "not multipart"),
+            400,
+            "invalid-request",
+            Some(("/body", "multipart")),
+        ),
         (case("GET", "/v1/pets", JSON, "{}"), 400, "invalid-request", Some(("/body", "requestBody"))),
     ];
     for (c, status, slug, first) in &invalid {
@@ -145,7 +201,9 @@ fn valid_requests_reach_the_upstream_unchanged_and_invalid_ones_never_do() {
 
     // A chunked body is held and judged whole: an invalid one never reaches the upstream.
     let bearer = format!("Bearer {}", token());
-    let head = format!("POST /v1/pets HTTP/1.1\r\nhost: t\r\nauthorization: {bearer}\r\ncontent-type: application/json\r\n");
+    let head = format!(
+        "POST /v1/pets HTTP/1.1\r\nhost: t\r\nauthorization: {bearer}\r\ncontent-type: application/json\r\n"
+    );
     let r = client.send(&chunked(&head, &[br#"{"name":"R","#, br#""status":"gone"}"#])).unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
     let r = client.send(&chunked(&head, &[br#"{"name":"R","#, br#""status":"sold"}"#])).unwrap();

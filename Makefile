@@ -53,6 +53,7 @@ clippy: target
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
 	cargo test --test config_schema --test layering --test jwt_vectors --features schema
+	cargo test --release --test json_schema_suite -- --nocapture
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
@@ -72,8 +73,14 @@ bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	cargo bench --bench core
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
 
-size: wasm ## Print the module size
+size: wasm ## Print the module size (and fail above the 4 MB budget)
 	@stat -c '%s bytes  %n' $(WASM)
+	@test $$(stat -c '%s' $(WASM)) -lt 4194304 || { echo "module over the 4 MB budget"; exit 1; }
+
+openapi-json: ## SPEC=api.yaml [POLICY=policy.json]: YAML/JSON OpenAPI to JSON (into POLICY's openapi.document)
+	@test -n "$(SPEC)" || { echo "usage: make openapi-json SPEC=api.yaml [POLICY=policy.json]"; exit 2; }
+	@python3 -c 'import yaml' 2>/dev/null || test -d .tools/pyyaml || python3 -m pip install -q --target .tools/pyyaml pyyaml
+	PYTHONPATH=.tools/pyyaml python3 examples/openapi_embed.py $(SPEC) $(if $(POLICY),--into $(POLICY))
 
 test: lint unit wasm-unit integration size ## Everything a release needs
 

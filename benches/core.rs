@@ -17,6 +17,28 @@ use api_guard::policy::jwt::{ProviderKeys, Verified};
 use api_guard::policy::{config, Policy, RequestHead};
 use serde_json::{json, Value};
 
+/// Counts live heap bytes, to report what a compiled policy keeps.
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only adds bookkeeping.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.dealloc(p, l)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const OPENAPI: &str = include_str!("../examples/api/openapi.json");
+const ORDER: &str = include_str!("../examples/api/order.json");
 const TOKENS: &str = include_str!("../tests/fixtures/jwt/tokens.json");
 const JWKS: &str = include_str!("../tests/fixtures/jwt/jwks.json");
 const NOW: i64 = 1_800_000_000;
@@ -114,4 +136,93 @@ fn main() {
     time("check_head, public route (limits, routing)", 50_000, || {
         black_box(policy.check_head(&head, &NoState, NOW).outcome.unwrap());
     });
+
+    request_validation();
+}
+
+fn order_target(policy: &Policy, len: usize) -> api_guard::policy::body::BodyTarget {
+    let headers: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":path".into(), b"/api/orders".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("content-length".into(), len.to_string().into_bytes()),
+    ];
+    let head = RequestHead { headers: &headers, end_of_stream: Some(false) };
+    match policy.check_head(&head, &NoState, NOW).outcome.unwrap().body {
+        api_guard::policy::BodyPlan::Check(c) => c.validate.unwrap(),
+        api_guard::policy::BodyPlan::None => panic!("no body plan"),
+    }
+}
+
+/// A document with `n` operations (n/2 paths, GET with parameters and POST with a body).
+fn big_document(n: usize) -> Value {
+    let mut doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let paths = doc["paths"].as_object_mut().unwrap();
+    for i in 0..n / 2 {
+        paths.insert(
+            format!("/r{i}/{{id}}/items"),
+            json!({
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+                "get": {"operationId": format!("list{i}"), "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 100}},
+                    {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/Status"}}]},
+                "post": {"operationId": format!("create{i}"), "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Order"}}}}}
+            }),
+        );
+    }
+    doc
+}
+
+fn request_validation() {
+    use api_guard::policy::json_limits::{scan, JsonLimits};
+    let cfg = json!({"openapi": {"document": serde_json::from_str::<Value>(OPENAPI).unwrap(), "reject_unknown_fields": true}});
+    let policy = config::parse(cfg.to_string().as_bytes()).unwrap();
+    let body = ORDER.trim().as_bytes();
+    let target = order_target(&policy, body.len());
+    time(&format!("JSON limits scan, {} B order", body.len()), 20_000, || {
+        scan(JsonLimits::default(), black_box(body)).unwrap();
+    });
+    time(&format!("parse {} B order (serde_json::Value)", body.len()), 5_000, || {
+        black_box(serde_json::from_slice::<Value>(black_box(body)).unwrap());
+    });
+    time(&format!("validate {} B order (parse+schema+shape)", body.len()), 5_000, || {
+        policy.check_body(target, black_box(body)).unwrap();
+    });
+
+    // 100 KB: the same order with many items (the array bound lifted for the bench).
+    let mut doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    doc["components"]["schemas"]["Order"]["properties"]["items"].as_object_mut().unwrap().remove("maxItems");
+    let cfg = json!({"openapi": {"document": doc, "reject_unknown_fields": true}});
+    let big_policy = config::parse(cfg.to_string().as_bytes()).unwrap();
+    let mut order: Value = serde_json::from_str(ORDER).unwrap();
+    let items = order["items"].as_array().unwrap().clone();
+    let mut all = Vec::new();
+    while serde_json::to_vec(&all).unwrap().len() < 100 * 1024 {
+        all.extend(items.iter().cloned());
+    }
+    order["items"] = Value::Array(all);
+    let big = serde_json::to_vec(&order).unwrap();
+    let target = order_target(&big_policy, big.len());
+    time(&format!("JSON limits scan, {} KB order", big.len() / 1024), 200, || {
+        scan(JsonLimits { max_array_length: 100_000, ..JsonLimits::default() }, black_box(&big)).unwrap();
+    });
+    time(&format!("validate {} KB order (parse+schema+shape)", big.len() / 1024), 100, || {
+        big_policy.check_body(target, black_box(&big)).unwrap();
+    });
+
+    let doc = big_document(200);
+    let cfg = json!({"openapi": {"document": doc}}).to_string();
+    let before = LIVE.load(std::sync::atomic::Ordering::Relaxed);
+    let t = Instant::now();
+    let p = config::parse(cfg.as_bytes()).unwrap();
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let kib = LIVE.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before) / 1024;
+    println!(
+        "{:<44} {:>10.1} ms, {} KiB kept ({} operations)",
+        "compile a 200-operation document",
+        ms,
+        kib,
+        p.api.as_ref().unwrap().operations.len()
+    );
 }

@@ -77,6 +77,8 @@ struct Case {
     path: &'static str,
     token: Option<String>,
     origin: bool,
+    /// A JSON body to POST (through a wrk script); GET when `None`.
+    body: Option<String>,
     envoy: Option<Envoy>,
     port: u16,
     startup_ms: f64,
@@ -128,6 +130,14 @@ fn wrk(case: &Case, seconds: u32) -> (f64, f64, f64, u64) {
     }
     if case.origin {
         cmd.args(["-H", "origin: https://app.example"]);
+    }
+    if let Some(body) = &case.body {
+        let script = std::env::temp_dir().join(format!("api-guard-bench-{}.lua", case.key));
+        let lua = format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{body}]==]\n"
+        );
+        std::fs::write(&script, lua).unwrap();
+        cmd.arg("-s").arg(script);
     }
     cmd.arg(format!("http://127.0.0.1:{}{}", case.port, case.path));
     let out = cmd.output().expect("wrk not found: run `make bench`, which installs it");
@@ -186,6 +196,9 @@ fn main() {
         .to_string()
     };
     let full = std::fs::read_to_string(repo_root().join("examples/policy.json")).unwrap();
+    // D and E POST a 1 KB order that D validates against the example OpenAPI document.
+    let order =
+        std::fs::read_to_string(repo_root().join("examples/api/order.json")).unwrap().trim().to_string();
 
     let mut cases = vec![
         Case::new("A", "Envoy, no filter (floor)", String::new(), "/", None, false),
@@ -258,18 +271,20 @@ fn main() {
             "D",
             "api-guard full example policy",
             wasm_filter_yaml(&module_s, &full, true),
-            "/api/users/user-42",
+            "/api/orders",
             token("rs256"),
             true,
-        ),
+        )
+        .post(&order),
         Case::new(
             "E",
             "native jwt_authn + cors + buffer",
             format!("{}{CORS_AND_BUFFER}", jwt_authn(true)),
-            "/api/users/user-42",
+            "/api/orders",
             token("rs256"),
             true,
-        ),
+        )
+        .post(&order),
     ];
 
     // BENCH_ONLY=A,W,L runs a subset (for quick experiments; budgets need the full set).
@@ -396,10 +411,16 @@ impl Case {
             path,
             token,
             origin,
+            body: None,
             envoy: None,
             port: 0,
             startup_ms: 0.0,
             runs: Vec::new(),
         }
+    }
+
+    fn post(mut self, body: &str) -> Case {
+        self.body = Some(body.to_string());
+        self
     }
 }

@@ -37,7 +37,14 @@ More denials:
   curl -i -H "authorization: Bearer \$TOKEN" http://127.0.0.1:10000/api/users/user-43       # 403: not your user
   curl -i 'http://127.0.0.1:10000/api/health?access_token=abc'                              # 400: credential in query
   curl -i -X DELETE -H "authorization: Bearer \$TOKEN" http://127.0.0.1:10000/api/users/user-42  # 405 + Allow
-  curl -i http://127.0.0.1:10000/api/other                                                  # 403: no rule allows it
+  curl -i http://127.0.0.1:10000/api/other                                                  # 404: not in the API description
+
+Request validation (examples/api/openapi.json):
+  curl -i -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
+       --data @examples/api/order.json http://127.0.0.1:10000/api/orders                         # 200: a valid order
+  curl -i -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
+       --data '{"customer":"x","items":[],"is_admin":true}' http://127.0.0.1:10000/api/orders  # 400: errors with pointers
+  curl -i -H "authorization: Bearer \$TOKEN" 'http://127.0.0.1:10000/api/orders?limit=0'      # 400: /query/limit
   curl -i http://127.0.0.1:10000/api/health                                                 # 200: public
 
 Press Ctrl-C to stop.

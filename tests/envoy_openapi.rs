@@ -102,8 +102,9 @@ fn valid_requests_reach_the_upstream_unchanged_and_invalid_ones_never_do() {
     assert_eq!(r.header("sunset"), Some("Wed, 30 Jun 2027 00:00:00 GMT"));
     let served = upstream.requests().len();
 
-    // (request, status, problem slug, first error pointer, keyword)
-    let invalid: Vec<(Case, u16, &str, Option<(&str, &str)>)> = vec![
+    // (request, status, problem slug, an expected error's pointer and keyword)
+    type Expected = (Case, u16, &'static str, Option<(&'static str, &'static str)>);
+    let invalid: Vec<Expected> = vec![
         (case("GET", "/v1/dogs", None, ""), 404, "unknown-operation", None),
         (case("GET", "/pets", None, ""), 404, "unknown-operation", None),
         (case("PATCH", "/v1/pets", JSON, "{}"), 405, "method-not-allowed", None),

@@ -138,8 +138,9 @@ impl RootContext for Root {
         abi::log(
             LogLevel::Info,
             &format!(
-                "api-guard: configuration loaded ({} routes, host {:?})",
+                "api-guard: configuration loaded ({} routes, {} documented operations, host {:?})",
                 policy.routes.len(),
+                policy.api.as_ref().map_or(0, |a| a.operations.len()),
                 caps.kind
             ),
         );

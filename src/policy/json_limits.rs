@@ -245,7 +245,38 @@ impl JsonScanner {
         if let Some(v) = &self.failed {
             return Err(v.clone());
         }
-        for &b in bytes {
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            // Fast path: a run of plain ASCII inside a string needs no state change.
+            if let State::Str { key, esc: Esc::None, cont: 0, high: None, .. } = self.state {
+                let run = bytes
+                    .get(i..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|&&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
+                    .count();
+                if run > 0 {
+                    let run32 = u32::try_from(run).unwrap_or(u32::MAX);
+                    if self.len.saturating_add(run32) > self.limits.max_string_length {
+                        let v = JsonViolation {
+                            fault: JsonFault::StringLength,
+                            pointer: self.pointer(self.stack.len()),
+                        };
+                        self.failed = Some(v.clone());
+                        return Err(v);
+                    }
+                    self.len += run32;
+                    if key {
+                        let chunk = bytes.get(i..i + run).unwrap_or_default();
+                        if let Some(k) = self.key_bytes() {
+                            k.extend_from_slice(chunk);
+                        }
+                    }
+                    i += run;
+                    continue;
+                }
+            }
+            i += 1;
             if let Err(fault) = self.byte(b) {
                 // A container with too many entries is itself the place at fault.
                 let whole = matches!(fault, JsonFault::ObjectKeys | JsonFault::ArrayLength);

@@ -44,7 +44,7 @@ fn shipped_envoy_yaml_validates_and_carries_the_example_policy() {
     let path = repo_root().join("envoy-config/envoy.yaml");
     let (ok, log) = validate(&path);
     assert!(ok, "envoy --mode validate refused envoy-config/envoy.yaml:\n{log}");
-    assert!(log.contains("api-guard: configuration loaded (4 routes, 7 documented operations"), "{log}");
+    assert!(log.contains("api-guard: configuration loaded (4 routes, 6 documented operations"), "{log}");
 
     let yaml = std::fs::read_to_string(&path).unwrap();
     let embedded: serde_json::Value = serde_json::from_str(&embedded_policy(&yaml)).unwrap();

@@ -133,7 +133,12 @@ fn garbage_request(rng: &mut Rng) -> Vec<Vec<u8>> {
         req.extend_from_slice(b"\r\n");
     }
     let n = rng.below(400);
-    let body = rng.bytes(n);
+    // Half the bodies are well-formed JSON, so that JSON-typed requests can also pass.
+    let body = if rng.below(2) == 0 {
+        format!("{{\"k\":\"{}\"}}", "a".repeat(n)).into_bytes()
+    } else {
+        rng.bytes(n)
+    };
     match rng.below(4) {
         0 | 1 => {
             req.extend_from_slice(

@@ -7,7 +7,10 @@ use super::abi::{self, LogLevel, MapType};
 use super::root::Shared;
 use crate::policy::authz::HeaderOp;
 use crate::policy::body::{BodyCheck, BodyInspector};
-use crate::policy::denial::{self, Denial, Reason, METRIC_ALLOWED, METRIC_DENIED};
+use crate::policy::cors;
+use crate::policy::denial::{
+    self, Denial, Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
+};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
 
 /// Where a request is in its life.
@@ -39,6 +42,8 @@ pub struct HttpFilter {
     body: Option<(BodyCheck, BodyInspector)>,
     /// Headers to set on the response of an admitted request.
     response_headers: Vec<(String, String)>,
+    /// On a CORS route: the CORS headers for every response (see `HeadDecision::cors`).
+    cors: Option<Vec<(String, String)>>,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
@@ -61,6 +66,7 @@ impl HttpFilter {
             end_of_stream: None,
             body: None,
             response_headers: Vec::new(),
+            cors: None,
         }
     }
 
@@ -71,7 +77,14 @@ impl HttpFilter {
 
     fn deny(&mut self, denial: &Denial) -> Action {
         let policy = &self.shared.policy;
-        let out = denial::render(denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
+        let mut out =
+            denial::render(denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
+        // An allowed origin may read the denial (a script can then show why); others get no
+        // CORS headers. Either way caches must key on the origin.
+        if let Some(cors) = &self.cors {
+            out.response.headers.extend(cors.iter().cloned());
+            out.response.headers.push(("vary".to_string(), "Origin".to_string()));
+        }
         self.stage = Stage::Denied;
         self.headers = Vec::new();
         self.body = None;
@@ -98,6 +111,16 @@ impl HttpFilter {
             policy.check_head(&head, &keys.view(&self.shared.tokens, now), now)
         };
         self.route = decision.route;
+        self.cors = decision.cors;
+        if let Some(d) = &decision.shadow {
+            let policy = &self.shared.policy;
+            let out = denial::render(d, &policy.rendering, policy.route_name(self.route), &self.request_id);
+            self.shared.metrics.bump(METRIC_REPORT_ONLY);
+            abi::log(
+                LogLevel::Info,
+                &out.log_line.replacen("api_guard_denied", "api_guard_report_only_denied", 1),
+            );
+        }
         let admission = match (decision.outcome, decision.fetch_keys) {
             (Ok(a), _) => a,
             (Err(denial), Some(index)) if may_fetch => {
@@ -119,6 +142,19 @@ impl HttpFilter {
 
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
         self.response_headers = admission.response_headers;
+        if let Some(reply) = admission.respond {
+            // Answered here (a CORS preflight): nothing goes upstream.
+            self.stage = Stage::Denied;
+            self.headers = Vec::new();
+            self.shared.metrics.bump(METRIC_PREFLIGHT);
+            if let Err(e) = abi::send_local_response(reply.status, &reply.headers, &reply.body) {
+                abi::log(
+                    LogLevel::Error,
+                    &format!("api-guard: host refused local response (status {})", e.0),
+                );
+            }
+            return Action::Pause;
+        }
         for op in &admission.headers {
             let applied = match op {
                 HeaderOp::Remove(name) => abi::remove_header(MapType::RequestHeaders, name),
@@ -271,14 +307,30 @@ impl HttpContext for HttpFilter {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if self.stage == Stage::Allowed {
-            for (name, value) in &self.response_headers {
-                if let Err(e) = abi::set_header(MapType::ResponseHeaders, name, value) {
+        if self.stage != Stage::Allowed {
+            return Action::Continue;
+        }
+        if let Some(ours) = &self.cors {
+            let upstream = abi::get_headers(MapType::ResponseHeaders).unwrap_or_default();
+            for op in cors::response_ops(&upstream, ours) {
+                let applied = match &op {
+                    HeaderOp::Remove(name) => abi::remove_header(MapType::ResponseHeaders, name),
+                    HeaderOp::Set(name, value) => abi::set_header(MapType::ResponseHeaders, name, value),
+                };
+                if let Err(e) = applied {
                     abi::log(
                         LogLevel::Warn,
-                        &format!("api-guard: cannot set response header {name} (host status {})", e.0),
+                        &format!("api-guard: cannot edit response CORS headers (host status {})", e.0),
                     );
                 }
+            }
+        }
+        for (name, value) in &self.response_headers {
+            if let Err(e) = abi::set_header(MapType::ResponseHeaders, name, value) {
+                abi::log(
+                    LogLevel::Warn,
+                    &format!("api-guard: cannot set response header {name} (host status {})", e.0),
+                );
             }
         }
         Action::Continue

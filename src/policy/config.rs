@@ -47,6 +47,9 @@ pub struct Config {
     /// Request validation from the API's OpenAPI document: only documented operations pass,
     /// and their parameters and bodies are checked.
     pub openapi: Option<OpenApiConfig>,
+    /// CORS for every route that sets none of its own. Absent: no CORS handling (browsers
+    /// then refuse cross-origin reads themselves).
+    pub cors: Option<CorsConfig>,
 }
 
 /// Request validation from an OpenAPI 3.0.x or 3.1.x document.
@@ -400,6 +403,77 @@ pub struct RouteConfig {
     pub limits: LimitsConfig,
     /// Who may call this route. Default: `jwt.default`.
     pub auth: Option<AuthConfig>,
+    /// CORS for this route, replacing the top-level `cors` as a whole.
+    pub cors: Option<CorsConfig>,
+}
+
+/// Cross-origin resource sharing (the Fetch standard's CORS protocol).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to read responses: exact origins (`https://app.example.com`,
+    /// `http://localhost:3000`), anchored subdomain patterns (`https://*.example.com`, one
+    /// leading `*` label, matching one or more labels), or `*` (any origin; not with
+    /// credentials). `null` only with `allow_null_origin`.
+    pub allowed_origins: Vec<String>,
+    /// Accept the origin `null` (sandboxed frames, `file:` pages). Default false: any page can
+    /// make its origin `null`.
+    #[serde(default)]
+    pub allow_null_origin: bool,
+    /// Methods allowed cross-origin. Default: GET, HEAD, POST.
+    pub allowed_methods: Option<Vec<Method>>,
+    /// Request headers allowed cross-origin (besides CORS-safelisted ones). Default none.
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// Response headers scripts may read (`Access-Control-Expose-Headers`). Default none.
+    #[serde(default)]
+    pub exposed_headers: Vec<String>,
+    /// Allow credentialed requests (cookies, HTTP auth). Default false.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Seconds a browser may cache a preflight (`Access-Control-Max-Age`), at most 86400.
+    /// Default 600.
+    pub max_age: Option<u32>,
+    /// Answer Private Network Access preflights (`Access-Control-Allow-Private-Network`).
+    /// Default false.
+    #[serde(default)]
+    pub allow_private_network: bool,
+    /// Which requests from origins not allowed are refused with 403 (browsers already keep the
+    /// response from the page; refusing also stops the request's side effects, a CSRF
+    /// hardening): `unsafe_methods` (default: all but GET, HEAD, OPTIONS), `all`, `none`.
+    #[serde(default)]
+    pub refuse_disallowed: RefuseDisallowed,
+    /// `enforce` (default), or `report_only`: decisions are logged and counted but nothing is
+    /// refused and no preflight is answered that would have been refused.
+    #[serde(default)]
+    pub mode: CorsMode,
+}
+
+/// Which requests from origins not allowed are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RefuseDisallowed {
+    /// Refuse all but GET, HEAD and OPTIONS.
+    #[default]
+    UnsafeMethods,
+    /// Refuse every request.
+    All,
+    /// Refuse none; only withhold CORS headers.
+    None,
+}
+
+/// Whether CORS decisions are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CorsMode {
+    /// Refuse what the policy refuses.
+    #[default]
+    Enforce,
+    /// Log and count only.
+    ReportOnly,
 }
 
 /// A route selector. Exactly one of `path` and `prefix` is required.

@@ -42,11 +42,14 @@ pub enum Reason {
     InvalidRequest,
     /// The operation is deprecated and the policy refuses deprecated operations.
     DeprecatedOperation,
+    /// A CORS preflight that the policy does not allow, or a request from an origin that
+    /// may not use this method.
+    CorsRejected,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -62,6 +65,7 @@ impl Reason {
         Reason::UnknownOperation,
         Reason::InvalidRequest,
         Reason::DeprecatedOperation,
+        Reason::CorsRejected,
     ];
 
     /// HTTP status of the denial.
@@ -74,7 +78,7 @@ impl Reason {
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
             Reason::TokenMissing | Reason::TokenInvalid => 401,
-            Reason::InsufficientScope | Reason::AccessDenied => 403,
+            Reason::InsufficientScope | Reason::AccessDenied | Reason::CorsRejected => 403,
             Reason::KeysUnavailable => 503,
             Reason::InvalidJson | Reason::InvalidRequest => 400,
             Reason::UnknownOperation => 404,
@@ -101,6 +105,7 @@ impl Reason {
             Reason::UnknownOperation => "unknown-operation",
             Reason::InvalidRequest => "invalid-request",
             Reason::DeprecatedOperation => "deprecated-operation",
+            Reason::CorsRejected => "cors-rejected",
         }
     }
 
@@ -122,6 +127,7 @@ impl Reason {
             Reason::UnknownOperation => "Unknown operation",
             Reason::InvalidRequest => "Invalid request",
             Reason::DeprecatedOperation => "Operation retired",
+            Reason::CorsRejected => "Cross-origin request refused",
         }
     }
 
@@ -153,6 +159,9 @@ impl Reason {
             Reason::UnknownOperation => "This API documents no operation at this path.",
             Reason::InvalidRequest => "The request does not match the API description; see errors.",
             Reason::DeprecatedOperation => "This operation is deprecated and no longer served.",
+            Reason::CorsRejected => {
+                "The request's origin, method or headers are not allowed by this API's CORS policy."
+            }
         }
     }
 
@@ -174,6 +183,7 @@ impl Reason {
             Reason::UnknownOperation => "api_guard_denied_unknown_operation_total",
             Reason::InvalidRequest => "api_guard_denied_invalid_request_total",
             Reason::DeprecatedOperation => "api_guard_denied_deprecated_operation_total",
+            Reason::CorsRejected => "api_guard_denied_cors_rejected_total",
         }
     }
 }
@@ -182,6 +192,10 @@ impl Reason {
 pub const METRIC_ALLOWED: &str = "api_guard_allowed_total";
 /// Counter of requests denied, whatever the reason.
 pub const METRIC_DENIED: &str = "api_guard_denied_total";
+/// Counter of CORS preflights answered (allowed ones; refused ones count as denials).
+pub const METRIC_PREFLIGHT: &str = "api_guard_cors_preflight_total";
+/// Counter of requests a report-only policy would have refused.
+pub const METRIC_REPORT_ONLY: &str = "api_guard_report_only_denied_total";
 
 /// A decision to refuse a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

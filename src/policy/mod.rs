@@ -15,6 +15,7 @@
 pub mod authz;
 pub mod body;
 pub mod config;
+pub mod cors;
 pub mod denial;
 pub mod json;
 pub mod json_limits;
@@ -48,6 +49,8 @@ pub struct Route {
     pub limits: RequestLimits,
     /// Who may call it.
     pub auth: Requirement,
+    /// Its own CORS policy, replacing the top-level one.
+    pub cors: Option<cors::CorsPolicy>,
 }
 
 /// The compiled configuration: everything a request is checked against, ready to use.
@@ -68,6 +71,8 @@ pub struct Policy {
     pub request_id_header: String,
     /// The compiled OpenAPI document, if configured.
     pub api: Option<openapi::ApiSpec>,
+    /// CORS for routes without their own.
+    pub cors: Option<cors::CorsPolicy>,
 }
 
 /// What to do with an admitted request.
@@ -79,6 +84,9 @@ pub struct Admission {
     pub headers: Vec<HeaderOp>,
     /// Headers to add to the response (e.g. `Deprecation`).
     pub response_headers: Vec<(String, String)>,
+    /// Answer the request here with this response instead of forwarding it (an allowed CORS
+    /// preflight).
+    pub respond: Option<denial::LocalResponse>,
 }
 
 /// The request head, as plain data.
@@ -120,6 +128,12 @@ pub struct HeadDecision {
     /// When denied: a remote provider whose keys, once fetched, may change the outcome.
     /// The host may fetch them and ask again; otherwise it sends the denial.
     pub fetch_keys: Option<usize>,
+    /// On a CORS route: the CORS headers every response to this request carries (empty when
+    /// the request is not cross-origin or its origin is not allowed; `Vary: Origin` is added
+    /// regardless). `None` when no CORS policy applies.
+    pub cors: Option<Vec<(String, String)>>,
+    /// Under a report-only policy: the denial that enforcement would have sent.
+    pub shadow: Option<Denial>,
 }
 
 impl Policy {
@@ -180,7 +194,9 @@ impl Policy {
             matchers.push(RouteMatcher { path, methods });
             let limits =
                 exempt(RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?);
-            routes.push(Route { name: r.name.clone(), limits, auth });
+            let cors =
+                r.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, &format!("{at}.cors"))).transpose()?;
+            routes.push(Route { name: r.name.clone(), limits, auth, cors });
         }
 
         let type_base = config.problem.type_base.clone().unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
@@ -203,6 +219,7 @@ impl Policy {
 
         let realm = jwt.as_ref().map_or_else(|| "api".to_string(), |j| j.realm.clone());
         let api = config.openapi.as_ref().map(openapi::ApiSpec::compile).transpose()?;
+        let cors = config.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, "cors")).transpose()?;
         Ok(Policy {
             global,
             routes,
@@ -212,6 +229,7 @@ impl Policy {
             rendering: Rendering { type_base, realm },
             request_id_header,
             api,
+            cors,
         })
     }
 
@@ -228,6 +246,14 @@ impl Policy {
     /// The requirement for a matched route (or the default).
     pub fn auth_for(&self, route: Option<usize>) -> &Requirement {
         route.and_then(|i| self.routes.get(i)).map_or(&self.default_auth, |r| &r.auth)
+    }
+
+    /// The CORS policy for a matched route (or the top-level one).
+    pub fn cors_for(&self, route: Option<usize>) -> Option<&cors::CorsPolicy> {
+        match route.and_then(|i| self.routes.get(i)) {
+            Some(Route { cors: Some(c), .. }) => Some(c),
+            _ => self.cors.as_ref(),
+        }
     }
 
     /// Validates a complete body against its target operation and media type.
@@ -249,6 +275,8 @@ impl Policy {
                     route: None,
                     outcome: Err(Denial::new(Reason::InvalidPath)),
                     fetch_keys: None,
+                    cors: None,
+                    shadow: None,
                 }
             }
         };
@@ -258,8 +286,42 @@ impl Policy {
         let params = matched.map(|m| m.params).unwrap_or_default();
         let limits = self.limits_for(route);
         let mut fetch_keys = None;
+        let cors_policy = self.cors_for(route);
+        let verdict = cors_policy.map(|c| c.decide(head, method));
+        let cors = verdict.as_ref().map(|v| match v {
+            cors::Verdict::Allowed(h) => h.clone(),
+            _ => Vec::new(),
+        });
+        let mut shadow = None;
         let outcome = (|| {
             limits.check_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))?;
+            // CORS comes before everything a preflight cannot satisfy (methods, tokens, the
+            // API description): a preflight is answered here, never forwarded.
+            let refusal = match &verdict {
+                Some(cors::Verdict::PreflightAllowed(h)) => {
+                    let respond = denial::LocalResponse { status: 204, headers: h.clone(), body: Vec::new() };
+                    return Ok(Admission {
+                        body: BodyPlan::None,
+                        headers: Vec::new(),
+                        response_headers: Vec::new(),
+                        respond: Some(respond),
+                    });
+                }
+                Some(cors::Verdict::PreflightRefused { cause }) => {
+                    Some(Denial { cause: Some(cause), ..Denial::new(Reason::CorsRejected) })
+                }
+                Some(cors::Verdict::Disallowed { refuse: true }) => {
+                    Some(Denial { cause: Some("origin"), ..Denial::new(Reason::CorsRejected) })
+                }
+                _ => None,
+            };
+            if let Some(d) = refusal {
+                if cors_policy.is_some_and(|c| c.report_only) {
+                    shadow = Some(d);
+                } else {
+                    return Err(d);
+                }
+            }
             limits.check_method(method)?;
             limits.check_query(query)?;
             let facts = body_facts(head);
@@ -310,9 +372,9 @@ impl Policy {
                 .map(|h| HeaderOp::Remove(h.clone()))
                 .collect();
             headers.extend(grant.headers);
-            Ok(Admission { body, headers, response_headers })
+            Ok(Admission { body, headers, response_headers, respond: None })
         })();
-        HeadDecision { route, outcome, fetch_keys }
+        HeadDecision { route, outcome, fetch_keys, cors, shadow }
     }
 }
 
@@ -373,8 +435,15 @@ mod tests {
             d,
             HeadDecision {
                 route: None,
-                outcome: Ok(Admission { body: BodyPlan::None, headers: vec![], response_headers: vec![] }),
-                fetch_keys: None
+                outcome: Ok(Admission {
+                    body: BodyPlan::None,
+                    headers: vec![],
+                    response_headers: vec![],
+                    respond: None
+                }),
+                fetch_keys: None,
+                cors: None,
+                shadow: None,
             }
         );
     }

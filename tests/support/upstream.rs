@@ -117,8 +117,13 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
             g[idx].complete = true;
         }
         let reply = br#"{"ok":true}"#;
+        // Tests ask for extra response headers with `x-test-reply-headers: a: 1|b: 2`.
+        let extra: String = rec
+            .header("x-test-reply-headers")
+            .map(|v| v.split('|').map(|h| format!("{}\r\n", h.trim())).collect())
+            .unwrap_or_default();
         let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n",
             reply.len()
         );
         if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(reply)).is_err() {

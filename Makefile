@@ -9,7 +9,7 @@ WASM         := target/wasm32-wasip1/release/api_guard.wasm
 WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/run.mjs
 export ENVOY_BIN := $(ENVOY)
 
-.PHONY: help build wasm target envoy idp jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
+.PHONY: help build wasm target envoy idp browser openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ tests/idp/node_modules/.package-lock.json: tests/idp/package-lock.json
 	cd tests/idp && npm ci --no-audit --no-fund --loglevel=error
 
 idp: tests/idp/node_modules/.package-lock.json ## Install the test OpenID provider (npm oidc-provider)
+
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+
+browser: tests/browser/node_modules/.package-lock.json ## Install headless chromium (Debian) and playwright-core for the browser CORS test
+	@test -x /usr/bin/chromium || { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }
 
 jwt-fixtures: ## Re-mint the JWT test fixtures with jose (Node), independent of the verifier
 	cd tests/fixtures/jwt && npm ci --no-audit --no-fund --loglevel=error && node mint.mjs
@@ -58,7 +64,7 @@ unit: ## Native tests of the core (and the schema check)
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
 
-integration: wasm envoy idp ## Tests against the real Envoy with the built module
+integration: wasm envoy idp browser ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types

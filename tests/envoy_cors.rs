@@ -12,7 +12,8 @@ use support::{Client, Envoy, EnvoyOptions, Upstream};
 const APP: &str = "https://app.example.com";
 
 fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap())
+        .unwrap()
 }
 
 fn bearer() -> String {
@@ -53,7 +54,8 @@ struct Setup {
 
 fn setup() -> Setup {
     let upstream = Upstream::start();
-    let envoy = Envoy::start_with(&config(), upstream.port, EnvoyOptions::default()).unwrap_or_else(|l| panic!("{l}"));
+    let envoy = Envoy::start_with(&config(), upstream.port, EnvoyOptions::default())
+        .unwrap_or_else(|l| panic!("{l}"));
     let client = Client::new(envoy.port);
     Setup { upstream, envoy, client }
 }
@@ -109,9 +111,17 @@ fn preflights_are_answered_at_the_gateway_and_never_forwarded() {
     }
     h.truncate(2);
     h[0].1 = "https://partner.example";
-    assert_eq!(s.client.request("OPTIONS", "/orders", &h, b"").status, 403, "the bare suffix is not a subdomain");
+    assert_eq!(
+        s.client.request("OPTIONS", "/orders", &h, b"").status,
+        403,
+        "the bare suffix is not a subdomain"
+    );
 
-    assert!(s.upstream.requests().is_empty(), "a preflight reached the upstream: {:?}", s.upstream.requests());
+    assert!(
+        s.upstream.requests().is_empty(),
+        "a preflight reached the upstream: {:?}",
+        s.upstream.requests()
+    );
     assert_eq!(s.envoy.counter("api_guard_cors_preflight_total"), 2);
     assert_eq!(s.envoy.counter("api_guard_denied_cors_rejected_total"), 6);
 }
@@ -120,11 +130,17 @@ fn preflights_are_answered_at_the_gateway_and_never_forwarded() {
 fn actual_requests_get_exact_origin_headers_and_disallowed_unsafe_ones_are_refused() {
     let s = setup();
     let auth = bearer();
-    let upstream_cors = "access-control-allow-origin: *|access-control-allow-methods: DELETE|vary: Accept-Encoding";
+    let upstream_cors =
+        "access-control-allow-origin: *|access-control-allow-methods: DELETE|vary: Accept-Encoding";
     let r = s.client.request(
         "POST",
         "/orders",
-        &[("origin", APP), ("authorization", &auth), ("content-type", "application/json"), ("x-test-reply-headers", upstream_cors)],
+        &[
+            ("origin", APP),
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("x-test-reply-headers", upstream_cors),
+        ],
         b"{}",
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -135,7 +151,12 @@ fn actual_requests_get_exact_origin_headers_and_disallowed_unsafe_ones_are_refus
     assert_eq!(r.header("vary"), Some("Accept-Encoding, Origin"));
 
     // No Origin: not CORS, but still Vary: Origin; and Vary is not duplicated.
-    let r = s.client.request("GET", "/orders", &[("authorization", &auth), ("x-test-reply-headers", "vary: origin")], b"");
+    let r = s.client.request(
+        "GET",
+        "/orders",
+        &[("authorization", &auth), ("x-test-reply-headers", "vary: origin")],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert!(cors_headers(&r).is_empty());
     assert_eq!(r.headers.iter().filter(|(n, _)| n == "vary").count(), 1);
@@ -147,7 +168,12 @@ fn actual_requests_get_exact_origin_headers_and_disallowed_unsafe_ones_are_refus
     assert_eq!(r.status, 200);
     assert!(cors_headers(&r).is_empty(), "{:?}", r.headers);
     assert_eq!(r.header("vary"), Some("Origin"));
-    let r = s.client.request("POST", "/orders?from=evil", &[evil[0], evil[1], ("content-type", "application/json")], b"{}");
+    let r = s.client.request(
+        "POST",
+        "/orders?from=evil",
+        &[evil[0], evil[1], ("content-type", "application/json")],
+        b"{}",
+    );
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["type"], "urn:api-guard:problem:cors-rejected");
     assert_eq!(s.upstream.seen_path("/orders?from=evil").len(), 1, "only the GET may arrive");
@@ -176,7 +202,12 @@ fn actual_requests_get_exact_origin_headers_and_disallowed_unsafe_ones_are_refus
 #[test]
 fn report_only_mode_counts_what_it_would_refuse() {
     let s = setup();
-    let r = s.client.request("POST", "/shadow/x", &[("origin", "https://evil.example"), ("content-type", "application/json")], b"{}");
+    let r = s.client.request(
+        "POST",
+        "/shadow/x",
+        &[("origin", "https://evil.example"), ("content-type", "application/json")],
+        b"{}",
+    );
     assert_eq!(r.status, 200, "report-only must not refuse");
     assert!(cors_headers(&r).is_empty());
     let r = preflight(&s, "/shadow/x", "https://evil.example", "GET", "");

@@ -238,17 +238,8 @@ impl HttpFilter {
         }
         let mut verdict = inspector.finish();
         if let (Ok(()), Some(target)) = (&verdict, check.validate) {
-            let whole = abi::get_buffer_range(abi::BufferType::RequestBody, 0, size);
-            verdict = match whole {
-                Ok(bytes) => self.shared.policy.check_body(target, &bytes.unwrap_or_default()),
-                Err(e) => {
-                    abi::log(
-                        LogLevel::Error,
-                        &format!("api-guard: cannot read request body (host status {})", e.0),
-                    );
-                    Err(Denial::new(Reason::AccessDenied))
-                }
-            };
+            // The inspector kept every byte it read: no second read from the host.
+            verdict = self.shared.policy.check_body(target, inspector.kept().unwrap_or_default());
         }
         match verdict {
             Ok(()) => {

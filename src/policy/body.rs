@@ -51,6 +51,9 @@ pub struct BodyInspector {
     scanner: Option<JsonScanner>,
     /// Bytes handed to [`BodyInspector::feed`] so far.
     fed: u64,
+    /// The body so far, kept when a final validation needs it (so the host reads each byte
+    /// once).
+    kept: Option<Vec<u8>>,
 }
 
 /// The denial for a JSON violation, pointing into the body.
@@ -72,6 +75,7 @@ impl BodyInspector {
             counter: BodyCounter::new(check.limit),
             scanner: check.json.map(JsonScanner::new),
             fed: 0,
+            kept: check.needs_whole().then(Vec::new),
         }
     }
 
@@ -94,10 +98,18 @@ impl BodyInspector {
     /// Reads the next bytes of the body.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), Denial> {
         self.fed = self.fed.saturating_add(bytes.len() as u64);
+        if let Some(k) = &mut self.kept {
+            k.extend_from_slice(bytes);
+        }
         match &mut self.scanner {
             Some(s) => s.feed(bytes).map_err(|v| json_denial(&v)),
             None => Ok(()),
         }
+    }
+
+    /// The whole body, when it was kept for validation.
+    pub fn kept(&self) -> Option<&[u8]> {
+        self.kept.as_deref()
     }
 
     /// The body is complete.

@@ -144,9 +144,45 @@ pub struct JsonViolation {
     pub pointer: String,
 }
 
+/// Member names seen in one object. Small objects (the common case) keep their names in one
+/// buffer and are searched linearly, with no allocation per name; past [`SMALL`] names they
+/// move to an ordered set, so a hostile object costs O(n log n), not O(n²).
+#[derive(Debug, Default)]
+struct Names {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    set: Option<BTreeSet<Vec<u8>>>,
+}
+
+const SMALL: usize = 32;
+
+impl Names {
+    /// Records `name`; false if it was already there.
+    fn insert(&mut self, name: &[u8]) -> bool {
+        if let Some(set) = &mut self.set {
+            return set.insert(name.to_vec());
+        }
+        let bytes = &self.bytes;
+        if self.spans.iter().any(|&(a, b)| bytes.get(a..b) == Some(name)) {
+            return false;
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.spans.push((start, self.bytes.len()));
+        if self.spans.len() > SMALL {
+            let set =
+                self.spans.iter().filter_map(|&(a, b)| self.bytes.get(a..b)).map(<[u8]>::to_vec).collect();
+            self.set = Some(set);
+            self.bytes = Vec::new();
+            self.spans = Vec::new();
+        }
+        true
+    }
+}
+
 #[derive(Debug)]
 enum Frame {
-    Object { count: u32, key: Vec<u8>, seen: BTreeSet<Vec<u8>> },
+    Object { count: u32, key: Vec<u8>, seen: Names },
     Array { count: u32 },
 }
 
@@ -340,7 +376,7 @@ impl JsonScanner {
                     return Err(JsonFault::Depth);
                 }
                 if b == b'{' {
-                    self.stack.push(Frame::Object { count: 0, key: Vec::new(), seen: BTreeSet::new() });
+                    self.stack.push(Frame::Object { count: 0, key: Vec::new(), seen: Names::default() });
                     self.state = State::KeyOrEnd;
                 } else {
                     self.stack.push(Frame::Array { count: 0 });
@@ -416,7 +452,7 @@ impl JsonScanner {
     fn end_key(&mut self) -> Result<(), JsonFault> {
         let allow = self.limits.allow_duplicate_keys;
         if let Some(Frame::Object { key, seen, .. }) = self.stack.last_mut() {
-            if !allow && !seen.insert(key.clone()) {
+            if !allow && !seen.insert(key) {
                 return Err(JsonFault::DuplicateKey);
             }
         }
@@ -776,6 +812,20 @@ mod tests {
             scan(small, b"[1,2,3,4]").map_err(|v| (v.fault, v.pointer)),
             Err((JsonFault::ArrayLength, "".into()))
         );
+    }
+
+    #[test]
+    fn duplicates_are_found_in_small_and_large_objects() {
+        for n in [3usize, 32, 33, 200] {
+            let mut body: String = (0..n).map(|i| format!("\"k{i}\":{i},")).collect();
+            body.insert(0, '{');
+            assert!(scan(JsonLimits::default(), format!("{}\"end\":0}}", body).as_bytes()).is_ok(), "{n}");
+            for dup in [0, n / 2, n - 1] {
+                let bad = format!("{body}\"k{dup}\":0}}");
+                let v = scan(JsonLimits::default(), bad.as_bytes()).unwrap_err();
+                assert_eq!((v.fault, v.pointer), (JsonFault::DuplicateKey, format!("/k{dup}")), "{n} {dup}");
+            }
+        }
     }
 
     #[test]

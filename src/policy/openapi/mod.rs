@@ -390,6 +390,7 @@ impl ApiSpec {
                 ));
             }
         }
+        shapes.seal();
         // Stable sort: equally specific templates keep document order.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let entry_path = entries.iter().map(|e| e.1).collect();
@@ -578,9 +579,10 @@ impl ApiSpec {
             if let Some(index) = m.schema {
                 self.schemas.validate(index, &value, "/body", self.max_errors, &mut errors);
             }
-            if let Some(shape) = m.shape {
+            if let Some(shape) = m.shape.filter(|s| self.shapes.worth_walking(*s, self.reject_unknown_fields))
+            {
                 self.shapes.check(
-                    &[shape],
+                    shape,
                     &value,
                     "/body",
                     self.reject_unknown_fields,

@@ -39,6 +39,10 @@ struct Node {
 pub struct Shapes {
     nodes: Vec<Node>,
     memo: HashMap<String, usize>,
+    /// Per node, every node that applies with it (itself first); filled by [`Shapes::seal`].
+    closures: Vec<Vec<usize>>,
+    /// Per node, whether a `readOnly` member is reachable below it.
+    reaches_read_only: Vec<bool>,
 }
 
 /// Follows a `#/...` reference inside `doc`.
@@ -128,26 +132,75 @@ impl Shapes {
         node
     }
 
-    /// Every node that applies where `roots` apply.
-    fn closure(&self, roots: &[usize]) -> Vec<usize> {
-        let mut seen: BTreeSet<usize> = BTreeSet::new();
-        let mut todo: Vec<usize> = roots.to_vec();
-        while let Some(n) = todo.pop() {
-            if seen.insert(n) {
-                if let Some(node) = self.nodes.get(n) {
-                    todo.extend(node.same.iter().copied());
+    /// Finishes compilation: the nodes that apply together (through `$ref`, `allOf`, `anyOf`,
+    /// `oneOf`) are listed once per node, and each node learns whether a `readOnly` member is
+    /// reachable below it, so bodies that cannot break a rule are not walked at all.
+    pub fn seal(&mut self) {
+        let n = self.nodes.len();
+        let mut closures = Vec::with_capacity(n);
+        for start in 0..n {
+            let mut seen: Vec<usize> = Vec::new();
+            let mut todo = vec![start];
+            while let Some(x) = todo.pop() {
+                if !seen.contains(&x) {
+                    seen.push(x);
+                    if let Some(node) = self.nodes.get(x) {
+                        todo.extend(node.same.iter().copied());
+                    }
                 }
             }
+            closures.push(seen);
         }
-        seen.into_iter().collect()
+        let mut read_only = vec![false; n];
+        for (i, ro) in read_only.iter_mut().enumerate() {
+            let mut seen: Vec<usize> = Vec::new();
+            let mut todo = vec![i];
+            while let Some(x) = todo.pop() {
+                if seen.contains(&x) {
+                    continue;
+                }
+                seen.push(x);
+                let Some(node) = self.nodes.get(x) else { continue };
+                if !node.read_only.is_empty() {
+                    *ro = true;
+                    break;
+                }
+                todo.extend(node.same.iter().chain(&node.extra).chain(&node.items).copied());
+                todo.extend(node.props.values().flatten().copied());
+            }
+        }
+        self.closures = closures;
+        self.reaches_read_only = read_only;
+    }
+
+    /// Whether walking a body at `root` can find anything: unknown members are refused, or a
+    /// `readOnly` member is reachable.
+    pub fn worth_walking(&self, root: usize, unknown: bool) -> bool {
+        unknown || self.reaches_read_only.get(root).copied().unwrap_or(true)
     }
 
     /// Walks a request body: reports `readOnly` members, and with `unknown` undeclared ones.
+    /// `prefix` starts every pointer.
     pub fn check(
         &self,
-        roots: &[usize],
+        root: usize,
         value: &Value,
-        at: &str,
+        prefix: &str,
+        unknown: bool,
+        max: usize,
+        out: &mut Vec<ProblemError>,
+    ) {
+        let mut path: Vec<Seg<'_>> = Vec::new();
+        self.walk(&[root], value, &mut path, prefix, unknown, max, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk<'v>(
+        &self,
+        roots: &[usize],
+        value: &'v Value,
+        path: &mut Vec<Seg<'v>>,
+        prefix: &str,
         unknown: bool,
         max: usize,
         out: &mut Vec<ProblemError>,
@@ -155,54 +208,100 @@ impl Shapes {
         if out.len() >= max {
             return;
         }
-        let nodes: Vec<&Node> = self.closure(roots).into_iter().filter_map(|n| self.nodes.get(n)).collect();
+        // The nodes that apply here: usually one root's precomputed list.
+        let merged: Vec<usize>;
+        let ids: &[usize] = match roots {
+            [one] => self.closures.get(*one).map_or(&[][..], Vec::as_slice),
+            _ => {
+                let mut m: Vec<usize> = Vec::new();
+                for r in roots {
+                    for x in self.closures.get(*r).map_or(&[][..], Vec::as_slice) {
+                        if !m.contains(x) {
+                            m.push(*x);
+                        }
+                    }
+                }
+                merged = m;
+                &merged
+            }
+        };
+        let nodes = || ids.iter().filter_map(|n| self.nodes.get(*n));
         match value {
             Value::Object(map) => {
-                let open = nodes.iter().any(|n| n.open);
+                let open = nodes().any(|n| n.open);
                 for (name, member) in map {
-                    let here = format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
-                    let known = nodes.iter().any(|n| n.known.contains(name));
-                    if nodes.iter().any(|n| n.read_only.contains(name)) {
-                        if out.len() < max {
-                            out.push(ProblemError {
-                                pointer: here.clone(),
-                                keyword: "readOnly".into(),
-                                message: "is read-only and must not be sent".into(),
-                            });
-                        }
+                    let report =
+                        |out: &mut Vec<ProblemError>, path: &[Seg<'_>], keyword: &str, message: &str| {
+                            if out.len() < max {
+                                out.push(ProblemError {
+                                    pointer: pointer(prefix, path, Some(name)),
+                                    keyword: keyword.into(),
+                                    message: message.into(),
+                                });
+                            }
+                        };
+                    if nodes().any(|n| n.read_only.contains(name)) {
+                        report(out, path, "readOnly", "is read-only and must not be sent");
                         continue;
                     }
+                    let known = nodes().any(|n| n.known.contains(name));
                     if unknown && !known && !open {
-                        if out.len() < max {
-                            out.push(ProblemError {
-                                pointer: here,
-                                keyword: "additionalProperties".into(),
-                                message: "is not a documented property".into(),
-                            });
-                        }
+                        report(out, path, "additionalProperties", "is not a documented property");
                         continue;
                     }
                     let next: Vec<usize> = if known {
-                        nodes.iter().filter_map(|n| n.props.get(name)).flatten().copied().collect()
+                        nodes().filter_map(|n| n.props.get(name)).flatten().copied().collect()
                     } else {
-                        nodes.iter().flat_map(|n| n.extra.iter().copied()).collect()
+                        nodes().flat_map(|n| n.extra.iter().copied()).collect()
                     };
-                    if !next.is_empty() {
-                        self.check(&next, member, &here, unknown, max, out);
+                    if !next.is_empty() && matches!(member, Value::Object(_) | Value::Array(_)) {
+                        path.push(Seg::Key(name));
+                        self.walk(&next, member, path, prefix, unknown, max, out);
+                        path.pop();
                     }
                 }
             }
             Value::Array(list) => {
-                let next: Vec<usize> = nodes.iter().flat_map(|n| n.items.iter().copied()).collect();
+                let next: Vec<usize> = nodes().flat_map(|n| n.items.iter().copied()).collect();
                 if !next.is_empty() {
                     for (i, item) in list.iter().enumerate() {
-                        self.check(&next, item, &format!("{at}/{i}"), unknown, max, out);
+                        if matches!(item, Value::Object(_) | Value::Array(_)) {
+                            path.push(Seg::Index(i));
+                            self.walk(&next, item, path, prefix, unknown, max, out);
+                            path.pop();
+                        }
                     }
                 }
             }
             _ => {}
         }
     }
+}
+
+/// One step of the path to the place being walked.
+#[derive(Debug, Clone, Copy)]
+enum Seg<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+/// The RFC 6901 pointer of `path` (then `last`), built only when a rule is broken.
+fn pointer(prefix: &str, path: &[Seg<'_>], last: Option<&str>) -> String {
+    let mut out = prefix.to_string();
+    let mut key = |k: &str| {
+        out.push('/');
+        out.push_str(&k.replace('~', "~0").replace('/', "~1"));
+    };
+    for seg in path {
+        match seg {
+            Seg::Key(k) => key(k),
+            Seg::Index(i) => key(&i.to_string()),
+        }
+    }
+    if let Some(k) = last {
+        key(k);
+    }
+    out
 }
 
 /// Whether a member's schema (through one level of `$ref`) says `readOnly: true`.
@@ -242,8 +341,9 @@ mod tests {
         let d = doc();
         let mut s = Shapes::default();
         let root = s.node(&d, pointer);
+        s.seal();
         let mut out = Vec::new();
-        s.check(&[root], &body, "/body", unknown, 10, &mut out);
+        s.check(root, &body, "/body", unknown, 10, &mut out);
         out.into_iter().map(|e| (e.pointer, e.keyword)).collect()
     }
 

@@ -336,7 +336,11 @@ fn main() {
     if cases.len() < all_cases {
         for c in &cases {
             let r = m[c.key];
-            println!("{:<9} {:>8.0} req/s  {:>7.1} CPU µs/req", c.key, r.rps, r.cpu_us);
+            let rss = rss_kib(c.envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
+            println!(
+                "{:<9} {:>8.0} req/s  {:>7.1} CPU µs/req  {:>6.1} MiB RSS  {:>7.0} ms start-to-ready",
+                c.key, r.rps, r.cpu_us, rss, c.startup_ms
+            );
         }
         return;
     }

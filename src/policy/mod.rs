@@ -25,6 +25,7 @@ pub mod media;
 pub mod method;
 pub mod openapi;
 pub mod path;
+pub mod redact;
 pub mod request_id;
 pub mod route;
 

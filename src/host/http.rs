@@ -44,6 +44,8 @@ pub struct HttpFilter {
     response_headers: Vec<(String, String)>,
     /// On a CORS route: the CORS headers for every response (see `HeadDecision::cors`).
     cors: Option<Vec<(String, String)>>,
+    /// Whether the request presented a verified token.
+    authenticated: bool,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
@@ -67,6 +69,7 @@ impl HttpFilter {
             body: None,
             response_headers: Vec::new(),
             cors: None,
+            authenticated: false,
         }
     }
 
@@ -84,6 +87,9 @@ impl HttpFilter {
         if let Some(cors) = &self.cors {
             out.response.headers.extend(cors.iter().cloned());
             out.response.headers.push(("vary".to_string(), "Origin".to_string()));
+        }
+        if let Some(r) = &policy.response {
+            out.response.headers.extend(r.local_headers());
         }
         self.stage = Stage::Denied;
         self.headers = Vec::new();
@@ -142,6 +148,7 @@ impl HttpFilter {
 
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
         self.response_headers = admission.response_headers;
+        self.authenticated = admission.authenticated;
         if let Some(reply) = admission.respond {
             // Answered here (a CORS preflight): nothing goes upstream.
             self.stage = Stage::Denied;
@@ -301,9 +308,15 @@ impl HttpContext for HttpFilter {
         if self.stage != Stage::Allowed {
             return Action::Continue;
         }
-        if let Some(ours) = &self.cors {
+        let hardening = self.shared.policy.response.as_ref();
+        if self.cors.is_some() || hardening.is_some() {
+            // One read of the upstream's headers; the core decides every change.
             let upstream = abi::get_headers(MapType::ResponseHeaders).unwrap_or_default();
-            for op in cors::response_ops(&upstream, ours) {
+            let mut ops = hardening.map(|r| r.ops(&upstream, self.authenticated)).unwrap_or_default();
+            if let Some(ours) = &self.cors {
+                ops.extend(cors::response_ops(&upstream, ours));
+            }
+            for op in ops {
                 let applied = match &op {
                     HeaderOp::Remove(name) => abi::remove_header(MapType::ResponseHeaders, name),
                     HeaderOp::Set(name, value) => abi::set_header(MapType::ResponseHeaders, name, value),
@@ -311,7 +324,7 @@ impl HttpContext for HttpFilter {
                 if let Err(e) = applied {
                     abi::log(
                         LogLevel::Warn,
-                        &format!("api-guard: cannot edit response CORS headers (host status {})", e.0),
+                        &format!("api-guard: cannot edit response headers (host status {})", e.0),
                     );
                 }
             }

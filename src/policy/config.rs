@@ -50,6 +50,25 @@ pub struct Config {
     /// CORS for every route that sets none of its own. Absent: no CORS handling (browsers
     /// then refuse cross-origin reads themselves).
     pub cors: Option<CorsConfig>,
+    /// Response hardening: security headers and headers that reveal the stack.
+    pub response: Option<ResponseConfig>,
+}
+
+/// Response hardening.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    /// Security headers set on every response. Each preset header can be given another value,
+    /// or `null` to leave it out; other headers can be added.
+    #[serde(default)]
+    pub security_headers: BTreeMap<String, Option<String>>,
+    /// `Cache-Control: no-store` on responses to requests that presented a verified token,
+    /// so shared caches never keep a caller's data. Default true.
+    pub no_store_when_authenticated: Option<bool>,
+    /// Response headers removed because they reveal the stack. Default: `server`,
+    /// `x-powered-by`, `x-aspnet-version`, `x-aspnetmvc-version`, `x-runtime`, `x-version`.
+    pub remove_headers: Option<Vec<String>>,
 }
 
 /// Request validation from an OpenAPI 3.0.x or 3.1.x document.

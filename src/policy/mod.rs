@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod path;
 pub mod redact;
 pub mod request_id;
+pub mod response;
 pub mod route;
 
 use authz::{HeaderOp, JwtPolicy, Requirement, VerifyState};
@@ -74,6 +75,8 @@ pub struct Policy {
     pub api: Option<openapi::ApiSpec>,
     /// CORS for routes without their own.
     pub cors: Option<cors::CorsPolicy>,
+    /// Response hardening, if configured.
+    pub response: Option<response::ResponsePolicy>,
 }
 
 /// What to do with an admitted request.
@@ -88,6 +91,9 @@ pub struct Admission {
     /// Answer the request here with this response instead of forwarding it (an allowed CORS
     /// preflight).
     pub respond: Option<denial::LocalResponse>,
+    /// Whether the request presented a verified token (its response must not be cached by
+    /// shared caches).
+    pub authenticated: bool,
 }
 
 /// The request head, as plain data.
@@ -221,6 +227,8 @@ impl Policy {
         let realm = jwt.as_ref().map_or_else(|| "api".to_string(), |j| j.realm.clone());
         let api = config.openapi.as_ref().map(openapi::ApiSpec::compile).transpose()?;
         let cors = config.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, "cors")).transpose()?;
+        let response =
+            config.response.as_ref().map(|c| response::ResponsePolicy::compile(c, "response")).transpose()?;
         Ok(Policy {
             global,
             routes,
@@ -231,6 +239,7 @@ impl Policy {
             request_id_header,
             api,
             cors,
+            response,
         })
     }
 
@@ -306,6 +315,7 @@ impl Policy {
                         headers: Vec::new(),
                         response_headers: Vec::new(),
                         respond: Some(respond),
+                        authenticated: false,
                     });
                 }
                 Some(cors::Verdict::PreflightRefused { cause }) => {
@@ -372,8 +382,9 @@ impl Policy {
                 .filter(|h| head.header(h).is_some())
                 .map(|h| HeaderOp::Remove(h.clone()))
                 .collect();
+            let authenticated = !grant.tokens.is_empty();
             headers.extend(grant.headers);
-            Ok(Admission { body, headers, response_headers, respond: None })
+            Ok(Admission { body, headers, response_headers, respond: None, authenticated })
         })();
         HeadDecision { route, outcome, fetch_keys, cors, shadow }
     }
@@ -440,7 +451,8 @@ mod tests {
                     body: BodyPlan::None,
                     headers: vec![],
                     response_headers: vec![],
-                    respond: None
+                    respond: None,
+                    authenticated: false,
                 }),
                 fetch_keys: None,
                 cors: None,

@@ -1,0 +1,90 @@
+//! Response hardening through the real Envoy 1.40: the security-header preset on upstream
+//! responses and on api-guard's own denials, stack-revealing headers removed, `no-store` on
+//! authenticated responses, and overrides.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Client, Envoy, Upstream};
+
+fn fixture(path: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap())
+        .unwrap()
+}
+
+fn config(response: Value) -> String {
+    json!({
+        "jwt": {
+            "providers": {"idp": {"issuer": "https://issuer.test", "audiences": ["api://orders"],
+                                  "algorithms": ["RS256"], "local_jwks": fixture("jwt/jwks.json")}},
+            "default": {"type": "jwt", "providers": ["idp"]}
+        },
+        "routes": [{"name": "public", "match": {"prefix": "/public"}, "auth": {"type": "public"}}],
+        "response": response
+    })
+    .to_string()
+}
+
+const LEAKY: &str = "server: Apache/2.4.1 (Unix)|x-powered-by: PHP/5.3.3|x-aspnet-version: 4.0.30319";
+
+#[test]
+fn security_headers_are_set_and_stack_headers_removed() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&config(json!({})), upstream.port);
+    let client = Client::new(envoy.port);
+
+    let r = client.request("GET", "/public/x", &[("x-test-reply-headers", LEAKY)], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(r.header("content-security-policy"), Some("default-src 'none'; frame-ancestors 'none'"));
+    assert_eq!(r.header("x-powered-by"), None);
+    assert_eq!(r.header("x-aspnet-version"), None);
+    assert!(r.header("server").is_none_or(|s| !s.contains("Apache")), "{:?}", r.header("server"));
+    assert_eq!(r.header("cache-control"), None, "anonymous responses keep their caching");
+
+    // An authenticated response must not be stored by shared caches.
+    let bearer = format!("Bearer {}", fixture("jwt/tokens.json")["rs256"].as_str().unwrap());
+    let r = client.request(
+        "GET",
+        "/orders",
+        &[("authorization", &bearer), ("x-test-reply-headers", "cache-control: public, max-age=600")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    // api-guard's own denials carry the preset too.
+    let r = client.request("GET", "/orders", &[], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(r.header("content-security-policy"), Some("default-src 'none'; frame-ancestors 'none'"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+}
+
+#[test]
+fn each_preset_header_can_be_changed_or_dropped() {
+    let upstream = Upstream::start();
+    let response = json!({
+        "security_headers": {"Strict-Transport-Security": null, "Referrer-Policy": "same-origin", "Permissions-Policy": "camera=()"},
+        "remove_headers": ["x-backend"]
+    });
+    let envoy = Envoy::start(&config(response), upstream.port);
+    let client = Client::new(envoy.port);
+    let r = client.request(
+        "GET",
+        "/public/x",
+        &[("x-test-reply-headers", "x-backend: db-3|x-powered-by: PHP")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("strict-transport-security"), None);
+    assert_eq!(r.header("referrer-policy"), Some("same-origin"));
+    assert_eq!(r.header("permissions-policy"), Some("camera=()"));
+    assert_eq!(r.header("x-backend"), None);
+    assert_eq!(r.header("x-powered-by"), Some("PHP"), "an explicit list replaces the default one");
+}

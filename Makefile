@@ -59,7 +59,7 @@ clippy: target
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
 	cargo test --test config_schema --test layering --test jwt_vectors --features schema
-	cargo test --release --test json_schema_suite -- --nocapture
+	cargo test --release --test json_schema_suite --test corpus_bodies -- --nocapture
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors

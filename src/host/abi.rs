@@ -33,6 +33,8 @@ pub enum MapType {
 pub enum BufferType {
     /// The request body.
     RequestBody = 0,
+    /// The response body.
+    ResponseBody = 1,
     /// The body of an HTTP call's response.
     HttpCallResponseBody = 4,
     /// The plugin configuration.
@@ -63,6 +65,13 @@ extern "C" {
         max_size: usize,
         return_data: *mut *mut u8,
         return_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        data: *const u8,
+        data_size: usize,
     ) -> u32;
     fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
     fn proxy_get_property(
@@ -120,6 +129,9 @@ extern "C" {
 #[allow(clippy::missing_safety_doc)]
 mod native {
     pub unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_set_buffer_bytes(_: u32, _: usize, _: usize, _: *const u8, _: usize) -> u32 {
         12
     }
     pub unsafe fn proxy_get_buffer_bytes(_: u32, _: usize, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
@@ -219,6 +231,17 @@ pub fn get_buffer_range(
     match status {
         OK => Ok(Some(take(data, size))),
         NOT_FOUND => Ok(None),
+        s => Err(HostError(s)),
+    }
+}
+
+/// Replaces `size` bytes of a buffer from `start` with `data` (the whole body: 0 and its size).
+pub fn set_buffer(buffer_type: BufferType, start: usize, size: usize, data: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointer and length describe a live slice.
+    let status =
+        unsafe { proxy_set_buffer_bytes(buffer_type as u32, start, size, data.as_ptr(), data.len()) };
+    match status {
+        OK => Ok(()),
         s => Err(HostError(s)),
     }
 }

@@ -7,10 +7,11 @@ use super::abi::{self, LogLevel, MapType};
 use super::root::Shared;
 use crate::policy::authz::HeaderOp;
 use crate::policy::body::{BodyCheck, BodyInspector};
-use crate::policy::cors;
+use crate::policy::config::Oversize;
 use crate::policy::denial::{
     self, Denial, Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
 };
+use crate::policy::{cors, response};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
 
 /// Where a request is in its life.
@@ -46,6 +47,10 @@ pub struct HttpFilter {
     cors: Option<Vec<(String, String)>>,
     /// Whether the request presented a verified token.
     authenticated: bool,
+    /// Response field rules that apply to this caller.
+    response_rules: Vec<usize>,
+    /// Rules to apply to the response body being buffered.
+    rewrite: Option<Vec<usize>>,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
@@ -70,6 +75,8 @@ impl HttpFilter {
             response_headers: Vec::new(),
             cors: None,
             authenticated: false,
+            response_rules: Vec::new(),
+            rewrite: None,
         }
     }
 
@@ -103,6 +110,12 @@ impl HttpFilter {
             abi::log(LogLevel::Error, &format!("api-guard: host refused local response (status {})", e.0));
         }
         Action::Pause
+    }
+
+    /// Replaces an upstream response that cannot be redacted with a 502 problem.
+    fn withhold(&mut self, cause: &'static str) -> Action {
+        self.rewrite = None;
+        self.deny(&Denial { cause: Some(cause), ..Denial::new(Reason::ResponseWithheld) })
     }
 
     /// Judges the kept request head. With `may_fetch`, a missing or rotated key set is
@@ -149,6 +162,7 @@ impl HttpFilter {
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
         self.response_headers = admission.response_headers;
         self.authenticated = admission.authenticated;
+        self.response_rules = admission.response_rules;
         if let Some(reply) = admission.respond {
             // Answered here (a CORS preflight): nothing goes upstream.
             self.stage = Stage::Denied;
@@ -304,17 +318,31 @@ impl HttpContext for HttpFilter {
         }
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if self.stage != Stage::Allowed {
             return Action::Continue;
         }
-        let hardening = self.shared.policy.response.as_ref();
+        let policy = std::rc::Rc::clone(&self.shared.policy);
+        let hardening = policy.response.as_ref();
+        let mut hold = false;
         if self.cors.is_some() || hardening.is_some() {
             // One read of the upstream's headers; the core decides every change.
             let upstream = abi::get_headers(MapType::ResponseHeaders).unwrap_or_default();
             let mut ops = hardening.map(|r| r.ops(&upstream, self.authenticated)).unwrap_or_default();
             if let Some(ours) = &self.cors {
                 ops.extend(cors::response_ops(&upstream, ours));
+            }
+            if let (Some(r), false, false) = (hardening, self.response_rules.is_empty(), end_of_stream) {
+                match r.plan_body(&self.response_rules, &upstream) {
+                    response::BodyPlan::Untouched => {}
+                    response::BodyPlan::Rewrite(rules) => {
+                        // The length changes with the rewrite; headers wait for the body.
+                        ops.push(HeaderOp::Remove("content-length".into()));
+                        self.rewrite = Some(rules);
+                        hold = true;
+                    }
+                    response::BodyPlan::Withhold(cause) => return self.withhold(cause),
+                }
             }
             for op in ops {
                 let applied = match &op {
@@ -337,6 +365,38 @@ impl HttpContext for HttpFilter {
                 );
             }
         }
-        Action::Continue
+        if hold {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(rules) = self.rewrite.take() else { return Action::Continue };
+        let policy = std::rc::Rc::clone(&self.shared.policy);
+        let Some(r) = policy.response.as_ref() else { return Action::Continue };
+        if body_size as u64 > r.max_body_bytes {
+            return match r.oversize {
+                Oversize::Fail => self.withhold("oversize"),
+                Oversize::Pass => Action::Continue,
+            };
+        }
+        if !end_of_stream {
+            // Buffer until the whole body is here.
+            self.rewrite = Some(rules);
+            return Action::Pause;
+        }
+        let body = match abi::get_buffer_range(abi::BufferType::ResponseBody, 0, body_size) {
+            Ok(b) => b.unwrap_or_default(),
+            Err(_) => return self.withhold("unreadable"),
+        };
+        match r.rewrite(&rules, &body) {
+            Ok(new) => match abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &new) {
+                Ok(()) => Action::Continue,
+                Err(_) => self.withhold("unwritable"),
+            },
+            Err(_) => self.withhold("not-json"),
+        }
     }
 }

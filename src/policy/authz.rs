@@ -244,7 +244,7 @@ pub fn compile_requirement(
 
 /// The scopes a token grants: `scope` (space-delimited, RFC 8693 / RFC 9068) and `scp`
 /// (an array, or a space-delimited string, as some providers send it).
-fn granted_scopes(claims: &serde_json::Map<String, Value>) -> Vec<&str> {
+pub(crate) fn granted_scopes(claims: &serde_json::Map<String, Value>) -> Vec<&str> {
     let mut out = Vec::new();
     for name in ["scope", "scp"] {
         match claims.get(name) {

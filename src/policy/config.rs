@@ -69,6 +69,66 @@ pub struct ResponseConfig {
     /// Response headers removed because they reveal the stack. Default: `server`,
     /// `x-powered-by`, `x-aspnet-version`, `x-aspnetmvc-version`, `x-runtime`, `x-version`.
     pub remove_headers: Option<Vec<String>>,
+    /// Field rules applied to JSON response bodies, in order.
+    #[serde(default)]
+    pub rules: Vec<FieldRuleConfig>,
+    /// Key for `hash` actions, base64url (at least 16 bytes). Required when a rule hashes.
+    /// Never logged.
+    pub hash_key: Option<String>,
+    /// Largest response body buffered for field rules. Default 1048576.
+    pub max_body_bytes: Option<u64>,
+    /// A body over `max_body_bytes` where rules apply: `fail` (default: 502 problem, nothing
+    /// unredacted leaves) or `pass` (forward it as is).
+    #[serde(default)]
+    pub oversize: Oversize,
+}
+
+/// What to do with a response body too large to redact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Oversize {
+    /// Answer 502 instead.
+    #[default]
+    Fail,
+    /// Forward the body unredacted.
+    Pass,
+}
+
+/// One field rule.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FieldRuleConfig {
+    /// JSONPath-subset selectors: `$.a.b`, `$..password`, `$.items[*].card.number`,
+    /// `$.users[*]['e-mail']`.
+    pub select: Vec<String>,
+    /// What happens to selected values.
+    pub action: FieldActionConfig,
+    /// The rule is waived for callers whose verified token has every one of these scopes.
+    #[serde(default)]
+    pub unless_scopes: Vec<String>,
+    /// Only on these routes (names). Default: every request.
+    pub routes: Option<Vec<String>>,
+    /// Only for these response statuses. Default: every status.
+    pub statuses: Option<Vec<u16>>,
+}
+
+/// A field rule's action.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FieldActionConfig {
+    /// Remove the member.
+    Remove,
+    /// Replace all but the last `keep_last` characters (at most half) with `*`.
+    Mask {
+        /// Characters kept at the end. Default 0.
+        #[serde(default)]
+        keep_last: usize,
+    },
+    /// Replace the value with a keyed HMAC-SHA256 (`hash_key`).
+    Hash,
 }
 
 /// Request validation from an OpenAPI 3.0.x or 3.1.x document.

@@ -45,11 +45,14 @@ pub enum Reason {
     /// A CORS preflight that the policy does not allow, or a request from an origin that
     /// may not use this method.
     CorsRejected,
+    /// The upstream's response could not be redacted (too large, compressed, or not the JSON
+    /// it claimed to be), so it was withheld.
+    ResponseWithheld,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -66,6 +69,7 @@ impl Reason {
         Reason::InvalidRequest,
         Reason::DeprecatedOperation,
         Reason::CorsRejected,
+        Reason::ResponseWithheld,
     ];
 
     /// HTTP status of the denial.
@@ -80,6 +84,7 @@ impl Reason {
             Reason::TokenMissing | Reason::TokenInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied | Reason::CorsRejected => 403,
             Reason::KeysUnavailable => 503,
+            Reason::ResponseWithheld => 502,
             Reason::InvalidJson | Reason::InvalidRequest => 400,
             Reason::UnknownOperation => 404,
             Reason::DeprecatedOperation => 410,
@@ -106,6 +111,7 @@ impl Reason {
             Reason::InvalidRequest => "invalid-request",
             Reason::DeprecatedOperation => "deprecated-operation",
             Reason::CorsRejected => "cors-rejected",
+            Reason::ResponseWithheld => "response-withheld",
         }
     }
 
@@ -128,6 +134,7 @@ impl Reason {
             Reason::InvalidRequest => "Invalid request",
             Reason::DeprecatedOperation => "Operation retired",
             Reason::CorsRejected => "Cross-origin request refused",
+            Reason::ResponseWithheld => "Response withheld",
         }
     }
 
@@ -162,6 +169,9 @@ impl Reason {
             Reason::CorsRejected => {
                 "The request's origin, method or headers are not allowed by this API's CORS policy."
             }
+            Reason::ResponseWithheld => {
+                "The upstream response could not be checked for sensitive fields, so it was withheld."
+            }
         }
     }
 
@@ -184,6 +194,7 @@ impl Reason {
             Reason::InvalidRequest => "api_guard_denied_invalid_request_total",
             Reason::DeprecatedOperation => "api_guard_denied_deprecated_operation_total",
             Reason::CorsRejected => "api_guard_denied_cors_rejected_total",
+            Reason::ResponseWithheld => "api_guard_denied_response_withheld_total",
         }
     }
 }

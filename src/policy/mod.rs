@@ -94,6 +94,8 @@ pub struct Admission {
     /// Whether the request presented a verified token (its response must not be cached by
     /// shared caches).
     pub authenticated: bool,
+    /// Response field rules that apply to this caller (indexes into the response policy).
+    pub response_rules: Vec<usize>,
 }
 
 /// The request head, as plain data.
@@ -227,8 +229,12 @@ impl Policy {
         let realm = jwt.as_ref().map_or_else(|| "api".to_string(), |j| j.realm.clone());
         let api = config.openapi.as_ref().map(openapi::ApiSpec::compile).transpose()?;
         let cors = config.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, "cors")).transpose()?;
-        let response =
-            config.response.as_ref().map(|c| response::ResponsePolicy::compile(c, "response")).transpose()?;
+        let names: Vec<&str> = routes.iter().map(|r: &Route| r.name.as_str()).collect();
+        let response = config
+            .response
+            .as_ref()
+            .map(|c| response::ResponsePolicy::compile(c, "response", &names))
+            .transpose()?;
         Ok(Policy {
             global,
             routes,
@@ -316,6 +322,7 @@ impl Policy {
                         response_headers: Vec::new(),
                         respond: Some(respond),
                         authenticated: false,
+                        response_rules: Vec::new(),
                     });
                 }
                 Some(cors::Verdict::PreflightRefused { cause }) => {
@@ -383,8 +390,16 @@ impl Policy {
                 .map(|h| HeaderOp::Remove(h.clone()))
                 .collect();
             let authenticated = !grant.tokens.is_empty();
+            let scopes: Vec<&str> =
+                grant.tokens.iter().flat_map(|(_, v)| authz::granted_scopes(&v.claims)).collect();
+            let response_rules =
+                self.response.as_ref().map(|r| r.active_rules(route, &scopes)).unwrap_or_default();
+            if !response_rules.is_empty() && head.header("accept-encoding").is_some() {
+                // Rules need the body as JSON: ask the upstream for an uncompressed one.
+                headers.push(HeaderOp::Remove("accept-encoding".into()));
+            }
             headers.extend(grant.headers);
-            Ok(Admission { body, headers, response_headers, respond: None, authenticated })
+            Ok(Admission { body, headers, response_headers, respond: None, authenticated, response_rules })
         })();
         HeadDecision { route, outcome, fetch_keys, cors, shadow }
     }
@@ -453,6 +468,7 @@ mod tests {
                     response_headers: vec![],
                     respond: None,
                     authenticated: false,
+                    response_rules: vec![],
                 }),
                 fetch_keys: None,
                 cors: None,

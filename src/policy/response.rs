@@ -9,9 +9,43 @@
 //!   (an API response is never a page to render or frame);
 //! - `Cache-Control: no-store` on responses to authenticated requests.
 
+use base64::Engine;
+
 use super::authz::HeaderOp;
-use super::config::{ConfigError, ResponseConfig};
+use super::config::{ConfigError, FieldActionConfig, Oversize, ResponseConfig};
 use super::media;
+use super::redact::{self, Action, Selector};
+
+/// Default largest response body buffered for field rules.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// A compiled field rule.
+#[derive(Debug, Clone)]
+struct FieldRule {
+    selectors: Vec<Selector>,
+    action: Action,
+    unless_scopes: Vec<String>,
+    routes: Option<Vec<usize>>,
+    statuses: Option<Vec<u16>>,
+}
+
+/// What happens to a response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// Forward it as is.
+    Untouched,
+    /// Buffer it and apply these rules.
+    Rewrite(Vec<usize>),
+    /// Replace the response with a 502 (the cause is logged).
+    Withhold(&'static str),
+}
+
+/// Why a body could not be rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteError {
+    /// It is not JSON, though its type says so.
+    NotJson,
+}
 
 /// The preset, in the order headers are set.
 pub const PRESET: [(&str, &str); 3] = [
@@ -32,6 +66,12 @@ pub struct ResponsePolicy {
     json_csp: Option<String>,
     no_store_when_authenticated: bool,
     remove: Vec<String>,
+    rules: Vec<FieldRule>,
+    hash_key: Vec<u8>,
+    /// Largest body buffered for field rules.
+    pub max_body_bytes: u64,
+    /// What to do with a larger one.
+    pub oversize: Oversize,
 }
 
 fn header_name_ok(n: &str) -> bool {
@@ -43,8 +83,68 @@ fn value_ok(v: &str) -> bool {
 }
 
 impl ResponsePolicy {
-    /// Compiles the configuration (`at` is its JSON path).
-    pub fn compile(c: &ResponseConfig, at: &str) -> Result<ResponsePolicy, ConfigError> {
+    /// Compiles the configuration (`at` is its JSON path); `routes` are the route names.
+    pub fn compile(c: &ResponseConfig, at: &str, routes: &[&str]) -> Result<ResponsePolicy, ConfigError> {
+        let mut rules = Vec::new();
+        for (i, r) in c.rules.iter().enumerate() {
+            let here = format!("{at}.rules[{i}]");
+            if r.select.is_empty() {
+                return Err(ConfigError::new(format!("{here}.select"), "must list at least one selector"));
+            }
+            let selectors = r
+                .select
+                .iter()
+                .enumerate()
+                .map(|(j, s)| {
+                    Selector::parse(s).map_err(|e| ConfigError::new(format!("{here}.select[{j}]"), e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let action = match r.action {
+                FieldActionConfig::Remove => Action::Remove,
+                FieldActionConfig::Mask { keep_last } => Action::Mask { keep_last },
+                FieldActionConfig::Hash => Action::Hash,
+            };
+            let route_ids = match &r.routes {
+                Some(names) => Some(
+                    names
+                        .iter()
+                        .enumerate()
+                        .map(|(j, n)| {
+                            routes.iter().position(|x| x == n).ok_or_else(|| {
+                                ConfigError::new(
+                                    format!("{here}.routes[{j}]"),
+                                    format!("no route is named '{n}'"),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                None => None,
+            };
+            rules.push(FieldRule {
+                selectors,
+                action,
+                unless_scopes: r.unless_scopes.clone(),
+                routes: route_ids,
+                statuses: r.statuses.clone(),
+            });
+        }
+        let hash_key = match &c.hash_key {
+            Some(k) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(k.trim_end_matches('='))
+                .ok()
+                .filter(|k| k.len() >= 16)
+                .ok_or_else(|| {
+                    ConfigError::new(format!("{at}.hash_key"), "must be base64url of at least 16 bytes")
+                })?,
+            None if rules.iter().any(|r| r.action == Action::Hash) => {
+                return Err(ConfigError::new(
+                    format!("{at}.hash_key"),
+                    "is required when a rule uses the hash action",
+                ))
+            }
+            None => Vec::new(),
+        };
         for (name, value) in &c.security_headers {
             let lower = name.to_ascii_lowercase();
             if !header_name_ok(&lower) || lower.starts_with("access-control-") {
@@ -102,7 +202,65 @@ impl ResponsePolicy {
             json_csp,
             no_store_when_authenticated: c.no_store_when_authenticated.unwrap_or(true),
             remove,
+            rules,
+            hash_key,
+            max_body_bytes: c.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            oversize: c.oversize,
         })
+    }
+
+    /// The field rules that apply to this caller on this route (decided with the request,
+    /// where the verified token is known).
+    pub fn active_rules(&self, route: Option<usize>, scopes: &[&str]) -> Vec<usize> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.routes.as_ref().is_none_or(|ids| route.is_some_and(|x| ids.contains(&x))))
+            .filter(|(_, r)| {
+                r.unless_scopes.is_empty() || !r.unless_scopes.iter().all(|s| scopes.contains(&s.as_str()))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Of the active rules, those for this response status.
+    pub fn rules_for_status(&self, active: &[usize], status: u16) -> Vec<usize> {
+        active
+            .iter()
+            .copied()
+            .filter(|i| {
+                self.rules.get(*i).is_some_and(|r| r.statuses.as_ref().is_none_or(|s| s.contains(&status)))
+            })
+            .collect()
+    }
+
+    /// Decides, from the upstream's response headers, what happens to its body given the
+    /// caller's active rules.
+    pub fn plan_body(&self, active: &[usize], upstream: &[(String, Vec<u8>)]) -> BodyPlan {
+        let header = |name: &str| upstream.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
+        let status = header(":status")
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let rules = self.rules_for_status(active, status);
+        let is_json = header("content-type").and_then(media::essence).is_some_and(|e| media::is_json(&e));
+        if rules.is_empty() || !is_json {
+            return BodyPlan::Untouched;
+        }
+        // A compressed body cannot be redacted here: never pass it on.
+        if header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case(b"identity")) {
+            return BodyPlan::Withhold("encoded");
+        }
+        BodyPlan::Rewrite(rules)
+    }
+
+    /// Applies rules to a JSON body. Returns the new body.
+    pub fn rewrite(&self, rules: &[usize], body: &[u8]) -> Result<Vec<u8>, RewriteError> {
+        let mut v: serde_json::Value = serde_json::from_slice(body).map_err(|_| RewriteError::NotJson)?;
+        for r in rules.iter().filter_map(|i| self.rules.get(*i)) {
+            redact::apply_all(&mut v, &r.selectors, &r.action, &self.hash_key);
+        }
+        serde_json::to_vec(&v).map_err(|_| RewriteError::NotJson)
     }
 
     /// Headers for api-guard's own responses (denials are JSON and already `no-store`).
@@ -144,7 +302,7 @@ mod tests {
     use super::*;
 
     fn policy(json: &str) -> ResponsePolicy {
-        ResponsePolicy::compile(&serde_json::from_str(json).unwrap(), "response").unwrap()
+        ResponsePolicy::compile(&serde_json::from_str(json).unwrap(), "response", &["users"]).unwrap()
     }
 
     fn set_value<'a>(ops: &'a [HeaderOp], name: &str) -> Option<&'a str> {
@@ -191,6 +349,27 @@ mod tests {
     }
 
     #[test]
+    fn rules_apply_by_route_status_and_scope() {
+        let p = policy(
+            r#"{"hash_key": "MDEyMzQ1Njc4OWFiY2RlZg", "rules": [
+                {"select": ["$..password"], "action": {"type": "remove"}},
+                {"select": ["$.email"], "action": {"type": "hash"}, "unless_scopes": ["users:pii"]},
+                {"select": ["$.card"], "action": {"type": "mask", "keep_last": 4}, "routes": ["users"], "statuses": [200]}]}"#,
+        );
+        assert_eq!(p.active_rules(Some(0), &[]), vec![0, 1, 2]);
+        assert_eq!(p.active_rules(Some(0), &["users:pii"]), vec![0, 2]);
+        assert_eq!(p.active_rules(None, &[]), vec![0, 1]);
+        assert_eq!(p.rules_for_status(&[0, 1, 2], 404), vec![0, 1]);
+        let body =
+            br#"{"email":"a@b.c","password":"p","card":"4111111111111111","nested":[{"password":"q"}]}"#;
+        let out: serde_json::Value = serde_json::from_slice(&p.rewrite(&[0, 1, 2], body).unwrap()).unwrap();
+        assert_eq!(out["card"], "************1111");
+        assert!(out["email"].as_str().unwrap().starts_with("hmac-sha256:"));
+        assert!(!String::from_utf8(p.rewrite(&[0, 1, 2], body).unwrap()).unwrap().contains("password"));
+        assert_eq!(p.rewrite(&[0], b"not json"), Err(RewriteError::NotJson));
+    }
+
+    #[test]
     fn bad_settings_name_the_field() {
         for (json, path) in [
             (r#"{"security_headers": {"bad header": "x"}}"#, "response.security_headers.bad header"),
@@ -200,8 +379,19 @@ mod tests {
             ),
             (r#"{"security_headers": {"x-a": "line\nbreak"}}"#, "response.security_headers.x-a"),
             (r#"{"remove_headers": ["content-type"]}"#, "response.remove_headers[0]"),
+            (r#"{"rules": [{"select": ["$..x"], "action": {"type": "hash"}}]}"#, "response.hash_key"),
+            (r#"{"hash_key": "c2hvcnQ", "rules": []}"#, "response.hash_key"),
+            (
+                r#"{"rules": [{"select": ["$[?(@.x)]"], "action": {"type": "remove"}}]}"#,
+                "response.rules[0].select[0]",
+            ),
+            (
+                r#"{"rules": [{"select": ["$.a"], "action": {"type": "remove"}, "routes": ["nope"]}]}"#,
+                "response.rules[0].routes[0]",
+            ),
         ] {
-            let e = ResponsePolicy::compile(&serde_json::from_str(json).unwrap(), "response").unwrap_err();
+            let e = ResponsePolicy::compile(&serde_json::from_str(json).unwrap(), "response", &["users"])
+                .unwrap_err();
             assert_eq!(e.path, path);
         }
     }

@@ -116,12 +116,42 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
             g[idx].body = body;
             g[idx].complete = true;
         }
-        let reply = br#"{"ok":true}"#;
         // Tests ask for extra response headers with `x-test-reply-headers: a: 1|b: 2`.
         let extra: String = rec
             .header("x-test-reply-headers")
             .map(|v| v.split('|').map(|h| format!("{}\r\n", h.trim())).collect())
             .unwrap_or_default();
+        // `x-test-echo: 1` sends the request body back (with its content type, or
+        // `x-test-echo-type`); `chunked` does so in two chunks.
+        if let Some(mode) = rec.header("x-test-echo") {
+            let ct = rec
+                .header("x-test-echo-type")
+                .or(rec.header("content-type"))
+                .unwrap_or("application/json")
+                .to_string();
+            let mut out = format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\n{extra}").into_bytes();
+            let body = seen.lock().unwrap()[idx].body.clone();
+            if mode == "chunked" {
+                let (a, b) = body.split_at(body.len() / 2);
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                for part in [a, b] {
+                    if !part.is_empty() {
+                        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                        out.extend_from_slice(part);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            } else {
+                out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+                out.extend_from_slice(&body);
+            }
+            if writer.write_all(&out).is_err() {
+                return;
+            }
+            continue;
+        }
+        let reply = br#"{"ok":true}"#;
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n",
             reply.len()

@@ -138,6 +138,36 @@ fn main() {
     });
 
     request_validation();
+    response_rewrite();
+}
+
+fn response_rewrite() {
+    use api_guard::policy::response::ResponsePolicy;
+    let cfg: api_guard::policy::config::ResponseConfig = serde_json::from_value(json!({
+        "hash_key": "MDEyMzQ1Njc4OWFiY2RlZg",
+        "rules": [
+            {"select": ["$..password"], "action": {"type": "remove"}},
+            {"select": ["$.rows[*].card"], "action": {"type": "mask", "keep_last": 4}},
+            {"select": ["$.rows[*].email"], "action": {"type": "hash"}}
+        ]
+    }))
+    .unwrap();
+    let policy = ResponsePolicy::compile(&cfg, "response", &[]).unwrap();
+    let rules = policy.active_rules(None, &[]);
+    for (label, target) in [("10 KB", 10 * 1024), ("1 MB", 1024 * 1024)] {
+        let mut rows = Vec::new();
+        let mut size = 0;
+        while size < target {
+            let row = json!({"id": rows.len(), "email": "ada@example.com", "password": "hunter2", "card": "4111111111111111", "note": "lorem ipsum dolor"});
+            size += row.to_string().len() + 1;
+            rows.push(row);
+        }
+        let body = serde_json::to_vec(&json!({ "rows": rows })).unwrap();
+        let iters = if target > 100_000 { 20 } else { 2_000 };
+        time(&format!("rewrite {label} response (parse+rules+serialise)"), iters, || {
+            black_box(policy.rewrite(&rules, black_box(&body)).unwrap());
+        });
+    }
 }
 
 fn order_target(policy: &Policy, len: usize) -> api_guard::policy::body::BodyTarget {

@@ -153,10 +153,17 @@ impl Action {
                 }
             }
             Action::Hash => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 let text = v.to_string();
                 let mac = hmac_sha256(key, text.as_bytes());
-                let hex: String = mac.iter().take(16).map(|b| format!("{b:02x}")).collect();
-                *v = Value::String(format!("hmac-sha256:{hex}"));
+                let mut out = String::with_capacity(12 + 32);
+                out.push_str("hmac-sha256:");
+                for b in mac.iter().take(16) {
+                    for nibble in [b >> 4, b & 0xf] {
+                        out.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+                    }
+                }
+                *v = Value::String(out);
             }
         }
     }

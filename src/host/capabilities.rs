@@ -33,6 +33,9 @@ pub struct Capabilities {
     pub timers: bool,
     /// Shared data works, so one worker's fetched key set serves the others.
     pub shared_data: bool,
+    /// Response bodies can be buffered and replaced (`proxy_set_buffer_bytes`). Without it,
+    /// response field rules cannot be enforced, and a configuration with rules is refused.
+    pub body_rewrite: bool,
 }
 
 impl Capabilities {
@@ -47,6 +50,7 @@ impl Capabilities {
                 hold_headers_for_body,
                 timers: true,
                 shared_data: true,
+                body_rewrite: true,
             }
         } else {
             Capabilities {
@@ -55,6 +59,7 @@ impl Capabilities {
                 hold_headers_for_body: false,
                 timers: false,
                 shared_data: false,
+                body_rewrite: false,
             }
         }
     }

@@ -111,6 +111,17 @@ impl RootContext for Root {
             }
         };
         let caps = Capabilities::detect(hold);
+        // Field rules this host cannot carry out would forward unredacted data: refuse them.
+        if policy.response.as_ref().is_some_and(|r| r.has_rules()) && !caps.body_rewrite {
+            abi::log(
+                LogLevel::Error,
+                &format!(
+                    "api-guard: invalid api-guard configuration at `response.rules`: this host ({:?}) cannot rewrite response bodies, so field rules cannot be enforced; remove them or run on a host that can",
+                    caps.kind
+                ),
+            );
+            return false;
+        }
         // Key-set entries that cannot verify anything (an `enc` key, an unknown curve) are
         // skipped rather than failing the whole set; say which, once.
         for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {

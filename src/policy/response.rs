@@ -209,6 +209,11 @@ impl ResponsePolicy {
         })
     }
 
+    /// Whether any field rule is configured.
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
     /// The field rules that apply to this caller on this route (decided with the request,
     /// where the verified token is known).
     pub fn active_rules(&self, route: Option<usize>, scopes: &[&str]) -> Vec<usize> {

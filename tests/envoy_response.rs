@@ -88,3 +88,60 @@ fn each_preset_header_can_be_changed_or_dropped() {
     assert_eq!(r.header("x-backend"), None);
     assert_eq!(r.header("x-powered-by"), Some("PHP"), "an explicit list replaces the default one");
 }
+
+#[test]
+fn upstream_failures_never_show_their_bodies() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&config(json!({})), upstream.port);
+    let client = Client::new(envoy.port);
+    let trace = "Traceback (most recent call last):\n  File \"/srv/app/db.py\", line 12\npsycopg2.OperationalError: password authentication failed for user \"orders_rw\" SQLSTATE 28P01";
+    for mode in ["1", "chunked"] {
+        let r = client.request(
+            "POST",
+            "/public/fail",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-test-echo-type", "text/plain"),
+                ("x-test-echo", mode),
+                ("x-test-status", "500 Internal Server Error"),
+                ("x-request-id", "req-abc-123"),
+            ],
+            trace.as_bytes(),
+        );
+        assert_eq!(r.status, 500);
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{:?} {}",
+            r.headers,
+            r.text()
+        );
+        let text = r.text();
+        assert!(
+            !text.contains("Traceback") && !text.contains("orders_rw") && !text.contains("SQLSTATE"),
+            "{text}"
+        );
+        let v = r.json();
+        assert_eq!(v["type"], "urn:api-guard:problem:upstream-error");
+        assert_eq!(v["status"], 500);
+        assert_eq!(v["request_id"], "req-abc-123");
+    }
+    assert_eq!(envoy.counter("api_guard_upstream_errors_replaced_total"), 2);
+
+    // Turned off, the upstream's body passes (and 4xx bodies always do).
+    let envoy = Envoy::start(&config(json!({"safe_errors": false})), upstream.port);
+    let client = Client::new(envoy.port);
+    let r = client.request(
+        "POST",
+        "/public/fail",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-test-echo-type", "text/plain"),
+            ("x-test-echo", "1"),
+            ("x-test-status", "503 Service Unavailable"),
+        ],
+        trace.as_bytes(),
+    );
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("Traceback"));
+}

@@ -10,6 +10,7 @@ use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::config::Oversize;
 use crate::policy::denial::{
     self, Denial, Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
+    METRIC_SAFE_ERRORS,
 };
 use crate::policy::{cors, response};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
@@ -51,6 +52,8 @@ pub struct HttpFilter {
     response_rules: Vec<usize>,
     /// Rules to apply to the response body being buffered.
     rewrite: Option<Vec<usize>>,
+    /// An upstream 5xx whose body is being replaced.
+    replace: Option<u16>,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
@@ -77,6 +80,7 @@ impl HttpFilter {
             authenticated: false,
             response_rules: Vec::new(),
             rewrite: None,
+            replace: None,
         }
     }
 
@@ -332,7 +336,7 @@ impl HttpContext for HttpFilter {
             if let Some(ours) = &self.cors {
                 ops.extend(cors::response_ops(&upstream, ours));
             }
-            if let (Some(r), false, false) = (hardening, self.response_rules.is_empty(), end_of_stream) {
+            if let (Some(r), false) = (hardening, end_of_stream) {
                 match r.plan_body(&self.response_rules, &upstream) {
                     response::BodyPlan::Untouched => {}
                     response::BodyPlan::Rewrite(rules) => {
@@ -342,6 +346,13 @@ impl HttpContext for HttpFilter {
                         hold = true;
                     }
                     response::BodyPlan::Withhold(cause) => return self.withhold(cause),
+                    response::BodyPlan::Replace(status) => {
+                        // An upstream failure: its body (stack traces, SQL) never leaves.
+                        ops.push(HeaderOp::Remove("content-length".into()));
+                        ops.push(HeaderOp::Set("content-type".into(), "application/problem+json".into()));
+                        self.replace = Some(status);
+                        hold = true;
+                    }
                 }
             }
             for op in ops {
@@ -373,6 +384,20 @@ impl HttpContext for HttpFilter {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(status) = self.replace {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            self.replace = None;
+            let policy = &self.shared.policy;
+            let problem =
+                response::ResponsePolicy::safe_error(status, &policy.rendering.type_base, &self.request_id);
+            if abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &problem).is_err() {
+                return self.withhold("unwritable");
+            }
+            self.shared.metrics.bump(METRIC_SAFE_ERRORS);
+            return Action::Continue;
+        }
         let Some(rules) = self.rewrite.take() else { return Action::Continue };
         let policy = std::rc::Rc::clone(&self.shared.policy);
         let Some(r) = policy.response.as_ref() else { return Action::Continue };

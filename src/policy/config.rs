@@ -81,6 +81,9 @@ pub struct ResponseConfig {
     /// unredacted leaves) or `pass` (forward it as is).
     #[serde(default)]
     pub oversize: Oversize,
+    /// Replace the body of upstream 5xx responses (stack traces, SQL errors) with a generic
+    /// problem+json that keeps the status and the request id. Default true.
+    pub safe_errors: Option<bool>,
 }
 
 /// What to do with a response body too large to redact.

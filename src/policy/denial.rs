@@ -205,6 +205,8 @@ pub const METRIC_ALLOWED: &str = "api_guard_allowed_total";
 pub const METRIC_DENIED: &str = "api_guard_denied_total";
 /// Counter of CORS preflights answered (allowed ones; refused ones count as denials).
 pub const METRIC_PREFLIGHT: &str = "api_guard_cors_preflight_total";
+/// Counter of upstream 5xx bodies replaced by a generic problem.
+pub const METRIC_SAFE_ERRORS: &str = "api_guard_upstream_errors_replaced_total";
 /// Counter of requests a report-only policy would have refused.
 pub const METRIC_REPORT_ONLY: &str = "api_guard_report_only_denied_total";
 

@@ -36,6 +36,8 @@ pub enum BodyPlan {
     Untouched,
     /// Buffer it and apply these rules.
     Rewrite(Vec<usize>),
+    /// An upstream 5xx: replace the body with a generic problem for this status.
+    Replace(u16),
     /// Replace the response with a 502 (the cause is logged).
     Withhold(&'static str),
 }
@@ -68,6 +70,8 @@ pub struct ResponsePolicy {
     remove: Vec<String>,
     rules: Vec<FieldRule>,
     hash_key: Vec<u8>,
+    /// Replace upstream 5xx bodies with a generic problem.
+    pub safe_errors: bool,
     /// Largest body buffered for field rules.
     pub max_body_bytes: u64,
     /// What to do with a larger one.
@@ -204,6 +208,7 @@ impl ResponsePolicy {
             remove,
             rules,
             hash_key,
+            safe_errors: c.safe_errors.unwrap_or(true),
             max_body_bytes: c.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             oversize: c.oversize,
         })
@@ -247,6 +252,9 @@ impl ResponsePolicy {
             .and_then(|s| std::str::from_utf8(s).ok())
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
+        if self.safe_errors && (500..600).contains(&status) {
+            return BodyPlan::Replace(status);
+        }
         let rules = self.rules_for_status(active, status);
         let is_json = header("content-type").and_then(media::essence).is_some_and(|e| media::is_json(&e));
         if rules.is_empty() || !is_json {
@@ -257,6 +265,18 @@ impl ResponsePolicy {
             return BodyPlan::Withhold("encoded");
         }
         BodyPlan::Rewrite(rules)
+    }
+
+    /// The generic problem that replaces an upstream 5xx body: nothing of the original.
+    pub fn safe_error(status: u16, type_base: &str, request_id: &str) -> Vec<u8> {
+        let body = serde_json::json!({
+            "type": format!("{type_base}upstream-error"),
+            "title": "Upstream error",
+            "status": status,
+            "detail": "The service could not handle the request.",
+            "request_id": request_id,
+        });
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 
     /// Applies rules to a JSON body. Returns the new body.
@@ -372,6 +392,28 @@ mod tests {
         assert!(out["email"].as_str().unwrap().starts_with("hmac-sha256:"));
         assert!(!String::from_utf8(p.rewrite(&[0, 1, 2], body).unwrap()).unwrap().contains("password"));
         assert_eq!(p.rewrite(&[0], b"not json"), Err(RewriteError::NotJson));
+    }
+
+    #[test]
+    fn upstream_failures_are_replaced_unless_turned_off() {
+        let h = |status: &str, ct: &str| -> Vec<(String, Vec<u8>)> {
+            vec![
+                (":status".into(), status.as_bytes().to_vec()),
+                ("content-type".into(), ct.as_bytes().to_vec()),
+            ]
+        };
+        assert_eq!(policy("{}").plan_body(&[], &h("503", "text/html")), BodyPlan::Replace(503));
+        assert_eq!(policy("{}").plan_body(&[], &h("404", "text/html")), BodyPlan::Untouched);
+        assert_eq!(
+            policy(r#"{"safe_errors": false}"#).plan_body(&[], &h("500", "text/html")),
+            BodyPlan::Untouched
+        );
+        let body = ResponsePolicy::safe_error(500, "urn:x:", "id-1");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["status"].as_u64(), v["request_id"].as_str()),
+            (Some("urn:x:upstream-error"), Some(500), Some("id-1"))
+        );
     }
 
     #[test]

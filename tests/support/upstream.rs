@@ -122,14 +122,15 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
             .map(|v| v.split('|').map(|h| format!("{}\r\n", h.trim())).collect())
             .unwrap_or_default();
         // `x-test-echo: 1` sends the request body back (with its content type, or
-        // `x-test-echo-type`); `chunked` does so in two chunks.
+        // `x-test-echo-type`, and status `x-test-status`); `chunked` does so in two chunks.
         if let Some(mode) = rec.header("x-test-echo") {
             let ct = rec
                 .header("x-test-echo-type")
                 .or(rec.header("content-type"))
                 .unwrap_or("application/json")
                 .to_string();
-            let mut out = format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\n{extra}").into_bytes();
+            let status = rec.header("x-test-status").unwrap_or("200 OK").to_string();
+            let mut out = format!("HTTP/1.1 {status}\r\ncontent-type: {ct}\r\n{extra}").into_bytes();
             let body = seen.lock().unwrap()[idx].body.clone();
             if mode == "chunked" {
                 let (a, b) = body.split_at(body.len() / 2);

@@ -7,6 +7,9 @@ TOOLS        := $(CURDIR)/.tools
 ENVOY        := $(TOOLS)/envoy/envoy/_bin/envoy
 WASM         := target/wasm32-wasip1/release/api_guard.wasm
 WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/run.mjs
+# Tests run without V8's background tier-up: a test binary that exits while TurboFan is still
+# compiling in the background has crashed Node 20 (SIGSEGV after all tests passed).
+WASI_TEST_RUNNER := node --no-warnings --no-wasm-tier-up $(CURDIR)/tests/wasm/run.mjs
 export ENVOY_BIN := $(ENVOY)
 
 .PHONY: help build wasm target envoy idp browser openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
@@ -62,7 +65,7 @@ unit: ## Native tests of the core (and the schema check)
 	cargo test --release --test json_schema_suite --test corpus_bodies -- --nocapture
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
 
 integration: wasm envoy idp browser ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' -- --test-threads=2

@@ -18,6 +18,7 @@
 
 use super::authz::HeaderOp;
 use super::config::{ConfigError, CorsConfig, CorsMode, RefuseDisallowed};
+use super::media;
 use super::method::{Method, MethodSet};
 use super::RequestHead;
 
@@ -74,10 +75,6 @@ pub enum Verdict {
         /// Whether to refuse the request.
         refuse: bool,
     },
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Splits `scheme://host[:port]`, checking it is a serialised origin (lower-case, no path).
@@ -209,7 +206,7 @@ impl CorsPolicy {
                             "list header names; `*` is not accepted (it means a literal `*` with credentials)",
                         ));
                     }
-                    if !is_token(h) {
+                    if !media::is_token(h) {
                         return Err(ConfigError::new(format!("{at}.{field}[{i}]"), "must be a header name"));
                     }
                     Ok(h.to_ascii_lowercase())

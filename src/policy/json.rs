@@ -70,6 +70,15 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// A member name as an RFC 6901 pointer token (`~` → `~0`, `/` → `~1`).
+pub fn pointer_token(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(['~', '/']) {
+        name.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        name.into()
+    }
+}
+
 /// A value parsed by [`parse`].
 pub struct StrictValue(pub Value);
 

@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use super::config::{ConfigError, DuplicateKeys, JsonLimitsConfig};
+use super::json::pointer_token;
 
 /// Default deepest nesting of arrays and objects.
 pub const DEFAULT_MAX_DEPTH: u32 = 32;
@@ -352,15 +353,7 @@ impl JsonScanner {
             out.push('/');
             match f {
                 Frame::Array { count } => out.push_str(&count.saturating_sub(1).to_string()),
-                Frame::Object { key, .. } => {
-                    for c in String::from_utf8_lossy(key).chars() {
-                        match c {
-                            '~' => out.push_str("~0"),
-                            '/' => out.push_str("~1"),
-                            c => out.push(c),
-                        }
-                    }
-                }
+                Frame::Object { key, .. } => out.push_str(&pointer_token(&String::from_utf8_lossy(key))),
             }
         }
         out

@@ -245,23 +245,7 @@ pub struct BodyFacts<'a> {
 /// Lower-cased, percent-decoded parameter name, with any `[...]` suffix removed
 /// (`Access%5Ftoken[]` → `access_token`).
 fn param_name(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let decoded = match b {
-            b'+' => Some((b' ', 1)),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).map(|v| (v, 3))
-            }
-            _ => None,
-        };
-        let (v, step) = decoded.unwrap_or((b, 1));
-        out.push(v.to_ascii_lowercase());
-        i += step;
-    }
-    let mut name = String::from_utf8_lossy(&out).into_owned();
+    let mut name = super::path::percent_decode_lossy(raw, true).to_ascii_lowercase();
     if let Some(open) = name.find('[') {
         name.truncate(open);
     }

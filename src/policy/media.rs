@@ -30,8 +30,13 @@ impl fmt::Display for MediaRangeError {
     }
 }
 
-fn is_token(s: &str) -> bool {
+fn is_restricted_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+}
+
+/// An RFC 9110 token (a header or method name).
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl MediaRange {
@@ -43,20 +48,20 @@ impl MediaRange {
         if ty == "*" {
             return if sub == "*" { Ok(MediaRange::Any) } else { Err(err()) };
         }
-        if !is_token(ty) {
+        if !is_restricted_name(ty) {
             return Err(err());
         }
         if sub == "*" {
             return Ok(MediaRange::Type(ty.to_string()));
         }
         if let Some(suffix) = sub.strip_prefix("*+") {
-            return if is_token(suffix) {
+            return if is_restricted_name(suffix) {
                 Ok(MediaRange::Suffix(ty.to_string(), suffix.to_string()))
             } else {
                 Err(err())
             };
         }
-        if is_token(sub) {
+        if is_restricted_name(sub) {
             Ok(MediaRange::Exact(lower.clone()))
         } else {
             Err(err())
@@ -82,7 +87,7 @@ pub fn essence(content_type: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(content_type).ok()?;
     let main = s.split(';').next()?.trim().to_ascii_lowercase();
     let (ty, sub) = main.split_once('/')?;
-    (is_token(ty) && is_token(sub)).then_some(main)
+    (is_restricted_name(ty) && is_restricted_name(sub)).then_some(main)
 }
 
 /// Whether an essence names JSON: `application/json` or any `+json` structured syntax suffix

@@ -74,10 +74,10 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
     Ok(normal)
 }
 
-/// Fully percent-decodes one segment of a normalised path (which can no longer hold an
-/// encoded `/`). `None` if the result is not UTF-8.
-pub fn decode_segment(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
+/// Percent-decodes `s` (and `+` as a space where `plus_as_space`, as in query strings and
+/// form bodies). A `%` without two hex digits stays as it is.
+pub fn percent_decode(s: &str, plus_as_space: bool) -> Vec<u8> {
+    let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -95,12 +95,23 @@ pub fn decode_segment(segment: &str) -> Option<String> {
                 i += 3;
             }
             None => {
-                out.push(b);
+                out.push(if b == b'+' && plus_as_space { b' ' } else { b });
                 i += 1;
             }
         }
     }
-    String::from_utf8(out).ok()
+    out
+}
+
+/// [`percent_decode`] as text, invalid UTF-8 replaced.
+pub fn percent_decode_lossy(s: &str, plus_as_space: bool) -> String {
+    String::from_utf8_lossy(&percent_decode(s, plus_as_space)).into_owned()
+}
+
+/// Fully percent-decodes one segment of a normalised path (which can no longer hold an
+/// encoded `/`). `None` if the result is not UTF-8.
+pub fn decode_segment(segment: &str) -> Option<String> {
+    String::from_utf8(percent_decode(segment, false)).ok()
 }
 
 fn hex_value(b: u8) -> Option<u8> {

@@ -78,10 +78,6 @@ pub struct ResponsePolicy {
     pub oversize: Oversize,
 }
 
-fn header_name_ok(n: &str) -> bool {
-    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
 fn value_ok(v: &str) -> bool {
     v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
@@ -151,7 +147,7 @@ impl ResponsePolicy {
         };
         for (name, value) in &c.security_headers {
             let lower = name.to_ascii_lowercase();
-            if !header_name_ok(&lower) || lower.starts_with("access-control-") {
+            if !media::is_token(&lower) || lower.starts_with("access-control-") {
                 return Err(ConfigError::new(
                     format!("{at}.security_headers.{name}"),
                     "must be a header name (CORS headers belong to `cors`)",
@@ -186,7 +182,7 @@ impl ResponsePolicy {
                 .enumerate()
                 .map(|(i, h)| {
                     let lower = h.to_ascii_lowercase();
-                    if header_name_ok(&lower)
+                    if media::is_token(&lower)
                         && !lower.starts_with("access-control-")
                         && lower != "content-type"
                     {

@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::body::BodyTarget;
 use super::config::{ConfigError, DeprecatedAction, OpenApiConfig, UnknownOperations};
 use super::denial::{Denial, ProblemError, Reason};
+use super::json::pointer_token;
 use super::media::{self, MediaRange};
 use super::method::{Method, MethodSet};
 use super::route::{PathPattern, RouteMatcher, RouteTable};
@@ -131,10 +132,6 @@ fn err(pointer: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::new(format!("openapi.document#{pointer}"), message)
 }
 
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
 /// Follows `$ref`s (inside the document) from the value at `pointer`, returning the target and
 /// its pointer.
 fn deref<'d>(doc: &'d Value, pointer: &str) -> Result<(&'d Value, String), ConfigError> {
@@ -162,7 +159,7 @@ fn server_base(server: &Value, at: &str) -> Result<String, ConfigError> {
             let default = var
                 .get("default")
                 .and_then(Value::as_str)
-                .ok_or_else(|| err(&format!("{at}/variables/{}", escape(name)), "needs a default"))?;
+                .ok_or_else(|| err(&format!("{at}/variables/{}", pointer_token(name)), "needs a default"))?;
             url = url.replace(&format!("{{{name}}}"), default);
         }
     }
@@ -310,7 +307,7 @@ impl ApiSpec {
             return Err(err("/paths", "must be an object of path items"));
         };
         for (template, _) in path_items {
-            let item_at = format!("/paths/{}", escape(template));
+            let item_at = format!("/paths/{}", pointer_token(template));
             let (item, item_ptr) = deref(&doc, &item_at)?;
             let shared = item.get("parameters").cloned().unwrap_or(Value::Array(Vec::new()));
             let mut ops = Vec::new();
@@ -464,7 +461,7 @@ impl ApiSpec {
                     .params
                     .iter()
                     .filter(|(n, _)| *n == p.name)
-                    .map(|(_, v)| params::decode(v, false))
+                    .map(|(_, v)| super::path::percent_decode_lossy(v, false))
                     .collect(),
                 In::Query => {
                     query_pairs.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect()
@@ -479,7 +476,7 @@ impl ApiSpec {
                 }
                 In::Cookie => cookies.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect(),
             };
-            let pointer = format!("/{}/{}", p.at.as_str(), escape(&p.name));
+            let pointer = format!("/{}/{}", p.at.as_str(), pointer_token(&p.name));
             let Some(value) = (if values.is_empty() { None } else { p.kind.coerce_all(&values, p.explode) })
             else {
                 if p.required && errors.len() < self.max_errors {
@@ -712,7 +709,7 @@ fn compile_body(
     };
     let mut media = Vec::new();
     for (range, m) in content {
-        let m_at = format!("{ptr}/content/{}", escape(range));
+        let m_at = format!("{ptr}/content/{}", pointer_token(range));
         let parsed = MediaRange::parse(range).map_err(|e| err(&m_at, e.to_string()))?;
         let kind = match &parsed {
             MediaRange::Exact(e) if media::is_json(e) => MediaKind::Json,
@@ -731,7 +728,7 @@ fn compile_body(
                     let (resolved, _) = deref(doc, &s_at)?;
                     if let Some(Value::Object(props)) = resolved.get("properties") {
                         for (name, _) in props {
-                            let p_at = format!("{}/properties/{}", deref(doc, &s_at)?.1, escape(name));
+                            let p_at = format!("{}/properties/{}", deref(doc, &s_at)?.1, pointer_token(name));
                             let (ps, _) = deref(doc, &p_at)?;
                             let k = Kind::of(ps, &|items| Some(items.clone())).unwrap_or(Kind::String);
                             fields.insert(name.clone(), k);

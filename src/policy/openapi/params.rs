@@ -8,6 +8,8 @@
 
 use serde_json::{Number, Value};
 
+use crate::policy::path::percent_decode_lossy;
+
 /// Where a parameter is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum In {
@@ -127,36 +129,13 @@ impl Kind {
     }
 }
 
-/// Percent-decodes `s` (with `+` as a space where `plus` is set); invalid UTF-8 is replaced.
-pub fn decode(s: &str, plus: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let (v, step) = match b {
-            b'+' if plus => (b' ', 1),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => (v, 3),
-                    None => (b, 1),
-                }
-            }
-            _ => (b, 1),
-        };
-        out.push(v);
-        i += step;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The pairs of a query string or form body, decoded, in order.
 pub fn form_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (n, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(n, true), decode(v, true))
+            (percent_decode_lossy(n, true), percent_decode_lossy(v, true))
         })
         .collect()
 }
@@ -205,7 +184,7 @@ mod tests {
                 ("d".into(), "%zz".into())
             ]
         );
-        assert_eq!(decode("%ff", false), "\u{fffd}");
+        assert_eq!(percent_decode_lossy("%ff", false), "\u{fffd}");
         assert_eq!(cookie_pairs("a=1; b=\"2\";c"), vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
     }
 }

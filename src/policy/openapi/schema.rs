@@ -15,6 +15,7 @@ use boon::{Compiler, Draft, ErrorKind, Format, SchemaIndex, Schemas, UrlLoader, 
 use serde_json::Value;
 
 use crate::policy::denial::ProblemError;
+use crate::policy::json::pointer_token;
 
 /// The resource URL the document is registered under (never fetched).
 pub const DOC_URL: &str = "urn:api-guard:openapi";
@@ -183,10 +184,6 @@ fn push(out: &mut Vec<ProblemError>, max: usize, pointer: String, keyword: &str,
     }
 }
 
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
 fn num(n: &serde_json::Number) -> String {
     n.to_string()
 }
@@ -207,7 +204,7 @@ fn collect(e: &ValidationError<'_, '_>, prefix: &str, max: usize, out: &mut Vec<
         }
         ErrorKind::Required { want } => {
             for name in want {
-                push(out, max, format!("{at}/{}", escape(name)), "required", "is required".into());
+                push(out, max, format!("{at}/{}", pointer_token(name)), "required", "is required".into());
             }
             return;
         }
@@ -216,7 +213,7 @@ fn collect(e: &ValidationError<'_, '_>, prefix: &str, max: usize, out: &mut Vec<
                 push(
                     out,
                     max,
-                    format!("{at}/{}", escape(name)),
+                    format!("{at}/{}", pointer_token(name)),
                     "additionalProperties",
                     "is not a documented property".into(),
                 );

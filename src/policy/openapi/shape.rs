@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value;
 
 use crate::policy::denial::ProblemError;
+use crate::policy::json::pointer_token;
 
 #[derive(Debug, Clone, Default)]
 struct Node {
@@ -48,7 +49,7 @@ pub struct Shapes {
 /// Follows a `#/...` reference inside `doc`.
 pub fn resolve_ref<'d>(doc: &'d Value, reference: &str) -> Option<(&'d Value, String)> {
     let pointer = reference.strip_prefix('#')?;
-    let pointer = super::params::decode(pointer, false);
+    let pointer = crate::policy::path::percent_decode_lossy(pointer, false);
     doc.pointer(&pointer).map(|v| (v, pointer))
 }
 
@@ -95,7 +96,7 @@ impl Shapes {
         match schema.get("properties") {
             Some(Value::Object(props)) => {
                 for (name, sub) in props {
-                    let at = format!("{pointer}/properties/{}", name.replace('~', "~0").replace('/', "~1"));
+                    let at = format!("{pointer}/properties/{}", pointer_token(name));
                     if is_read_only(doc, sub) {
                         node.read_only.insert(name.clone());
                     }
@@ -290,7 +291,7 @@ fn pointer(prefix: &str, path: &[Seg<'_>], last: Option<&str>) -> String {
     let mut out = prefix.to_string();
     let mut key = |k: &str| {
         out.push('/');
-        out.push_str(&k.replace('~', "~0").replace('/', "~1"));
+        out.push_str(&pointer_token(k));
     };
     for seg in path {
         match seg {

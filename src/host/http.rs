@@ -100,7 +100,7 @@ impl HttpFilter {
             out.response.headers.push(("vary".to_string(), "Origin".to_string()));
         }
         if let Some(r) = &policy.response {
-            out.response.headers.extend(r.local_headers());
+            out.response.headers.extend(r.local_headers().iter().cloned());
         }
         self.stage = Stage::Denied;
         self.headers = Vec::new();
@@ -136,13 +136,9 @@ impl HttpFilter {
         self.route = decision.route;
         self.cors = decision.cors;
         if let Some(d) = &decision.shadow {
-            let policy = &self.shared.policy;
-            let out = denial::render(d, &policy.rendering, policy.route_name(self.route), &self.request_id);
             self.shared.metrics.bump(METRIC_REPORT_ONLY);
-            abi::log(
-                LogLevel::Info,
-                &out.log_line.replacen("api_guard_denied", "api_guard_report_only_denied", 1),
-            );
+            let line = denial::report_only_log_line(d, policy.route_name(self.route), &self.request_id);
+            abi::log(LogLevel::Info, &line);
         }
         let admission = match (decision.outcome, decision.fetch_keys) {
             (Ok(a), _) => a,
@@ -210,13 +206,11 @@ impl HttpFilter {
                 self.stage = Stage::Body { buffering };
                 if buffered > 0 || body_done {
                     // Bytes that arrived while the head was judged sit in the host's buffer.
-                    let action =
-                        self.on_body(usize::try_from(buffered).unwrap_or(usize::MAX), body_done, true);
-                    if action == Action::Continue && self.stage == Stage::Allowed {
-                        return Action::Continue;
-                    }
-                    if self.stage == Stage::Denied {
-                        return Action::Pause;
+                    self.on_body(usize::try_from(buffered).unwrap_or(usize::MAX), body_done, true);
+                    match self.stage {
+                        Stage::Allowed => return Action::Continue,
+                        Stage::Denied => return Action::Pause,
+                        _ => {}
                     }
                 }
                 if hold {

@@ -114,7 +114,8 @@ fn compile_origin(s: &str, allow_null: bool, credentials: bool) -> Result<Origin
             Err("the origin `null` is shared by every sandboxed frame and file: page; set allow_null_origin to accept it".into())
         };
     }
-    if s.bytes().any(|b| b"^$()[]|+?\\{} ".contains(&b) && b != b'[' && b != b']') {
+    // Brackets are not in the list: IPv6 literals use them.
+    if s.bytes().any(|b| b"^$()|+?\\{} ".contains(&b)) {
         return Err(
             "must be an origin or an anchored pattern (`https://*.example.com`), not a regular expression"
                 .into(),

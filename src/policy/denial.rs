@@ -357,19 +357,28 @@ pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &
     if reason == Reason::KeysUnavailable {
         headers.push(("retry-after".to_string(), "5".to_string()));
     }
-    let log = DenialLog {
-        event: "api_guard_denied",
-        reason: reason.slug(),
-        cause: denial.cause,
-        status: reason.status(),
-        route,
-        request_id,
-    };
     Rendered {
         response: LocalResponse { status: reason.status(), headers, body },
         metric: reason.metric(),
-        log_line: serde_json::to_string(&log).unwrap_or_default(),
+        log_line: log_line("api_guard_denied", denial, route, request_id),
     }
+}
+
+/// The log line for a denial a report-only policy did not send.
+pub fn report_only_log_line(denial: &Denial, route: &str, request_id: &str) -> String {
+    log_line("api_guard_report_only_denied", denial, route, request_id)
+}
+
+fn log_line(event: &'static str, denial: &Denial, route: &str, request_id: &str) -> String {
+    let log = DenialLog {
+        event,
+        reason: denial.reason.slug(),
+        cause: denial.cause,
+        status: denial.reason.status(),
+        route,
+        request_id,
+    };
+    serde_json::to_string(&log).unwrap_or_default()
 }
 
 #[cfg(test)]

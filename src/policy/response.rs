@@ -68,6 +68,8 @@ pub struct ResponsePolicy {
     json_csp: Option<String>,
     no_store_when_authenticated: bool,
     remove: Vec<String>,
+    /// `set` plus the JSON CSP: what api-guard's own (JSON) responses carry.
+    local: Vec<(String, String)>,
     rules: Vec<FieldRule>,
     hash_key: Vec<u8>,
     /// Replace upstream 5xx bodies with a generic problem.
@@ -197,7 +199,12 @@ impl ResponsePolicy {
                 .collect::<Result<Vec<_>, _>>()?,
             None => DEFAULT_REMOVE.iter().map(|s| s.to_string()).collect(),
         };
+        let mut local = set.clone();
+        if let Some(csp) = &json_csp {
+            local.push(("content-security-policy".into(), csp.clone()));
+        }
         Ok(ResponsePolicy {
+            local,
             set,
             json_csp,
             no_store_when_authenticated: c.no_store_when_authenticated.unwrap_or(true),
@@ -285,12 +292,8 @@ impl ResponsePolicy {
     }
 
     /// Headers for api-guard's own responses (denials are JSON and already `no-store`).
-    pub fn local_headers(&self) -> Vec<(String, String)> {
-        let mut out = self.set.clone();
-        if let Some(csp) = &self.json_csp {
-            out.push(("content-security-policy".into(), csp.clone()));
-        }
-        out
+    pub fn local_headers(&self) -> &[(String, String)] {
+        &self.local
     }
 
     /// The header changes for one response: `upstream` are the upstream's headers;

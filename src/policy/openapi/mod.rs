@@ -51,6 +51,10 @@ const METHODS: [(&str, Method); 8] = [
 #[derive(Debug)]
 struct Param {
     name: String,
+    /// Lower-cased, for header parameters.
+    header: String,
+    /// Where errors point (`/query/limit`).
+    pointer: String,
     at: In,
     required: bool,
     kind: Kind,
@@ -466,22 +470,19 @@ impl ApiSpec {
                 In::Query => {
                     query_pairs.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect()
                 }
-                In::Header => {
-                    let lname = p.name.to_ascii_lowercase();
-                    head.headers
-                        .iter()
-                        .filter(|(n, _)| *n == lname)
-                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                        .collect()
-                }
+                In::Header => head
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| *n == p.header)
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                    .collect(),
                 In::Cookie => cookies.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect(),
             };
-            let pointer = format!("/{}/{}", p.at.as_str(), pointer_token(&p.name));
             let Some(value) = (if values.is_empty() { None } else { p.kind.coerce_all(&values, p.explode) })
             else {
                 if p.required && errors.len() < self.max_errors {
                     errors.push(ProblemError {
-                        pointer,
+                        pointer: p.pointer.clone(),
                         keyword: "required".into(),
                         message: "is required".into(),
                     });
@@ -489,7 +490,7 @@ impl ApiSpec {
                 continue;
             };
             if let Some(index) = p.schema {
-                self.schemas.validate(index, &value, &pointer, self.max_errors, &mut errors);
+                self.schemas.validate(index, &value, &p.pointer, self.max_errors, &mut errors);
             }
         }
         if errors.is_empty() {
@@ -535,10 +536,7 @@ impl ApiSpec {
                     },
                 );
                 match pick {
-                    Some((i, m)) if m.kind == MediaKind::Other && m.schema.is_none() => {
-                        let _ = i;
-                        Ok(None)
-                    }
+                    Some((_, m)) if m.kind == MediaKind::Other && m.schema.is_none() => Ok(None),
                     Some((i, _)) => Ok(Some(BodyTarget { operation, media: i })),
                     None => Err(Denial::new(Reason::UnsupportedMediaType)),
                 }
@@ -681,19 +679,29 @@ fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param
         Some(_) => {
             let s_at = format!("{ptr}/schema");
             let (resolved, _) = deref(doc, &s_at)?;
-            let kind = Kind::of(resolved, &|items| {
-                let r = items.get("$ref").and_then(Value::as_str);
-                match r {
-                    Some(r) => resolve_ref(doc, r).map(|(v, _)| v.clone()),
-                    None => Some(items.clone()),
-                }
-            })
-            .map_err(|e| err(&s_at, e))?;
+            let kind = kind_of(doc, resolved).map_err(|e| err(&s_at, e))?;
             (kind, Some(schemas.compile(&s_at).map_err(|e| err(&s_at, e))?))
         }
         None => (Kind::String, None),
     };
-    Ok(Param { name: name.to_string(), at: place, required, kind, explode, schema })
+    Ok(Param {
+        name: name.to_string(),
+        header: name.to_ascii_lowercase(),
+        pointer: format!("/{}/{}", place.as_str(), pointer_token(name)),
+        at: place,
+        required,
+        kind,
+        explode,
+        schema,
+    })
+}
+
+/// The kind a (resolved) schema converts strings to, following an `items` reference.
+fn kind_of(doc: &Value, schema: &Value) -> Result<Kind, String> {
+    Kind::of(schema, &|items| match items.get("$ref").and_then(Value::as_str) {
+        Some(r) => resolve_ref(doc, r).map(|(v, _)| v.clone()),
+        None => Some(items.clone()),
+    })
 }
 
 fn compile_body(
@@ -725,13 +733,12 @@ fn compile_body(
                 let shape = shapes.node(doc, &s_at);
                 let mut fields = BTreeMap::new();
                 if kind == MediaKind::Form {
-                    let (resolved, _) = deref(doc, &s_at)?;
+                    let (resolved, at) = deref(doc, &s_at)?;
                     if let Some(Value::Object(props)) = resolved.get("properties") {
-                        for (name, _) in props {
-                            let p_at = format!("{}/properties/{}", deref(doc, &s_at)?.1, pointer_token(name));
-                            let (ps, _) = deref(doc, &p_at)?;
-                            let k = Kind::of(ps, &|items| Some(items.clone())).unwrap_or(Kind::String);
-                            fields.insert(name.clone(), k);
+                        for name in props.keys() {
+                            let (ps, _) = deref(doc, &format!("{at}/properties/{}", pointer_token(name)))?;
+                            // A nested object in a form field stays a string, which its schema refuses.
+                            fields.insert(name.clone(), kind_of(doc, ps).unwrap_or(Kind::String));
                         }
                     }
                 }

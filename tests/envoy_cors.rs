@@ -6,27 +6,14 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::{Client, Envoy, EnvoyOptions, Upstream};
 
 const APP: &str = "https://app.example.com";
 
-fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap())
-        .unwrap()
-}
-
-fn bearer() -> String {
-    format!("Bearer {}", fixture("jwt/tokens.json")["rs256"].as_str().unwrap())
-}
-
 fn config() -> String {
     json!({
-        "jwt": {
-            "providers": {"idp": {"issuer": "https://issuer.test", "audiences": ["api://orders"],
-                                  "algorithms": ["RS256"], "local_jwks": fixture("jwt/jwks.json")}},
-            "default": {"type": "jwt", "providers": ["idp"]}
-        },
+        "jwt": support::jwt_rs256_required(),
         "cors": {
             "allowed_origins": [APP, "https://*.partner.example"],
             "allowed_methods": ["GET", "POST", "PUT"],
@@ -129,7 +116,7 @@ fn preflights_are_answered_at_the_gateway_and_never_forwarded() {
 #[test]
 fn actual_requests_get_exact_origin_headers_and_disallowed_unsafe_ones_are_refused() {
     let s = setup();
-    let auth = bearer();
+    let auth = support::bearer("rs256");
     let upstream_cors =
         "access-control-allow-origin: *|access-control-allow-methods: DELETE|vary: Accept-Encoding";
     let r = s.client.request(

@@ -9,30 +9,15 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::client::chunked;
 use support::{Client, Envoy, Upstream};
 
-fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap())
-        .unwrap()
-}
-
-fn token() -> String {
-    fixture("jwt/tokens.json")["rs256"].as_str().unwrap().to_string()
-}
-
 fn config() -> String {
     json!({
-        "jwt": {
-            "providers": {"idp": {
-                "issuer": "https://issuer.test", "audiences": ["api://orders"],
-                "algorithms": ["RS256"], "local_jwks": fixture("jwt/jwks.json")
-            }},
-            "default": {"type": "jwt", "providers": ["idp"]}
-        },
+        "jwt": support::jwt_rs256_required(),
         "openapi": {
-            "document": fixture("openapi/petstore.json"),
+            "document": support::fixture("openapi/petstore.json"),
             "reject_unknown_fields": true,
             "deprecated": {"action": "warn"}
         },
@@ -53,7 +38,7 @@ fn case(method: &'static str, path: &'static str, content_type: Option<&'static 
 }
 
 fn send(client: &Client, c: &Case, auth: bool) -> support::Response {
-    let bearer = format!("Bearer {}", token());
+    let bearer = support::bearer("rs256");
     let mut headers = vec![("cookie", "sid=session-1234")];
     if auth {
         headers.push(("authorization", bearer.as_str()));
@@ -201,7 +186,7 @@ fn valid_requests_reach_the_upstream_unchanged_and_invalid_ones_never_do() {
     assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
 
     // A chunked body is held and judged whole: an invalid one never reaches the upstream.
-    let bearer = format!("Bearer {}", token());
+    let bearer = support::bearer("rs256");
     let head = format!(
         "POST /v1/pets HTTP/1.1\r\nhost: t\r\nauthorization: {bearer}\r\ncontent-type: application/json\r\n"
     );

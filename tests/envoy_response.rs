@@ -10,18 +10,9 @@ mod support;
 use serde_json::{json, Value};
 use support::{Client, Envoy, Upstream};
 
-fn fixture(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(support::repo_root().join("tests/fixtures").join(path)).unwrap())
-        .unwrap()
-}
-
 fn config(response: Value) -> String {
     json!({
-        "jwt": {
-            "providers": {"idp": {"issuer": "https://issuer.test", "audiences": ["api://orders"],
-                                  "algorithms": ["RS256"], "local_jwks": fixture("jwt/jwks.json")}},
-            "default": {"type": "jwt", "providers": ["idp"]}
-        },
+        "jwt": support::jwt_rs256_required(),
         "routes": [{"name": "public", "match": {"prefix": "/public"}, "auth": {"type": "public"}}],
         "response": response
     })
@@ -48,7 +39,7 @@ fn security_headers_are_set_and_stack_headers_removed() {
     assert_eq!(r.header("cache-control"), None, "anonymous responses keep their caching");
 
     // An authenticated response must not be stored by shared caches.
-    let bearer = format!("Bearer {}", fixture("jwt/tokens.json")["rs256"].as_str().unwrap());
+    let bearer = support::bearer("rs256");
     let r = client.request(
         "GET",
         "/orders",

@@ -14,6 +14,27 @@ pub use upstream::{Recorded, Upstream};
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+/// A JSON fixture, by path under `tests/fixtures`.
+pub fn fixture(path: &str) -> serde_json::Value {
+    let bytes = std::fs::read(repo_root().join("tests/fixtures").join(path)).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `Bearer <token>` for a token minted into `tests/fixtures/jwt/tokens.json`.
+pub fn bearer(name: &str) -> String {
+    format!("Bearer {}", fixture("jwt/tokens.json")[name].as_str().unwrap())
+}
+
+/// A `jwt` section with one RS256 provider (the fixture keys, issuer `https://issuer.test`,
+/// audience `api://orders`) required by default.
+pub fn jwt_rs256_required() -> serde_json::Value {
+    serde_json::json!({
+        "providers": {"idp": {"issuer": "https://issuer.test", "audiences": ["api://orders"],
+                              "algorithms": ["RS256"], "local_jwks": fixture("jwt/jwks.json")}},
+        "default": {"type": "jwt", "providers": ["idp"]}
+    })
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -390,10 +390,15 @@ impl Policy {
                 .map(|h| HeaderOp::Remove(h.clone()))
                 .collect();
             let authenticated = !grant.tokens.is_empty();
-            let scopes: Vec<&str> =
-                grant.tokens.iter().flat_map(|(_, v)| authz::granted_scopes(&v.claims)).collect();
-            let response_rules =
-                self.response.as_ref().map(|r| r.active_rules(route, &scopes)).unwrap_or_default();
+            // Scopes are gathered only where field rules may be waived by them.
+            let response_rules = match self.response.as_ref().filter(|r| r.has_rules()) {
+                Some(r) => {
+                    let scopes: Vec<&str> =
+                        grant.tokens.iter().flat_map(|(_, v)| authz::granted_scopes(&v.claims)).collect();
+                    r.active_rules(route, &scopes)
+                }
+                None => Vec::new(),
+            };
             if !response_rules.is_empty() && head.header("accept-encoding").is_some() {
                 // Rules need the body as JSON: ask the upstream for an uncompressed one.
                 headers.push(HeaderOp::Remove("accept-encoding".into()));

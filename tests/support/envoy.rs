@@ -158,10 +158,20 @@ impl Envoy {
 
     /// Starts Envoy; `Err(log)` if it exits or is not ready within 30 s.
     pub fn start_with(config: &str, upstream_port: u16, opts: EnvoyOptions) -> Result<Envoy, String> {
-        let port = free_port();
-        let admin_port = free_port();
-        let yaml = bootstrap(port, admin_port, upstream_port, config, &opts);
-        Envoy::start_yaml(&yaml, port, admin_port, &opts)
+        // A port found free can be taken by a test running alongside before Envoy binds it:
+        // then try other ports. Any other failure is the result.
+        let mut result = Err(String::new());
+        for _ in 0..3 {
+            let port = free_port();
+            let admin_port = free_port();
+            let yaml = bootstrap(port, admin_port, upstream_port, config, &opts);
+            result = Envoy::start_yaml(&yaml, port, admin_port, &opts);
+            match &result {
+                Err(log) if log.contains("Address already in use") => continue,
+                _ => break,
+            }
+        }
+        result
     }
 
     /// Starts Envoy with a complete bootstrap that listens on `port` and `admin_port`.

@@ -142,18 +142,18 @@ fn main() {
 }
 
 fn response_rewrite() {
-    use api_guard::policy::response::ResponsePolicy;
-    let cfg: api_guard::policy::config::ResponseConfig = serde_json::from_value(json!({
+    use api_guard::policy::response::Rewrite;
+    let cfg = json!({"response": {
         "hash_key": "MDEyMzQ1Njc4OWFiY2RlZg",
         "rules": [
             {"select": ["$..password"], "action": {"type": "remove"}},
             {"select": ["$.rows[*].card"], "action": {"type": "mask", "keep_last": 4}},
             {"select": ["$.rows[*].email"], "action": {"type": "hash"}}
         ]
-    }))
-    .unwrap();
-    let policy = ResponsePolicy::compile(&cfg, "response", &[]).unwrap();
-    let rules = policy.active_rules(None, &[]);
+    }});
+    let policy = api_guard::policy::config::parse(cfg.to_string().as_bytes()).unwrap();
+    let rules = policy.response.as_ref().unwrap().active_rules(None, &[]);
+    let plan = Rewrite { rules, shape: Vec::new() };
     for (label, target) in [("10 KB", 10 * 1024), ("1 MB", 1024 * 1024)] {
         let mut rows = Vec::new();
         let mut size = 0;
@@ -165,7 +165,7 @@ fn response_rewrite() {
         let body = serde_json::to_vec(&json!({ "rows": rows })).unwrap();
         let iters = if target > 100_000 { 20 } else { 2_000 };
         time(&format!("rewrite {label} response (parse+rules+serialise)"), iters, || {
-            black_box(policy.rewrite(&rules, black_box(&body)).unwrap());
+            black_box(policy.rewrite_response(&plan, black_box(&body)).unwrap());
         });
     }
 }

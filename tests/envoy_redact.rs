@@ -141,3 +141,76 @@ fn oversize_bodies_are_withheld() {
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(!r.text().contains("hunter2"));
 }
+
+#[test]
+fn a_route_can_pass_oversize_bodies_through() {
+    let mut cfg: Value = serde_json::from_str(&config(1024)).unwrap();
+    cfg["routes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "export", "match": {"prefix": "/export"}, "auth": {"type": "public"},
+                     "response": {"oversize": "pass"}}));
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&cfg.to_string(), upstream.port);
+    let client = Client::new(envoy.port);
+    let body = json!({"password": "hunter2-secret", "pad": "x".repeat(4000)}).to_string();
+    // Over the limit on a `pass` route: forwarded as the upstream sent it.
+    let r = echo(&client, "/export/all", None, "chunked", body.as_bytes());
+    assert_eq!((r.status, r.body.as_slice()), (200, body.as_bytes()));
+    // Under the limit the rules still apply there; elsewhere oversize still fails closed.
+    let r = echo(&client, "/export/one", None, "1", br#"{"password":"hunter2-secret","a":1}"#);
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"a":1}"#));
+    let r = echo(&client, "/public/all", None, "chunked", body.as_bytes());
+    assert_eq!(r.status, 502, "{}", r.text());
+}
+
+#[test]
+fn undocumented_response_members_are_dropped() {
+    let doc = support::fixture("openapi/petstore.json");
+    let cfg = json!({"openapi": {"document": doc, "response_allowlist": true}}).to_string();
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&cfg, upstream.port);
+    let client = Client::new(envoy.port);
+    let pet = json!({"id": 7, "name": "Rex", "status": "available", "secret": "writeonly-secret-1",
+        "password_hash": "$2b$12$hashhashhash", "owner": {"email": "o@example.com", "ssn": "078-05-1120",
+        "address": {"city": "Oslo", "geo": "59.9,10.7"}}, "tags": [{"label": "a", "internal": "db-shard-3"}]})
+    .to_string();
+    let get = |path: &str, status: &str, ct: &str, body: &str, mode: &str| {
+        client.request(
+            "GET",
+            path,
+            &[
+                ("x-test-echo", mode),
+                ("x-test-echo-body", body),
+                ("x-test-echo-type", ct),
+                ("x-test-status", status),
+                ("accept-encoding", "gzip"),
+            ],
+            b"",
+        )
+    };
+    for mode in ["1", "chunked"] {
+        let r = get("/v1/pets/7", "200 OK", "application/json", &pet, mode);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.text(),
+            r#"{"id":7,"name":"Rex","status":"available","owner":{"email":"o@example.com","address":{"city":"Oslo"}},"tags":[{"label":"a"}]}"#
+        );
+        for secret in ["writeonly-secret-1", "hashhash", "078-05-1120", "db-shard-3", "59.9"] {
+            assert!(!r.text().contains(secret), "{mode}: {secret} leaked");
+        }
+    }
+    // The upstream was asked for an uncompressed body.
+    assert!(upstream.requests().iter().all(|q| q.header("accept-encoding").is_none()));
+    // A 404 is pruned to the documented problem members (the 4XX response).
+    let problem =
+        r#"{"title":"Not Found","status":404,"detail":"no pet","stack":"at PetRepo.find (repo.js:42)"}"#;
+    let r = get("/v1/pets/8", "404 Not Found", "application/problem+json", problem, "1");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, r#"{"title":"Not Found","status":404,"detail":"no pet"}"#)
+    );
+    // A status the document does not describe passes as sent.
+    let r = get("/v1/pets/8", "202 Accepted", "application/json", problem, "1");
+    assert_eq!((r.status, r.text().as_str()), (202, problem));
+}

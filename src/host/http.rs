@@ -48,10 +48,10 @@ pub struct HttpFilter {
     cors: Option<Vec<(String, String)>>,
     /// Whether the request presented a verified token.
     authenticated: bool,
-    /// Response field rules that apply to this caller.
-    response_rules: Vec<usize>,
-    /// Rules to apply to the response body being buffered.
-    rewrite: Option<Vec<usize>>,
+    /// What the response is owed (field rules, schema allowlist, buffering).
+    duty: response::Duty,
+    /// The rewrite of the response body being buffered.
+    rewrite: Option<response::Rewrite>,
     /// An upstream 5xx whose body is being replaced.
     replace: Option<u16>,
 }
@@ -78,7 +78,7 @@ impl HttpFilter {
             response_headers: Vec::new(),
             cors: None,
             authenticated: false,
-            response_rules: Vec::new(),
+            duty: response::Duty::default(),
             rewrite: None,
             replace: None,
         }
@@ -162,7 +162,7 @@ impl HttpFilter {
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
         self.response_headers = admission.response_headers;
         self.authenticated = admission.authenticated;
-        self.response_rules = admission.response_rules;
+        self.duty = admission.response;
         if let Some(reply) = admission.respond {
             // Answered here (a CORS preflight): nothing goes upstream.
             self.stage = Stage::Denied;
@@ -323,20 +323,20 @@ impl HttpContext for HttpFilter {
         let policy = std::rc::Rc::clone(&self.shared.policy);
         let hardening = policy.response.as_ref();
         let mut hold = false;
-        if self.cors.is_some() || hardening.is_some() {
+        if self.cors.is_some() || hardening.is_some() || self.duty.operation.is_some() {
             // One read of the upstream's headers; the core decides every change.
             let upstream = abi::get_headers(MapType::ResponseHeaders).unwrap_or_default();
             let mut ops = hardening.map(|r| r.ops(&upstream, self.authenticated)).unwrap_or_default();
             if let Some(ours) = &self.cors {
                 ops.extend(cors::response_ops(&upstream, ours));
             }
-            if let (Some(r), false) = (hardening, end_of_stream) {
-                match r.plan_body(&self.response_rules, &upstream) {
+            if !end_of_stream {
+                match policy.plan_response(&self.duty, &upstream) {
                     response::BodyPlan::Untouched => {}
-                    response::BodyPlan::Rewrite(rules) => {
+                    response::BodyPlan::Rewrite(plan) => {
                         // The length changes with the rewrite; headers wait for the body.
                         ops.push(HeaderOp::Remove("content-length".into()));
-                        self.rewrite = Some(rules);
+                        self.rewrite = Some(plan);
                         hold = true;
                     }
                     response::BodyPlan::Withhold(cause) => return self.withhold(cause),
@@ -392,25 +392,24 @@ impl HttpContext for HttpFilter {
             self.shared.metrics.bump(METRIC_SAFE_ERRORS);
             return Action::Continue;
         }
-        let Some(rules) = self.rewrite.take() else { return Action::Continue };
+        let Some(plan) = self.rewrite.take() else { return Action::Continue };
         let policy = std::rc::Rc::clone(&self.shared.policy);
-        let Some(r) = policy.response.as_ref() else { return Action::Continue };
-        if body_size as u64 > r.max_body_bytes {
-            return match r.oversize {
+        if body_size as u64 > self.duty.buffering.max_body_bytes {
+            return match self.duty.buffering.oversize {
                 Oversize::Fail => self.withhold("oversize"),
                 Oversize::Pass => Action::Continue,
             };
         }
         if !end_of_stream {
             // Buffer until the whole body is here.
-            self.rewrite = Some(rules);
+            self.rewrite = Some(plan);
             return Action::Pause;
         }
         let body = match abi::get_buffer_range(abi::BufferType::ResponseBody, 0, body_size) {
             Ok(b) => b.unwrap_or_default(),
             Err(_) => return self.withhold("unreadable"),
         };
-        match r.rewrite(&rules, &body) {
+        match policy.rewrite_response(&plan, &body) {
             Ok(new) => match abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &new) {
                 Ok(()) => Action::Continue,
                 Err(_) => self.withhold("unwritable"),

@@ -111,12 +111,12 @@ impl RootContext for Root {
             }
         };
         let caps = Capabilities::detect(hold);
-        // Field rules this host cannot carry out would forward unredacted data: refuse them.
-        if policy.response.as_ref().is_some_and(|r| r.has_rules()) && !caps.body_rewrite {
+        // Rewrites this host cannot carry out would forward unredacted data: refuse them.
+        if let (Some(field), false) = (policy.rewrites_responses(), caps.body_rewrite) {
             abi::log(
                 LogLevel::Error,
                 &format!(
-                    "api-guard: invalid api-guard configuration at `response.rules`: this host ({:?}) cannot rewrite response bodies, so field rules cannot be enforced; remove them or run on a host that can",
+                    "api-guard: invalid api-guard configuration at `{field}`: this host ({:?}) cannot rewrite response bodies, so it cannot be enforced; remove it or run on a host that can",
                     caps.kind
                 ),
             );

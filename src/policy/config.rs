@@ -75,10 +75,11 @@ pub struct ResponseConfig {
     /// Key for `hash` actions, base64url (at least 16 bytes). Required when a rule hashes.
     /// Never logged.
     pub hash_key: Option<String>,
-    /// Largest response body buffered for field rules. Default 1048576.
+    /// Largest response body buffered for field rules and the schema allowlist. Default
+    /// 1048576. A route can override it.
     pub max_body_bytes: Option<u64>,
     /// A body over `max_body_bytes` where rules apply: `fail` (default: 502 problem, nothing
-    /// unredacted leaves) or `pass` (forward it as is).
+    /// unredacted leaves) or `pass` (forward it as is). A route can override it.
     #[serde(default)]
     pub oversize: Oversize,
     /// Replace the body of upstream 5xx responses (stack traces, SQL errors) with a generic
@@ -160,6 +161,12 @@ pub struct OpenApiConfig {
     pub max_multipart_parts: Option<u32>,
     /// `multipart/form-data` bodies: largest part in bytes. Default: the body limit.
     pub max_multipart_part_bytes: Option<u64>,
+    /// Remove members of JSON response bodies that the operation's response schema for the
+    /// status (exact code, then `2XX`-style range, then `default`) does not declare, and
+    /// `writeOnly` members, at any depth (excessive data exposure, OWASP API3). Responses
+    /// whose status has no documented JSON schema are left as they are. Default false.
+    #[serde(default)]
+    pub response_allowlist: bool,
 }
 
 /// What to do with requests the document does not describe.
@@ -487,6 +494,20 @@ pub struct RouteConfig {
     pub auth: Option<AuthConfig>,
     /// CORS for this route, replacing the top-level `cors` as a whole.
     pub cors: Option<CorsConfig>,
+    /// Response body buffering for this route, overriding `response` field by field.
+    #[serde(default)]
+    pub response: RouteResponseConfig,
+}
+
+/// Per-route response body settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RouteResponseConfig {
+    /// Largest response body buffered for field rules and the schema allowlist.
+    pub max_body_bytes: Option<u64>,
+    /// A larger body: `fail` (502 problem) or `pass` (forwarded as is, unredacted).
+    pub oversize: Option<Oversize>,
 }
 
 /// Cross-origin resource sharing (the Fetch standard's CORS protocol).

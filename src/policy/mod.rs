@@ -53,6 +53,8 @@ pub struct Route {
     pub auth: Requirement,
     /// Its own CORS policy, replacing the top-level one.
     pub cors: Option<cors::CorsPolicy>,
+    /// Response body buffering.
+    pub buffering: response::Buffering,
 }
 
 /// The compiled configuration: everything a request is checked against, ready to use.
@@ -77,6 +79,8 @@ pub struct Policy {
     pub cors: Option<cors::CorsPolicy>,
     /// Response hardening, if configured.
     pub response: Option<response::ResponsePolicy>,
+    /// Response body buffering for requests that match no route.
+    pub buffering: response::Buffering,
 }
 
 /// What to do with an admitted request.
@@ -94,8 +98,8 @@ pub struct Admission {
     /// Whether the request presented a verified token (its response must not be cached by
     /// shared caches).
     pub authenticated: bool,
-    /// Response field rules that apply to this caller (indexes into the response policy).
-    pub response_rules: Vec<usize>,
+    /// What the response is owed: field rules, the schema allowlist, buffering.
+    pub response: response::Duty,
 }
 
 /// The request head, as plain data.
@@ -205,7 +209,8 @@ impl Policy {
                 exempt(RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?);
             let cors =
                 r.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, &format!("{at}.cors"))).transpose()?;
-            routes.push(Route { name: r.name.clone(), limits, auth, cors });
+            let buffering = response::Buffering::resolve(config.response.as_ref(), Some(&r.response));
+            routes.push(Route { name: r.name.clone(), limits, auth, cors, buffering });
         }
 
         let type_base = config.problem.type_base.clone().unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
@@ -246,6 +251,7 @@ impl Policy {
             api,
             cors,
             response,
+            buffering: response::Buffering::resolve(config.response.as_ref(), None),
         })
     }
 
@@ -270,6 +276,48 @@ impl Policy {
             Some(Route { cors: Some(c), .. }) => Some(c),
             _ => self.cors.as_ref(),
         }
+    }
+
+    /// The setting that needs response bodies rewritten, if any: hosts that cannot do it
+    /// must refuse the configuration rather than forward unredacted data.
+    pub fn rewrites_responses(&self) -> Option<&'static str> {
+        if self.response.as_ref().is_some_and(response::ResponsePolicy::has_rules) {
+            Some("response.rules")
+        } else if self.api.as_ref().is_some_and(openapi::ApiSpec::prunes_responses) {
+            Some("openapi.response_allowlist")
+        } else {
+            None
+        }
+    }
+
+    /// Decides, from the upstream's response headers, what happens to the body of a response
+    /// owed `duty`.
+    pub fn plan_response(&self, duty: &response::Duty, upstream: &[(String, Vec<u8>)]) -> response::BodyPlan {
+        let shape = match (duty.operation, &self.api) {
+            (Some(op), Some(api)) => {
+                api.response_shape(op, response::status(upstream)).map(<[usize]>::to_vec).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        response::plan_body(self.response.as_ref(), &duty.rules, shape, upstream)
+    }
+
+    /// Rewrites a whole JSON response body: members the document does not declare are
+    /// pruned, then field rules apply. The member order of what is left is kept.
+    pub fn rewrite_response(
+        &self,
+        plan: &response::Rewrite,
+        body: &[u8],
+    ) -> Result<Vec<u8>, response::RewriteError> {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| response::RewriteError::NotJson)?;
+        if let (false, Some(api)) = (plan.shape.is_empty(), &self.api) {
+            api.prune_response(&plan.shape, &mut v);
+        }
+        if let Some(r) = &self.response {
+            r.apply(&plan.rules, &mut v);
+        }
+        serde_json::to_vec(&v).map_err(|_| response::RewriteError::NotJson)
     }
 
     /// Validates a complete body against its target operation and media type.
@@ -322,7 +370,7 @@ impl Policy {
                         response_headers: Vec::new(),
                         respond: Some(respond),
                         authenticated: false,
-                        response_rules: Vec::new(),
+                        response: response::Duty::default(),
                     });
                 }
                 Some(cors::Verdict::PreflightRefused { cause }) => {
@@ -391,7 +439,7 @@ impl Policy {
                 .collect();
             let authenticated = !grant.tokens.is_empty();
             // Scopes are gathered only where field rules may be waived by them.
-            let response_rules = match self.response.as_ref().filter(|r| r.has_rules()) {
+            let rules = match self.response.as_ref().filter(|r| r.has_rules()) {
                 Some(r) => {
                     let scopes: Vec<&str> =
                         grant.tokens.iter().flat_map(|(_, v)| authz::granted_scopes(&v.claims)).collect();
@@ -399,12 +447,18 @@ impl Policy {
                 }
                 None => Vec::new(),
             };
-            if !response_rules.is_empty() && head.header("accept-encoding").is_some() {
-                // Rules need the body as JSON: ask the upstream for an uncompressed one.
+            let operation = match (&self.api, &found) {
+                (Some(api), Some(f)) if api.prunes_responses() => Some(f.operation),
+                _ => None,
+            };
+            let buffering = route.and_then(|i| self.routes.get(i)).map_or(self.buffering, |r| r.buffering);
+            let response = response::Duty { rules, operation, buffering };
+            if response.may_rewrite() && head.header("accept-encoding").is_some() {
+                // Rewrites need the body as JSON: ask the upstream for an uncompressed one.
                 headers.push(HeaderOp::Remove("accept-encoding".into()));
             }
             headers.extend(grant.headers);
-            Ok(Admission { body, headers, response_headers, respond: None, authenticated, response_rules })
+            Ok(Admission { body, headers, response_headers, respond: None, authenticated, response })
         })();
         HeadDecision { route, outcome, fetch_keys, cors, shadow }
     }
@@ -473,7 +527,7 @@ mod tests {
                     response_headers: vec![],
                     respond: None,
                     authenticated: false,
-                    response_rules: vec![],
+                    response: response::Duty::default(),
                 }),
                 fetch_keys: None,
                 cors: None,

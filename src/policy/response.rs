@@ -12,7 +12,7 @@
 use base64::Engine;
 
 use super::authz::HeaderOp;
-use super::config::{ConfigError, FieldActionConfig, Oversize, ResponseConfig};
+use super::config::{ConfigError, FieldActionConfig, Oversize, ResponseConfig, RouteResponseConfig};
 use super::media;
 use super::redact::{self, Action, Selector};
 
@@ -29,13 +29,73 @@ struct FieldRule {
     statuses: Option<Vec<u16>>,
 }
 
+/// How much of a response body is buffered for rewriting, and what happens past that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffering {
+    /// Largest body buffered.
+    pub max_body_bytes: u64,
+    /// What to do with a larger one.
+    pub oversize: Oversize,
+}
+
+impl Default for Buffering {
+    fn default() -> Buffering {
+        Buffering { max_body_bytes: DEFAULT_MAX_BODY_BYTES, oversize: Oversize::Fail }
+    }
+}
+
+impl Buffering {
+    /// The global settings (`response`), overridden field by field by a route's.
+    pub fn resolve(global: Option<&ResponseConfig>, route: Option<&RouteResponseConfig>) -> Buffering {
+        let base = global.map_or_else(Buffering::default, |c| Buffering {
+            max_body_bytes: c.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            oversize: c.oversize,
+        });
+        match route {
+            Some(r) => Buffering {
+                max_body_bytes: r.max_body_bytes.unwrap_or(base.max_body_bytes),
+                oversize: r.oversize.unwrap_or(base.oversize),
+            },
+            None => base,
+        }
+    }
+}
+
+/// What a response is owed, decided with the request, where the route, the caller's verified
+/// token and the operation are known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Duty {
+    /// Field rules that apply to this caller (indexes into the response policy).
+    pub rules: Vec<usize>,
+    /// The OpenAPI operation whose documented response shapes prune the body.
+    pub operation: Option<usize>,
+    /// Buffering for this route.
+    pub buffering: Buffering,
+}
+
+impl Duty {
+    /// Whether the body may have to be rewritten (so it must arrive uncompressed).
+    pub fn may_rewrite(&self) -> bool {
+        !self.rules.is_empty() || self.operation.is_some()
+    }
+}
+
+/// A body rewrite: the schema allowlist first, then field rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// Field rules for this status.
+    pub rules: Vec<usize>,
+    /// Documented response shapes for this status (empty: no pruning).
+    pub shape: Vec<usize>,
+}
+
 /// What happens to a response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyPlan {
     /// Forward it as is.
     Untouched,
-    /// Buffer it and apply these rules.
-    Rewrite(Vec<usize>),
+    /// Buffer it and rewrite it.
+    Rewrite(Rewrite),
     /// An upstream 5xx: replace the body with a generic problem for this status.
     Replace(u16),
     /// Replace the response with a 502 (the cause is logged).
@@ -74,10 +134,6 @@ pub struct ResponsePolicy {
     hash_key: Vec<u8>,
     /// Replace upstream 5xx bodies with a generic problem.
     pub safe_errors: bool,
-    /// Largest body buffered for field rules.
-    pub max_body_bytes: u64,
-    /// What to do with a larger one.
-    pub oversize: Oversize,
 }
 
 fn value_ok(v: &str) -> bool {
@@ -212,8 +268,6 @@ impl ResponsePolicy {
             rules,
             hash_key,
             safe_errors: c.safe_errors.unwrap_or(true),
-            max_body_bytes: c.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-            oversize: c.oversize,
         })
     }
 
@@ -247,29 +301,6 @@ impl ResponsePolicy {
             .collect()
     }
 
-    /// Decides, from the upstream's response headers, what happens to its body given the
-    /// caller's active rules.
-    pub fn plan_body(&self, active: &[usize], upstream: &[(String, Vec<u8>)]) -> BodyPlan {
-        let header = |name: &str| upstream.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
-        let status = header(":status")
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if self.safe_errors && (500..600).contains(&status) {
-            return BodyPlan::Replace(status);
-        }
-        let rules = self.rules_for_status(active, status);
-        let is_json = header("content-type").and_then(media::essence).is_some_and(|e| media::is_json(&e));
-        if rules.is_empty() || !is_json {
-            return BodyPlan::Untouched;
-        }
-        // A compressed body cannot be redacted here: never pass it on.
-        if header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case(b"identity")) {
-            return BodyPlan::Withhold("encoded");
-        }
-        BodyPlan::Rewrite(rules)
-    }
-
     /// The generic problem that replaces an upstream 5xx body: nothing of the original.
     pub fn safe_error(status: u16, type_base: &str, request_id: &str) -> Vec<u8> {
         let body = serde_json::json!({
@@ -282,13 +313,11 @@ impl ResponsePolicy {
         serde_json::to_vec(&body).unwrap_or_default()
     }
 
-    /// Applies rules to a JSON body. Returns the new body.
-    pub fn rewrite(&self, rules: &[usize], body: &[u8]) -> Result<Vec<u8>, RewriteError> {
-        let mut v: serde_json::Value = serde_json::from_slice(body).map_err(|_| RewriteError::NotJson)?;
+    /// Applies field rules to a parsed JSON body.
+    pub fn apply(&self, rules: &[usize], body: &mut serde_json::Value) {
         for r in rules.iter().filter_map(|i| self.rules.get(*i)) {
-            redact::apply_all(&mut v, &r.selectors, &r.action, &self.hash_key);
+            redact::apply_all(body, &r.selectors, &r.action, &self.hash_key);
         }
-        serde_json::to_vec(&v).map_err(|_| RewriteError::NotJson)
     }
 
     /// Headers for api-guard's own responses (denials are JSON and already `no-store`).
@@ -319,6 +348,42 @@ impl ResponsePolicy {
         }
         ops
     }
+}
+
+/// The response status, from the upstream's `:status` (0 when absent or malformed).
+pub fn status(upstream: &[(String, Vec<u8>)]) -> u16 {
+    upstream
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, s)| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Decides, from the upstream's response headers, what happens to its body: `active` are the
+/// caller's field rules, `shape` the documented response shapes for this status (empty when
+/// the schema allowlist does not apply).
+pub fn plan_body(
+    policy: Option<&ResponsePolicy>,
+    active: &[usize],
+    shape: Vec<usize>,
+    upstream: &[(String, Vec<u8>)],
+) -> BodyPlan {
+    let header = |name: &str| upstream.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
+    let status = status(upstream);
+    if policy.is_some_and(|p| p.safe_errors) && (500..600).contains(&status) {
+        return BodyPlan::Replace(status);
+    }
+    let rules = policy.map(|p| p.rules_for_status(active, status)).unwrap_or_default();
+    let is_json = header("content-type").and_then(media::essence).is_some_and(|e| media::is_json(&e));
+    if (rules.is_empty() && shape.is_empty()) || !is_json {
+        return BodyPlan::Untouched;
+    }
+    // A compressed body cannot be rewritten here: never pass it on.
+    if header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case(b"identity")) {
+        return BodyPlan::Withhold("encoded");
+    }
+    BodyPlan::Rewrite(Rewrite { rules, shape })
 }
 
 #[cfg(test)]
@@ -386,11 +451,11 @@ mod tests {
         assert_eq!(p.rules_for_status(&[0, 1, 2], 404), vec![0, 1]);
         let body =
             br#"{"email":"a@b.c","password":"p","card":"4111111111111111","nested":[{"password":"q"}]}"#;
-        let out: serde_json::Value = serde_json::from_slice(&p.rewrite(&[0, 1, 2], body).unwrap()).unwrap();
+        let mut out: serde_json::Value = serde_json::from_slice(body).unwrap();
+        p.apply(&[0, 1, 2], &mut out);
         assert_eq!(out["card"], "************1111");
         assert!(out["email"].as_str().unwrap().starts_with("hmac-sha256:"));
-        assert!(!String::from_utf8(p.rewrite(&[0, 1, 2], body).unwrap()).unwrap().contains("password"));
-        assert_eq!(p.rewrite(&[0], b"not json"), Err(RewriteError::NotJson));
+        assert!(!out.to_string().contains("password"));
     }
 
     #[test]
@@ -401,18 +466,42 @@ mod tests {
                 ("content-type".into(), ct.as_bytes().to_vec()),
             ]
         };
-        assert_eq!(policy("{}").plan_body(&[], &h("503", "text/html")), BodyPlan::Replace(503));
-        assert_eq!(policy("{}").plan_body(&[], &h("404", "text/html")), BodyPlan::Untouched);
+        let p = policy("{}");
+        assert_eq!(plan_body(Some(&p), &[], vec![], &h("503", "text/html")), BodyPlan::Replace(503));
+        assert_eq!(plan_body(Some(&p), &[], vec![], &h("404", "text/html")), BodyPlan::Untouched);
+        let off = policy(r#"{"safe_errors": false}"#);
+        assert_eq!(plan_body(Some(&off), &[], vec![], &h("500", "text/html")), BodyPlan::Untouched);
+        // Without a `response` section, only the schema allowlist can rewrite.
+        assert_eq!(plan_body(None, &[], vec![], &h("500", "text/html")), BodyPlan::Untouched);
         assert_eq!(
-            policy(r#"{"safe_errors": false}"#).plan_body(&[], &h("500", "text/html")),
-            BodyPlan::Untouched
+            plan_body(None, &[], vec![3], &h("200", "application/json")),
+            BodyPlan::Rewrite(Rewrite { rules: vec![], shape: vec![3] })
         );
+        let mut gz = h("200", "application/json");
+        gz.push(("content-encoding".into(), b"gzip".to_vec()));
+        assert_eq!(plan_body(None, &[], vec![3], &gz), BodyPlan::Withhold("encoded"));
+        assert_eq!(plan_body(None, &[], vec![3], &h("200", "text/csv")), BodyPlan::Untouched);
         let body = ResponsePolicy::safe_error(500, "urn:x:", "id-1");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             (v["type"].as_str(), v["status"].as_u64(), v["request_id"].as_str()),
             (Some("urn:x:upstream-error"), Some(500), Some("id-1"))
         );
+    }
+
+    #[test]
+    fn routes_override_buffering_field_by_field() {
+        let global: ResponseConfig = serde_json::from_str(r#"{"max_body_bytes": 10}"#).unwrap();
+        let route: RouteResponseConfig = serde_json::from_str(r#"{"oversize": "pass"}"#).unwrap();
+        assert_eq!(
+            Buffering::resolve(Some(&global), Some(&route)),
+            Buffering { max_body_bytes: 10, oversize: Oversize::Pass }
+        );
+        assert_eq!(
+            Buffering::resolve(Some(&global), None),
+            Buffering { max_body_bytes: 10, oversize: Oversize::Fail }
+        );
+        assert_eq!(Buffering::resolve(None, None), Buffering::default());
     }
 
     #[test]

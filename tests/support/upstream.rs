@@ -121,8 +121,9 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
             .header("x-test-reply-headers")
             .map(|v| v.split('|').map(|h| format!("{}\r\n", h.trim())).collect())
             .unwrap_or_default();
-        // `x-test-echo: 1` sends the request body back (with its content type, or
-        // `x-test-echo-type`, and status `x-test-status`); `chunked` does so in two chunks.
+        // `x-test-echo: 1` sends the request body back (or `x-test-echo-body`, for requests
+        // without one), with its content type (or `x-test-echo-type`) and status
+        // `x-test-status`; `chunked` does so in two chunks.
         if let Some(mode) = rec.header("x-test-echo") {
             let ct = rec
                 .header("x-test-echo-type")
@@ -131,7 +132,10 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
                 .to_string();
             let status = rec.header("x-test-status").unwrap_or("200 OK").to_string();
             let mut out = format!("HTTP/1.1 {status}\r\ncontent-type: {ct}\r\n{extra}").into_bytes();
-            let body = seen.lock().unwrap()[idx].body.clone();
+            let body = match rec.header("x-test-echo-body") {
+                Some(b) => b.as_bytes().to_vec(),
+                None => seen.lock().unwrap()[idx].body.clone(),
+            };
             if mode == "chunked" {
                 let (a, b) = body.split_at(body.len() / 2);
                 out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");

@@ -96,6 +96,31 @@ pub struct Operation {
     deprecated: bool,
     /// Response headers announcing deprecation (empty unless deprecated and warned).
     pub response_headers: Vec<(String, String)>,
+    /// Documented JSON response shapes by status (only with `response_allowlist`).
+    responses: Vec<(StatusKey, Vec<usize>)>,
+}
+
+/// The key of an entry in an operation's `responses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusKey {
+    /// `"200"`.
+    Exact(u16),
+    /// `"2XX"`: the hundreds digit.
+    Range(u16),
+    /// `"default"`.
+    Default,
+}
+
+impl StatusKey {
+    fn parse(key: &str) -> Option<StatusKey> {
+        let b = key.as_bytes();
+        match b {
+            b"default" => Some(StatusKey::Default),
+            [d @ b'1'..=b'5', b'X' | b'x', b'X' | b'x'] => Some(StatusKey::Range(u16::from(d - b'0'))),
+            [b'1'..=b'5', b'0'..=b'9', b'0'..=b'9'] => key.parse().ok().map(StatusKey::Exact),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -368,8 +393,20 @@ impl ApiSpec {
                         }
                     }
                 }
+                let responses = if cfg.response_allowlist {
+                    compile_responses(&doc, &op_at, &mut shapes)?
+                } else {
+                    Vec::new()
+                };
                 ops.push((method, operations.len()));
-                operations.push(Operation { name, params: list, body, deprecated, response_headers });
+                operations.push(Operation {
+                    name,
+                    params: list,
+                    body,
+                    deprecated,
+                    response_headers,
+                    responses,
+                });
             }
             if ops.is_empty() {
                 continue;
@@ -433,6 +470,27 @@ impl ApiSpec {
             None if allow_unknown => Ok(None),
             None => Err(Denial { allow: Some(entry.allow.clone()), ..Denial::new(Reason::MethodNotAllowed) }),
         }
+    }
+
+    /// The documented JSON response shapes of `operation` for `status`: the exact code's,
+    /// else its range's (`2XX`), else `default`'s. `None` when none is documented.
+    pub fn response_shape(&self, operation: usize, status: u16) -> Option<&[usize]> {
+        let responses = &self.operations.get(operation)?.responses;
+        let find = |k: StatusKey| responses.iter().find(|(x, _)| *x == k).map(|(_, r)| r.as_slice());
+        find(StatusKey::Exact(status))
+            .or_else(|| find(StatusKey::Range(status / 100)))
+            .or_else(|| find(StatusKey::Default))
+    }
+
+    /// Whether any operation prunes responses.
+    pub fn prunes_responses(&self) -> bool {
+        self.operations.iter().any(|o| !o.responses.is_empty())
+    }
+
+    /// Removes what the shapes `roots` do not document from a response body (see
+    /// [`Shapes::prune`]). Returns how many members were removed.
+    pub fn prune_response(&self, roots: &[usize], body: &mut Value) -> usize {
+        self.shapes.prune(roots, body)
     }
 
     /// Deprecation and parameters.
@@ -702,6 +760,43 @@ fn kind_of(doc: &Value, schema: &Value) -> Result<Kind, String> {
         Some(r) => resolve_ref(doc, r).map(|(v, _)| v.clone()),
         None => Some(items.clone()),
     })
+}
+
+/// The JSON response shapes of the operation at `op_at`, by status key. A response without a
+/// JSON schema is left out: its bodies are not pruned.
+fn compile_responses(
+    doc: &Value,
+    op_at: &str,
+    shapes: &mut Shapes,
+) -> Result<Vec<(StatusKey, Vec<usize>)>, ConfigError> {
+    let Some(Value::Object(responses)) = doc.pointer(&format!("{op_at}/responses")) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for code in responses.keys() {
+        let r_at = format!("{op_at}/responses/{}", pointer_token(code));
+        let key = StatusKey::parse(code)
+            .ok_or_else(|| err(&r_at, "must be a status code, a range such as 2XX, or default"))?;
+        let (r, ptr) = deref(doc, &r_at)?;
+        let mut roots = Vec::new();
+        if let Some(Value::Object(content)) = r.get("content") {
+            for (range, m) in content {
+                let m_at = format!("{ptr}/content/{}", pointer_token(range));
+                let json = match MediaRange::parse(range).map_err(|e| err(&m_at, e.to_string()))? {
+                    MediaRange::Exact(e) => media::is_json(&e),
+                    MediaRange::Suffix(_, s) => s == "json",
+                    _ => false,
+                };
+                if json && m.get("schema").is_some() {
+                    roots.push(shapes.node(doc, &format!("{m_at}/schema")));
+                }
+            }
+        }
+        if !roots.is_empty() {
+            out.push((key, roots));
+        }
+    }
+    Ok(out)
 }
 
 fn compile_body(

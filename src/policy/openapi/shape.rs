@@ -23,6 +23,8 @@ struct Node {
     known: BTreeSet<String>,
     /// Members whose schema says `readOnly: true`.
     read_only: BTreeSet<String>,
+    /// Members whose schema says `writeOnly: true` (never sent back in a response).
+    write_only: BTreeSet<String>,
     /// Any member is allowed (free-form object, `additionalProperties`, patterns).
     open: bool,
     /// Schemas of declared members.
@@ -97,8 +99,11 @@ impl Shapes {
             Some(Value::Object(props)) => {
                 for (name, sub) in props {
                     let at = format!("{pointer}/properties/{}", pointer_token(name));
-                    if is_read_only(doc, sub) {
+                    if has_flag(doc, sub, "readOnly") {
                         node.read_only.insert(name.clone());
+                    }
+                    if has_flag(doc, sub, "writeOnly") {
+                        node.write_only.insert(name.clone());
                     }
                     node.known.insert(name.clone());
                     let n = self.node(doc, &at);
@@ -195,6 +200,76 @@ impl Shapes {
         self.walk(&[root], value, &mut path, prefix, unknown, max, out);
     }
 
+    /// The nodes that apply together at a place reached through `roots`: usually one root's
+    /// precomputed list.
+    fn applying<'s>(&'s self, roots: &[usize]) -> std::borrow::Cow<'s, [usize]> {
+        match roots {
+            [one] => std::borrow::Cow::Borrowed(self.closures.get(*one).map_or(&[][..], Vec::as_slice)),
+            _ => {
+                let mut m: Vec<usize> = Vec::new();
+                for r in roots {
+                    for x in self.closures.get(*r).map_or(&[][..], Vec::as_slice) {
+                        if !m.contains(x) {
+                            m.push(*x);
+                        }
+                    }
+                }
+                std::borrow::Cow::Owned(m)
+            }
+        }
+    }
+
+    /// Schemas of the member `name` at a place where `ids` apply: its declared schemas, or
+    /// those of undeclared members.
+    fn member_nodes(&self, ids: &[usize], name: &str, known: bool) -> Vec<usize> {
+        let nodes = ids.iter().filter_map(|n| self.nodes.get(*n));
+        if known {
+            nodes.filter_map(|n| n.props.get(name)).flatten().copied().collect()
+        } else {
+            nodes.flat_map(|n| n.extra.iter().copied()).collect()
+        }
+    }
+
+    /// Prunes a response body to what the schemas at `roots` document (a member declared by
+    /// any of them is kept): undeclared members (where the object is not open) and
+    /// `writeOnly` members are removed, at any depth. Member order is kept. Returns how many
+    /// members were removed.
+    pub fn prune(&self, roots: &[usize], value: &mut Value) -> usize {
+        let ids = self.applying(roots);
+        let nodes = || ids.iter().filter_map(|n| self.nodes.get(*n));
+        let mut removed = 0;
+        match value {
+            Value::Object(map) => {
+                let open = nodes().any(|n| n.open);
+                let before = map.len();
+                map.retain(|name, _| {
+                    let known = nodes().any(|n| n.known.contains(name));
+                    (known || open) && !nodes().any(|n| n.write_only.contains(name))
+                });
+                removed += before - map.len();
+                for (name, member) in map.iter_mut() {
+                    if matches!(member, Value::Object(_) | Value::Array(_)) {
+                        let known = nodes().any(|n| n.known.contains(name));
+                        let next = self.member_nodes(&ids, name, known);
+                        if !next.is_empty() {
+                            removed += self.prune(&next, member);
+                        }
+                    }
+                }
+            }
+            Value::Array(list) => {
+                let next: Vec<usize> = nodes().flat_map(|n| n.items.iter().copied()).collect();
+                if !next.is_empty() {
+                    for item in list.iter_mut().filter(|i| matches!(i, Value::Object(_) | Value::Array(_))) {
+                        removed += self.prune(&next, item);
+                    }
+                }
+            }
+            _ => {}
+        }
+        removed
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn walk<'v>(
         &self,
@@ -209,23 +284,7 @@ impl Shapes {
         if out.len() >= max {
             return;
         }
-        // The nodes that apply here: usually one root's precomputed list.
-        let merged: Vec<usize>;
-        let ids: &[usize] = match roots {
-            [one] => self.closures.get(*one).map_or(&[][..], Vec::as_slice),
-            _ => {
-                let mut m: Vec<usize> = Vec::new();
-                for r in roots {
-                    for x in self.closures.get(*r).map_or(&[][..], Vec::as_slice) {
-                        if !m.contains(x) {
-                            m.push(*x);
-                        }
-                    }
-                }
-                merged = m;
-                &merged
-            }
-        };
+        let ids = self.applying(roots);
         let nodes = || ids.iter().filter_map(|n| self.nodes.get(*n));
         match value {
             Value::Object(map) => {
@@ -250,11 +309,7 @@ impl Shapes {
                         report(out, path, "additionalProperties", "is not a documented property");
                         continue;
                     }
-                    let next: Vec<usize> = if known {
-                        nodes().filter_map(|n| n.props.get(name)).flatten().copied().collect()
-                    } else {
-                        nodes().flat_map(|n| n.extra.iter().copied()).collect()
-                    };
+                    let next = self.member_nodes(&ids, name, known);
                     if !next.is_empty() && matches!(member, Value::Object(_) | Value::Array(_)) {
                         path.push(Seg::Key(name));
                         self.walk(&next, member, path, prefix, unknown, max, out);
@@ -305,9 +360,10 @@ fn pointer(prefix: &str, path: &[Seg<'_>], last: Option<&str>) -> String {
     out
 }
 
-/// Whether a member's schema (through one level of `$ref`) says `readOnly: true`.
-fn is_read_only(doc: &Value, schema: &Value) -> bool {
-    let flag = |s: &Value| s.get("readOnly") == Some(&Value::Bool(true));
+/// Whether a member's schema (through one level of `$ref`) sets `flag` (`readOnly`,
+/// `writeOnly`) to true.
+fn has_flag(doc: &Value, schema: &Value, flag: &str) -> bool {
+    let flag = |s: &Value| s.get(flag) == Some(&Value::Bool(true));
     if flag(schema) {
         return true;
     }

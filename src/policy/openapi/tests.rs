@@ -271,3 +271,67 @@ fn openapi_30_documents_use_draft4_with_nullable() {
     assert_eq!(body_errors(&p, t, r#"{"n":10}"#), vec![pair("/body/n", "exclusiveMaximum")]);
     assert_eq!(body_errors(&p, t, r#"{"n":1,"id":"x"}"#), vec![pair("/body/id", "readOnly")]);
 }
+
+fn admitted(d: &HeadDecision) -> &crate::policy::Admission {
+    d.outcome.as_ref().unwrap()
+}
+
+fn rewritten(p: &Policy, d: &HeadDecision, status: &str, ct: &str, body: Value) -> Option<Value> {
+    let upstream: Vec<(String, Vec<u8>)> =
+        vec![(":status".into(), status.into()), ("content-type".into(), ct.into())];
+    match p.plan_response(&admitted(d).response, &upstream) {
+        crate::policy::response::BodyPlan::Rewrite(plan) => Some(
+            serde_json::from_slice(&p.rewrite_response(&plan, body.to_string().as_bytes()).unwrap()).unwrap(),
+        ),
+        crate::policy::response::BodyPlan::Untouched => None,
+        other => panic!("unexpected plan {other:?}"),
+    }
+}
+
+#[test]
+fn response_allowlist_prunes_by_operation_and_status() {
+    let p = policy_with(json!({"response_allowlist": true}));
+    assert_eq!(p.rewrites_responses(), Some("openapi.response_allowlist"));
+    let get = decide(&p, "GET", "/v1/pets/7", &[]);
+    let pet = json!({"id": 7, "name": "Rex", "status": "available", "secret": "s3cret-value-xx",
+        "password_hash": "$2b$12$abc", "owner": {"email": "o@example.com", "ssn": "078-05-1120",
+        "address": {"city": "Oslo", "geo": [59.9, 10.7]}}, "tags": [{"label": "a", "internal": 1}],
+        "birthday": null});
+    let out = rewritten(&p, &get, "200", "application/json", pet).unwrap();
+    assert_eq!(
+        out.to_string(),
+        json!({"id": 7, "name": "Rex", "status": "available", "owner": {"email": "o@example.com",
+            "address": {"city": "Oslo"}}, "tags": [{"label": "a"}], "birthday": null})
+        .to_string(),
+        "undeclared and writeOnly members go, order is kept"
+    );
+    // 404 falls under 4XX (the problem schema); a 302 has nothing documented.
+    let problem = json!({"type": "about:blank", "title": "Not Found", "status": 404, "trace": "at db.go:12"});
+    let out = rewritten(&p, &get, "404", "application/problem+json", problem.clone()).unwrap();
+    assert_eq!(out, json!({"type": "about:blank", "title": "Not Found", "status": 404}));
+    assert_eq!(rewritten(&p, &get, "302", "application/json", problem.clone()), None);
+    // Arrays of pets; `default` covers every other status of the list operation.
+    let list = decide(&p, "GET", "/v1/pets", &[]);
+    let out = rewritten(&p, &list, "200", "application/json", json!([{"name": "a", "x": 1}, {"name": "b"}]));
+    assert_eq!(out.unwrap(), json!([{"name": "a"}, {"name": "b"}]));
+    assert!(rewritten(&p, &list, "409", "application/json", problem.clone()).is_some());
+    // Operations without documented responses, and the option off, leave bodies alone.
+    let post =
+        decide(&p, "POST", "/v1/pets", &[("content-type", "application/json"), ("content-length", "2")]);
+    assert_eq!(rewritten(&p, &post, "201", "application/json", problem.clone()), None);
+    let off = policy_with(json!({}));
+    assert_eq!(off.rewrites_responses(), None);
+    assert_eq!(
+        rewritten(&off, &decide(&off, "GET", "/v1/pets/7", &[]), "200", "application/json", problem),
+        None
+    );
+}
+
+#[test]
+fn response_keys_must_be_statuses() {
+    let mut doc: Value = serde_json::from_str(PETSTORE).unwrap();
+    doc["paths"]["/pets"]["get"]["responses"]["20x"] = json!({"description": "typo"});
+    let cfg = json!({"openapi": {"document": doc, "response_allowlist": true}});
+    let e = config::parse(cfg.to_string().as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("openapi.document#/paths/~1pets/get/responses/20x"), "{e}");
+}

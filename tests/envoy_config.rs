@@ -67,3 +67,39 @@ fn a_broken_policy_fails_validation_with_the_field_named() {
     assert!(!ok, "a broken policy passed validation");
     assert!(log.contains("invalid api-guard configuration at `routes[1].limits.max_body_bytes`"), "{log}");
 }
+
+/// The capability seam decides what a host can enforce. Run in Envoy with the APISIX profile
+/// (`host.kind`), a policy that needs response bodies rewritten is refused at load, naming the
+/// field, instead of forwarding unredacted data; the same policy loads with the Envoy profile.
+#[test]
+fn a_host_that_cannot_rewrite_bodies_refuses_response_rewrites() {
+    let upstream = support::Upstream::start();
+    let rules = serde_json::json!({"rules": [{"select": ["$..password"], "action": {"type": "remove"}}]});
+    for (policy, field) in [
+        (serde_json::json!({"host": {"kind": "apisix"}, "response": rules}), "response.rules"),
+        (
+            serde_json::json!({"host": {"kind": "apisix"}, "openapi": {"document": support::fixture("openapi/petstore.json"), "response_allowlist": true}}),
+            "openapi.response_allowlist",
+        ),
+    ] {
+        let log = match support::Envoy::start_with(&policy.to_string(), upstream.port, Default::default()) {
+            Ok(_) => panic!("the APISIX profile accepted {field}"),
+            Err(log) => log,
+        };
+        assert!(
+            log.contains(&format!("invalid api-guard configuration at `{field}`: this host (Apisix) cannot rewrite response bodies")),
+            "{log}"
+        );
+    }
+    let envoy = support::Envoy::start(
+        &serde_json::json!({"host": {"kind": "envoy"}, "response": rules}).to_string(),
+        upstream.port,
+    );
+    let r = support::Client::new(envoy.port).request(
+        "POST",
+        "/x",
+        &[("content-type", "application/json"), ("x-test-echo", "1")],
+        br#"{"password":"p","a":1}"#,
+    );
+    assert_eq!(r.text(), r#"{"a":1}"#);
+}

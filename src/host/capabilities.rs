@@ -5,12 +5,17 @@
 //! the host layer asks these flags instead of assuming, and degrades safely when a flag is off.
 
 use super::abi;
+use crate::policy::config::{HostConfig, HostKindConfig};
 
 /// Which gateway the module runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKind {
     /// Envoy (proxy-wasm-cpp-host).
     Envoy,
+    /// Kong Gateway (ngx_wasm_module), named by the configuration.
+    Kong,
+    /// Apache APISIX (wasm-nginx-module), named by the configuration.
+    Apisix,
     /// A host that did not identify itself; every optional capability is assumed absent.
     Unknown,
 }
@@ -39,28 +44,51 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Detects the host. Envoy answers the `plugin_vm_id` property from a root context;
-    /// other hosts either lack it or refuse property reads outside a request.
-    pub fn detect(hold_headers_for_body: bool) -> Capabilities {
-        let envoy = matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_)));
-        if envoy {
-            Capabilities {
-                kind: HostKind::Envoy,
+    /// The host's profile: the one the configuration names (`host.kind`), else the detected
+    /// one. Envoy answers the `plugin_vm_id` property from a root context; other hosts either
+    /// lack it or refuse property reads outside a request, and get the cautious profile.
+    pub fn detect(host: &HostConfig) -> Capabilities {
+        let kind = match host.kind {
+            Some(HostKindConfig::Envoy) => HostKind::Envoy,
+            Some(HostKindConfig::Kong) => HostKind::Kong,
+            Some(HostKindConfig::Apisix) => HostKind::Apisix,
+            None if matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_))) => HostKind::Envoy,
+            None => HostKind::Unknown,
+        };
+        Capabilities::of(kind, host.hold_headers_for_body)
+    }
+
+    /// What a host of `kind` can do (`hold` is the configuration's `hold_headers_for_body`).
+    pub fn of(kind: HostKind, hold: bool) -> Capabilities {
+        match kind {
+            HostKind::Envoy => Capabilities {
+                kind,
                 headers_end_of_stream: true,
-                hold_headers_for_body,
+                hold_headers_for_body: hold,
                 timers: true,
                 shared_data: true,
                 body_rewrite: true,
-            }
-        } else {
-            Capabilities {
-                kind: HostKind::Unknown,
+            },
+            // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
+            // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
+            HostKind::Kong => Capabilities {
+                kind,
+                headers_end_of_stream: false,
+                hold_headers_for_body: false,
+                timers: true,
+                shared_data: true,
+                body_rewrite: true,
+            },
+            // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
+            // unimplemented (bodies cannot be replaced).
+            HostKind::Apisix | HostKind::Unknown => Capabilities {
+                kind,
                 headers_end_of_stream: false,
                 hold_headers_for_body: false,
                 timers: false,
                 shared_data: false,
                 body_rewrite: false,
-            }
+            },
         }
     }
 }

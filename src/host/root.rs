@@ -100,9 +100,9 @@ impl RootContext for Root {
         };
         let parsed = config::parse_document(&bytes).and_then(|doc| {
             let policy = Policy::compile(&doc)?;
-            Ok((policy, doc.host.hold_headers_for_body))
+            Ok((policy, doc.host))
         });
-        let (policy, hold) = match parsed {
+        let (policy, host) = match parsed {
             Ok(p) => p,
             Err(e) => {
                 // One line that names the field; the previous configuration (if any) stays.
@@ -110,7 +110,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let caps = Capabilities::detect(hold);
+        let caps = Capabilities::detect(&host);
         // Rewrites this host cannot carry out would forward unredacted data: refuse them.
         if let (Some(field), false) = (policy.rewrites_responses(), caps.body_rewrite) {
             abi::log(

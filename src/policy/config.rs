@@ -391,6 +391,22 @@ pub struct HostConfig {
     /// as it streams and the request is cut off at the limit.
     #[serde(default)]
     pub hold_headers_for_body: bool,
+    /// The gateway this configuration is for. Absent: detected at load (Envoy is recognised;
+    /// any other host gets the most cautious profile). Set it for Kong and APISIX.
+    pub kind: Option<HostKindConfig>,
+}
+
+/// A gateway api-guard knows the capabilities of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HostKindConfig {
+    /// Envoy (`envoy.filters.http.wasm`, V8).
+    Envoy,
+    /// Kong Gateway 3.4–3.9 (ngx_wasm_module).
+    Kong,
+    /// Apache APISIX (wasm-nginx-module).
+    Apisix,
 }
 
 /// Request limits. Every field is optional: at the top level an absent field takes its

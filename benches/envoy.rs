@@ -65,9 +65,31 @@ const CORS_POLICY: &str = r#"
                   allow_origin_string_match: [ { exact: "https://app.example" } ]
                   allow_methods: "GET, PUT, POST""#;
 
+/// The order the example API's `createOrder` answers with (examples/api/order_created.json,
+/// 10 KB): 76 items, each with an undocumented `cost_price` and `warehouse` that D's schema
+/// allowlist prunes, and a shipping street D's field rule masks.
+fn order_response() -> String {
+    std::fs::read_to_string(repo_root().join("examples/api/order_created.json")).unwrap().trim().to_string()
+}
+
 fn bootstrap(port: u16, admin: u16, filters: &str) -> String {
     let direct = r#"direct_response: { status: 200, body: { inline_string: "ok" } }"#;
-    listener_bootstrap(port, admin, filters, direct, CORS_POLICY, "  []\n")
+    let yaml = listener_bootstrap(port, admin, filters, direct, CORS_POLICY, "  []\n");
+    // `POST /api/orders` (D and E) is answered 201 with the 10 KB JSON order.
+    let orders = format!(
+        r#"- match: {{ prefix: "/api/orders" }}
+                direct_response: {{ status: 201, body: {{ inline_string: {} }} }}
+                response_headers_to_add:
+                - header: {{ key: content-type, value: application/json }}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+              - match: {{ prefix: "/" }}"#,
+        serde_json::to_string(&order_response()).unwrap()
+    );
+    yaml.replacen(r#"- match: { prefix: "/" }"#, &orders, 1).replacen(
+        "route_config:\n",
+        "route_config:\n            max_direct_response_body_size_bytes: 65536\n",
+        1,
+    )
 }
 
 struct Case {
@@ -195,8 +217,14 @@ fn main() {
         })
         .to_string()
     };
-    let full = std::fs::read_to_string(repo_root().join("examples/policy.json")).unwrap();
-    // D and E POST a 1 KB order that D validates against the example OpenAPI document.
+    // BENCH_POLICY=file measures D with another policy (then D's response is not checked).
+    let custom = std::env::var("BENCH_POLICY").ok();
+    let full = std::fs::read_to_string(
+        custom.clone().unwrap_or_else(|| repo_root().join("examples/policy.json").display().to_string()),
+    )
+    .unwrap();
+    // D and E POST a 1 KB order that D validates against the example OpenAPI document; the
+    // 10 KB order that comes back is pruned and masked by D.
     let order =
         std::fs::read_to_string(repo_root().join("examples/api/order.json")).unwrap().trim().to_string();
 
@@ -304,6 +332,31 @@ fn main() {
         c.startup_ms = start.elapsed().as_secs_f64() * 1000.0;
         c.envoy = Some(envoy);
         wrk(c, 1); // warm up, and check the configuration admits the request
+        if let (Some(body), true) = (&c.body, custom.is_none() && (c.key == "D" || c.key == "E")) {
+            // D must really rewrite the response: pruned and masked, while E passes it as is.
+            let auth = format!("Bearer {}", c.token.as_deref().unwrap_or(""));
+            let r = support::Client::new(c.port).request(
+                "POST",
+                c.path,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                    ("origin", "https://app.example"),
+                ],
+                body.as_bytes(),
+            );
+            let text = r.text();
+            assert_eq!(r.status, 201, "{}: {text}", c.key);
+            let rewritten = !text.contains("cost_price") && !text.contains("St James");
+            assert_eq!(
+                rewritten,
+                c.key == "D",
+                "{}: response body {} KB: {}",
+                c.key,
+                text.len() / 1024,
+                &text[..200]
+            );
+        }
     }
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     for round in 0..rounds {

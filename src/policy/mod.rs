@@ -19,6 +19,7 @@ pub mod cors;
 pub mod denial;
 pub mod json;
 pub mod json_limits;
+pub mod json_rewrite;
 pub mod jwt;
 pub mod limits;
 pub mod media;
@@ -302,13 +303,32 @@ impl Policy {
         response::plan_body(self.response.as_ref(), &duty.rules, shape, upstream)
     }
 
-    /// Rewrites a whole JSON response body: members the document does not declare are
-    /// pruned, then field rules apply. The member order of what is left is kept.
+    /// Rewrites a whole JSON response body in one pass (see [`json_rewrite`]): members the
+    /// document does not declare are pruned, and field rules apply. What is kept is copied as
+    /// the upstream sent it.
     pub fn rewrite_response(
         &self,
         plan: &response::Rewrite,
         body: &[u8],
     ) -> Result<Vec<u8>, response::RewriteError> {
+        let rules = self.response.as_ref().map(|r| r.rewrite_rules(&plan.rules)).unwrap_or_default();
+        let shapes = match (&self.api, plan.shape.is_empty()) {
+            (Some(api), false) => Some((api.shapes(), plan.shape.as_slice())),
+            _ => None,
+        };
+        let key = self.response.as_ref().map(response::ResponsePolicy::hash_key);
+        json_rewrite::Rewrite { shapes, rules: &rules, key }
+            .run(body)
+            .map_err(|_| response::RewriteError::NotJson)
+    }
+
+    /// Rewrites a whole JSON response body the slow way: as a tree (parse, prune, apply each
+    /// rule, serialise). The reference [`Policy::rewrite_response`] is tested against.
+    pub fn rewrite_response_tree(
+        &self,
+        plan: &response::Rewrite,
+        body: &[u8],
+    ) -> Result<serde_json::Value, response::RewriteError> {
         let mut v: serde_json::Value =
             serde_json::from_slice(body).map_err(|_| response::RewriteError::NotJson)?;
         if let (false, Some(api)) = (plan.shape.is_empty(), &self.api) {
@@ -317,7 +337,7 @@ impl Policy {
         if let Some(r) = &self.response {
             r.apply(&plan.rules, &mut v);
         }
-        serde_json::to_vec(&v).map_err(|_| response::RewriteError::NotJson)
+        Ok(v)
     }
 
     /// Validates a complete body against its target operation and media type.

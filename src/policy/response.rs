@@ -131,7 +131,7 @@ pub struct ResponsePolicy {
     /// `set` plus the JSON CSP: what api-guard's own (JSON) responses carry.
     local: Vec<(String, String)>,
     rules: Vec<FieldRule>,
-    hash_key: Vec<u8>,
+    hash_key: redact::HashKey,
     /// Replace upstream 5xx bodies with a generic problem.
     pub safe_errors: bool,
 }
@@ -266,7 +266,7 @@ impl ResponsePolicy {
             no_store_when_authenticated: c.no_store_when_authenticated.unwrap_or(true),
             remove,
             rules,
-            hash_key,
+            hash_key: redact::HashKey::new(&hash_key),
             safe_errors: c.safe_errors.unwrap_or(true),
         })
     }
@@ -311,6 +311,19 @@ impl ResponsePolicy {
             "request_id": request_id,
         });
         serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The rules `ids`, as the streaming rewrite takes them.
+    pub fn rewrite_rules(&self, ids: &[usize]) -> Vec<super::json_rewrite::Rule<'_>> {
+        ids.iter()
+            .filter_map(|i| self.rules.get(*i))
+            .map(|r| super::json_rewrite::Rule { selectors: &r.selectors, action: &r.action })
+            .collect()
+    }
+
+    /// The key for hash actions.
+    pub fn hash_key(&self) -> &redact::HashKey {
+        &self.hash_key
     }
 
     /// Applies field rules to a parsed JSON body.

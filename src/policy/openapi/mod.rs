@@ -482,6 +482,11 @@ impl ApiSpec {
             .or_else(|| find(StatusKey::Default))
     }
 
+    /// The compiled object shapes.
+    pub fn shapes(&self) -> &Shapes {
+        &self.shapes
+    }
+
     /// Whether any operation prunes responses.
     pub fn prunes_responses(&self) -> bool {
         self.operations.iter().any(|o| !o.responses.is_empty())

@@ -230,6 +230,48 @@ impl Shapes {
         }
     }
 
+    /// The nodes that apply where the schemas `stack[from..]` apply (owned only when there
+    /// are several).
+    fn applying_at(&self, stack: &[usize], from: usize) -> std::borrow::Cow<'_, [usize]> {
+        match stack.get(from..) {
+            Some([one]) => std::borrow::Cow::Borrowed(self.closures.get(*one).map_or(&[][..], Vec::as_slice)),
+            Some(roots) => std::borrow::Cow::Owned(self.applying(roots).into_owned()),
+            None => std::borrow::Cow::Borrowed(&[]),
+        }
+    }
+
+    /// For a streaming rewrite: whether member `name` of an object where the schemas
+    /// `stack[from..]` apply is kept (declared, or the object is open, and not `writeOnly`);
+    /// if so, the schemas of its value are pushed onto `stack`. Agrees with [`Shapes::prune`].
+    pub fn member(&self, stack: &mut Vec<usize>, from: usize, name: &str) -> bool {
+        let ids = self.applying_at(stack, from);
+        let nodes = || ids.iter().filter_map(|n| self.nodes.get(*n));
+        if nodes().any(|n| n.write_only.contains(name)) {
+            return false;
+        }
+        if nodes().any(|n| n.known.contains(name)) {
+            for n in nodes() {
+                stack.extend(n.props.get(name).into_iter().flatten());
+            }
+        } else if nodes().any(|n| n.open) {
+            for n in nodes() {
+                stack.extend(&n.extra);
+            }
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// For a streaming rewrite: pushes the schemas of the items of an array where
+    /// `stack[from..]` apply onto `stack`.
+    pub fn items(&self, stack: &mut Vec<usize>, from: usize) {
+        let ids = self.applying_at(stack, from);
+        for n in ids.iter().filter_map(|n| self.nodes.get(*n)) {
+            stack.extend(&n.items);
+        }
+    }
+
     /// Prunes a response body to what the schemas at `roots` document (a member declared by
     /// any of them is kept): undeclared members (where the object is not open) and
     /// `writeOnly` members are removed, at any depth. Member order is kept. Returns how many

@@ -47,6 +47,11 @@ Request validation (examples/api/openapi.json):
   curl -i -H "authorization: Bearer \$TOKEN" 'http://127.0.0.1:10000/api/orders?limit=0'      # 400: /query/limit
   curl -i http://127.0.0.1:10000/api/health                                                 # 200: public
 
+Response protection (the demo upstream echoes the body given in x-test-echo-body):
+  curl -s -H "authorization: Bearer \$TOKEN" -H 'x-test-echo: 1' \
+       -H 'x-test-echo-body: {"id":"user-42","email":"ada@example.com","password":"hunter2","is_admin":true}' \
+       http://127.0.0.1:10000/api/users/user-42        # {"id":"user-42","email":"ada@example.com"}: undocumented and writeOnly members dropped
+
 Press Ctrl-C to stop.
 MSG
 wait $ENV

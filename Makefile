@@ -11,8 +11,15 @@ WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/run.mjs
 # compiling in the background has crashed Node 20 (SIGSEGV after all tests passed).
 WASI_TEST_RUNNER := node --no-warnings --no-wasm-tier-up $(CURDIR)/tests/wasm/run.mjs
 export ENVOY_BIN := $(ENVOY)
+# Reproducible modules: the only machine-specific text rustc puts in the module is the path of
+# crates.io sources (in panic locations); it is rewritten to a fixed prefix, so the same source
+# and toolchain give the same bytes wherever they are built.
+CARGO_HOME_DIR ?= $(or $(CARGO_HOME),$(HOME)/.cargo)
+export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_DIR)/registry/src=/cargo/registry/src
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -67,7 +74,7 @@ unit: ## Native tests of the core (and the schema check)
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
 
-integration: wasm envoy idp browser ## Tests against the real Envoy with the built module
+integration: wasm envoy idp browser oci-tools ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types
@@ -81,6 +88,18 @@ bench: wasm envoy ## api-guard vs Envoy's native filters, side by side (not part
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	cargo bench --bench core
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
+
+oci-tools: ## Install skopeo and docker-registry (Debian) for the OCI tests and pushes
+	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || { apt-get install -y -qq skopeo docker-registry >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq skopeo docker-registry >/dev/null; }; }
+
+oci: wasm ## OCI image layout in target/oci: VERSION (compat image) and VERSION-oci (Wasm artifact)
+	rm -rf $(OCI_DIR)
+	python3 examples/oci.py $(WASM) $(OCI_DIR) --version $(VERSION)
+
+oci-push: oci oci-tools ## REGISTRY=host:port/repo [TLS_VERIFY=false]: push both variants with skopeo
+	@test -n "$(REGISTRY)" || { echo "usage: make oci-push REGISTRY=registry.example.com/api-guard"; exit 2; }
+	skopeo copy --preserve-digests --dest-tls-verify=$(or $(TLS_VERIFY),true) oci:$(OCI_DIR):$(VERSION) docker://$(REGISTRY):$(VERSION)
+	skopeo copy --preserve-digests --dest-tls-verify=$(or $(TLS_VERIFY),true) oci:$(OCI_DIR):$(VERSION)-oci docker://$(REGISTRY):$(VERSION)-oci
 
 size: wasm ## Print the module size (and fail above the 4 MB budget)
 	@stat -c '%s bytes  %n' $(WASM)

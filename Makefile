@@ -19,7 +19,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -75,7 +75,7 @@ wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run und
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
 
 integration: wasm envoy idp browser oci-tools ## Tests against the real Envoy with the built module
-	cargo test --release --test 'envoy_*' -- --test-threads=2
+	cargo test --release --test 'envoy_*' --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types
 	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
@@ -101,6 +101,13 @@ oci-push: oci oci-tools ## REGISTRY=host:port/repo [TLS_VERIFY=false]: push both
 	skopeo copy --preserve-digests --dest-tls-verify=$(or $(TLS_VERIFY),true) oci:$(OCI_DIR):$(VERSION) docker://$(REGISTRY):$(VERSION)
 	skopeo copy --preserve-digests --dest-tls-verify=$(or $(TLS_VERIFY),true) oci:$(OCI_DIR):$(VERSION)-oci docker://$(REGISTRY):$(VERSION)-oci
 
+repro: wasm ## Build the module again from a copy of the tree, with another CARGO_HOME path; the digests must match
+	@d=$$(mktemp -d) && mkdir -p $$d/src $$d/cargo && ln -s $(CARGO_HOME_DIR)/registry $$d/cargo/registry && \
+	  git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C $$d/src && \
+	  (cd $$d/src && CARGO_HOME=$$d/cargo $(MAKE) -s wasm >/dev/null) && \
+	  a=$$(sha256sum < $(WASM) | cut -d' ' -f1) && b=$$(sha256sum < $$d/src/$(WASM) | cut -d' ' -f1) && rm -rf $$d && \
+	  if [ "$$a" = "$$b" ]; then echo "reproducible: sha256:$$a"; else echo "not reproducible: sha256:$$a here, sha256:$$b in the copy"; exit 1; fi
+
 size: wasm ## Print the module size (and fail above the 4 MB budget)
 	@stat -c '%s bytes  %n' $(WASM)
 	@test $$(stat -c '%s' $(WASM)) -lt 4194304 || { echo "module over the 4 MB budget"; exit 1; }
@@ -110,7 +117,7 @@ openapi-json: ## SPEC=api.yaml [POLICY=policy.json]: YAML/JSON OpenAPI to JSON (
 	@python3 -c 'import yaml' 2>/dev/null || test -d .tools/pyyaml || python3 -m pip install -q --target .tools/pyyaml pyyaml
 	PYTHONPATH=.tools/pyyaml python3 examples/openapi_embed.py $(SPEC) $(if $(POLICY),--into $(POLICY))
 
-test: lint unit wasm-unit integration size ## Everything a release needs
+test: lint unit wasm-unit integration size repro ## Everything a release needs
 
 clean:
 	cargo clean

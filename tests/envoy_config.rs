@@ -103,3 +103,59 @@ fn a_host_that_cannot_rewrite_bodies_refuses_response_rewrites() {
     );
     assert_eq!(r.text(), r#"{"a":1}"#);
 }
+
+/// Every Envoy bootstrap shipped in envoy-config/ (remote JWKS with its cluster, per-listener
+/// policies sharing a VM, ...) passes `envoy --mode validate`, which loads the module and
+/// compiles each embedded policy.
+#[test]
+fn every_shipped_envoy_bootstrap_validates() {
+    support::envoy::wasm_path();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_root().join("envoy-config")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("static_resources:") {
+            continue;
+        }
+        let (ok, log) = validate(&path);
+        assert!(ok, "{} refused:\n{log}", path.display());
+        let filters = text.matches("envoy.filters.http.wasm").count();
+        // Envoy loads each filter's configuration twice in validate mode (once to check it,
+        // once for the listener).
+        assert!(
+            log.matches("api-guard: configuration loaded").count() >= filters,
+            "{}: not every api-guard filter loaded:\n{log}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} bootstraps found");
+}
+
+/// The JSON block that follows `key:` in a manifest (written as JSON, which YAML accepts).
+fn json_block(yaml: &str, key: &str) -> serde_json::Value {
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != key);
+    let head = lines.next().unwrap_or_else(|| panic!("no `{key}` block"));
+    let indent = head.len() - head.trim_start().len();
+    let block: Vec<&str> =
+        lines.take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent).collect();
+    serde_json::from_str(&block.join("\n")).unwrap()
+}
+
+/// The Istio and Envoy Gateway manifests carry a configuration api-guard accepts, and pull the
+/// image `make oci` builds for this version.
+#[test]
+fn kubernetes_manifests_carry_valid_policies_and_this_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    for (file, key, image) in [
+        ("istio-wasmplugin.yaml", "pluginConfig:", format!("oci://registry.example.com/api-guard:{version}")),
+        ("envoy-gateway.yaml", "config:", format!("registry.example.com/api-guard:{version}")),
+    ] {
+        let yaml = std::fs::read_to_string(repo_root().join("envoy-config").join(file)).unwrap();
+        let policy = json_block(&yaml, key);
+        let doc = api_guard::policy::config::parse_document(policy.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        api_guard::policy::Policy::compile(&doc).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(yaml.contains(&format!("url: {image}\n")), "{file} does not pull {image}");
+    }
+}

@@ -57,8 +57,11 @@ impl VerifyState for View<'_> {
     }
 }
 
-fn shared_key(name: &str) -> String {
-    format!("api_guard.jwks.{name}")
+/// The shared-data key of a provider's key set. It names the URL and the upstream as well as
+/// the provider: plugin configurations that share a VM may reuse a provider name for another
+/// key set, and must never adopt each other's keys.
+fn shared_key(e: &Entry) -> String {
+    format!("api_guard.jwks.{}|{}|{}", e.name, e.spec.upstream, e.spec.uri)
 }
 
 impl KeyStore {
@@ -100,7 +103,7 @@ impl KeyStore {
             return changed;
         }
         for e in self.entries.iter_mut().flatten() {
-            if let Ok(Some((bytes, _))) = abi::get_shared(&shared_key(&e.name)) {
+            if let Ok(Some((bytes, _))) = abi::get_shared(&shared_key(e)) {
                 if let Some((at, body)) = jwks::decode_shared(&bytes) {
                     if e.cache.adopt(body, at) {
                         changed = true;
@@ -177,7 +180,7 @@ impl KeyStore {
                 }
                 if caps.shared_data {
                     if let Some(b) = &body {
-                        let _ = abi::set_shared(&shared_key(&e.name), &jwks::encode_shared(now, b));
+                        let _ = abi::set_shared(&shared_key(e), &jwks::encode_shared(now, b));
                     }
                 }
                 true

@@ -105,6 +105,12 @@ extern "C" {
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
@@ -166,6 +172,9 @@ mod native {
         12
     }
     pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_set_property(_: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
         12
     }
     pub unsafe fn proxy_get_shared_data(
@@ -269,6 +278,18 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         OK => Ok(Some(take(data, size))),
         NOT_FOUND => Ok(None),
         s => Err(HostError(s)),
+    }
+}
+
+/// Sets a property (on APISIX, an nginx variable).
+pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
+    let key = path.join("\0");
+    // SAFETY: pointers and lengths describe live buffers.
+    let status = unsafe { proxy_set_property(key.as_ptr(), key.len(), value.as_ptr(), value.len()) };
+    if status == OK {
+        Ok(())
+    } else {
+        Err(HostError(status))
     }
 }
 

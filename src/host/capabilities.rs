@@ -41,6 +41,9 @@ pub struct Capabilities {
     /// Response bodies can be buffered and replaced (`proxy_set_buffer_bytes`). Without it,
     /// response field rules cannot be enforced, and a configuration with rules is refused.
     pub body_rewrite: bool,
+    /// Request body callbacks run only after the filter asks for them by setting the
+    /// `wasm_process_req_body` property during request headers (APISIX).
+    pub request_body_opt_in: bool,
 }
 
 impl Capabilities {
@@ -68,6 +71,7 @@ impl Capabilities {
                 timers: true,
                 shared_data: true,
                 body_rewrite: true,
+                request_body_opt_in: false,
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -78,16 +82,27 @@ impl Capabilities {
                 timers: true,
                 shared_data: true,
                 body_rewrite: true,
+                request_body_opt_in: false,
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
-            // unimplemented (bodies cannot be replaced).
-            HostKind::Apisix | HostKind::Unknown => Capabilities {
+            // unimplemented (bodies cannot be replaced), request bodies on request only.
+            HostKind::Apisix => Capabilities {
                 kind,
                 headers_end_of_stream: false,
                 hold_headers_for_body: false,
                 timers: false,
                 shared_data: false,
                 body_rewrite: false,
+                request_body_opt_in: true,
+            },
+            HostKind::Unknown => Capabilities {
+                kind,
+                headers_end_of_stream: false,
+                hold_headers_for_body: false,
+                timers: false,
+                shared_data: false,
+                body_rewrite: false,
+                request_body_opt_in: false,
             },
         }
     }

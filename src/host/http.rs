@@ -197,6 +197,16 @@ impl HttpFilter {
                 Action::Continue
             }
             BodyPlan::Check(check) => {
+                if self.shared.caps.request_body_opt_in {
+                    // APISIX calls the body callback only when asked, with the whole body.
+                    if let Err(e) = abi::set_property(&["wasm_process_req_body"], b"on") {
+                        abi::log(
+                            LogLevel::Error,
+                            &format!("api-guard: cannot ask for the request body (host status {})", e.0),
+                        );
+                        return self.deny(&Denial::new(Reason::AccessDenied));
+                    }
+                }
                 // Hold the headers where the host allows whenever the body could still be
                 // refused after they would have gone on: an unknown length, or bytes to judge.
                 let hold = self.shared.caps.hold_headers_for_body
@@ -340,6 +350,9 @@ impl HttpContext for HttpFilter {
                         hold = true;
                     }
                     response::BodyPlan::Withhold(cause) => return self.withhold(cause),
+                    // Without body rewrites (APISIX) an upstream failure's body passes as sent
+                    // (said once at load).
+                    response::BodyPlan::Replace(_) if !self.shared.caps.body_rewrite => {}
                     response::BodyPlan::Replace(status) => {
                         // An upstream failure: its body (stack traces, SQL) never leaves.
                         ops.push(HeaderOp::Remove("content-length".into()));

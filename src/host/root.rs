@@ -122,6 +122,15 @@ impl RootContext for Root {
             );
             return false;
         }
+        if policy.response.as_ref().is_some_and(|r| r.safe_errors) && !caps.body_rewrite {
+            abi::log(
+                LogLevel::Warn,
+                &format!(
+                    "api-guard: response.safe_errors: this host ({:?}) cannot replace response bodies; upstream 5xx bodies pass as sent",
+                    caps.kind
+                ),
+            );
+        }
         // Key-set entries that cannot verify anything (an `enc` key, an unknown curve) are
         // skipped rather than failing the whole set; say which, once.
         for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {

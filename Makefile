@@ -19,7 +19,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	cargo bench --bench core
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
 
+host-profiles: wasm ## The built module under the Envoy, Kong and APISIX capability profiles of the in-repo test host
+	node --no-warnings tests/host/scenarios.mjs $(WASM)
+
 oci-tools: ## Install skopeo and docker-registry (Debian) for the OCI tests and pushes
 	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || { apt-get install -y -qq skopeo docker-registry >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq skopeo docker-registry >/dev/null; }; }
 
@@ -117,7 +120,7 @@ openapi-json: ## SPEC=api.yaml [POLICY=policy.json]: YAML/JSON OpenAPI to JSON (
 	@python3 -c 'import yaml' 2>/dev/null || test -d .tools/pyyaml || python3 -m pip install -q --target .tools/pyyaml pyyaml
 	PYTHONPATH=.tools/pyyaml python3 examples/openapi_embed.py $(SPEC) $(if $(POLICY),--into $(POLICY))
 
-test: lint unit wasm-unit integration size repro ## Everything a release needs
+test: lint unit wasm-unit host-profiles integration size repro ## Everything a release needs
 
 clean:
 	cargo clean

@@ -563,9 +563,15 @@ fn remote_jwks_config_is_checked() {
     let p = config::parse(c.to_string().as_bytes()).unwrap();
     let ProviderKeys::Remote(spec) = &p.jwt.as_ref().unwrap().providers[0].keys else { panic!() };
     assert_eq!(
-        (spec.upstream.as_str(), spec.authority.as_str(), spec.path.as_str()),
+        (spec.upstream(true), spec.authority.as_str(), spec.path.as_str()),
         ("idp.example:8443", "idp.example:8443", "/keys?v=1")
     );
+    // With a cluster: Envoy sends to the cluster; hosts without clusters still use host:port.
+    let c = json!({"jwt": {"providers": {"idp": {"issuer": "i", "audiences": ["a"], "algorithms": ["ES256"],
+        "remote_jwks": {"http_uri": {"uri": "https://idp.example/keys", "cluster": "idp"}}}}}});
+    let p = config::parse(c.to_string().as_bytes()).unwrap();
+    let ProviderKeys::Remote(spec) = &p.jwt.as_ref().unwrap().providers[0].keys else { panic!() };
+    assert_eq!((spec.upstream(true), spec.upstream(false)), ("idp", "idp.example:443"));
 }
 
 // ---------------------------------------------------------------- the token cache

@@ -41,6 +41,8 @@ pub struct Capabilities {
     /// Response bodies can be buffered and replaced (`proxy_set_buffer_bytes`). Without it,
     /// response field rules cannot be enforced, and a configuration with rules is refused.
     pub body_rewrite: bool,
+    /// Outbound calls name an upstream cluster (Envoy); elsewhere they name `host:port`.
+    pub clusters: bool,
     /// Request body callbacks run only after the filter asks for them by setting the
     /// `wasm_process_req_body` property during request headers (APISIX).
     pub request_body_opt_in: bool,
@@ -72,6 +74,7 @@ impl Capabilities {
                 shared_data: true,
                 body_rewrite: true,
                 request_body_opt_in: false,
+                clusters: true,
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -83,6 +86,7 @@ impl Capabilities {
                 shared_data: true,
                 body_rewrite: true,
                 request_body_opt_in: false,
+                clusters: false,
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
             // unimplemented (bodies cannot be replaced), request bodies on request only.
@@ -94,6 +98,7 @@ impl Capabilities {
                 shared_data: false,
                 body_rewrite: false,
                 request_body_opt_in: true,
+                clusters: false,
             },
             HostKind::Unknown => Capabilities {
                 kind,
@@ -103,6 +108,7 @@ impl Capabilities {
                 shared_data: false,
                 body_rewrite: false,
                 request_body_opt_in: false,
+                clusters: false,
             },
         }
     }

@@ -143,7 +143,7 @@ impl HttpFilter {
         let admission = match (decision.outcome, decision.fetch_keys) {
             (Ok(a), _) => a,
             (Err(denial), Some(index)) if may_fetch => {
-                let token = self.shared.keys.borrow_mut().fetch(index, now);
+                let token = self.shared.keys.borrow_mut().fetch(index, now, self.shared.caps.clusters);
                 return match token {
                     Some(token) => {
                         self.stage =

@@ -61,7 +61,7 @@ impl VerifyState for View<'_> {
 /// the provider: plugin configurations that share a VM may reuse a provider name for another
 /// key set, and must never adopt each other's keys.
 fn shared_key(e: &Entry) -> String {
-    format!("api_guard.jwks.{}|{}|{}", e.name, e.spec.upstream, e.spec.uri)
+    format!("api_guard.jwks.{}|{}|{}", e.name, e.spec.cluster.as_deref().unwrap_or(""), e.spec.uri)
 }
 
 impl KeyStore {
@@ -127,8 +127,9 @@ impl KeyStore {
             .collect()
     }
 
-    /// Sends the key-set request for provider `index`; returns the call token.
-    pub fn fetch(&mut self, index: usize, now: i64) -> Option<u32> {
+    /// Sends the key-set request for provider `index` (to its cluster where the host has
+    /// `clusters`); returns the call token.
+    pub fn fetch(&mut self, index: usize, now: i64, clusters: bool) -> Option<u32> {
         let e = self.entries.get_mut(index)?.as_mut()?;
         let headers = vec![
             (":method".to_string(), "GET".to_string()),
@@ -139,7 +140,8 @@ impl KeyStore {
         ];
         let timeout = u32::try_from(e.spec.timeout_ms).unwrap_or(u32::MAX);
         e.cache.start(now);
-        match abi::http_call(&e.spec.upstream, &headers, timeout) {
+        let upstream = e.spec.upstream(clusters);
+        match abi::http_call(upstream, &headers, timeout) {
             Ok(token) => Some(token),
             Err(err) => {
                 e.cache.abort();
@@ -147,7 +149,7 @@ impl KeyStore {
                     LogLevel::Warn,
                     &format!(
                         "api-guard: cannot request jwks for provider '{}' from '{}' (host status {})",
-                        e.name, e.spec.upstream, err.0
+                        e.name, upstream, err.0
                     ),
                 );
                 None

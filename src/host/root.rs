@@ -189,7 +189,7 @@ impl RootContext for Root {
             state.tokens.borrow_mut().clear();
         }
         for index in store.due(now) {
-            if let Some(token) = store.fetch(index, now) {
+            if let Some(token) = store.fetch(index, now, state.caps.clusters) {
                 self.pending.insert(token, index);
             }
         }

@@ -25,9 +25,11 @@ pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 pub struct RemoteSpec {
     /// The key-set URL, for logs.
     pub uri: String,
-    /// Where the host sends the request: an Envoy cluster name, or `host:port` on hosts
-    /// without clusters.
-    pub upstream: String,
+    /// The Envoy cluster that serves the URL, if configured.
+    pub cluster: Option<String>,
+    /// The URL's `host:port` (default port filled in): the target on hosts without clusters
+    /// (Kong, APISIX), and on Envoy when no cluster is named.
+    pub host_port: String,
     /// `:authority` of the request.
     pub authority: String,
     /// `:path` of the request.
@@ -209,6 +211,17 @@ pub fn decode_shared(bytes: &[u8]) -> Option<(i64, &[u8])> {
     Some((i64::from_le_bytes(*head), body))
 }
 
+impl RemoteSpec {
+    /// Where the host sends the request: the cluster where the host has clusters and one is
+    /// named, else `host:port`.
+    pub fn upstream(&self, clusters: bool) -> &str {
+        match (&self.cluster, clusters) {
+            (Some(c), true) => c,
+            _ => &self.host_port,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +231,8 @@ mod tests {
     fn spec() -> RemoteSpec {
         RemoteSpec {
             uri: "http://idp/jwks".into(),
-            upstream: "idp".into(),
+            cluster: Some("idp".into()),
+            host_port: "idp:80".into(),
             authority: "idp".into(),
             path: "/jwks".into(),
             scheme: "http".into(),

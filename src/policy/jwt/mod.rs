@@ -151,13 +151,9 @@ fn remote_spec(cfg: &RemoteJwksConfig, at: &str) -> Result<RemoteSpec, ConfigErr
     } else {
         format!("{authority}:{default_port}")
     };
-    let upstream = match &cfg.http_uri.cluster {
-        Some(c) if c.is_empty() => {
-            return Err(ConfigError::new(format!("{at}.http_uri.cluster"), "must not be empty"))
-        }
-        Some(c) => c.clone(),
-        None => host_port,
-    };
+    if cfg.http_uri.cluster.as_ref().is_some_and(String::is_empty) {
+        return Err(ConfigError::new(format!("{at}.http_uri.cluster"), "must not be empty"));
+    }
     let timeout_ms = u64::from(cfg.http_uri.timeout_ms.unwrap_or(5000));
     if !(1..=60_000).contains(&timeout_ms) {
         return Err(ConfigError::new(format!("{at}.http_uri.timeout_ms"), "must be between 1 and 60000"));
@@ -172,7 +168,8 @@ fn remote_spec(cfg: &RemoteJwksConfig, at: &str) -> Result<RemoteSpec, ConfigErr
     }
     Ok(RemoteSpec {
         uri: uri.clone(),
-        upstream,
+        cluster: cfg.http_uri.cluster.clone(),
+        host_port,
         authority: authority.to_string(),
         path: path.to_string(),
         scheme: scheme.to_string(),

@@ -1,0 +1,161 @@
+// Every core scenario (JWT with local and remote keys, limits, CORS, schema validation,
+// response rules) against the built module under the Envoy, Kong and APISIX capability
+// profiles of tests/host/proxy_host.mjs, with each host's documented degradations. Nothing may
+// trap, and api-guard may never call what the profile lacks.
+//
+//   node tests/host/scenarios.mjs target/wasm32-wasip1/release/api_guard.wasm
+//
+// Exits non-zero when any check fails; prints one line per scenario and profile.
+
+import { readFile } from "node:fs/promises";
+import { argv, exit } from "node:process";
+import { Host, header } from "./proxy_host.mjs";
+
+const root = new URL("../../", import.meta.url);
+const json = async (p) => JSON.parse(await readFile(new URL(p, root), "utf8"));
+const module = await WebAssembly.compile(await readFile(argv[2] ?? new URL("target/wasm32-wasip1/release/api_guard.wasm", root)));
+const tokens = await json("tests/fixtures/jwt/tokens.json");
+const jwks = await json("tests/fixtures/jwt/jwks.json");
+const petstore = await json("tests/fixtures/openapi/petstore.json");
+
+const provider = (keys) => ({
+  issuer: "https://issuer.test", audiences: ["api://orders"], algorithms: ["RS256", "ES256"],
+  claim_to_headers: [{ claim: "sub", header: "x-user" }], ...keys,
+});
+const core = (kind) => ({
+  host: { kind },
+  jwt: { providers: { idp: provider({ local_jwks: jwks }) }, default: { type: "jwt", providers: ["idp"] } },
+  routes: [{ name: "pets", match: { prefix: "/v1/pets" }, auth: { type: "public" } }],
+  limits: { max_body_bytes: 4096 },
+  cors: { allowed_origins: ["https://app.example"], allowed_headers: ["authorization", "content-type"] },
+  openapi: { document: petstore, unknown_operations: "allow" },
+  response: {},
+});
+const bearer = (name) => ["authorization", `Bearer ${tokens[name]}`];
+const problem = (r) => { try { return JSON.parse(r.local.body); } catch { return {}; } };
+
+class Check {
+  constructor() { this.failures = []; }
+  that(ok, what) { if (!ok) this.failures.push(what); }
+}
+
+const scenarios = {
+  "JWT, local keys: a valid token passes; the token is removed and sub forwarded"(h, c) {
+    const r = h.request({ path: "/orders", headers: [bearer("rs256")] });
+    c.that(r.forwarded, "not forwarded");
+    c.that(header(r.forwarded?.headers, "x-user") === "user-42", "no x-user");
+    c.that(!header(r.forwarded?.headers, "authorization"), "token forwarded");
+    const e = h.request({ path: "/orders", headers: [bearer("es256")] });
+    c.that(e.forwarded, "ES256 token not forwarded");
+  },
+  "JWT: no token → 401 problem (+ WWW-Authenticate where local responses keep headers)"(h, c) {
+    const r = h.request({ path: "/orders" });
+    c.that(!r.forwarded && r.local?.status === 401, `status ${r.local?.status}`);
+    c.that(problem(r).type?.endsWith("token-missing"), `type ${problem(r).type}`);
+    const www = header(r.local?.headers, "www-authenticate");
+    c.that(h.name === "apisix" ? www === undefined : www?.startsWith("Bearer"), `www-authenticate ${www}`);
+  },
+  "JWT: forged signature, expired, wrong audience → 401, never forwarded"(h, c) {
+    for (const t of ["wrong_key_same_kid", "expired", "wrong_aud", "alg_none"]) {
+      const r = h.request({ path: "/orders", headers: [bearer(t)] });
+      c.that(!r.forwarded && r.local?.status === 401, `${t}: ${r.local?.status}`);
+    }
+  },
+  "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
+    const big = "x".repeat(5000);
+    const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });
+    c.that(!r.forwarded && r.local?.status === 413, `body: ${r.local?.status}`);
+    const q = h.request({ path: "/orders?api_key=s3cr3t", headers: [bearer("rs256")] });
+    c.that(!q.forwarded && q.local?.status === 400, `query: ${q.local?.status}`);
+  },
+  "CORS: preflight answered here; allowed origin gets CORS headers on the response"(h, c) {
+    const pre = h.request({ method: "OPTIONS", path: "/v1/pets", headers: [["origin", "https://app.example"], ["access-control-request-method", "POST"]] });
+    c.that(!pre.forwarded && pre.local?.status === 204, `preflight ${pre.local?.status}`);
+    const acao = header(pre.local?.headers, "access-control-allow-origin");
+    c.that(h.name === "apisix" ? acao === undefined : acao === "https://app.example", `preflight allow-origin ${acao}`);
+    const get = h.request({ path: "/v1/pets/1", headers: [["origin", "https://app.example"]] });
+    c.that(get.forwarded, "cross-origin GET not forwarded");
+    c.that(header(get.response?.headers, "access-control-allow-origin") === "https://app.example", "no allow-origin on the response");
+    const evil = h.request({ method: "OPTIONS", path: "/v1/pets", headers: [["origin", "https://evil.example"], ["access-control-request-method", "POST"]] });
+    c.that(!evil.forwarded && evil.local?.status === 403, `unknown origin preflight ${evil.local?.status}`);
+  },
+  "schema: an invalid body is refused (400, never forwarded); a valid one passes intact"(h, c) {
+    const bad = JSON.stringify({ name: 5, status: "available" });
+    const r = h.request({ method: "POST", path: "/v1/pets", headers: [["content-type", "application/json"], ["content-length", String(bad.length)]], body: bad });
+    c.that(!r.forwarded && r.local?.status === 400, `invalid body: ${r.local?.status}`);
+    c.that(problem(r).errors?.some((e) => e.pointer === "/body/name"), "no /body/name error");
+    const good = JSON.stringify({ name: "Rex", status: "available" });
+    const g = h.request({ method: "POST", path: "/v1/pets", headers: [["content-type", "application/json"], ["content-length", String(good.length)]], body: good });
+    c.that(g.forwarded?.body === good, `valid body: ${g.local?.status} ${g.forwarded?.body}`);
+    const json = "{\"name\": \"Rex\", \"name\": \"Max\", \"status\": \"available\"}";
+    const d = h.request({ method: "POST", path: "/v1/pets", headers: [["content-type", "application/json"], ["content-length", String(json.length)]], body: json });
+    c.that(!d.forwarded && d.local?.status === 400, `duplicate key: ${d.local?.status}`);
+  },
+  "security headers on upstream responses; stack headers removed"(h, c) {
+    const r = h.request({ path: "/v1/pets/1", upstream: () => ({ status: 200, headers: [["content-type", "application/json"], ["server", "Apache/2.4"], ["x-powered-by", "PHP"]], body: "{}" }) });
+    c.that(header(r.response?.headers, "x-content-type-options") === "nosniff", "no nosniff");
+    c.that(!header(r.response?.headers, "server") && !header(r.response?.headers, "x-powered-by"), "stack headers kept");
+  },
+  "response rules: secrets removed where bodies can be replaced; refused at load where not"(h, c) {
+    const policy = { ...core(h.name), response: { rules: [{ select: ["$..password"], action: { type: "remove" } }] } };
+    const ok = h.configure(policy);
+    if (h.name === "apisix") {
+      c.that(!ok, "APISIX accepted response rules");
+      c.that(h.logs.some(([, m]) => m.includes("`response.rules`: this host (Apisix) cannot rewrite response bodies")), "no refusal message");
+      return;
+    }
+    c.that(ok, "configuration refused");
+    const r = h.request({ path: "/v1/pets/1", upstream: () => ({ status: 200, headers: [["content-type", "application/json"]], body: "{\"name\":\"Rex\",\"owner\":{\"password\":\"hunter2\"}}" }) });
+    c.that(r.response?.body === "{\"name\":\"Rex\",\"owner\":{}}", `body ${r.response?.body}`);
+    h.configure(core(h.name));
+  },
+  "remote keys: the first request fetches the key set, then passes"(h, c) {
+    const policy = core(h.name);
+    policy.jwt.providers.idp = provider({ remote_jwks: { http_uri: { uri: "http://idp.test:8080/jwks.json", cluster: "idp_cluster" } } });
+    c.that(h.configure(policy), "configuration refused");
+    const r = h.request({ path: "/orders", headers: [bearer("rs256")], jwks: JSON.stringify(jwks) });
+    const call = h.calls.at(-1);
+    c.that(call, "no key-set request");
+    c.that(call?.upstream === (h.name === "envoy" ? "idp_cluster" : "idp.test:8080"), `called ${call?.upstream}`);
+    c.that(header(call?.headers, ":path") === "/jwks.json", `path ${header(call?.headers, ":path")}`);
+    c.that(r.forwarded, `not forwarded: ${r.local?.status} ${r.local?.body}`);
+    const again = h.request({ path: "/orders", headers: [bearer("es256")] });
+    c.that(again.forwarded, "second request not forwarded");
+    h.configure(core(h.name));
+  },
+};
+
+let failed = 0;
+const rows = [];
+for (const profile of ["envoy", "kong", "apisix"]) {
+  const h = new Host(module, profile);
+  const loaded = await h.start(core(profile));
+  if (!loaded) {
+    console.log(`${profile}: the core policy did not load: ${h.logs.map(([, m]) => m).join(" | ")}`);
+    failed++;
+    continue;
+  }
+  for (const [name, run] of Object.entries(scenarios)) {
+    const c = new Check();
+    const before = h.traps.length;
+    try { run(h, c); } catch (e) { c.failures.push(`threw ${e.stack}`); }
+    c.that(h.traps.length === before, `trapped: ${h.traps.slice(before).join("; ")}`);
+    c.that(!h.dead, "the VM died");
+    rows.push([profile, name, c.failures]);
+    if (c.failures.length) failed++;
+  }
+  // Never a call the host lacks (Kong's would have trapped, APISIX's return Unimplemented).
+  const ok = h.unimplemented.length === 0 && h.traps.length === 0;
+  rows.push([profile, "no call the host lacks was made", ok ? [] : [...h.unimplemented, ...h.traps]]);
+  if (!ok) failed++;
+  if (profile === "envoy") {
+    const denied = h.metric("api_guard_denied_total");
+    rows.push([profile, "denials counted", denied > 0 ? [] : ["api_guard_denied_total is 0"]]);
+    if (!(denied > 0)) failed++;
+  }
+}
+for (const [profile, name, failures] of rows) {
+  console.log(`${failures.length ? "FAIL" : "ok  "} ${profile.padEnd(6)} ${name}${failures.length ? "\n       " + failures.join("\n       ") : ""}`);
+}
+console.log(`${rows.length - failed} of ${rows.length} passed`);
+exit(failed ? 1 : 0);

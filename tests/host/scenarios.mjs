@@ -109,6 +109,14 @@ const scenarios = {
     c.that(r.response?.body === "{\"name\":\"Rex\",\"owner\":{}}", `body ${r.response?.body}`);
     h.configure(core(h.name));
   },
+  "configuration delivered as a JSON string (APISIX string conf, Kong string config) loads"(h, c) {
+    c.that(h.configure(JSON.stringify(JSON.stringify(core(h.name)))), "string-wrapped configuration refused");
+    const r = h.request({ path: "/orders" });
+    c.that(r.local?.status === 401, `policy not in force: ${r.local?.status}`);
+    c.that(!h.configure("{\"limits\": {\"max_body_bytez\": 1}}"), "a broken configuration loaded");
+    c.that(h.logs.some(([, m]) => m.includes("`limits.max_body_bytez`")), "the refusal does not name the field");
+    h.configure(core(h.name));
+  },
   "remote keys: the first request fetches the key set, then passes"(h, c) {
     const policy = core(h.name);
     policy.jwt.providers.idp = provider({ remote_jwks: { http_uri: { uri: "http://idp.test:8080/jwks.json", cluster: "idp_cluster" } } });

@@ -19,7 +19,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,7 @@ clippy: target
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
 	cargo test --test config_schema --test layering --test jwt_vectors --features schema
+	cargo test --release --test fuzz_corpus
 	cargo test --release --test json_schema_suite --test corpus_bodies -- --nocapture
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
@@ -91,6 +92,17 @@ bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 
 host-profiles: wasm ## The built module under the Envoy, Kong and APISIX capability profiles of the in-repo test host
 	node --no-warnings tests/host/scenarios.mjs $(WASM)
+
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := config jwt json_limits schema redact route
+
+fuzz-smoke: ## Run each cargo-fuzz target for FUZZ_SECONDS (default 30) from its saved corpus
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  out=$$(mktemp -d); echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$t $$out corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|INFO: (Done|.*inputs))" ) || { rm -rf $$out; exit 1; }; \
+	  rm -rf $$out; \
+	done
 
 oci-tools: ## Install skopeo and docker-registry (Debian) for the OCI tests and pushes
 	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || { apt-get install -y -qq skopeo docker-registry >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq skopeo docker-registry >/dev/null; }; }

@@ -213,6 +213,11 @@ export class Host {
     for (const imp of WebAssembly.Module.imports(this.module)) {
       if (imp.module === "env" && !(imp.name in env)) env[imp.name] = () => h.missing(imp.name);
     }
+    // Host calls counted by name (for measuring how many a request costs).
+    this.counts = {};
+    for (const [name, f] of Object.entries(env)) {
+      env[name] = (...args) => { h.counts[name] = (h.counts[name] ?? 0) + 1; return f(...args); };
+    }
     return env;
   }
 

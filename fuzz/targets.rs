@@ -1,0 +1,136 @@
+//! The fuzz targets' bodies, shared by `cargo fuzz` (`fuzz/fuzz_targets/`, `make fuzz-smoke`)
+//! and the corpus replay in `make test` (`tests/fuzz_corpus.rs`), so every saved input stays a
+//! regression case. Each target feeds attacker-controlled bytes to one part of the policy core
+//! and checks what must hold: no panic, and where an independent answer exists, agreement.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use api_guard::policy::authz::NoState;
+use api_guard::policy::json_limits::{scan, JsonLimits, JsonScanner};
+use api_guard::policy::response::BodyPlan as ResponsePlan;
+use api_guard::policy::{config, BodyPlan, Policy, RequestHead};
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_800_000_000;
+const JWKS: &str = include_str!("../tests/fixtures/jwt/jwks.json");
+const HMAC: &str = include_str!("../tests/fixtures/jwt/hmac.json");
+const PETSTORE: &str = include_str!("../tests/fixtures/openapi/petstore.json");
+
+thread_local! {
+    static JWT: Policy = config::parse(json!({
+        "jwt": {"providers": {
+            "idp": {"issuer": "https://issuer.test", "audiences": ["api://orders"],
+                    "algorithms": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"],
+                    "local_jwks": serde_json::from_str::<Value>(JWKS).unwrap(),
+                    "claim_to_headers": [{"claim": "sub", "header": "x-user"}, {"claim": "roles", "header": "x-roles"}]},
+            "hs": {"issuer": "https://hs.test", "audiences": ["api://orders"], "algorithms": ["HS256", "HS384"],
+                   "local_jwks": serde_json::from_str::<Value>(HMAC).unwrap()}},
+            "default": {"type": "jwt", "providers": ["idp", "hs"], "scopes": ["orders:read"]}}
+    }).to_string().as_bytes()).unwrap();
+    static API: Policy = config::parse(json!({
+        "openapi": {"document": serde_json::from_str::<Value>(PETSTORE).unwrap(),
+                    "reject_unknown_fields": true, "response_allowlist": true},
+        "routes": [{"name": "pets", "match": {"prefix": "/v1/pets"}, "auth": {"type": "public"}},
+                   {"name": "user", "match": {"path": "/users/{id}", "methods": ["GET", "PUT"]}, "auth": {"type": "public"}}],
+        "cors": {"allowed_origins": ["https://app.example", "https://*.example.org"]},
+        "response": {"hash_key": "MDEyMzQ1Njc4OWFiY2RlZg", "rules": [
+            {"select": ["$..password", "$.tags[*].x"], "action": {"type": "remove"}},
+            {"select": ["$.owner.email"], "action": {"type": "mask", "keep_last": 3}},
+            {"select": ["$..id", "$['e\"q']"], "action": {"type": "hash"}}]}
+    }).to_string().as_bytes()).unwrap();
+}
+
+fn head(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+    pairs.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+}
+
+/// The configuration parser and compiler: any bytes, never a panic.
+pub fn config(data: &[u8]) {
+    let _ = config::parse(data);
+}
+
+/// A token in the Authorization header (and a cookie-less, query-less request): never a
+/// panic, and random bytes never verify.
+pub fn jwt(data: &[u8]) {
+    let mut value = b"Bearer ".to_vec();
+    value.extend_from_slice(data);
+    let headers = head(&[(":method", b"GET"), (":path", b"/orders"), ("authorization", &value)]);
+    JWT.with(|p| {
+        let d = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
+        // Only tokens signed by the fixture keys can pass: a fuzzer that finds another has
+        // found a forgery.
+        if d.outcome.is_ok() {
+            let tokens: Value = serde_json::from_str(include_str!("../tests/fixtures/jwt/tokens.json")).unwrap();
+            let known = tokens.as_object().unwrap().values().any(|t| t.as_str().is_some_and(|t| t.as_bytes() == data));
+            assert!(known, "an unknown token verified: {:?}", String::from_utf8_lossy(data));
+        }
+    });
+}
+
+/// The streaming JSON scanner: the same verdict for the whole body and for any split, and never
+/// accepting what serde_json refuses.
+pub fn json_limits(data: &[u8]) {
+    let whole = scan(JsonLimits::default(), data);
+    let cut = data.first().map_or(0, |b| usize::from(*b)) % (data.len() + 1);
+    let mut s = JsonScanner::new(JsonLimits::default());
+    let split = s.feed(&data[..cut]).and_then(|()| s.feed(&data[cut..])).and_then(|()| s.finish());
+    assert_eq!(whole.is_ok(), split.is_ok(), "split at {cut} changed the verdict");
+    if whole.is_ok() {
+        // RFC 8259 grammar is the scanner's rule; serde_json also refuses numbers beyond a
+        // double's range (`1e400`), which the scanner leaves to the schema validator.
+        if let Err(e) = serde_json::from_slice::<Value>(data) {
+            assert!(e.to_string().contains("number out of range"), "the scanner accepted invalid JSON: {e}");
+        }
+    }
+}
+
+/// OpenAPI request validation of a JSON body (and the same bytes as a form body): never a panic.
+pub fn schema(data: &[u8]) {
+    API.with(|p| {
+        for (method, path, ct) in [
+            (&b"POST"[..], &b"/v1/pets"[..], &b"application/json"[..]),
+            (b"PUT", b"/v1/pets/1", b"application/x-www-form-urlencoded"),
+            (b"POST", b"/v1/pets/1/photos", b"multipart/form-data; boundary=x"),
+        ] {
+            let len = data.len().to_string();
+            let headers = head(&[(":method", method), (":path", path), ("content-type", ct), ("content-length", len.as_bytes())]);
+            let d = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(false) }, &NoState, NOW);
+            if let Ok(a) = d.outcome {
+                if let BodyPlan::Check(c) = a.body {
+                    if let Some(t) = c.validate {
+                        let _ = p.check_body(t, data);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The one-pass response rewrite (schema allowlist and field rules) against the whole-tree
+/// rewrite: the same verdict on what is JSON, the same document out.
+pub fn redact(data: &[u8]) {
+    API.with(|p| {
+        let headers = head(&[(":method", b"GET"), (":path", b"/v1/pets/7")]);
+        let a = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW).outcome.unwrap();
+        let upstream = head(&[(":status", b"200"), ("content-type", b"application/json")]);
+        let ResponsePlan::Rewrite(plan) = p.plan_response(&a.response, &upstream) else { panic!("no rewrite planned") };
+        match (p.rewrite_response(&plan, data), p.rewrite_response_tree(&plan, data)) {
+            (Ok(out), Ok(tree)) => assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), tree),
+            (Err(_), Err(_)) => {}
+            (fast, tree) => panic!("verdicts differ: one-pass {} tree {}", fast.is_ok(), tree.is_ok()),
+        }
+    });
+}
+
+/// Path normalisation, route matching, the OpenAPI inventory and CORS: the bytes as `:path`,
+/// origin and method; never a panic.
+pub fn route(data: &[u8]) {
+    let cut = data.len() / 2;
+    let (path, origin) = data.split_at(cut);
+    API.with(|p| {
+        for method in [&b"GET"[..], b"OPTIONS", b"PUT"] {
+            let headers = head(&[(":method", method), (":path", path), ("origin", origin), ("access-control-request-method", origin)]);
+            let _ = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
+        }
+    });
+}

@@ -98,7 +98,7 @@ FUZZ_TARGETS := config jwt json_limits schema redact route
 
 fuzz-smoke: ## Run each cargo-fuzz target for FUZZ_SECONDS (default 30) from its saved corpus
 	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-	@for t in $(FUZZ_TARGETS); do \
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
 	  out=$$(mktemp -d); echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
 	  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$t $$out corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|INFO: (Done|.*inputs))" ) || { rm -rf $$out; exit 1; }; \
 	  rm -rf $$out; \

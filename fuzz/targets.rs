@@ -60,8 +60,13 @@ pub fn jwt(data: &[u8]) {
         // Only tokens signed by the fixture keys can pass: a fuzzer that finds another has
         // found a forgery.
         if d.outcome.is_ok() {
-            let tokens: Value = serde_json::from_str(include_str!("../tests/fixtures/jwt/tokens.json")).unwrap();
-            let known = tokens.as_object().unwrap().values().any(|t| t.as_str().is_some_and(|t| t.as_bytes() == data));
+            let tokens: Value =
+                serde_json::from_str(include_str!("../tests/fixtures/jwt/tokens.json")).unwrap();
+            let known = tokens
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|t| t.as_str().is_some_and(|t| t.as_bytes() == data));
             assert!(known, "an unknown token verified: {:?}", String::from_utf8_lossy(data));
         }
     });
@@ -93,8 +98,14 @@ pub fn schema(data: &[u8]) {
             (b"POST", b"/v1/pets/1/photos", b"multipart/form-data; boundary=x"),
         ] {
             let len = data.len().to_string();
-            let headers = head(&[(":method", method), (":path", path), ("content-type", ct), ("content-length", len.as_bytes())]);
-            let d = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(false) }, &NoState, NOW);
+            let headers = head(&[
+                (":method", method),
+                (":path", path),
+                ("content-type", ct),
+                ("content-length", len.as_bytes()),
+            ]);
+            let d =
+                p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(false) }, &NoState, NOW);
             if let Ok(a) = d.outcome {
                 if let BodyPlan::Check(c) = a.body {
                     if let Some(t) = c.validate {
@@ -111,9 +122,14 @@ pub fn schema(data: &[u8]) {
 pub fn redact(data: &[u8]) {
     API.with(|p| {
         let headers = head(&[(":method", b"GET"), (":path", b"/v1/pets/7")]);
-        let a = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW).outcome.unwrap();
+        let a = p
+            .check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW)
+            .outcome
+            .unwrap();
         let upstream = head(&[(":status", b"200"), ("content-type", b"application/json")]);
-        let ResponsePlan::Rewrite(plan) = p.plan_response(&a.response, &upstream) else { panic!("no rewrite planned") };
+        let ResponsePlan::Rewrite(plan) = p.plan_response(&a.response, &upstream) else {
+            panic!("no rewrite planned")
+        };
         match (p.rewrite_response(&plan, data), p.rewrite_response_tree(&plan, data)) {
             (Ok(out), Ok(tree)) => assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), tree),
             (Err(_), Err(_)) => {}
@@ -129,8 +145,14 @@ pub fn route(data: &[u8]) {
     let (path, origin) = data.split_at(cut);
     API.with(|p| {
         for method in [&b"GET"[..], b"OPTIONS", b"PUT"] {
-            let headers = head(&[(":method", method), (":path", path), ("origin", origin), ("access-control-request-method", origin)]);
-            let _ = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
+            let headers = head(&[
+                (":method", method),
+                (":path", path),
+                ("origin", origin),
+                ("access-control-request-method", origin),
+            ]);
+            let _ =
+                p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
         }
     });
 }

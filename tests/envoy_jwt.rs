@@ -187,6 +187,21 @@ fn the_attack_corpus_never_reaches_the_upstream_nor_the_log() {
     }
     let big = format!("{}.{}.{}", "a".repeat(4000), "b".repeat(4000), "c".repeat(1000));
     assert_eq!(get(&s, "/attack/big", Some(&big)).status, 401);
+    // Signatures one byte too long or too short, for every algorithm (an Ed25519 signature of
+    // 65 bytes once panicked inside the verifier and killed the VM; found by fuzz/ target jwt).
+    for name in ["rs256", "ps256", "es256", "es384", "eddsa"] {
+        let t = token(name);
+        let (signed, sig) = t.rsplit_once('.').unwrap();
+        let mid = sig.len() / 2;
+        for forged in [
+            format!("{signed}.{}z{}", &sig[..mid], &sig[mid..]),
+            format!("{signed}.{sig}AAAA"),
+            format!("{signed}.{}", &sig[..sig.len() - 4]),
+        ] {
+            let r = get(&s, &format!("/attack/length-{name}"), Some(&forged));
+            assert_eq!(r.status, 401, "{name}: {}", r.text());
+        }
+    }
     assert!(s.upstream.seen_path("/attack").is_empty());
     assert_eq!(get(&s, "/alive", Some(&token("rs256"))).status, 200);
 

@@ -104,6 +104,11 @@ impl Alg {
     /// a signature of the wrong shape, is simply a failed verification.
     pub fn verify(self, key: &KeyMaterial, message: &[u8], signature: &[u8]) -> bool {
         fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], sig: &[u8]) -> bool {
+            // Some signature types copy into a fixed-size array and panic on any other length
+            // (jwt-compact's Ed25519 and HMAC): the length is checked here first.
+            if A::Signature::LENGTH.is_some_and(|n| n.get() != sig.len()) {
+                return false;
+            }
             match A::Signature::try_from_slice(sig) {
                 Ok(s) => alg.verify_signature(&s, key, message),
                 Err(_) => false,
@@ -144,6 +149,42 @@ mod tests {
         for bad in ["none", "None", "NONE", "nOnE", "rs256", "es384", "ES512", "", "HS256 "] {
             assert_eq!(Alg::parse(bad), None, "{bad}");
         }
+    }
+
+    /// A signature of any length is a failed verification, never a panic (jwt-compact's
+    /// Ed25519 signature type panicked on 65 bytes; found by `fuzz/` target `jwt`).
+    #[test]
+    fn signatures_of_any_length_fail_without_panicking() {
+        let jwks: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/jwt/jwks.json")).unwrap();
+        let hmac: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/jwt/hmac.json")).unwrap();
+        let set = super::super::keys::KeySet::from_jwks(&jwks).unwrap();
+        let secrets = super::super::keys::KeySet::from_jwks(&hmac).unwrap();
+        let all = [
+            Alg::RS256,
+            Alg::RS384,
+            Alg::RS512,
+            Alg::PS256,
+            Alg::PS384,
+            Alg::PS512,
+            Alg::ES256,
+            Alg::ES384,
+            Alg::EdDSA,
+            Alg::HS256,
+            Alg::HS384,
+            Alg::HS512,
+        ];
+        let mut checked = 0;
+        for alg in all {
+            let key = set.select(alg, None).or_else(|| secrets.select(alg, None));
+            let Some(key) = key else { continue };
+            for len in [0, 1, 31, 32, 33, 47, 48, 49, 63, 64, 65, 95, 96, 97, 255, 256, 257, 512, 513] {
+                assert!(!alg.verify(&key.material, b"header.payload", &vec![7u8; len]), "{alg} {len}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} algorithms had a key");
     }
 
     /// The RSA paths agree with the `rsa` crate (an independent implementation) on every

@@ -74,6 +74,7 @@ extern "C" {
         data_size: usize,
     ) -> u32;
     fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    fn proxy_set_header_map_pairs(map_type: u32, data: *const u8, size: usize) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -177,6 +178,9 @@ mod native {
     pub unsafe fn proxy_set_property(_: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
         12
     }
+    pub unsafe fn proxy_set_header_map_pairs(_: u32, _: *const u8, _: usize) -> u32 {
+        12
+    }
     pub unsafe fn proxy_get_shared_data(
         _: *const u8,
         _: usize,
@@ -278,6 +282,18 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         OK => Ok(Some(take(data, size))),
         NOT_FOUND => Ok(None),
         s => Err(HostError(s)),
+    }
+}
+
+/// Replaces a whole header map (one host call instead of one per header).
+pub fn set_headers(map: MapType, pairs: &[(String, Vec<u8>)]) -> Result<(), HostError> {
+    let data = encode_map(pairs);
+    // SAFETY: pointer and length describe a live buffer.
+    let s = unsafe { proxy_set_header_map_pairs(map as u32, data.as_ptr(), data.len()) };
+    if s == OK {
+        Ok(())
+    } else {
+        Err(HostError(s))
     }
 }
 
@@ -421,21 +437,21 @@ pub fn set_shared(key: &str, value: &[u8]) -> Result<(), HostError> {
 
 /// Serialises header pairs in the ABI's map format: count, (key len, value len)*, then
 /// NUL-terminated keys and values.
-pub fn encode_map(pairs: &[(String, String)]) -> Vec<u8> {
+pub fn encode_map<V: AsRef<[u8]>>(pairs: &[(String, V)]) -> Vec<u8> {
     let mut size = 4;
     for (k, v) in pairs {
-        size += 8 + k.len() + v.len() + 2;
+        size += 8 + k.len() + v.as_ref().len() + 2;
     }
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
     }
     for (k, v) in pairs {
         out.extend_from_slice(k.as_bytes());
         out.push(0);
-        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(v.as_ref());
         out.push(0);
     }
     out

@@ -43,6 +43,9 @@ pub struct Capabilities {
     pub body_rewrite: bool,
     /// Outbound calls name an upstream cluster (Envoy); elsewhere they name `host:port`.
     pub clusters: bool,
+    /// A whole header map can be replaced in one call (`proxy_set_header_map_pairs`), so many
+    /// header edits cost one host call.
+    pub set_header_map: bool,
     /// Request body callbacks run only after the filter asks for them by setting the
     /// `wasm_process_req_body` property during request headers (APISIX).
     pub request_body_opt_in: bool,
@@ -75,6 +78,7 @@ impl Capabilities {
                 body_rewrite: true,
                 request_body_opt_in: false,
                 clusters: true,
+                set_header_map: true,
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -87,6 +91,7 @@ impl Capabilities {
                 body_rewrite: true,
                 request_body_opt_in: false,
                 clusters: false,
+                set_header_map: true,
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
             // unimplemented (bodies cannot be replaced), request bodies on request only.
@@ -99,6 +104,7 @@ impl Capabilities {
                 body_rewrite: false,
                 request_body_opt_in: true,
                 clusters: false,
+                set_header_map: false,
             },
             HostKind::Unknown => Capabilities {
                 kind,
@@ -109,6 +115,7 @@ impl Capabilities {
                 body_rewrite: false,
                 request_body_opt_in: false,
                 clusters: false,
+                set_header_map: false,
             },
         }
     }

@@ -5,7 +5,7 @@ use proxy_wasm::types::Action;
 
 use super::abi::{self, LogLevel, MapType};
 use super::root::Shared;
-use crate::policy::authz::HeaderOp;
+use crate::policy::authz::{self, HeaderOp};
 use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::config::Oversize;
 use crate::policy::denial::{
@@ -362,16 +362,29 @@ impl HttpContext for HttpFilter {
                     }
                 }
             }
-            for op in ops {
-                let applied = match &op {
-                    HeaderOp::Remove(name) => abi::remove_header(MapType::ResponseHeaders, name),
-                    HeaderOp::Set(name, value) => abi::set_header(MapType::ResponseHeaders, name, value),
-                };
-                if let Err(e) = applied {
+            ops.extend(self.response_headers.drain(..).map(|(n, v)| HeaderOp::Set(n, v)));
+            if self.shared.caps.set_header_map && ops.len() > 1 {
+                // Every edit in one host call: the edited copy of what was read replaces the map.
+                let mut edited = upstream;
+                authz::apply_header_ops(&mut edited, &ops);
+                if let Err(e) = abi::set_headers(MapType::ResponseHeaders, &edited) {
                     abi::log(
                         LogLevel::Warn,
                         &format!("api-guard: cannot edit response headers (host status {})", e.0),
                     );
+                }
+            } else {
+                for op in ops {
+                    let applied = match &op {
+                        HeaderOp::Remove(name) => abi::remove_header(MapType::ResponseHeaders, name),
+                        HeaderOp::Set(name, value) => abi::set_header(MapType::ResponseHeaders, name, value),
+                    };
+                    if let Err(e) = applied {
+                        abi::log(
+                            LogLevel::Warn,
+                            &format!("api-guard: cannot edit response headers (host status {})", e.0),
+                        );
+                    }
                 }
             }
         }

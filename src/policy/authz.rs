@@ -97,6 +97,29 @@ pub enum HeaderOp {
     Set(String, String),
 }
 
+/// Applies `ops` in order to a header list (names lower-case): what the host's map holds after
+/// the same edits one call at a time. `Set` replaces every value of the header.
+pub fn apply_header_ops(headers: &mut Vec<(String, Vec<u8>)>, ops: &[HeaderOp]) {
+    for op in ops {
+        match op {
+            HeaderOp::Remove(name) => headers.retain(|(n, _)| n != name),
+            HeaderOp::Set(name, value) => match headers.iter().position(|(n, _)| n == name) {
+                Some(i) => {
+                    if let Some(slot) = headers.get_mut(i) {
+                        slot.1 = value.as_bytes().to_vec();
+                    }
+                    let mut k = 0;
+                    headers.retain(|(n, _)| {
+                        k += 1;
+                        k - 1 <= i || n != name
+                    });
+                }
+                None => headers.push((name.clone(), value.as_bytes().to_vec())),
+            },
+        }
+    }
+}
+
 fn split_path(s: &str) -> Vec<String> {
     s.split('.').map(str::to_string).collect()
 }
@@ -464,4 +487,36 @@ pub fn authorize(
         }
     }
     Ok(grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_ops_apply_in_order_like_single_calls() {
+        let mut h: Vec<(String, Vec<u8>)> = vec![
+            (":status".into(), b"200".to_vec()),
+            ("set-cookie".into(), b"a=1".to_vec()),
+            ("vary".into(), b"accept".to_vec()),
+            ("set-cookie".into(), b"b=2".to_vec()),
+            ("server".into(), b"x".to_vec()),
+        ];
+        apply_header_ops(
+            &mut h,
+            &[
+                HeaderOp::Remove("server".into()),
+                HeaderOp::Set("vary".into(), "accept, origin".into()),
+                HeaderOp::Set("x-new".into(), "1".into()),
+                HeaderOp::Set("set-cookie".into(), "c=3".into()),
+            ],
+        );
+        let want: Vec<(String, Vec<u8>)> = vec![
+            (":status".into(), b"200".to_vec()),
+            ("set-cookie".into(), b"c=3".to_vec()),
+            ("vary".into(), b"accept, origin".to_vec()),
+            ("x-new".into(), b"1".to_vec()),
+        ];
+        assert_eq!(h, want);
+    }
 }

@@ -106,17 +106,10 @@ impl Capabilities {
                 clusters: false,
                 set_header_map: false,
             },
-            HostKind::Unknown => Capabilities {
-                kind,
-                headers_end_of_stream: false,
-                hold_headers_for_body: false,
-                timers: false,
-                shared_data: false,
-                body_rewrite: false,
-                request_body_opt_in: false,
-                clusters: false,
-                set_header_map: false,
-            },
+            // Unknown: nothing optional, and no APISIX-specific property either.
+            HostKind::Unknown => {
+                Capabilities { kind, request_body_opt_in: false, ..Capabilities::of(HostKind::Apisix, hold) }
+            }
         }
     }
 }

@@ -214,3 +214,18 @@ fn undocumented_response_members_are_dropped() {
     let r = get("/v1/pets/8", "202 Accepted", "application/json", problem, "1");
     assert_eq!((r.status, r.text().as_str()), (202, problem));
 }
+
+/// An upstream that dies mid-body while rules apply: the client never gets the part that
+/// arrived (headers are held until the whole body is judged), and later requests still work.
+#[test]
+fn a_truncated_upstream_body_is_never_passed_on() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&config(2 * 1024 * 1024), upstream.port);
+    let client = Client::new(envoy.port);
+    let body = json!({"password": "hunter2-secret", "pad": "x".repeat(4000), "tail": "end"}).to_string();
+    let r = echo(&client, "/public/cut", None, "truncated", body.as_bytes());
+    assert!(r.status >= 500, "got {}: {}", r.status, r.text());
+    assert!(!r.text().contains("hunter2"), "part of the body leaked: {}", r.text());
+    let r = echo(&client, "/public/after", None, "1", br#"{"password":"p","a":1}"#);
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"a":1}"#));
+}

@@ -123,7 +123,8 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
             .unwrap_or_default();
         // `x-test-echo: 1` sends the request body back (or `x-test-echo-body`, for requests
         // without one), with its content type (or `x-test-echo-type`) and status
-        // `x-test-status`; `chunked` does so in two chunks.
+        // `x-test-status`; `chunked` does so in two chunks; `truncated` announces the whole
+        // length, sends half and closes the connection (an upstream failing mid-body).
         if let Some(mode) = rec.header("x-test-echo") {
             let ct = rec
                 .header("x-test-echo-type")
@@ -147,6 +148,11 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
                     }
                 }
                 out.extend_from_slice(b"0\r\n\r\n");
+            } else if mode == "truncated" {
+                out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+                out.extend_from_slice(&body[..body.len() / 2]);
+                let _ = writer.write_all(&out);
+                return;
             } else {
                 out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
                 out.extend_from_slice(&body);

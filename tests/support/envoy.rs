@@ -43,7 +43,8 @@ impl Default for EnvoyOptions {
         EnvoyOptions {
             allow_on_headers_stop_iteration: true,
             log_level: "info",
-            wasm_log_level: None,
+            // The module at debug level: what it logs there must be as clean as at info.
+            wasm_log_level: Some("debug"),
             clusters: Vec::new(),
         }
     }
@@ -146,7 +147,51 @@ pub fn bootstrap(
     for (name, p) in &opts.clusters {
         clusters.push_str(&cluster_yaml(name, *p));
     }
-    listener_bootstrap(port, admin_port, &filters, "route: { cluster: upstream }", "", &clusters)
+    let yaml = listener_bootstrap(port, admin_port, &filters, "route: { cluster: upstream }", "", &clusters);
+    // An access log, as a production listener has one (paths without their query string);
+    // checked with the module's log lines for secrets when the Envoy is dropped.
+    let access = run_dir(port).join("access.log");
+    yaml.replacen(
+        "stat_prefix: ingress\n",
+        &format!(
+            "stat_prefix: ingress\n          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format: {{ text_format_source: {{ inline_string: \"%START_TIME% %REQ(:METHOD)% %PATH(NQ)% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %REQ(X-REQUEST-ID)%\\n\" }} }}\n",
+            yaml_string(&access.display().to_string())
+        ),
+        1,
+    )
+}
+
+/// Where an Envoy listening on `port` keeps its bootstrap and logs.
+fn run_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("api-guard-envoy-{}-{port}", std::process::id()))
+}
+
+/// Strings no log line may ever hold: every fixture token's segments and the secret values
+/// the tests send (credentials, passwords, redacted response values).
+fn secrets() -> Vec<String> {
+    let tokens: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(super::repo_root().join("tests/fixtures/jwt/tokens.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let mut out: Vec<String> = tokens
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|t| t.as_str())
+        .flat_map(|t| t.split('.').filter(|p| p.len() >= 16).map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    for s in [
+        "s3cr3t-Query-Token-value",
+        "hunter2",
+        "pin-1234",
+        "writeonly-secret-1",
+        "078-05-1120",
+        "4111111111111111",
+        "ключ-value-секрет",
+    ] {
+        out.push(s.to_string());
+    }
+    out
 }
 
 impl Envoy {
@@ -181,7 +226,7 @@ impl Envoy {
         admin_port: u16,
         opts: &EnvoyOptions,
     ) -> Result<Envoy, String> {
-        let dir = std::env::temp_dir().join(format!("api-guard-envoy-{}-{port}", std::process::id()));
+        let dir = run_dir(port);
         std::fs::create_dir_all(&dir).unwrap();
         let yaml = dir.join("envoy.yaml");
         std::fs::write(&yaml, yaml_text).unwrap();
@@ -262,6 +307,23 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Secret hygiene: no module log line (at debug level or more) and no access-log line
+        // holds a token, a credential or a redacted value.
+        if !std::thread::panicking() {
+            let log = self.log();
+            let access = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+            let lines = log.lines().filter(|l| l.contains("[wasm]")).chain(access.lines());
+            let secrets = secrets();
+            for line in lines {
+                if let Some(s) = secrets.iter().find(|s| line.contains(s.as_str())) {
+                    let _ = std::fs::remove_dir_all(&self.dir);
+                    panic!(
+                        "a secret ({}…) appears in a log line: {line}",
+                        s.chars().take(6).collect::<String>()
+                    );
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -196,7 +196,120 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// `make soak`: the full example policy in one Envoy under mixed traffic for `SOAK_SECONDS`
+/// (valid orders with their 10 KB response rewritten, forged tokens, oversize bodies, CORS
+/// preflights, a quarter each), in 30-second slices. Reports RSS per slice and every status
+/// count; fails on any unexpected status, on RSS still growing after the first minute (more
+/// than 10 %), or on a wasm failure in Envoy's log.
+fn soak(total: u64) {
+    let module = support::envoy::wasm_path().display().to_string();
+    let policy = std::fs::read_to_string(repo_root().join("examples/policy.json")).unwrap();
+    let order =
+        std::fs::read_to_string(repo_root().join("examples/api/order.json")).unwrap().trim().to_string();
+    let token = fixture("tokens.json")["rs256"].as_str().unwrap().to_string();
+    let port = free_port();
+    let admin = free_port();
+    let quiet = EnvoyOptions { log_level: "warning", ..EnvoyOptions::default() };
+    let envoy = Envoy::start_yaml(
+        &bootstrap(port, admin, &wasm_filter_yaml(&module, &policy, true)),
+        port,
+        admin,
+        &quiet,
+    )
+    .unwrap_or_else(|log| panic!("Envoy did not start\n{log}"));
+    let script = std::env::temp_dir().join(format!("api-guard-soak-{}.lua", std::process::id()));
+    let lua = format!(
+        r#"local t = "Bearer {token}"
+local order = [==[{order}]==]
+local reqs
+local function build() return {{
+  wrk.format("POST", "/api/orders", {{["authorization"] = t, ["content-type"] = "application/json", ["origin"] = "https://app.example"}}, order),
+  wrk.format("POST", "/api/orders", {{["authorization"] = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.forged", ["content-type"] = "application/json"}}, order),
+  wrk.format("POST", "/api/orders", {{["authorization"] = t, ["content-type"] = "application/json"}}, string.rep("x", 70000)),
+  wrk.format("OPTIONS", "/api/orders", {{["origin"] = "https://app.example", ["access-control-request-method"] = "POST"}}, nil),
+}} end
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+-- Built per thread, once wrk has set the Host header.
+function init(args) counts = {{}}; i = 0; reqs = build() end
+function request() i = i % #reqs + 1; return reqs[i] end
+function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, th in ipairs(threads) do
+    for k, v in pairs(th:get("counts")) do io.write(string.format("status %d %d\n", k, v)) end
+  end
+end
+"#
+    );
+    std::fs::write(&script, lua).unwrap();
+    println!("api-guard soak: {total} s of mixed traffic, full example policy, wrk -t1 -c{CONCURRENCY}, Envoy --concurrency 1");
+    println!("| slice | s | requests | 201 | 401 | 413 | 204 | other | RSS MiB |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let slice = 30u64.min(total.max(1));
+    let mut rss = Vec::new();
+    let mut other_total = 0u64;
+    let mut elapsed = 0;
+    let mut n = 0;
+    while elapsed < total {
+        let out = Command::new("wrk")
+            .args(["-t1", "-c", CONCURRENCY, "-d", &format!("{slice}s"), "-s"])
+            .arg(&script)
+            .arg(format!("http://127.0.0.1:{port}/api/orders"))
+            .output()
+            .expect("wrk not found: run `make soak`, which installs it");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
+        for l in text.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if let ["status", code, count] = f.as_slice() {
+                *counts.entry(code.parse().unwrap_or(0)).or_default() += count.parse::<u64>().unwrap_or(0);
+            }
+        }
+        let get = |c: u16| counts.get(&c).copied().unwrap_or(0);
+        let known = get(201) + get(401) + get(413) + get(204);
+        let all: u64 = counts.values().sum();
+        other_total += all - known;
+        elapsed += slice;
+        n += 1;
+        let mib = rss_kib(envoy.pid()) as f64 / 1024.0;
+        rss.push(mib);
+        println!(
+            "| {n} | {elapsed} | {all} | {} | {} | {} | {} | {} | {mib:.1} |",
+            get(201),
+            get(401),
+            get(413),
+            get(204),
+            all - known
+        );
+        assert!(all > 0, "no responses in slice {n}:\n{text}");
+        if all != known {
+            println!("slice {n}: unexpected statuses {counts:?}");
+        }
+    }
+    let log = envoy.log();
+    let failed_vm =
+        log.lines().any(|l| l.contains("panic") || l.contains("Wasm VM failed") || l.contains("wasm trap"));
+    let baseline = rss.get(1).or(rss.first()).copied().unwrap_or(0.0);
+    let last = rss.last().copied().unwrap_or(0.0);
+    println!();
+    println!(
+        "RSS: {:.1} MiB after the first slice, {baseline:.1} MiB after the second, {last:.1} MiB at the end",
+        rss.first().copied().unwrap_or(0.0)
+    );
+    println!(
+        "unexpected statuses: {other_total}; wasm failures in Envoy's log: {}",
+        if failed_vm { "yes" } else { "none" }
+    );
+    assert_eq!(other_total, 0, "unexpected statuses");
+    assert!(!failed_vm, "the wasm VM failed:\n{log}");
+    assert!(last <= baseline * 1.10, "RSS still growing: {baseline:.1} → {last:.1} MiB");
+    std::fs::remove_file(&script).ok();
+}
+
 fn main() {
+    if let Some(total) = std::env::var("SOAK_SECONDS").ok().and_then(|v| v.parse().ok()) {
+        return soak(total);
+    }
     let seconds: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let module = support::envoy::wasm_path();

@@ -229,3 +229,19 @@ fn a_truncated_upstream_body_is_never_passed_on() {
     let r = echo(&client, "/public/after", None, "1", br#"{"password":"p","a":1}"#);
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"a":1}"#));
 }
+
+/// An upstream that resets the connection before answering: the client gets Envoy's 503, never
+/// a hang or a crash, and the next request is served normally.
+#[test]
+fn an_upstream_reset_fails_the_request_and_nothing_else() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&config(2 * 1024 * 1024), upstream.port);
+    let client = Client::new(envoy.port);
+    for _ in 0..3 {
+        let r = echo(&client, "/public/reset", None, "reset", br#"{"password":"hunter2-secret"}"#);
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(!r.text().contains("hunter2"));
+    }
+    let r = echo(&client, "/public/after", None, "1", br#"{"password":"p","a":1}"#);
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"a":1}"#));
+}

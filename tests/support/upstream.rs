@@ -125,6 +125,10 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
         // without one), with its content type (or `x-test-echo-type`) and status
         // `x-test-status`; `chunked` does so in two chunks; `truncated` announces the whole
         // length, sends half and closes the connection (an upstream failing mid-body).
+        // `x-test-echo: reset` closes the connection without answering.
+        if rec.header("x-test-echo") == Some("reset") {
+            return;
+        }
         if let Some(mode) = rec.header("x-test-echo") {
             let ct = rec
                 .header("x-test-echo-type")

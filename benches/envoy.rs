@@ -209,7 +209,7 @@ fn soak(total: u64) {
     let token = fixture("tokens.json")["rs256"].as_str().unwrap().to_string();
     let port = free_port();
     let admin = free_port();
-    let quiet = EnvoyOptions { log_level: "warning", ..EnvoyOptions::default() };
+    let quiet = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
     let envoy = Envoy::start_yaml(
         &bootstrap(port, admin, &wasm_filter_yaml(&module, &policy, true)),
         port,
@@ -435,7 +435,7 @@ fn main() {
         cases.retain(|c| keep.contains(&c.key));
     }
     println!("api-guard bench: {rounds} interleaved rounds of {seconds}s per configuration, wrk -t1 -c{CONCURRENCY}, Envoy --concurrency 1");
-    let quiet = EnvoyOptions { log_level: "warning", ..EnvoyOptions::default() };
+    let quiet = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
     for c in cases.iter_mut() {
         c.port = free_port();
         let admin = free_port();

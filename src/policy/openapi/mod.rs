@@ -146,6 +146,8 @@ pub struct ApiSpec {
     max_errors: usize,
     max_parts: u32,
     max_part_bytes: Option<u64>,
+    /// Some operation documents a JSON response schema (decided once, asked per request).
+    prunes: bool,
 }
 
 /// A request matched to an operation.
@@ -429,6 +431,7 @@ impl ApiSpec {
             }
         }
         shapes.seal();
+        let prunes = operations.iter().any(|o| !o.responses.is_empty());
         // Stable sort: equally specific templates keep document order.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let entry_path = entries.iter().map(|e| e.1).collect();
@@ -446,6 +449,7 @@ impl ApiSpec {
             max_errors: cfg.max_errors.unwrap_or(DEFAULT_MAX_ERRORS).max(1) as usize,
             max_parts: cfg.max_multipart_parts.unwrap_or(DEFAULT_MAX_PARTS),
             max_part_bytes: cfg.max_multipart_part_bytes,
+            prunes,
         })
     }
 
@@ -489,7 +493,7 @@ impl ApiSpec {
 
     /// Whether any operation prunes responses.
     pub fn prunes_responses(&self) -> bool {
-        self.operations.iter().any(|o| !o.responses.is_empty())
+        self.prunes
     }
 
     /// Removes what the shapes `roots` do not document from a response body (see

@@ -6,7 +6,8 @@ ENVOY_VERSION := 1.40.0
 TOOLS        := $(CURDIR)/.tools
 ENVOY        := $(TOOLS)/envoy/envoy/_bin/envoy
 WASM         := target/wasm32-wasip1/release/api_guard.wasm
-WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/run.mjs
+# Benchmarks compile every function with TurboFan up front, as Envoy's V8 does (Liftoff off).
+WASI_BENCH_RUNNER := node --no-liftoff --no-warnings $(CURDIR)/tests/wasm/run.mjs
 # Tests run without V8's background tier-up: a test binary that exits while TurboFan is still
 # compiling in the background has crashed Node 20 (SIGSEGV after all tests passed).
 WASI_TEST_RUNNER := node --no-warnings --no-wasm-tier-up $(CURDIR)/tests/wasm/run.mjs
@@ -69,11 +70,12 @@ clippy: target
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
 	cargo test --test config_schema --test layering --test jwt_vectors --features schema
-	cargo test --release --test fuzz_corpus
+	cargo test --release --test fuzz_corpus --test ecdsa_vectors
 	cargo test --release --test json_schema_suite --test corpus_bodies -- --nocapture
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --release --target wasm32-wasip1 --test ecdsa_vectors
 
 integration: wasm envoy idp browser oci-tools ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' --test oci_registry -- --test-threads=2
@@ -92,7 +94,7 @@ soak: wasm envoy ## SOAK_SECONDS (default 600) of mixed traffic through the full
 
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	cargo bench --bench core
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
 
 host-profiles: wasm ## The built module under the Envoy, Kong and APISIX capability profiles of the in-repo test host
 	node --no-warnings tests/host/scenarios.mjs $(WASM)

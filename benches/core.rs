@@ -13,6 +13,7 @@ use std::time::Instant;
 use api_guard::policy::authz::{NoState, VerifyState};
 use api_guard::policy::jwt::cache::TokenCache;
 use api_guard::policy::jwt::jwks::Availability;
+use api_guard::policy::jwt::keys::KeySet;
 use api_guard::policy::jwt::{ProviderKeys, Verified};
 use api_guard::policy::{config, Policy, RequestHead};
 use serde_json::{json, Value};
@@ -43,7 +44,12 @@ const TOKENS: &str = include_str!("../tests/fixtures/jwt/tokens.json");
 const JWKS: &str = include_str!("../tests/fixtures/jwt/jwks.json");
 const NOW: i64 = 1_800_000_000;
 
+/// Times `f` (median of 5 runs of `iters` calls). `BENCH_FILTER=text` runs only the lines whose
+/// name contains `text`.
 fn time(name: &str, iters: u32, mut f: impl FnMut()) {
+    if std::env::var("BENCH_FILTER").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
     for _ in 0..iters.min(20) {
         f(); // warm up
     }
@@ -79,7 +85,7 @@ fn main() {
     let cfg = json!({
         "jwt": {"providers": {"idp": {
             "issuer": "https://issuer.test", "audiences": ["api://orders"],
-            "algorithms": ["RS256", "PS256", "ES256", "EdDSA"], "token_type": "at+jwt",
+            "algorithms": ["RS256", "PS256", "ES256", "ES384", "EdDSA"], "token_type": "at+jwt",
             "local_jwks": serde_json::from_str::<Value>(JWKS).unwrap(),
             "claim_to_headers": [{"claim": "sub", "header": "x-user"}]
         }}, "default": {"type": "jwt", "providers": ["idp"], "scopes": ["orders:read"]}},
@@ -93,12 +99,24 @@ fn main() {
         "api-guard core micro-benchmarks ({})",
         if cfg!(target_arch = "wasm32") { "wasm32-wasip1" } else { "native" }
     );
-    for (alg, name, iters) in
-        [("RS256", "rs256", 200), ("PS256", "ps256", 200), ("ES256", "es256", 100), ("EdDSA", "eddsa", 200)]
-    {
+    for (alg, name, iters) in [
+        ("RS256", "rs256", 200),
+        ("PS256", "ps256", 200),
+        ("ES256", "es256", 200),
+        ("ES384", "es384", 100),
+        ("EdDSA", "eddsa", 200),
+    ] {
         let t = tokens[name].as_str().unwrap();
         time(&format!("verify {alg} (parse + signature + claims)"), iters, || {
             black_box(provider.verify(black_box(t), keys, NOW).unwrap());
+        });
+    }
+    let jwks: Value = serde_json::from_str(JWKS).unwrap();
+    for (crv, iters) in [("P-256", 20), ("P-384", 10)] {
+        let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["crv"] == crv).unwrap();
+        let set = json!({"keys": [jwk]});
+        time(&format!("prepare a {crv} key (window table)"), iters, || {
+            black_box(KeySet::from_jwks(black_box(&set)).unwrap());
         });
     }
     let t = tokens["rs256"].as_str().unwrap();

@@ -102,6 +102,11 @@ fn key_sets_refuse_weak_private_and_mismatched_keys() {
     assert!(set.skipped[0].contains("does not fit"));
     assert!(KeySet::from_jwks(&json!({"keys": []})).is_err());
     assert!(KeySet::from_jwks(&json!([1])).is_err());
+    // A set's size is bounded (each EC key gets a window table): 32 entries pass, 33 do not.
+    let ec = pinned["keys"].as_array().unwrap().iter().find(|k| k["crv"] == "P-256").unwrap().clone();
+    assert_eq!(KeySet::from_jwks(&json!({"keys": vec![ec.clone(); 32]})).unwrap().keys.len(), 32);
+    let e = KeySet::from_jwks(&json!({"keys": vec![ec; 33]})).unwrap_err();
+    assert!(e.0.contains("33 keys; at most 32"), "{e}");
 }
 
 // ---------------------------------------------------------------- the minted corpus

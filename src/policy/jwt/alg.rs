@@ -7,11 +7,10 @@
 
 use std::fmt;
 
-use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs384, Hs512};
+use jwt_compact::alg::{Ed25519, Hs256, Hs384, Hs512};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde::Deserialize;
 
-use super::es384::Es384;
 use super::keys::KeyMaterial;
 use super::rsa::Hash;
 
@@ -121,8 +120,8 @@ impl Alg {
             (Alg::PS256, KeyMaterial::Rsa(k)) => k.verify_pss(Hash::Sha256, message, signature),
             (Alg::PS384, KeyMaterial::Rsa(k)) => k.verify_pss(Hash::Sha384, message, signature),
             (Alg::PS512, KeyMaterial::Rsa(k)) => k.verify_pss(Hash::Sha512, message, signature),
-            (Alg::ES256, KeyMaterial::P256(k)) => check(&Es256, k, message, signature),
-            (Alg::ES384, KeyMaterial::P384(k)) => check(&Es384, k, message, signature),
+            (Alg::ES256, KeyMaterial::P256(k)) => k.verify(message, signature),
+            (Alg::ES384, KeyMaterial::P384(k)) => k.verify(message, signature),
             (Alg::EdDSA, KeyMaterial::Ed25519(k)) => check(&Ed25519, k, message, signature),
             (Alg::HS256, KeyMaterial::Secret(k)) => check(&Hs256, &k.hs256, message, signature),
             (Alg::HS384, KeyMaterial::Secret(k)) => check(&Hs384, &k.hs384, message, signature),

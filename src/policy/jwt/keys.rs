@@ -12,12 +12,17 @@ use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
 
 use super::alg::{Alg, KeyKind};
+use super::ecdsa::{P256Key, P384Key};
 use super::rsa::RsaVerifier;
 
 /// Smallest RSA modulus accepted (RFC 7518 §3.3).
 pub const MIN_RSA_BITS: usize = 2048;
 /// Smallest HMAC secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// Most entries a key set may have. Preparing a key costs up to ~10 ms of wasm CPU and
+/// ~140 KB (an EC key's window table), so a set's cost must be bounded whoever serves it;
+/// identity providers publish a handful of keys.
+pub const MAX_KEYS: usize = 32;
 
 /// A shared secret, ready for each HMAC size.
 #[derive(Clone)]
@@ -32,10 +37,10 @@ pub struct Secret {
 pub enum KeyMaterial {
     /// RSA public key, in precomputed Montgomery form (see [`super::rsa`]).
     Rsa(Box<RsaVerifier>),
-    /// P-256 public key.
-    P256(p256::ecdsa::VerifyingKey),
-    /// P-384 public key.
-    P384(p384::ecdsa::VerifyingKey),
+    /// P-256 public key, with its window table (see [`super::ecdsa`]).
+    P256(P256Key),
+    /// P-384 public key, with its window table.
+    P384(P384Key),
     /// Ed25519 public key.
     Ed25519(ed25519_compact::PublicKey),
     /// HMAC secret.
@@ -110,6 +115,9 @@ impl KeySet {
             .get("keys")
             .and_then(Value::as_array)
             .ok_or_else(|| err("a JWKS must be an object with a `keys` array"))?;
+        if keys.len() > MAX_KEYS {
+            return Err(err(format!("the key set has {} keys; at most {MAX_KEYS} are accepted", keys.len())));
+        }
         let mut set = KeySet::default();
         for (i, entry) in keys.iter().enumerate() {
             match compile_key(entry) {
@@ -183,11 +191,11 @@ fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
                 .ok_or("RSA modulus must be odd and the exponent odd, at least 3 and at most 64 bits")?;
             KeyMaterial::Rsa(Box::new(key))
         }
-        JsonWebKey::EllipticCurve { curve, .. } if curve == "P-256" => {
-            KeyMaterial::P256(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?)
+        JsonWebKey::EllipticCurve { curve, x, y, .. } if curve == "P-256" => {
+            KeyMaterial::P256(P256Key::new(x, y).ok_or("not a P-256 public key")?)
         }
         JsonWebKey::EllipticCurve { curve, x, y, .. } if curve == "P-384" => {
-            KeyMaterial::P384(super::es384::verifying_key(x, y).ok_or("not a P-384 public key")?)
+            KeyMaterial::P384(P384Key::new(x, y).ok_or("not a P-384 public key")?)
         }
         JsonWebKey::EllipticCurve { curve, .. } => return Err(format!("curve {curve} is not supported")),
         JsonWebKey::KeyPair { curve, .. } if curve == "Ed25519" => {

@@ -14,7 +14,7 @@
 pub mod alg;
 pub mod cache;
 pub mod claims;
-pub mod es384;
+pub mod ecdsa;
 pub mod extract;
 pub mod jwks;
 pub mod keys;

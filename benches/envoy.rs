@@ -342,14 +342,39 @@ fn main() {
         std::fs::read_to_string(repo_root().join("examples/api/order.json")).unwrap().trim().to_string();
 
     let mut cases = vec![
-        Case::new("A", "Envoy, no filter (floor)", String::new(), "/", None, false),
-        Case::new("W", "empty Rust wasm filter", wasm_filter_yaml(&empty_s, "", false), "/", None, false),
+        // A, W, W-h and L get the same request as B and C (GET /orders with the RS256 token),
+        // so what B and C add over them is filter work, not Envoy parsing a longer request.
+        Case::new("A", "Envoy, no filter (floor)", String::new(), "/orders", token("rs256"), false),
+        Case::new(
+            "W",
+            "empty Rust wasm filter",
+            wasm_filter_yaml(&empty_s, "", false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "W-h",
+            "empty Rust wasm filter that reads the request headers",
+            wasm_filter_yaml(&empty_s, "headers", false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "W-hm",
+            "empty Rust wasm filter that reads the request headers and bumps a counter",
+            wasm_filter_yaml(&empty_s, "headers+metric", false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
         Case::new(
             "L",
             "api-guard, default limits only",
             wasm_filter_yaml(&module_s, "", false),
-            "/",
-            None,
+            "/orders",
+            token("rs256"),
             false,
         ),
         Case::new(

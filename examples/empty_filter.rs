@@ -1,16 +1,32 @@
 //! The smallest Rust Proxy-Wasm HTTP filter: it does nothing. `make bench` loads it to measure
-//! what any wasm filter costs in Envoy, so api-guard's own cost can be told apart.
+//! what any wasm filter costs in Envoy, so api-guard's own cost can be told apart. With the
+//! plugin configuration `headers` it also reads the request headers once (one host call, the
+//! least any header-inspecting filter does), and with `headers+metric` it also counts the
+//! request in a metric, to show what those calls alone cost.
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, MetricType};
 
-struct Root;
-struct Pass;
+#[derive(Default, Clone, Copy)]
+struct Root {
+    read_headers: bool,
+    metric: Option<u32>,
+}
+struct Pass(Root);
 
 impl Context for Root {}
 impl RootContext for Root {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let config = self.get_plugin_configuration().unwrap_or_default();
+        self.read_headers = config.starts_with(b"headers");
+        if config.ends_with(b"+metric") {
+            self.metric = hostcalls::define_metric(MetricType::Counter, "empty_filter_requests").ok();
+        }
+        true
+    }
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Pass))
+        Some(Box::new(Pass(*self)))
     }
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
@@ -19,10 +35,16 @@ impl RootContext for Root {
 impl Context for Pass {}
 impl HttpContext for Pass {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        if self.0.read_headers {
+            std::hint::black_box(self.get_http_request_headers_bytes());
+        }
+        if let Some(id) = self.0.metric {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
         Action::Continue
     }
 }
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}

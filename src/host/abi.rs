@@ -368,10 +368,11 @@ pub fn remove_header(map: MapType, name: &str) -> Result<(), HostError> {
     }
 }
 
-/// Adds one to a counter. Errors are ignored: a metric must never fail a request.
-pub fn increment(id: u32) {
+/// Adds `by` to a counter. Errors are ignored: a metric must never fail a request.
+pub fn increment(id: u32, by: u64) {
+    let by = i64::try_from(by).unwrap_or(i64::MAX);
     // SAFETY: plain values.
-    let _ = unsafe { proxy_increment_metric(id, 1) };
+    let _ = unsafe { proxy_increment_metric(id, by) };
 }
 
 fn status(s: u32) -> Result<(), HostError> {

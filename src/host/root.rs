@@ -74,6 +74,14 @@ impl Shared {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        // The VM is stopping: what was counted since the last tick still reaches the host.
+        if let Some(state) = &self.state {
+            state.metrics.flush();
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -146,15 +154,21 @@ impl RootContext for Root {
         let keys = KeyStore::for_policy(&policy, previous_keys);
         // A live clock (and key-set refresh) on every tick where the host has timers.
         let clock = Rc::new(Cell::new(None));
+        let mut ticking = false;
         if caps.timers {
             match abi::set_tick_period(TICK_MS) {
-                Ok(()) => clock.set(Some(now_unix())),
+                Ok(()) => {
+                    clock.set(Some(now_unix()));
+                    ticking = true;
+                }
                 Err(e) => abi::log(
                     LogLevel::Warn,
                     &format!("api-guard: no timer (host status {}); key sets load on demand", e.0),
                 ),
             }
         }
+        // With a tick, counters reach the host as one delta per tick (see metrics.rs).
+        metrics.set_batched(ticking);
         abi::log(
             LogLevel::Info,
             &format!(
@@ -179,6 +193,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         let Some(state) = &self.state else { return };
+        state.metrics.flush();
         let now = now_unix();
         state.clock.set(Some(now));
         let mut store = state.keys.borrow_mut();

@@ -160,6 +160,15 @@ for (const profile of ["envoy", "kong", "apisix"]) {
     const denied = h.metric("api_guard_denied_total");
     rows.push([profile, "denials counted", denied > 0 ? [] : ["api_guard_denied_total is 0"]]);
     if (!(denied > 0)) failed++;
+    // Where the host has timers, counts reach it as one delta per tick, not one call per request.
+    const host = () => Number([...h.metrics.values()].find((m) => m.name === "api_guard_denied_total")?.value ?? 0);
+    const calls = h.counts.proxy_increment_metric ?? 0;
+    for (let i = 0; i < 3; i++) h.request({ path: "/orders" });
+    const unflushed = host() === denied && (h.counts.proxy_increment_metric ?? 0) === calls;
+    const flushed = h.metric("api_guard_denied_total") === denied + 3;
+    const batching = unflushed && flushed ? [] : [`before the tick ${host()} (calls +${(h.counts.proxy_increment_metric ?? 0) - calls}), after ${h.metric("api_guard_denied_total")}, want ${denied} then ${denied + 3}`];
+    rows.push([profile, "counters batched per tick", batching]);
+    if (batching.length) failed++;
   }
 }
 for (const [profile, name, failures] of rows) {

@@ -281,8 +281,10 @@ impl Envoy {
     }
 
     /// A module counter's value from `/stats` (0 when absent). Envoy 1.40 lists module
-    /// metrics under the `wasmcustom.` namespace there.
+    /// metrics under the `wasmcustom.` namespace there. The module hands its counts to Envoy on
+    /// each 500 ms tick, so this first waits for two ticks.
     pub fn counter(&self, name: &str) -> u64 {
+        settle_counters();
         let full = format!("wasmcustom.{name}");
         let (_, body) = self.admin(&format!("/stats?filter={name}")).unwrap_or_default();
         body.lines()
@@ -301,6 +303,11 @@ impl Envoy {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// Waits until counts made so far have reached Envoy (two of the module's 500 ms ticks).
+pub fn settle_counters() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
 }
 
 impl Drop for Envoy {

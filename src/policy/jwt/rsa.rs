@@ -299,18 +299,20 @@ impl RsaVerifier {
         self.mont_mul(&x, &self.r2, &mut xm, &mut t); // to Montgomery form
         let mut acc = xm.clone();
         let mut tmp = vec![0u32; s];
+        // Left-to-right square and multiply over the bits below the top one. e is odd, so the
+        // last step multiplies by s: done with the plain s, that product also leaves Montgomery
+        // form (xR · x · R⁻¹ = x·x), which saves the conversion multiplication.
         let top = 63 - self.e.leading_zeros();
         for bit in (0..top).rev() {
             self.mont_sqr(&acc, &mut tmp, &mut t);
             std::mem::swap(&mut acc, &mut tmp);
-            if (self.e >> bit) & 1 == 1 {
+            if bit == 0 {
+                self.mont_mul(&acc, &x, &mut tmp, &mut t);
+            } else if (self.e >> bit) & 1 == 1 {
                 self.mont_mul(&acc, &xm, &mut tmp, &mut t);
                 std::mem::swap(&mut acc, &mut tmp);
             }
         }
-        let mut one = vec![0u32; s];
-        *one.first_mut()? = 1;
-        self.mont_mul(&acc, &one, &mut tmp, &mut t); // out of Montgomery form
         let mut out = vec![0u8; self.k];
         for (i, b) in out.iter_mut().rev().enumerate() {
             *b = (tmp.get(i / 4).copied().unwrap_or(0) >> (8 * (i % 4))) as u8;

@@ -203,11 +203,44 @@ impl RsaVerifier {
     }
 
     /// Montgomery reduction: `out = p·R⁻¹ mod n` for a double-width `p` (`2s + 2` limbs,
-    /// clobbered). Each row is taken as a slice once, so the inner loop is a plain zip with no
-    /// per-limb bounds checks; these loops are the whole cost of a verification.
+    /// clobbered). Rows are reduced two at a time: the second row's factor is known from the
+    /// first two limbs, and one pass then adds both rows, loading and storing each limb of `p`
+    /// once instead of twice (about a quarter faster under V8). Each row is taken as a slice
+    /// once, so the inner loop is a plain zip with no per-limb bounds checks; these loops are
+    /// the whole cost of a verification.
     fn reduce(&self, p: &mut [u32], out: &mut [u32]) {
+        const LOW: u64 = 0xffff_ffff;
         let s = self.n.len();
-        for i in 0..s {
+        let (n0, n1) =
+            (u64::from(self.n.first().copied().unwrap_or(0)), u64::from(self.n.get(1).copied().unwrap_or(0)));
+        let mut i = 0;
+        while i + 1 < s {
+            let Some(row) = p.get_mut(i..) else { return };
+            let (r0, r1) = (row.first().copied().unwrap_or(0), row.get(1).copied().unwrap_or(0));
+            let m0 = u64::from(r0.wrapping_mul(self.n0inv));
+            // Limb i + 1 after the first row's two lowest products: it sets the second factor.
+            let low = u64::from(r0) + m0 * n0;
+            let next = u64::from(r1) + m0 * n1 + (low >> 32);
+            let m1 = u64::from((next as u32).wrapping_mul(self.n0inv));
+            let (mut c0, mut c1, mut prev) = (0u64, 0u64, 0u64);
+            for (pj, &nj) in row.iter_mut().zip(&self.n) {
+                // Limb i + j gets m0·n_j (first row) and m1·n_(j−1) (second row).
+                let v0 = u64::from(*pj) + m0 * u64::from(nj) + c0;
+                c0 = v0 >> 32;
+                let v1 = (v0 & LOW) + m1 * prev + c1;
+                c1 = v1 >> 32;
+                *pj = v1 as u32;
+                prev = u64::from(nj);
+            }
+            let Some(top) = row.get_mut(s) else { return };
+            let v0 = u64::from(*top) + c0;
+            let v1 = (v0 & LOW) + m1 * prev + c1;
+            *top = v1 as u32;
+            add_carry(row.get_mut(s + 1..).unwrap_or_default(), (v0 >> 32) + (v1 >> 32));
+            i += 2;
+        }
+        if i < s {
+            // An odd limb count: the last row alone.
             let Some(row) = p.get_mut(i..) else { return };
             let m = u64::from(row.first().copied().unwrap_or(0).wrapping_mul(self.n0inv));
             let mut carry = 0u64;
@@ -394,7 +427,7 @@ mod tests {
     use super::*;
 
     /// `s^e mod n` against an independent big-integer library, for many `s` and several
-    /// exponents, with the fixture modulus (2048 bits) and a 4096-bit one.
+    /// exponents, with the fixture modulus (2048 bits), a 2080-bit and a 4096-bit one.
     #[test]
     fn modexp_matches_an_independent_bignum() {
         use base64::Engine;
@@ -412,8 +445,11 @@ mod tests {
                     | if i == 511 { 1 } else { 0 }
             })
             .collect();
+        // 2080 bits: an odd limb count (65), so reduction ends with a single row.
+        let mut n2080 = n4096[..260].to_vec();
+        n2080[259] |= 1;
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        for n in [n2048, n4096] {
+        for n in [n2048, n2080, n4096] {
             for e in [3u64, 17, 65537, 0xffff_ffff_ffff_fff1] {
                 let v = RsaVerifier::new(&n, &e.to_be_bytes()).unwrap();
                 let big_n = BigUint::from_bytes_be(&n);

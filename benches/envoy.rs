@@ -320,16 +320,17 @@ fn main() {
     let tokens = fixture("tokens.json");
     let token = |n: &str| Some(tokens[n].as_str().unwrap().to_string());
     let jwks = fixture("jwks.json");
-    let jwt_only = |algs: &[&str], cache: usize| {
+    let jwt_policy = |algs: &[&str], cache: usize, forward: bool| {
         json!({
             "jwt": {"providers": {"idp": {
                 "issuer": "https://issuer.test", "audiences": ["api://orders"], "algorithms": algs,
-                "local_jwks": jwks}},
+                "local_jwks": jwks, "forward": forward}},
                 "default": {"type": "jwt", "providers": ["idp"]}, "token_cache_size": cache},
             "limits": {"allowed_content_types": ["*/*"]}
         })
         .to_string()
     };
+    let jwt_only = |algs: &[&str], cache: usize| jwt_policy(algs, cache, false);
     // BENCH_POLICY=file measures D with another policy (then D's response is not checked).
     let custom = std::env::var("BENCH_POLICY").ok();
     let full = std::fs::read_to_string(
@@ -381,6 +382,14 @@ fn main() {
             "B",
             "api-guard JWT, RS256, token cache",
             wasm_filter_yaml(&module_s, &jwt_only(&["RS256"], 1024), false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "B-fwd",
+            "api-guard JWT, RS256, token cache, token forwarded (`forward: true`: no header removal)",
+            wasm_filter_yaml(&module_s, &jwt_policy(&["RS256"], 1024, true), false),
             "/orders",
             token("rs256"),
             false,

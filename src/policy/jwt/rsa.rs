@@ -151,6 +151,68 @@ fn sub_assign(a: &mut [u32], b: &[u32]) -> bool {
     borrow != 0
 }
 
+/// The cross products `Σ a_i·a_j` (i < j) of a square into `p` (zeroed, `2s + 2` limbs). Row
+/// `i` adds `a_i·a_(i+1..)` at `2i + 1`; rows are taken two at a time, so one pass over their
+/// overlap adds both and each limb of `p` is loaded and stored once for the pair (as in
+/// [`RsaVerifier::reduce`]).
+fn cross_products(a: &[u32], p: &mut [u32]) {
+    const LOW: u64 = 0xffff_ffff;
+    let s = a.len();
+    let limb = |k: usize| u64::from(a.get(k).copied().unwrap_or(0));
+    let mut i = 0;
+    // Pairs while row i + 1 has at least one product (i + 1 ≤ s − 2).
+    while i + 3 <= s {
+        let (ai, ai1) = (limb(i), limb(i + 1));
+        let Some(row) = p.get_mut(2 * i + 1..) else { return };
+        // Limbs 2i + 1 and 2i + 2 get row i only.
+        let mut c0 = 0u64;
+        for (k, x) in [(0, limb(i + 1)), (1, limb(i + 2))] {
+            let Some(pk) = row.get_mut(k) else { return };
+            let v = u64::from(*pk) + ai * x + c0;
+            *pk = v as u32;
+            c0 = v >> 32;
+        }
+        // From 2i + 3 both rows: a_i·a_(k−i) and a_(i+1)·a_(k−i−1).
+        let mut c1 = 0u64;
+        let (Some(body), Some(x0s), Some(x1s)) =
+            (row.get_mut(2..s - i - 1), a.get(i + 3..), a.get(i + 2..s - 1))
+        else {
+            return;
+        };
+        for ((pk, &x0), &x1) in body.iter_mut().zip(x0s).zip(x1s) {
+            let v0 = u64::from(*pk) + ai * u64::from(x0) + c0;
+            c0 = v0 >> 32;
+            let v1 = (v0 & LOW) + ai1 * u64::from(x1) + c1;
+            c1 = v1 >> 32;
+            *pk = v1 as u32;
+        }
+        // Limb i + s: row i's carry and row i + 1's last product; then row i + 1's carry.
+        let v1 = c0 + ai1 * limb(s - 1) + c1;
+        if let Some(pk) = row.get_mut(s - i - 1) {
+            *pk = v1 as u32;
+        }
+        if let Some(pk) = row.get_mut(s - i) {
+            *pk = (v1 >> 32) as u32;
+        }
+        i += 2;
+    }
+    // The last rows (at most one product each) one at a time.
+    while i < s {
+        let (Some(row), Some(rest)) = (p.get_mut(2 * i + 1..i + s + 1), a.get(i + 1..)) else { return };
+        let ai = limb(i);
+        let mut carry = 0u64;
+        for (pj, &aj) in row.iter_mut().zip(rest) {
+            let v = u64::from(*pj) + ai * u64::from(aj) + carry;
+            *pj = v as u32;
+            carry = v >> 32;
+        }
+        if let Some(top) = row.last_mut() {
+            *top = carry as u32;
+        }
+        i += 1;
+    }
+}
+
 impl RsaVerifier {
     /// Prepares a key from its big-endian modulus and exponent. `None` for an even or tiny
     /// modulus, or an exponent that is even, below 3 or above 2⁶⁴.
@@ -283,19 +345,7 @@ impl RsaVerifier {
     fn mont_sqr(&self, a: &[u32], out: &mut [u32], p: &mut [u32]) {
         let s = self.n.len();
         p.fill(0);
-        for (i, &ai) in a.iter().enumerate() {
-            let (Some(row), Some(rest)) = (p.get_mut(2 * i + 1..i + s + 1), a.get(i + 1..)) else { return };
-            let ai = u64::from(ai);
-            let mut carry = 0u64;
-            for (pj, &aj) in row.iter_mut().zip(rest) {
-                let v = u64::from(*pj) + ai * u64::from(aj) + carry;
-                *pj = v as u32;
-                carry = v >> 32;
-            }
-            if let Some(top) = row.last_mut() {
-                *top = carry as u32;
-            }
-        }
+        cross_products(a, p);
         // Double the cross products.
         let mut high = 0u32;
         for x in p.iter_mut().take(2 * s) {

@@ -234,7 +234,7 @@ impl<const N: usize> Modulus<N> {
     /// `a⁻¹ mod m` for a plain (not Montgomery) `a` in `[1, m)`, by the binary extended
     /// Euclidean algorithm; `None` for zero.
     fn inv(&self, a: &[u32; N]) -> Option<[u32; N]> {
-        if is_zero(a) || !ge(&self.m, a) || a == &self.m {
+        if is_zero(a) || ge(a, &self.m) {
             return None;
         }
         let (mut u, mut v) = (*a, self.m);
@@ -548,7 +548,7 @@ impl<C: Params<N>, const N: usize> Ops<C, N> {
 
     /// Whether the affine point (plain coordinates below p) is on the curve.
     fn on_curve(x: &[u32; N], y: &[u32; N]) -> bool {
-        if !(ge(&C::CURVE.p.m, x) && x != &C::CURVE.p.m && ge(&C::CURVE.p.m, y) && y != &C::CURVE.p.m) {
+        if ge(x, &C::CURVE.p.m) || ge(y, &C::CURVE.p.m) {
             return false;
         }
         let (xm, ym, bm) = (Base::<C>::to_mont(x), Base::<C>::to_mont(y), Base::<C>::to_mont(&C::CURVE.b));

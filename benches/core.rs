@@ -119,6 +119,22 @@ fn main() {
             black_box(KeySet::from_jwks(black_box(&set)).unwrap());
         });
     }
+    // The RSA signature check alone (no token parsing, no claims): what the arithmetic costs.
+    {
+        use api_guard::policy::jwt::rsa::{Hash, RsaVerifier};
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap();
+        let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kty"] == "RSA").unwrap();
+        let key =
+            RsaVerifier::new(&b64(jwk["n"].as_str().unwrap()), &b64(jwk["e"].as_str().unwrap())).unwrap();
+        let token = tokens["rs256"].as_str().unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = b64(sig);
+        assert!(key.verify(Hash::Sha256, input.as_bytes(), &sig));
+        time(&format!("RSA-{} PKCS#1 v1.5 signature check only (RS256)", key.bits()), 200, || {
+            black_box(key.verify(Hash::Sha256, black_box(input.as_bytes()), black_box(&sig)));
+        });
+    }
     let t = tokens["rs256"].as_str().unwrap();
     let forged = tokens["wrong_key_same_kid"].as_str().unwrap();
     time("verify RS256, forged signature", 200, || {

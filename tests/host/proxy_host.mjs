@@ -115,12 +115,16 @@ export class Host {
         h.tick = ms; return OK;
       },
       proxy_get_buffer_bytes(type, start, max, ptrOut, sizeOut) {
+        // Sizes are u32 in the ABI (a guest asking for "all" passes 0xffffffff); wasm hands
+        // them to JS as signed numbers.
+        [start, max] = [start >>> 0, max >>> 0];
         const buf = h.buffers[BUFFER[type]];
         if (buf === undefined) return NOT_FOUND;
         return h.give(buf.subarray(start, Math.min(buf.length, start + max)), ptrOut, sizeOut);
       },
       proxy_set_buffer_bytes(type, start, size, ptr, len) {
         if (!h.p.setBuffer) return h.missing("proxy_set_buffer_bytes");
+        [start, size] = [start >>> 0, size >>> 0];
         const buf = h.buffers[BUFFER[type]] ?? new Uint8Array();
         const data = h.read(ptr, len);
         const out = new Uint8Array(buf.length - Math.min(size, buf.length - start) + data.length);

@@ -101,6 +101,8 @@ struct Case {
     origin: bool,
     /// A JSON body to POST (through a wrk script); GET when `None`.
     body: Option<String>,
+    /// Every request is meant to be refused (forged tokens).
+    denied: bool,
     envoy: Option<Envoy>,
     port: u16,
     startup_ms: f64,
@@ -183,9 +185,10 @@ fn wrk(case: &Case, seconds: u32) -> (f64, f64, f64, u64) {
             non2xx = v.trim().parse().unwrap_or(0);
         }
     }
+    let expected = if case.denied { requests } else { 0 };
     assert_eq!(
-        non2xx, 0,
-        "{}: {non2xx} non-2xx responses; the configuration denies the bench request\n{text}",
+        non2xx, expected,
+        "{}: {non2xx} non-2xx responses of {requests}; expected {expected}\n{text}",
         case.key
     );
     (rps, p50, p99, requests)
@@ -331,6 +334,11 @@ fn main() {
         .to_string()
     };
     let jwt_only = |algs: &[&str], cache: usize| jwt_policy(algs, cache, false);
+    let with_budget = |policy: &str, max_failures: u32| {
+        let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
+        v["jwt"]["verification_budget"] = json!({ "max_failures": max_failures });
+        v.to_string()
+    };
     // BENCH_POLICY=file measures D with another policy (then D's response is not checked).
     let custom = std::env::var("BENCH_POLICY").ok();
     let full = std::fs::read_to_string(
@@ -442,6 +450,28 @@ fn main() {
             token("es256"),
             false,
         ),
+        // Forged signatures (a valid token's claims, another key's signature), the same token
+        // on every request: refused 401 after a full RS256 check each time without the
+        // failed-verification budget; with it (the default) refused 429 unchecked once the
+        // client has failed 20 checks in 10 s.
+        Case::new(
+            "J",
+            "api-guard JWT, RS256, forged signatures, verification budget off",
+            wasm_filter_yaml(&module_s, &with_budget(&jwt_only(&["RS256"], 1024), 0), false),
+            "/orders",
+            token("wrong_key_same_kid"),
+            false,
+        )
+        .denied(),
+        Case::new(
+            "J-budget",
+            "api-guard JWT, RS256, forged signatures, verification budget on (default)",
+            wasm_filter_yaml(&module_s, &jwt_only(&["RS256"], 1024), false),
+            "/orders",
+            token("wrong_key_same_kid"),
+            false,
+        )
+        .denied(),
         Case::new(
             "D",
             "api-guard full example policy",
@@ -604,6 +634,12 @@ fn main() {
             ours / native.max(0.1)
         );
     }
+    println!(
+        "Forged RS256 tokens, CPU per request: {:.1} µs with the verification budget, {:.1} µs without (B, cached: {:.1} µs)",
+        m["J-budget"].cpu_us,
+        m["J"].cpu_us,
+        m["B"].cpu_us
+    );
     println!();
     println!(
         "Envoy {}",
@@ -629,12 +665,19 @@ impl Case {
             token,
             origin,
             body: None,
+            denied: false,
             envoy: None,
             port: 0,
             startup_ms: 0.0,
             runs: Vec::new(),
         }
     }
+    /// Every request is meant to be refused.
+    fn denied(mut self) -> Case {
+        self.denied = true;
+        self
+    }
+
 
     fn post(mut self, body: &str) -> Case {
         self.body = Some(body.to_string());

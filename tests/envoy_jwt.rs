@@ -40,7 +40,10 @@ fn config() -> String {
                 }
             },
             "default": {"type": "jwt", "providers": ["idp"]},
-            "realm": "orders"
+            "realm": "orders",
+            // The attack corpus alone fails more than the default 20 checks; the budget has
+            // its own test below.
+            "verification_budget": {"max_failures": 1000}
         },
         "routes": [
             {"name": "health", "match": {"path": "/health"}, "auth": {"type": "public"}},
@@ -253,4 +256,42 @@ fn scopes_and_bindings_get_403() {
     assert!(r.header("www-authenticate").is_none());
     assert!(s.upstream.seen_path("/users/user-43").is_empty());
     assert_eq!(s.upstream.seen_path("/orders").len(), 1);
+}
+
+#[test]
+fn a_client_over_its_failure_budget_gets_429_for_new_tokens_and_keeps_its_cached_one() {
+    let upstream = Upstream::start();
+    let mut cfg: Value = serde_json::from_str(&config()).unwrap();
+    cfg["jwt"]["verification_budget"] =
+        json!({"max_failures": 5, "window_seconds": 60, "client_header": "x-client-ip"});
+    let envoy = Envoy::start(&cfg.to_string(), upstream.port);
+    let client = Client::new(envoy.port);
+    let send = |path: &str, name: &str, from: Option<&str>| {
+        let auth = format!("Bearer {}", token(name));
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.extend(from.map(|ip| ("x-client-ip", ip)));
+        client.request("GET", path, &headers, b"")
+    };
+    // Without the header the peer address (127.0.0.1) is the client.
+    assert_eq!(send("/cached", "rs256", None).status, 200);
+    for i in 0..5 {
+        let r = send(&format!("/forged/{i}"), "wrong_key_same_kid", None);
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    let r = send("/forged/over", "wrong_key_same_kid", None);
+    assert_eq!(r.status, 429, "{}", r.text());
+    let retry: u32 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "retry-after {retry}");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.header("www-authenticate"), None);
+    assert!(r.text().contains("verification-budget"), "{}", r.text());
+    // A genuine token not seen before is refused unchecked; the cached one still passes.
+    assert_eq!(send("/new", "es256", None).status, 429);
+    assert_eq!(send("/cached", "rs256", None).status, 200);
+    // Clients named by the header have budgets of their own; leaving it out is the peer.
+    assert_eq!(send("/other", "es256", Some("198.51.100.20, 10.0.0.1")).status, 200);
+    assert_eq!(send("/other-forged", "wrong_key_same_kid", Some("198.51.100.20")).status, 401);
+    assert!(upstream.seen_path("/forged").is_empty() && upstream.seen_path("/new").is_empty());
+    assert_eq!(upstream.seen_path("/cached").len(), 2);
+    assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 2);
 }

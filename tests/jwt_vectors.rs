@@ -12,6 +12,7 @@ use api_guard::policy::authz::{HeaderOp, NoState, VerifyState};
 use api_guard::policy::config;
 use api_guard::policy::denial::Reason;
 use api_guard::policy::jwt::alg::Alg;
+use api_guard::policy::jwt::budget::FailureBudget;
 use api_guard::policy::jwt::claims::ClaimError;
 use api_guard::policy::jwt::jwks::Availability;
 use api_guard::policy::jwt::keys::KeySet;
@@ -439,6 +440,18 @@ fn jwt_config_errors_name_the_field() {
         ),
         (Box::new(|c| c["routes"][0]["auth"] = json!({"type": "maybe"})), "routes[0].auth.type"),
         (Box::new(|c| c["jwt"]["realm"] = json!("a\"b")), "jwt.realm"),
+        (
+            Box::new(|c| c["jwt"]["verification_budget"] = json!({"window_seconds": 0})),
+            "jwt.verification_budget.window_seconds",
+        ),
+        (
+            Box::new(|c| c["jwt"]["verification_budget"] = json!({"client_header": "x forwarded"})),
+            "jwt.verification_budget.client_header",
+        ),
+        (
+            Box::new(|c| c["jwt"]["verification_budget"] = json!({"max_failure": 3})),
+            "jwt.verification_budget.max_failure",
+        ),
     ];
     for (mutate, path) in cases {
         let mut c = base.clone();
@@ -646,4 +659,95 @@ fn repeated_tokens_hit_the_cache_until_they_expire() {
     let d = p.check_head(&head, &later, 2_001_001_001 + 60);
     assert_eq!(reason(&d), Some(Reason::TokenInvalid));
     assert_eq!(later.hits.get(), 0);
+}
+
+// ---------------------------------------------------------------- the failed-verification budget
+
+/// The state a host keeps: the token cache and the budget, for one client.
+struct Budgeted {
+    cache: std::cell::RefCell<api_guard::policy::jwt::cache::TokenCache>,
+    budget: std::cell::RefCell<FailureBudget>,
+    client: &'static str,
+    now: i64,
+}
+
+impl VerifyState for Budgeted {
+    fn lookup(&self, _: usize) -> Availability {
+        Availability::Unavailable
+    }
+    fn cached(&self, provider: usize, token: &str) -> Option<Rc<Verified>> {
+        self.cache.borrow().get(provider, token, self.now)
+    }
+    fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
+        self.cache.borrow_mut().put(provider, token, Rc::clone(verified), until, self.now);
+    }
+    fn may_verify(&self) -> Result<(), u32> {
+        self.budget.borrow().refusal(self.client, self.now).map_or(Ok(()), |s| Err(s as u32))
+    }
+    fn verification_failed(&self) {
+        self.budget.borrow_mut().record(self.client, self.now);
+    }
+}
+
+#[test]
+fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
+    let mut cfg: Value = serde_json::from_str(&config()).unwrap();
+    cfg["jwt"]["verification_budget"] = json!({"max_failures": 3, "window_seconds": 10});
+    let p = config::parse(cfg.to_string().as_bytes()).unwrap();
+    let rules = p.jwt.as_ref().unwrap().budget.clone().unwrap();
+    assert_eq!((rules.max_failures, rules.window), (3, 10));
+    let state = |client, now| Budgeted {
+        cache: std::cell::RefCell::new(api_guard::policy::jwt::cache::TokenCache::new(16)),
+        budget: std::cell::RefCell::new(FailureBudget::new(&rules)),
+        client,
+        now,
+    };
+    let check = |s: &Budgeted, name: &str| {
+        let h: Vec<(String, Vec<u8>)> = vec![
+            (":method".into(), b"GET".to_vec()),
+            (":path".into(), b"/orders".to_vec()),
+            ("authorization".into(), bearer(name).into_bytes()),
+        ];
+        p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, s, s.now)
+    };
+    let s = state("198.51.100.7", NOW);
+    assert_eq!(reason(&check(&s, "scope_read")), None, "verified and cached before the flood");
+    // Three forged signatures and one genuine but expired token: four failures after a check.
+    for name in ["wrong_key_same_kid", "wrong_key_same_kid", "expired"] {
+        assert_eq!(reason(&check(&s, name)), Some(Reason::TokenInvalid), "{name}");
+    }
+    let d = check(&s, "wrong_key_same_kid");
+    let denial = d.outcome.unwrap_err();
+    assert_eq!(denial.reason, Reason::VerificationBudget);
+    assert_eq!(denial.retry_after, Some(10));
+    let rendered = api_guard::policy::denial::render(&denial, &p.rendering, "read", "id-1");
+    assert_eq!(rendered.response.status, 429);
+    let header = |n: &str| rendered.response.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(header("retry-after").as_deref(), Some("10"));
+    assert_eq!(header("www-authenticate"), None, "not an authentication challenge");
+    let body: Value = serde_json::from_slice(&rendered.response.body).unwrap();
+    assert!(body["type"].as_str().unwrap().ends_with("verification-budget"), "{body}");
+    // A new genuine token is refused unchecked too; the cached one still passes.
+    assert_eq!(reason(&check(&s, "claims_rich")), Some(Reason::VerificationBudget));
+    assert_eq!(reason(&check(&s, "scope_read")), None, "cached tokens are not affected");
+    // Another client is not affected, and the window ends.
+    let other = Budgeted { client: "203.0.113.9", budget: s.budget, ..state("", NOW) };
+    assert_eq!(reason(&check(&other, "claims_rich")), None);
+    let later = Budgeted { budget: other.budget, ..state("198.51.100.7", NOW + 10) };
+    assert_eq!(reason(&check(&later, "wrong_key_same_kid")), Some(Reason::TokenInvalid));
+
+    // Refusals that cost no signature check are not counted.
+    let cheap = state("192.0.2.1", NOW);
+    for _ in 0..10 {
+        for name in ["alg_none", "wrong_iss", "bad_base64", "unknown_kid", "crit_unknown", "two_segments"] {
+            assert_eq!(reason(&check(&cheap, name)), Some(Reason::TokenInvalid), "{name}");
+        }
+    }
+    assert!(cheap.budget.borrow().is_empty(), "no failure was recorded");
+
+    // `max_failures: 0` turns the budget off; without the section it is on (20 per 10 s).
+    cfg["jwt"]["verification_budget"] = json!({"max_failures": 0});
+    assert!(config::parse(cfg.to_string().as_bytes()).unwrap().jwt.unwrap().budget.is_none());
+    let defaults = policy().jwt.unwrap().budget.unwrap();
+    assert_eq!((defaults.max_failures, defaults.window, defaults.client_header), (20, 10, None));
 }

@@ -49,6 +49,9 @@ pub struct Capabilities {
     /// Request body callbacks run only after the filter asks for them by setting the
     /// `wasm_process_req_body` property during request headers (APISIX).
     pub request_body_opt_in: bool,
+    /// The property holding the client's address (`ip` or `ip:port`), for the
+    /// failed-verification budget; empty where none is known.
+    pub client_address: &'static [&'static str],
 }
 
 impl Capabilities {
@@ -79,6 +82,7 @@ impl Capabilities {
                 request_body_opt_in: false,
                 clusters: true,
                 set_header_map: true,
+                client_address: &["source", "address"],
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -92,6 +96,8 @@ impl Capabilities {
                 request_body_opt_in: false,
                 clusters: false,
                 set_header_map: true,
+                // ngx_wasm_module maps `source.address` to `$remote_addr`.
+                client_address: &["source", "address"],
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
             // unimplemented (bodies cannot be replaced), request bodies on request only.
@@ -105,11 +111,16 @@ impl Capabilities {
                 request_body_opt_in: true,
                 clusters: false,
                 set_header_map: false,
+                // Properties are nginx variables.
+                client_address: &["remote_addr"],
             },
             // Unknown: nothing optional, and no APISIX-specific property either.
-            HostKind::Unknown => {
-                Capabilities { kind, request_body_opt_in: false, ..Capabilities::of(HostKind::Apisix, hold) }
-            }
+            HostKind::Unknown => Capabilities {
+                kind,
+                request_body_opt_in: false,
+                client_address: &[],
+                ..Capabilities::of(HostKind::Apisix, hold)
+            },
         }
     }
 }

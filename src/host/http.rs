@@ -4,6 +4,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::abi::{self, LogLevel, MapType};
+use super::capabilities::Capabilities;
 use super::root::Shared;
 use crate::policy::authz::{self, HeaderOp};
 use crate::policy::body::{BodyCheck, BodyInspector};
@@ -12,6 +13,7 @@ use crate::policy::denial::{
     self, Denial, Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
     METRIC_SAFE_ERRORS,
 };
+use crate::policy::jwt::budget;
 use crate::policy::{cors, response};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
 
@@ -62,6 +64,26 @@ pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The request's client as a budget key: the first value of `header` when the policy names
+/// one and the request carries an address there, else the host's peer-address property (so
+/// leaving the header out does not escape the budget). `None` when neither gives an address.
+fn client_address(
+    headers: &[(String, Vec<u8>)],
+    header: Option<&str>,
+    caps: &Capabilities,
+) -> Option<String> {
+    let from_header = header
+        .and_then(|name| headers.iter().find(|(n, _)| n == name))
+        .and_then(|(_, v)| v.split(|b| *b == b',').next())
+        .and_then(|first| std::str::from_utf8(first).ok())
+        .and_then(budget::client_key);
+    if from_header.is_some() || caps.client_address.is_empty() {
+        return from_header;
+    }
+    let raw = abi::get_property(caps.client_address).ok()??;
+    budget::client_key(std::str::from_utf8(&raw).ok()?)
 }
 
 impl HttpFilter {
@@ -131,7 +153,15 @@ impl HttpFilter {
         let decision = {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
             let keys = self.shared.keys.borrow();
-            policy.check_head(&head, &keys.view(&self.shared.tokens, now), now)
+            match (&self.shared.budget, policy.jwt.as_ref().and_then(|j| j.budget.as_ref())) {
+                (Some(budget), Some(rules)) => {
+                    let client =
+                        || client_address(&self.headers, rules.client_header.as_deref(), &self.shared.caps);
+                    let view = keys.view_with_budget(&self.shared.tokens, now, budget, &client);
+                    policy.check_head(&head, &view, now)
+                }
+                _ => policy.check_head(&head, &keys.view(&self.shared.tokens, now), now),
+            }
         };
         self.route = decision.route;
         self.cors = decision.cors;

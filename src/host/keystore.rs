@@ -6,12 +6,13 @@
 //! The cache rules themselves live in [`crate::policy::jwt::jwks`]; this module only moves
 //! bytes between them and the host.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use super::abi::{self, BufferType, LogLevel, MapType};
 use super::capabilities::Capabilities;
 use crate::policy::authz::VerifyState;
+use crate::policy::jwt::budget::FailureBudget;
 use crate::policy::jwt::cache::TokenCache;
 use crate::policy::jwt::jwks::{self, Availability, KeyCache, RemoteSpec, MAX_JWKS_BYTES};
 use crate::policy::jwt::{ProviderKeys, Verified};
@@ -30,12 +31,25 @@ pub struct KeyStore {
     entries: Vec<Option<Entry>>,
 }
 
+/// Names the request's client for the failed-verification budget (called at most once).
+pub type ClientFn<'a> = dyn Fn() -> Option<String> + 'a;
+
 /// The verification state at one instant, for the policy: key sets (read-only) and the
 /// token cache.
 pub struct View<'s> {
     store: &'s KeyStore,
     tokens: &'s RefCell<TokenCache>,
     now: i64,
+    /// The failed-verification budget and how to name this request's client; the client is
+    /// looked up only when a token needs checking (a cached token costs no host call).
+    budget: Option<(&'s RefCell<FailureBudget>, &'s ClientFn<'s>)>,
+    client: OnceCell<Option<String>>,
+}
+
+impl View<'_> {
+    fn client(&self) -> Option<&str> {
+        self.client.get_or_init(|| self.budget.and_then(|(_, f)| f())).as_deref()
+    }
 }
 
 impl VerifyState for View<'_> {
@@ -53,6 +67,22 @@ impl VerifyState for View<'_> {
     fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
         if let Ok(mut t) = self.tokens.try_borrow_mut() {
             t.put(provider, token, Rc::clone(verified), until, self.now);
+        }
+    }
+
+    fn may_verify(&self) -> Result<(), u32> {
+        let (Some((budget, _)), Some(client)) = (self.budget, self.client()) else { return Ok(()) };
+        match budget.try_borrow().ok().and_then(|b| b.refusal(client, self.now)) {
+            Some(seconds) => Err(u32::try_from(seconds).unwrap_or(u32::MAX)),
+            None => Ok(()),
+        }
+    }
+
+    fn verification_failed(&self) {
+        if let (Some((budget, _)), Some(client)) = (self.budget, self.client()) {
+            if let Ok(mut b) = budget.try_borrow_mut() {
+                b.record(client, self.now);
+            }
         }
     }
 }
@@ -93,7 +123,19 @@ impl KeyStore {
 
     /// The view the policy reads at `now`.
     pub fn view<'s>(&'s self, tokens: &'s RefCell<TokenCache>, now: i64) -> View<'s> {
-        View { store: self, tokens, now }
+        View { store: self, tokens, now, budget: None, client: OnceCell::new() }
+    }
+
+    /// As [`Self::view`], with the failed-verification budget: `client` names the request's
+    /// client (a budget key, see [`crate::policy::jwt::budget::client_key`]).
+    pub fn view_with_budget<'s>(
+        &'s self,
+        tokens: &'s RefCell<TokenCache>,
+        now: i64,
+        budget: &'s RefCell<FailureBudget>,
+        client: &'s ClientFn<'s>,
+    ) -> View<'s> {
+        View { budget: Some((budget, client)), ..self.view(tokens, now) }
     }
 
     /// Adopts newer key sets other VMs wrote to shared data. Returns whether any changed.

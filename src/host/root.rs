@@ -13,6 +13,7 @@ use super::capabilities::Capabilities;
 use super::http::{now_unix, HttpFilter};
 use super::keystore::KeyStore;
 use super::metrics::Metrics;
+use crate::policy::jwt::budget::FailureBudget;
 use crate::policy::jwt::cache::TokenCache;
 use crate::policy::jwt::ProviderKeys;
 use crate::policy::{config, Policy};
@@ -43,6 +44,8 @@ pub struct Shared {
     pub keys: Rc<RefCell<KeyStore>>,
     /// Verified tokens of this VM.
     pub tokens: Rc<RefCell<TokenCache>>,
+    /// Failed verifications per client, in this VM (`None` when the budget is off).
+    pub budget: Option<Rc<RefCell<FailureBudget>>>,
     /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
     /// not each pay a host call for the time (half a second of staleness is far inside any skew).
     pub clock: Rc<Cell<Option<i64>>>,
@@ -180,12 +183,25 @@ impl RootContext for Root {
         );
         // A new configuration may change providers or claims rules: start with an empty cache.
         let tokens = TokenCache::new(policy.jwt.as_ref().map_or(0, |j| j.token_cache_size));
+        let budget = policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).and_then(|rules| {
+            if rules.client_header.is_none() && caps.client_address.is_empty() {
+                // Nothing tells clients apart: one shared count would let any client lock out
+                // every other's new tokens, so the budget stays off (said once).
+                abi::log(
+                    LogLevel::Warn,
+                    "api-guard: jwt.verification_budget is off: this host reports no client address (set client_header)",
+                );
+                return None;
+            }
+            Some(Rc::new(RefCell::new(FailureBudget::new(rules))))
+        });
         self.state = Some(Shared {
             policy: Rc::new(policy),
             metrics,
             caps,
             keys: Rc::new(RefCell::new(keys)),
             tokens: Rc::new(RefCell::new(tokens)),
+            budget,
             clock,
         });
         true

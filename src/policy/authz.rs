@@ -7,8 +7,10 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::config::{AuthConfig, ConfigError, JwtConfig};
+use super::config::{AuthConfig, ConfigError, JwtConfig, VerificationBudgetConfig};
 use super::denial::{Denial, Reason};
+use super::jwt::budget::BudgetRules;
+use super::jwt::claims::ClaimError;
 use super::jwt::extract::{self, Source};
 use super::jwt::jwks::Availability;
 use super::jwt::{self, Provider, ProviderKeys, TokenError, Verified};
@@ -83,6 +85,8 @@ pub struct JwtPolicy {
     pub realm: String,
     /// Verified-token cache size per VM.
     pub token_cache_size: usize,
+    /// The failed-verification budget; `None` when turned off.
+    pub budget: Option<BudgetRules>,
     /// Headers removed from every request before anything is forwarded (claim and payload
     /// headers), so a client cannot pose as a verified caller.
     pub scrub_headers: Vec<String>,
@@ -120,6 +124,25 @@ pub fn apply_header_ops(headers: &mut Vec<(String, Vec<u8>)>, ops: &[HeaderOp]) 
     }
 }
 
+/// Compiles `jwt.verification_budget` (absent: the defaults).
+fn compile_budget(cfg: VerificationBudgetConfig) -> Result<Option<BudgetRules>, ConfigError> {
+    let at = "jwt.verification_budget";
+    let max_failures = cfg.max_failures.unwrap_or(20);
+    let window = cfg.window_seconds.unwrap_or(10);
+    if !(1..=3600).contains(&window) {
+        return Err(ConfigError::new(format!("{at}.window_seconds"), "must be between 1 and 3600"));
+    }
+    let client_header = match cfg.client_header {
+        Some(h)
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            return Err(ConfigError::new(format!("{at}.client_header"), "must be a header name"));
+        }
+        h => h.map(|h| h.to_ascii_lowercase()),
+    };
+    Ok((max_failures > 0).then_some(BudgetRules { max_failures, window: i64::from(window), client_header }))
+}
+
 fn split_path(s: &str) -> Vec<String> {
     s.split('.').map(str::to_string).collect()
 }
@@ -143,6 +166,7 @@ impl JwtPolicy {
         if policy.token_cache_size > 1_000_000 {
             return Err(ConfigError::new("jwt.token_cache_size", "must be at most 1000000"));
         }
+        policy.budget = compile_budget(cfg.verification_budget.as_ref().cloned().unwrap_or_default())?;
         if cfg.providers.is_empty() {
             return Err(ConfigError::new("jwt.providers", "must define at least one provider"));
         }
@@ -302,6 +326,13 @@ pub trait VerifyState {
     }
     /// Caches a verification until `until` (Unix seconds).
     fn remember(&self, _provider: usize, _token: &str, _verified: &Rc<Verified>, _until: i64) {}
+    /// Whether this request's client may have a token checked now; `Err(seconds)` once it
+    /// has spent its failed-verification budget (see [`jwt::budget`]).
+    fn may_verify(&self) -> Result<(), u32> {
+        Ok(())
+    }
+    /// A token of this request's client failed its signature, or the claim checks after it.
+    fn verification_failed(&self) {}
 }
 
 /// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
@@ -350,6 +381,9 @@ fn verify_with(
     if let Some(v) = state.cached(index, token) {
         return Ok(v);
     }
+    // Past this point a token may cost a signature check: a client that keeps sending
+    // tokens that fail one is refused before it can spend more.
+    state.may_verify().map_err(TokenError::Budget)?;
     let verified = match &provider.keys {
         ProviderKeys::Local(set) => provider.verify(token, set, now),
         ProviderKeys::Remote(_) => match state.lookup(index) {
@@ -367,6 +401,12 @@ fn verify_with(
             Availability::Unavailable => Err(TokenError::KeysUnavailable),
         },
     };
+    // The early issuer check costs no signature; every later failure did.
+    if matches!(verified, Err(TokenError::Signature))
+        || matches!(verified, Err(TokenError::Claims(c)) if c != ClaimError::Issuer)
+    {
+        state.verification_failed();
+    }
     let verified = Rc::new(verified?);
     // Cache until the token expires (plus skew), never longer.
     let until = match verified.claims.get("exp").and_then(Value::as_f64) {
@@ -380,10 +420,12 @@ fn verify_with(
 }
 
 fn token_denial(e: TokenError) -> Denial {
-    if e == TokenError::KeysUnavailable {
-        Denial::new(Reason::KeysUnavailable)
-    } else {
-        Denial::invalid_token(e)
+    match e {
+        TokenError::KeysUnavailable => Denial::new(Reason::KeysUnavailable),
+        TokenError::Budget(seconds) => {
+            Denial { retry_after: Some(seconds), ..Denial::new(Reason::VerificationBudget) }
+        }
+        e => Denial::invalid_token(e),
     }
 }
 

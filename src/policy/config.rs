@@ -226,6 +226,25 @@ pub struct JwtConfig {
     /// Most verified tokens cached per VM, so repeated tokens skip signature work. Entries
     /// expire with the token. Default 1024; 0 turns the cache off.
     pub token_cache_size: Option<u32>,
+    /// How many tokens failing their signature (or the claim checks after it) one client may
+    /// send per window before its unverified tokens are refused unchecked (429). On by
+    /// default: 20 per 10 seconds, clients told apart by peer address.
+    pub verification_budget: Option<VerificationBudgetConfig>,
+}
+
+/// The failed-verification budget (`jwt.verification_budget`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VerificationBudgetConfig {
+    /// Failed verifications allowed per client per window. Default 20; 0 turns the budget off.
+    pub max_failures: Option<u32>,
+    /// Window length in seconds (1 to 3600). Default 10.
+    pub window_seconds: Option<u32>,
+    /// A request header naming the client address (its first comma-separated value, e.g.
+    /// `x-forwarded-for` set by a trusted edge), used instead of the connection's peer address.
+    /// Only for gateways behind a proxy that sets it: a client can send any value otherwise.
+    pub client_header: Option<String>,
 }
 
 /// One token issuer. Field names follow Envoy's `jwt_authn` `JwtProvider`.

@@ -34,6 +34,9 @@ pub enum Reason {
     AccessDenied,
     /// The keys needed to check the token could not be loaded (the issuer is unreachable).
     KeysUnavailable,
+    /// The client sent too many tokens that failed verification; its unverified tokens are
+    /// refused unchecked until its window ends (see `jwt::budget`).
+    VerificationBudget,
     /// A JSON body is not well-formed, or breaks a JSON shape limit.
     InvalidJson,
     /// The API description documents no operation at this path.
@@ -52,7 +55,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -64,6 +67,7 @@ impl Reason {
         Reason::InsufficientScope,
         Reason::AccessDenied,
         Reason::KeysUnavailable,
+        Reason::VerificationBudget,
         Reason::InvalidJson,
         Reason::UnknownOperation,
         Reason::InvalidRequest,
@@ -84,6 +88,7 @@ impl Reason {
             Reason::TokenMissing | Reason::TokenInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied | Reason::CorsRejected => 403,
             Reason::KeysUnavailable => 503,
+            Reason::VerificationBudget => 429,
             Reason::ResponseWithheld => 502,
             Reason::InvalidJson | Reason::InvalidRequest => 400,
             Reason::UnknownOperation => 404,
@@ -106,6 +111,7 @@ impl Reason {
             Reason::InsufficientScope => "insufficient-scope",
             Reason::AccessDenied => "access-denied",
             Reason::KeysUnavailable => "keys-unavailable",
+            Reason::VerificationBudget => "verification-budget",
             Reason::InvalidJson => "invalid-json",
             Reason::UnknownOperation => "unknown-operation",
             Reason::InvalidRequest => "invalid-request",
@@ -129,6 +135,7 @@ impl Reason {
             Reason::InsufficientScope => "Insufficient scope",
             Reason::AccessDenied => "Access denied",
             Reason::KeysUnavailable => "Token keys unavailable",
+            Reason::VerificationBudget => "Too many invalid tokens",
             Reason::InvalidJson => "Invalid JSON body",
             Reason::UnknownOperation => "Unknown operation",
             Reason::InvalidRequest => "Invalid request",
@@ -160,6 +167,9 @@ impl Reason {
             Reason::KeysUnavailable => {
                 "The keys needed to check the token are not available yet; retry later."
             }
+            Reason::VerificationBudget => {
+                "Too many tokens from this client failed verification; retry later, with a valid token."
+            }
             Reason::InvalidJson => {
                 "The body is not well-formed JSON or exceeds a JSON shape limit; see errors."
             }
@@ -189,6 +199,7 @@ impl Reason {
             Reason::InsufficientScope => "api_guard_denied_insufficient_scope_total",
             Reason::AccessDenied => "api_guard_denied_access_denied_total",
             Reason::KeysUnavailable => "api_guard_denied_keys_unavailable_total",
+            Reason::VerificationBudget => "api_guard_denied_verification_budget_total",
             Reason::InvalidJson => "api_guard_denied_invalid_json_total",
             Reason::UnknownOperation => "api_guard_denied_unknown_operation_total",
             Reason::InvalidRequest => "api_guard_denied_invalid_request_total",
@@ -223,6 +234,8 @@ pub struct Denial {
     pub cause: Option<&'static str>,
     /// What exactly failed validation (the problem's `errors` member); empty for most reasons.
     pub errors: Vec<ProblemError>,
+    /// Seconds for `Retry-After`, where the denial knows when to come back.
+    pub retry_after: Option<u32>,
 }
 
 /// One entry of a problem's `errors` array: where, which rule, and why, in words that never
@@ -241,7 +254,7 @@ pub struct ProblemError {
 impl Denial {
     /// A denial with no extra headers.
     pub fn new(reason: Reason) -> Denial {
-        Denial { reason, allow: None, scope: None, cause: None, errors: Vec::new() }
+        Denial { reason, allow: None, scope: None, cause: None, errors: Vec::new(), retry_after: None }
     }
 
     /// A denial listing what failed validation.
@@ -354,8 +367,10 @@ pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &
     if let Some(c) = challenge(denial, &rendering.realm) {
         headers.push(("www-authenticate".to_string(), c));
     }
-    if reason == Reason::KeysUnavailable {
-        headers.push(("retry-after".to_string(), "5".to_string()));
+    match (denial.retry_after, reason) {
+        (Some(s), _) => headers.push(("retry-after".to_string(), s.to_string())),
+        (None, Reason::KeysUnavailable) => headers.push(("retry-after".to_string(), "5".to_string())),
+        _ => {}
     }
     Rendered {
         response: LocalResponse { status: reason.status(), headers, body },

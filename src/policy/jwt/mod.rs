@@ -12,6 +12,7 @@
 //! api-guard understands no extensions (RFC 7515 §4.1.11).
 
 pub mod alg;
+pub mod budget;
 pub mod cache;
 pub mod claims;
 pub mod ecdsa;
@@ -59,6 +60,9 @@ pub enum TokenError {
     Claims(ClaimError),
     /// The provider's remote keys are not available (503, not 401).
     KeysUnavailable,
+    /// Not checked: the client has spent its failed-verification budget (429, not 401);
+    /// it may try again in this many seconds.
+    Budget(u32),
 }
 
 impl TokenError {
@@ -78,6 +82,7 @@ impl TokenError {
             TokenError::Claims(ClaimError::TokenType) => "token_type",
             TokenError::Claims(_) => "claims",
             TokenError::KeysUnavailable => "keys_unavailable",
+            TokenError::Budget(_) => "verification_budget",
         }
     }
 }

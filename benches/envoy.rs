@@ -678,7 +678,6 @@ impl Case {
         self
     }
 
-
     fn post(mut self, body: &str) -> Case {
         self.body = Some(body.to_string());
         self

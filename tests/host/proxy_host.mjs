@@ -26,13 +26,14 @@ export class Trap extends Error {}
 const PROFILES = {
   envoy: { vmStart: true, timers: true, shared: true, hostTime: true, setBuffer: true, setMap: true,
            headersEos: true, holdHeaders: true, bodyOptIn: false, localHeaders: true, localNewline: false,
-           missing: "unimplemented", properties: { plugin_vm_id: "api_guard", plugin_root_id: "" } },
+           missing: "unimplemented",
+           properties: { plugin_vm_id: "api_guard", plugin_root_id: "", "source\u0000address": "203.0.113.5:41000" } },
   kong: { vmStart: true, timers: true, shared: true, hostTime: true, setBuffer: true, setMap: true,
           headersEos: false, holdHeaders: true, bodyOptIn: false, localHeaders: true, localNewline: true,
-          missing: "trap", properties: { plugin_root_id: "" } },
+          missing: "trap", properties: { plugin_root_id: "", "source\u0000address": "203.0.113.5" } },
   apisix: { vmStart: false, timers: false, shared: false, hostTime: false, setBuffer: false, setMap: false,
             headersEos: false, holdHeaders: false, bodyOptIn: true, localHeaders: false, localNewline: false,
-            missing: "unimplemented", properties: {} },
+            missing: "unimplemented", properties: { remote_addr: "203.0.113.5" } },
 };
 
 function encodeMap(pairs) {

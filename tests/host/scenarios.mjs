@@ -61,6 +61,24 @@ const scenarios = {
       c.that(!r.forwarded && r.local?.status === 401, `${t}: ${r.local?.status}`);
     }
   },
+  "JWT: a client past its failed-verification budget → 429 for new tokens; its cached token passes"(h, c) {
+    const base = core(h.name);
+    h.configure({ ...base, jwt: { ...base.jwt, verification_budget: { max_failures: 3, window_seconds: 60 } } });
+    c.that(h.request({ path: "/orders", headers: [bearer("rs256")] }).forwarded, "valid token not forwarded");
+    for (let i = 0; i < 3; i++) {
+      const r = h.request({ path: "/orders", headers: [bearer("wrong_key_same_kid")] });
+      c.that(r.local?.status === 401, `forged token ${i}: ${r.local?.status}`);
+    }
+    const over = h.request({ path: "/orders", headers: [bearer("wrong_key_same_kid")] });
+    c.that(!over.forwarded && over.local?.status === 429, `over the budget: ${over.local?.status}`);
+    c.that(problem(over).type?.endsWith("verification-budget"), `type ${problem(over).type}`);
+    const retry = header(over.local?.headers, "retry-after");
+    c.that(h.name === "apisix" ? retry === undefined : Number(retry) > 0, `retry-after ${retry}`);
+    const fresh = h.request({ path: "/orders", headers: [bearer("es256")] });
+    c.that(!fresh.forwarded && fresh.local?.status === 429, `a new genuine token: ${fresh.local?.status}`);
+    c.that(h.request({ path: "/orders", headers: [bearer("rs256")] }).forwarded, "the cached token was refused");
+    h.configure(core(h.name));
+  },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);
     const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });

@@ -272,11 +272,6 @@ impl RsaVerifier {
         self.k * 8
     }
 
-    /// Exact modulus size in bits.
-    fn mod_bits(&self) -> usize {
-        self.mod_bits
-    }
-
     /// `p += a·b` as columns that are not carried (`p` has at least `2s + 8` limbs).
     fn product(&self, a: &[u64], b: &[u64], p: &mut [u64]) {
         let s = self.n.len();
@@ -466,7 +461,7 @@ impl RsaVerifier {
         }
         let Some(m) = self.public_op(signature) else { return false };
         // emBits = modBits - 1; EM is the last emLen bytes of the k-byte result.
-        let em_bits = self.mod_bits().saturating_sub(1);
+        let em_bits = self.mod_bits.saturating_sub(1);
         let em_len = em_bits.div_ceil(8);
         let Some(split) = self.k.checked_sub(em_len) else { return false };
         let (lead, em) = m.split_at(split);

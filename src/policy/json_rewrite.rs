@@ -76,6 +76,8 @@ pub struct Rewrite<'a> {
 }
 
 struct Cursor<'s> {
+    /// The body, known to be UTF-8 (strings are sliced from it without checking again).
+    text: &'s str,
     s: &'s [u8],
     i: usize,
 }
@@ -84,7 +86,7 @@ impl Rewrite<'_> {
     /// Rewrites `body`, or says it is not JSON.
     pub fn run(&self, body: &[u8]) -> Result<Vec<u8>, NotJson> {
         let text = std::str::from_utf8(body).map_err(|_| NotJson)?;
-        let mut c = Cursor { s: text.as_bytes(), i: 0 };
+        let mut c = Cursor { text, s: text.as_bytes(), i: 0 };
         let mut out = Vec::with_capacity(body.len());
         let mut states: Vec<State> = Vec::new();
         for (rule, r) in self.rules.iter().enumerate() {
@@ -422,28 +424,25 @@ impl<'s> Cursor<'s> {
         }
     }
 
-    /// A string (the cursor on its opening quote), decoded. The input is known to be UTF-8.
+    /// A string (the cursor on its opening quote), decoded.
     fn string(&mut self) -> Result<Cow<'s, str>, NotJson> {
         if !self.eat(b'"') {
             return Err(NotJson);
         }
         let start = self.i;
-        loop {
-            match self.peek() {
-                Some(b'"') => {
-                    let raw = self.s.get(start..self.i).ok_or(NotJson)?;
-                    self.i += 1;
-                    return std::str::from_utf8(raw).map(Cow::Borrowed).map_err(|_| NotJson);
-                }
-                Some(b'\\') => break,
-                Some(0..=0x1f) | None => return Err(NotJson),
-                Some(_) => self.i += 1,
+        self.plain();
+        match self.peek() {
+            Some(b'"') => {
+                // Both ends sit next to an ASCII quote, so they are character boundaries.
+                let raw = self.text.get(start..self.i).ok_or(NotJson)?;
+                self.i += 1;
+                return Ok(Cow::Borrowed(raw));
             }
+            Some(b'\\') => {}
+            _ => return Err(NotJson),
         }
         // Escapes: decode into a new string.
-        let mut owned = String::from(
-            std::str::from_utf8(self.s.get(start..self.i).ok_or(NotJson)?).map_err(|_| NotJson)?,
-        );
+        let mut owned = String::from(self.text.get(start..self.i).ok_or(NotJson)?);
         loop {
             match self.peek() {
                 Some(b'"') => {
@@ -489,15 +488,18 @@ impl<'s> Cursor<'s> {
                 Some(_) => {
                     // Copy a run of plain bytes (whole UTF-8 sequences: the run ends at ASCII).
                     let run = self.i;
-                    while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
-                        self.i += 1;
-                    }
-                    owned.push_str(
-                        std::str::from_utf8(self.s.get(run..self.i).ok_or(NotJson)?).map_err(|_| NotJson)?,
-                    );
+                    self.plain();
+                    owned.push_str(self.text.get(run..self.i).ok_or(NotJson)?);
                 }
             }
         }
+    }
+
+    /// Moves past the bytes a string holds as they are: up to a quote, a backslash, a control
+    /// character or the end.
+    fn plain(&mut self) {
+        let rest = self.s.get(self.i..).unwrap_or(&[]);
+        self.i += rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len());
     }
 
     fn hex4(&mut self) -> Result<u32, NotJson> {

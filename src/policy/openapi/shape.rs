@@ -10,31 +10,76 @@
 //! `$ref`, `allOf`, `anyOf` and `oneOf` alike: a union, which never refuses a member that one
 //! of the alternatives documents.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value;
 
 use crate::policy::denial::ProblemError;
 use crate::policy::json::pointer_token;
 
+/// A declared member: everything a walk needs from one lookup of its name.
+#[derive(Debug, Clone, Default)]
+struct Member {
+    /// Its schema says `readOnly: true`.
+    read_only: bool,
+    /// Its schema says `writeOnly: true` (never sent back in a response).
+    write_only: bool,
+    /// Its value's schemas.
+    schemas: Vec<usize>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Node {
-    /// Declared member names.
-    known: BTreeSet<String>,
-    /// Members whose schema says `readOnly: true`.
-    read_only: BTreeSet<String>,
-    /// Members whose schema says `writeOnly: true` (never sent back in a response).
-    write_only: BTreeSet<String>,
+    /// Declared members, by name.
+    members: HashMap<String, Member, BuildHasherDefault<NameHasher>>,
+    /// Whether any declared member is `readOnly`.
+    any_read_only: bool,
     /// Any member is allowed (free-form object, `additionalProperties`, patterns).
     open: bool,
-    /// Schemas of declared members.
-    props: BTreeMap<String, Vec<usize>>,
     /// Schemas of undeclared members (`additionalProperties: {...}`).
     extra: Vec<usize>,
     /// Schemas of array items.
     items: Vec<usize>,
     /// Schemas that apply at the same place (`$ref`, `allOf`, `anyOf`, `oneOf`).
     same: Vec<usize>,
+}
+
+/// FNV-1a over a member name. Member names are looked up once per member of every body
+/// walked, and the table is fixed by the document (a name from a body can only probe it), so
+/// a short keyed hash buys nothing over a fast one.
+#[derive(Debug, Clone, Copy)]
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// What the nodes that apply at one place say of one member name.
+#[derive(Debug, Clone, Copy, Default)]
+struct Verdict {
+    /// Some node declares it.
+    known: bool,
+    /// Some node that declares it says `readOnly`.
+    read_only: bool,
+    /// Some node that declares it says `writeOnly`.
+    write_only: bool,
+    /// Some node lets any member through.
+    open: bool,
 }
 
 /// The compiled shapes of a document.
@@ -99,15 +144,14 @@ impl Shapes {
             Some(Value::Object(props)) => {
                 for (name, sub) in props {
                     let at = format!("{pointer}/properties/{}", pointer_token(name));
-                    if has_flag(doc, sub, "readOnly") {
-                        node.read_only.insert(name.clone());
-                    }
-                    if has_flag(doc, sub, "writeOnly") {
-                        node.write_only.insert(name.clone());
-                    }
-                    node.known.insert(name.clone());
+                    let read_only = has_flag(doc, sub, "readOnly");
+                    let write_only = has_flag(doc, sub, "writeOnly");
+                    node.any_read_only |= read_only;
                     let n = self.node(doc, &at);
-                    node.props.entry(name.clone()).or_default().push(n);
+                    let member = node.members.entry(name.clone()).or_default();
+                    member.read_only |= read_only;
+                    member.write_only |= write_only;
+                    member.schemas.push(n);
                 }
             }
             _ => {
@@ -167,12 +211,12 @@ impl Shapes {
                 }
                 seen.push(x);
                 let Some(node) = self.nodes.get(x) else { continue };
-                if !node.read_only.is_empty() {
+                if node.any_read_only {
                     *ro = true;
                     break;
                 }
                 todo.extend(node.same.iter().chain(&node.extra).chain(&node.items).copied());
-                todo.extend(node.props.values().flatten().copied());
+                todo.extend(node.members.values().flat_map(|m| m.schemas.iter().copied()));
             }
         }
         self.closures = closures;
@@ -219,15 +263,26 @@ impl Shapes {
         }
     }
 
-    /// Schemas of the member `name` at a place where `ids` apply: its declared schemas, or
-    /// those of undeclared members.
-    fn member_nodes(&self, ids: &[usize], name: &str, known: bool) -> Vec<usize> {
-        let nodes = ids.iter().filter_map(|n| self.nodes.get(*n));
-        if known {
-            nodes.filter_map(|n| n.props.get(name)).flatten().copied().collect()
-        } else {
-            nodes.flat_map(|n| n.extra.iter().copied()).collect()
+    /// Looks member `name` up once in each node of `ids` (the nodes that apply at one place)
+    /// and appends the schemas of its value to `next`: its declared schemas, or, where no node
+    /// declares it, those of undeclared members.
+    fn lookup(&self, ids: &[usize], name: &str, next: &mut Vec<usize>) -> Verdict {
+        let mut v = Verdict::default();
+        for n in ids.iter().filter_map(|n| self.nodes.get(*n)) {
+            v.open |= n.open;
+            if let Some(m) = n.members.get(name) {
+                v.known = true;
+                v.read_only |= m.read_only;
+                v.write_only |= m.write_only;
+                next.extend(&m.schemas);
+            }
         }
+        if !v.known {
+            for n in ids.iter().filter_map(|n| self.nodes.get(*n)) {
+                next.extend(&n.extra);
+            }
+        }
+        v
     }
 
     /// The nodes that apply where the schemas `stack[from..]` apply (owned only when there
@@ -245,19 +300,10 @@ impl Shapes {
     /// if so, the schemas of its value are pushed onto `stack`. Agrees with [`Shapes::prune`].
     pub fn member(&self, stack: &mut Vec<usize>, from: usize, name: &str) -> bool {
         let ids = self.applying_at(stack, from);
-        let nodes = || ids.iter().filter_map(|n| self.nodes.get(*n));
-        if nodes().any(|n| n.write_only.contains(name)) {
-            return false;
-        }
-        if nodes().any(|n| n.known.contains(name)) {
-            for n in nodes() {
-                stack.extend(n.props.get(name).into_iter().flatten());
-            }
-        } else if nodes().any(|n| n.open) {
-            for n in nodes() {
-                stack.extend(&n.extra);
-            }
-        } else {
+        let start = stack.len();
+        let v = self.lookup(&ids, name, stack);
+        if v.write_only || !(v.known || v.open) {
+            stack.truncate(start);
             return false;
         }
         true
@@ -282,22 +328,21 @@ impl Shapes {
         let mut removed = 0;
         match value {
             Value::Object(map) => {
-                let open = nodes().any(|n| n.open);
                 let before = map.len();
-                map.retain(|name, _| {
-                    let known = nodes().any(|n| n.known.contains(name));
-                    (known || open) && !nodes().any(|n| n.write_only.contains(name))
-                });
-                removed += before - map.len();
-                for (name, member) in map.iter_mut() {
-                    if matches!(member, Value::Object(_) | Value::Array(_)) {
-                        let known = nodes().any(|n| n.known.contains(name));
-                        let next = self.member_nodes(&ids, name, known);
-                        if !next.is_empty() {
-                            removed += self.prune(&next, member);
-                        }
+                let mut inner = 0;
+                let mut next = Vec::new();
+                map.retain(|name, member| {
+                    next.clear();
+                    let v = self.lookup(&ids, name, &mut next);
+                    if v.write_only || !(v.known || v.open) {
+                        return false;
                     }
-                }
+                    if !next.is_empty() && matches!(member, Value::Object(_) | Value::Array(_)) {
+                        inner += self.prune(&next, member);
+                    }
+                    true
+                });
+                removed += before - map.len() + inner;
             }
             Value::Array(list) => {
                 let next: Vec<usize> = nodes().flat_map(|n| n.items.iter().copied()).collect();
@@ -330,7 +375,7 @@ impl Shapes {
         let nodes = || ids.iter().filter_map(|n| self.nodes.get(*n));
         match value {
             Value::Object(map) => {
-                let open = nodes().any(|n| n.open);
+                let mut next = Vec::new();
                 for (name, member) in map {
                     let report =
                         |out: &mut Vec<ProblemError>, path: &[Seg<'_>], keyword: &str, message: &str| {
@@ -342,16 +387,16 @@ impl Shapes {
                                 });
                             }
                         };
-                    if nodes().any(|n| n.read_only.contains(name)) {
+                    next.clear();
+                    let v = self.lookup(&ids, name, &mut next);
+                    if v.read_only {
                         report(out, path, "readOnly", "is read-only and must not be sent");
                         continue;
                     }
-                    let known = nodes().any(|n| n.known.contains(name));
-                    if unknown && !known && !open {
+                    if unknown && !v.known && !v.open {
                         report(out, path, "additionalProperties", "is not a documented property");
                         continue;
                     }
-                    let next = self.member_nodes(&ids, name, known);
                     if !next.is_empty() && matches!(member, Value::Object(_) | Value::Array(_)) {
                         path.push(Seg::Key(name));
                         self.walk(&next, member, path, prefix, unknown, max, out);

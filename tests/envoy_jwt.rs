@@ -295,3 +295,36 @@ fn a_client_over_its_failure_budget_gets_429_for_new_tokens_and_keeps_its_cached
     assert_eq!(upstream.seen_path("/cached").len(), 2);
     assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 2);
 }
+
+#[test]
+fn a_token_one_worker_verified_is_not_checked_again_by_the_other() {
+    // Two workers, each with its own VM; exact balancing hands a new connection to the worker
+    // with fewer open ones, so idle connections steer the two requests to different workers.
+    let upstream = Upstream::start();
+    let opts = EnvoyOptions { concurrency: 2, ..EnvoyOptions::default() };
+    let (port, admin) = (support::free_port(), support::free_port());
+    let yaml = support::envoy::bootstrap(port, admin, upstream.port, &config(), &opts).replacen(
+        "    filter_chains:",
+        "    connection_balance_config: { exact_balance: {} }\n    filter_chains:",
+        1,
+    );
+    let envoy = Envoy::start_yaml(&yaml, port, admin, &opts).unwrap_or_else(|l| panic!("{l}"));
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
+    let auth = format!("Bearer {}", token("rs256"));
+    let send = || Client::new(envoy.port).request("GET", "/orders", &[("authorization", &auth)], b"");
+    let idle_x = std::net::TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+    settle();
+    let first = send(); // worker Y: verifies the token and shares it
+    assert_eq!(first.status, 200, "{}", first.text());
+    let idle_y = std::net::TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+    settle();
+    drop(idle_x);
+    settle();
+    let second = send(); // worker X: takes it from shared data
+    assert_eq!(second.status, 200, "{}", second.text());
+    drop(idle_y);
+    let users: Vec<String> =
+        upstream.requests().iter().map(|r| r.header("x-user").unwrap_or_default().to_string()).collect();
+    assert_eq!(users, ["user-42", "user-42"]);
+    assert_eq!(envoy.counter("api_guard_token_cache_shared_hits_total"), 1, "{}", envoy.log());
+}

@@ -157,10 +157,17 @@ impl HttpFilter {
                 (Some(budget), Some(rules)) => {
                     let client =
                         || client_address(&self.headers, rules.client_header.as_deref(), &self.shared.caps);
-                    let view = keys.view_with_budget(&self.shared.tokens, now, budget, &client);
+                    let view = keys
+                        .view_with_budget(&self.shared.tokens, now, budget, &client)
+                        .with_shared(self.shared.shared_tokens.as_deref(), &self.shared.metrics);
                     policy.check_head(&head, &view, now)
                 }
-                _ => policy.check_head(&head, &keys.view(&self.shared.tokens, now), now),
+                _ => {
+                    let view = keys
+                        .view(&self.shared.tokens, now)
+                        .with_shared(self.shared.shared_tokens.as_deref(), &self.shared.metrics);
+                    policy.check_head(&head, &view, now)
+                }
             }
         };
         self.route = decision.route;

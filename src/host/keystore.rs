@@ -11,9 +11,10 @@ use std::rc::Rc;
 
 use super::abi::{self, BufferType, LogLevel, MapType};
 use super::capabilities::Capabilities;
+use super::metrics::Metrics;
 use crate::policy::authz::VerifyState;
 use crate::policy::jwt::budget::FailureBudget;
-use crate::policy::jwt::cache::TokenCache;
+use crate::policy::jwt::cache::{SharedSlot, TokenCache, METRIC_SHARED_HITS};
 use crate::policy::jwt::jwks::{self, Availability, KeyCache, RemoteSpec, MAX_JWKS_BYTES};
 use crate::policy::jwt::{ProviderKeys, Verified};
 use crate::policy::Policy;
@@ -31,6 +32,16 @@ pub struct KeyStore {
     entries: Vec<Option<Entry>>,
 }
 
+/// The token-cache tier the worker VMs share through the host's shared data (only where the
+/// host has it, and the cache is on).
+#[derive(Debug)]
+pub struct SharedTokens {
+    /// Names this plugin configuration's slots ([`crate::policy::jwt::cache::shared_namespace`]).
+    pub namespace: String,
+    /// How many slots (the cache size).
+    pub slots: usize,
+}
+
 /// Names the request's client for the failed-verification budget (called at most once).
 pub type ClientFn<'a> = dyn Fn() -> Option<String> + 'a;
 
@@ -44,11 +55,23 @@ pub struct View<'s> {
     /// looked up only when a token needs checking (a cached token costs no host call).
     budget: Option<(&'s RefCell<FailureBudget>, &'s ClientFn<'s>)>,
     client: OnceCell<Option<String>>,
+    /// The shared tier, and the counters for its hits.
+    shared: Option<(&'s SharedTokens, &'s Metrics)>,
 }
 
-impl View<'_> {
+impl<'s> View<'s> {
     fn client(&self) -> Option<&str> {
         self.client.get_or_init(|| self.budget.and_then(|(_, f)| f())).as_deref()
+    }
+
+    /// Adds the token-cache tier the worker VMs share (`None`: this VM's cache only).
+    pub fn with_shared(self, shared: Option<&'s SharedTokens>, metrics: &'s Metrics) -> View<'s> {
+        View { shared: shared.map(|s| (s, metrics)), ..self }
+    }
+
+    fn slot(&self, provider: usize, token: &str) -> Option<SharedSlot> {
+        let (s, _) = self.shared?;
+        SharedSlot::new(&s.namespace, s.slots, provider, token)
     }
 }
 
@@ -67,6 +90,26 @@ impl VerifyState for View<'_> {
     fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
         if let Ok(mut t) = self.tokens.try_borrow_mut() {
             t.put(provider, token, Rc::clone(verified), until, self.now);
+        }
+    }
+
+    fn shared(&self, provider: usize, token: &str, keys: u64) -> Option<Rc<Verified>> {
+        let slot = self.slot(provider, token)?;
+        let (value, _) = abi::get_shared(&slot.key).ok()??;
+        let (verified, until) = slot.decode(&value, keys, self.now)?;
+        let verified = Rc::new(verified);
+        // This VM keeps it too: the next request with it costs no host call.
+        self.remember(provider, token, &verified, until);
+        if let Some((_, metrics)) = self.shared {
+            metrics.bump(METRIC_SHARED_HITS);
+        }
+        Some(verified)
+    }
+
+    fn share(&self, provider: usize, token: &str, keys: u64, verified: &Verified, until: i64) {
+        if let Some(slot) = self.slot(provider, token) {
+            // A lost race with another VM's write only costs that VM's token a check later.
+            let _ = abi::set_shared(&slot.key, &slot.encode(keys, until, verified));
         }
     }
 
@@ -123,7 +166,7 @@ impl KeyStore {
 
     /// The view the policy reads at `now`.
     pub fn view<'s>(&'s self, tokens: &'s RefCell<TokenCache>, now: i64) -> View<'s> {
-        View { store: self, tokens, now, budget: None, client: OnceCell::new() }
+        View { store: self, tokens, now, budget: None, client: OnceCell::new(), shared: None }
     }
 
     /// As [`Self::view`], with the failed-verification budget: `client` names the request's

@@ -13,6 +13,7 @@ use super::abi;
 use crate::policy::denial::{
     Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS,
 };
+use crate::policy::jwt::cache::METRIC_SHARED_HITS;
 
 /// One defined counter and what it has counted since the last flush.
 #[derive(Debug)]
@@ -32,9 +33,16 @@ pub struct Metrics {
 impl Metrics {
     /// Defines every decision counter: allowed, denied, and one per denial reason.
     pub fn define() -> Metrics {
-        let names = [METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS]
-            .into_iter()
-            .chain(Reason::ALL.iter().map(|r| r.metric()));
+        let names = [
+            METRIC_ALLOWED,
+            METRIC_DENIED,
+            METRIC_PREFLIGHT,
+            METRIC_REPORT_ONLY,
+            METRIC_SAFE_ERRORS,
+            METRIC_SHARED_HITS,
+        ]
+        .into_iter()
+        .chain(Reason::ALL.iter().map(|r| r.metric()));
         let counters = names
             .filter_map(|n| abi::define_counter(n).ok().map(|id| (n, Counter { id, pending: Cell::new(0) })))
             .collect();

@@ -11,10 +11,10 @@ use proxy_wasm::types::ContextType;
 use super::abi::{self, BufferType, LogLevel};
 use super::capabilities::Capabilities;
 use super::http::{now_unix, HttpFilter};
-use super::keystore::KeyStore;
+use super::keystore::{KeyStore, SharedTokens};
 use super::metrics::Metrics;
 use crate::policy::jwt::budget::FailureBudget;
-use crate::policy::jwt::cache::TokenCache;
+use crate::policy::jwt::cache::{shared_namespace, TokenCache};
 use crate::policy::jwt::ProviderKeys;
 use crate::policy::{config, Policy};
 
@@ -44,6 +44,9 @@ pub struct Shared {
     pub keys: Rc<RefCell<KeyStore>>,
     /// Verified tokens of this VM.
     pub tokens: Rc<RefCell<TokenCache>>,
+    /// The verified-token tier shared with the other worker VMs (`None` without shared data
+    /// or with the cache off).
+    pub shared_tokens: Option<Rc<SharedTokens>>,
     /// Failed verifications per client, in this VM (`None` when the budget is off).
     pub budget: Option<Rc<RefCell<FailureBudget>>>,
     /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
@@ -182,7 +185,12 @@ impl RootContext for Root {
             ),
         );
         // A new configuration may change providers or claims rules: start with an empty cache.
-        let tokens = TokenCache::new(policy.jwt.as_ref().map_or(0, |j| j.token_cache_size));
+        let cache_size = policy.jwt.as_ref().map_or(0, |j| j.token_cache_size);
+        let tokens = TokenCache::new(cache_size);
+        // Workers share verified tokens where the host has shared data: as many slots as
+        // the cache has entries, named by this configuration.
+        let shared_tokens = (caps.shared_data && cache_size > 0)
+            .then(|| Rc::new(SharedTokens { namespace: shared_namespace(&bytes), slots: cache_size }));
         let budget = policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).and_then(|rules| {
             if rules.client_header.is_none() && caps.client_address.is_empty() {
                 // Nothing tells clients apart: one shared count would let any client lock out
@@ -201,6 +209,7 @@ impl RootContext for Root {
             caps,
             keys: Rc::new(RefCell::new(keys)),
             tokens: Rc::new(RefCell::new(tokens)),
+            shared_tokens,
             budget,
             clock,
         });

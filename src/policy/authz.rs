@@ -326,6 +326,13 @@ pub trait VerifyState {
     }
     /// Caches a verification until `until` (Unix seconds).
     fn remember(&self, _provider: usize, _token: &str, _verified: &Rc<Verified>, _until: i64) {}
+    /// A verification of `token` by `provider` that another worker VM shared, made with the
+    /// key set whose fingerprint is `keys` (asked only when [`VerifyState::cached`] missed).
+    fn shared(&self, _provider: usize, _token: &str, _keys: u64) -> Option<Rc<Verified>> {
+        None
+    }
+    /// Shares a verification made with the key set `keys` with the other worker VMs.
+    fn share(&self, _provider: usize, _token: &str, _keys: u64, _verified: &Verified, _until: i64) {}
     /// Whether this request's client may have a token checked now; `Err(seconds)` once it
     /// has spent its failed-verification budget (see [`jwt::budget`]).
     fn may_verify(&self) -> Result<(), u32> {
@@ -381,25 +388,35 @@ fn verify_with(
     if let Some(v) = state.cached(index, token) {
         return Ok(v);
     }
+    let remote = match &provider.keys {
+        ProviderKeys::Local(_) => None,
+        ProviderKeys::Remote(_) => Some(state.lookup(index)),
+    };
+    let set = match (&provider.keys, &remote) {
+        (ProviderKeys::Local(set), _) => Some(set),
+        (_, Some(Availability::Ready { keys, .. })) => Some(keys),
+        _ => None,
+    };
+    if let Some(v) = set.and_then(|s| state.shared(index, token, s.fingerprint)) {
+        return Ok(v);
+    }
     // Past this point a token may cost a signature check: a client that keeps sending
     // tokens that fail one is refused before it can spend more.
     state.may_verify().map_err(TokenError::Budget)?;
-    let verified = match &provider.keys {
-        ProviderKeys::Local(set) => provider.verify(token, set, now),
-        ProviderKeys::Remote(_) => match state.lookup(index) {
-            Availability::Ready { keys, refetch } => {
-                let r = provider.verify(token, &keys, now);
-                if r == Err(TokenError::UnknownKey) && refetch {
-                    fetch.get_or_insert(index);
-                }
-                r
-            }
-            Availability::Loading => {
+    let verified = match (set, &remote) {
+        (Some(set), None) => provider.verify(token, set, now),
+        (_, Some(Availability::Ready { keys, refetch })) => {
+            let r = provider.verify(token, keys, now);
+            if r == Err(TokenError::UnknownKey) && *refetch {
                 fetch.get_or_insert(index);
-                Err(TokenError::KeysUnavailable)
             }
-            Availability::Unavailable => Err(TokenError::KeysUnavailable),
-        },
+            r
+        }
+        (_, Some(Availability::Loading)) => {
+            fetch.get_or_insert(index);
+            Err(TokenError::KeysUnavailable)
+        }
+        _ => Err(TokenError::KeysUnavailable),
     };
     // The early issuer check costs no signature; every later failure did.
     if matches!(verified, Err(TokenError::Signature))
@@ -416,6 +433,9 @@ fn verify_with(
         _ => now.saturating_add(jwt::cache::NO_EXP_TTL),
     };
     state.remember(index, token, &verified, until);
+    if let Some(set) = set {
+        state.share(index, token, set.fingerprint, &verified, until);
+    }
     Ok(verified)
 }
 

@@ -79,6 +79,40 @@ const scenarios = {
     c.that(h.request({ path: "/orders", headers: [bearer("rs256")] }).forwarded, "the cached token was refused");
     h.configure(core(h.name));
   },
+  async "JWT: a token one worker verified is taken from shared data by another (same configuration only)"(h, c) {
+    if (!h.p.shared) return; // APISIX: no shared data, each VM keeps its own cache
+    const tokenSlots = () => [...h.shared.keys()].filter((k) => k.startsWith("api_guard.tokens."));
+    for (const k of tokenSlots()) h.shared.delete(k); // earlier scenarios' tokens
+    h.configure(core(h.name)); // an empty cache in this VM
+    c.that(h.request({ path: "/orders", headers: [bearer("rs256")] }).forwarded, "worker 1: not forwarded");
+    const slots = tokenSlots();
+    c.that(slots.length === 1, `slots written: ${slots.length}`);
+    // Change the claims in the slot: a worker that shows them took the token from the slot.
+    for (const k of slots) {
+      const e = h.shared.get(k);
+      const text = Buffer.from(e.value).toString("latin1");
+      c.that(!text.includes(tokens.rs256), "the token itself is in shared data");
+      h.shared.set(k, { value: new Uint8Array(Buffer.from(text.replace("user-42", "user-99"), "latin1")), cas: e.cas + 1 });
+    }
+    const w2 = new Host(h.module, h.name, { shared: h.shared });
+    c.that(await w2.start(core(h.name)), "worker 2 did not load");
+    const r = w2.request({ path: "/orders", headers: [bearer("rs256")] });
+    c.that(header(r.forwarded?.headers, "x-user") === "user-99", `worker 2 x-user ${header(r.forwarded?.headers, "x-user")}`);
+    if (h.name === "envoy") {
+      const hits = w2.metric("api_guard_token_cache_shared_hits_total");
+      c.that(hits === 1, `shared hits ${hits}`);
+    }
+    // Another configuration (other limits here; other issuers or audiences alike) never
+    // reads this one's slots.
+    const other = { ...core(h.name), limits: { max_body_bytes: 4097 } };
+    const w3 = new Host(h.module, h.name, { shared: h.shared });
+    c.that(await w3.start(other), "worker 3 did not load");
+    const r3 = w3.request({ path: "/orders", headers: [bearer("rs256")] });
+    c.that(header(r3.forwarded?.headers, "x-user") === "user-42", `worker 3 x-user ${header(r3.forwarded?.headers, "x-user")}`);
+    // A forged token is never shared, so it is refused everywhere.
+    c.that(w2.request({ path: "/orders", headers: [bearer("wrong_key_same_kid")] }).local?.status === 401, "forged token on worker 2");
+    for (const k of tokenSlots()) h.shared.delete(k);
+  },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);
     const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });
@@ -164,7 +198,7 @@ for (const profile of ["envoy", "kong", "apisix"]) {
   for (const [name, run] of Object.entries(scenarios)) {
     const c = new Check();
     const before = h.traps.length;
-    try { run(h, c); } catch (e) { c.failures.push(`threw ${e.stack}`); }
+    try { await run(h, c); } catch (e) { c.failures.push(`threw ${e.stack}`); }
     c.that(h.traps.length === before, `trapped: ${h.traps.slice(before).join("; ")}`);
     c.that(!h.dead, "the VM died");
     rows.push([profile, name, c.failures]);

@@ -36,6 +36,8 @@ pub struct EnvoyOptions {
     pub wasm_log_level: Option<&'static str>,
     /// Extra clusters (name, loopback port), e.g. a key-set server.
     pub clusters: Vec<(String, u16)>,
+    /// Worker threads (`--concurrency`), each with its own VM.
+    pub concurrency: u32,
 }
 
 impl Default for EnvoyOptions {
@@ -46,6 +48,7 @@ impl Default for EnvoyOptions {
             // The module at debug level: what it logs there must be as clean as at info.
             wasm_log_level: Some("debug"),
             clusters: Vec::new(),
+            concurrency: 1,
         }
     }
 }
@@ -234,7 +237,13 @@ impl Envoy {
         let child = Command::new(envoy_bin())
             .arg("-c")
             .arg(&yaml)
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", opts.log_level])
+            .args([
+                "--concurrency",
+                &opts.concurrency.to_string(),
+                "--disable-hot-restart",
+                "-l",
+                opts.log_level,
+            ])
             .args(
                 opts.wasm_log_level
                     .map(|l| format!("wasm:{l}"))

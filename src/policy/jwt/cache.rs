@@ -5,13 +5,29 @@
 //! never outlives the token: it expires at the token's `exp` plus the provider's clock skew
 //! (or after [`NO_EXP_TTL`] when the token has no `exp`), and only tokens that passed every
 //! check are cached.
+//!
+//! Behind it, where the host has shared data, sits a second tier the worker VMs share
+//! ([`SharedSlot`]): a token one worker verified is not checked again by the others. It is
+//! a fixed number of slots (the cache size), so it stays bounded in the host's memory (shared
+//! data has no eviction); a slot holds one token's SHA-256, the fingerprint of the key set that
+//! verified it, its expiry and its payload, and is read only when all of them match. Slots are
+//! named by a digest of the whole plugin configuration, so two configurations (other issuers,
+//! audiences or claim rules) never read each other's tokens.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
 use super::Verified;
+
+/// Format of a shared slot's value (changed if the layout ever does).
+const SHARED_VERSION: u8 = 1;
+/// Version, digest, key-set fingerprint, expiry.
+const SHARED_HEADER: usize = 1 + 32 + 8 + 8;
 
 /// How long a token without `exp` stays cached, seconds.
 pub const NO_EXP_TTL: i64 = 60;
@@ -90,6 +106,73 @@ impl TokenCache {
     }
 }
 
+/// Counter of tokens taken from the cache the worker VMs share (verified by another VM).
+pub const METRIC_SHARED_HITS: &str = "api_guard_token_cache_shared_hits_total";
+
+/// Names the shared slots of one plugin configuration: hex of the first 8 bytes of the
+/// configuration's SHA-256.
+pub fn shared_namespace(configuration: &[u8]) -> String {
+    Sha256::digest(configuration).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a token lives in the cache the worker VMs share: a shared-data key and the token's
+/// digest (which the slot's value must carry to be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedSlot {
+    /// The shared-data key.
+    pub key: String,
+    digest: [u8; 32],
+}
+
+impl SharedSlot {
+    /// The slot of `token` for `provider`, among `slots` slots named by `namespace` (a digest of
+    /// the plugin configuration). `None` when the cache is off.
+    pub fn new(namespace: &str, slots: usize, provider: usize, token: &str) -> Option<SharedSlot> {
+        if slots == 0 {
+            return None;
+        }
+        let mut h = Sha256::new();
+        h.update((provider as u64).to_le_bytes());
+        h.update(token.as_bytes());
+        let digest: [u8; 32] = h.finalize().into();
+        let n = digest.iter().take(8).fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let slot = n % slots as u64;
+        Some(SharedSlot { key: format!("api_guard.tokens.{namespace}.{slot}"), digest })
+    }
+
+    /// The slot's value for a token verified with the key set `keys` (its fingerprint), valid
+    /// until `until`.
+    pub fn encode(&self, keys: u64, until: i64, verified: &Verified) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SHARED_HEADER + verified.payload.len());
+        out.push(SHARED_VERSION);
+        out.extend_from_slice(&self.digest);
+        out.extend_from_slice(&keys.to_le_bytes());
+        out.extend_from_slice(&until.to_le_bytes());
+        out.extend_from_slice(&verified.payload);
+        out
+    }
+
+    /// The verification a slot's value holds, with its expiry, if it is this token's, was
+    /// made with the key set `keys` and is still valid at `now`. Anything else (another
+    /// token in the slot, another key set, expired, damaged) is a miss.
+    pub fn decode(&self, value: &[u8], keys: u64, now: i64) -> Option<(Verified, i64)> {
+        let (&version, rest) = value.split_first()?;
+        let (digest, rest) = rest.split_at_checked(32)?;
+        let (fingerprint, rest) = rest.split_at_checked(8)?;
+        let (until, payload) = rest.split_at_checked(8)?;
+        let until = i64::from_le_bytes(until.try_into().ok()?);
+        if version != SHARED_VERSION
+            || digest != self.digest.as_slice()
+            || u64::from_le_bytes(fingerprint.try_into().ok()?) != keys
+            || now >= until
+        {
+            return None;
+        }
+        let claims: Map<String, Value> = serde_json::from_slice(payload).ok()?;
+        Some((Verified { claims, payload: payload.to_vec() }, until))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +205,46 @@ mod tests {
         assert!(c.get(0, "t0", 1).is_none());
         let off = TokenCache::new(0);
         assert!(off.get(0, "t", 0).is_none());
+    }
+
+    #[test]
+    fn shared_slots_hold_one_token_per_key_set_until_expiry() {
+        let ns = shared_namespace(b"{\"jwt\":{}}");
+        assert_eq!(ns.len(), 16);
+        assert_ne!(ns, shared_namespace(b"{\"jwt\":{} }"), "another configuration, other slots");
+        assert!(SharedSlot::new(&ns, 0, 0, "t").is_none(), "cache off");
+        let slot = SharedSlot::new(&ns, 64, 0, "token-a").unwrap();
+        assert!(slot.key.starts_with(&format!("api_guard.tokens.{ns}.")));
+        let verified = Verified {
+            claims: serde_json::json!({"sub": "a"}).as_object().cloned().unwrap(),
+            payload: br#"{"sub":"a"}"#.to_vec(),
+        };
+        let value = slot.encode(7, 100, &verified);
+        let (back, until) = slot.decode(&value, 7, 99).unwrap();
+        assert_eq!(
+            (back.claims["sub"].as_str(), until, back.payload),
+            (Some("a"), 100, verified.payload.clone())
+        );
+        assert!(slot.decode(&value, 8, 99).is_none(), "another key set");
+        assert!(slot.decode(&value, 7, 100).is_none(), "expired");
+        // Another token or provider that lands in the same slot does not read this value.
+        let other = (0..10_000)
+            .map(|i| SharedSlot::new(&ns, 64, 0, &format!("token-{i}")).unwrap())
+            .find(|o| o.key == slot.key && o.digest != slot.digest)
+            .unwrap();
+        assert!(other.decode(&value, 7, 99).is_none());
+        let provider1 = SharedSlot::new(&ns, 64, 1, "token-a").unwrap();
+        assert_ne!(provider1.digest, slot.digest);
+        assert!(provider1.decode(&value, 7, 99).is_none());
+        // Damaged values are misses, never panics.
+        for cut in 0..value.len() {
+            assert!(slot.decode(&value[..cut], 7, 99).is_none());
+        }
+        let mut flipped = value.clone();
+        flipped[0] ^= 1;
+        assert!(slot.decode(&flipped, 7, 99).is_none(), "another layout version");
+        let mut junk = value[..SHARED_HEADER].to_vec();
+        junk.extend_from_slice(b"not json");
+        assert!(slot.decode(&junk, 7, 99).is_none());
     }
 }

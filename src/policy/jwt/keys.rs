@@ -10,6 +10,7 @@ use std::fmt;
 use jwt_compact::alg::{Hs256Key, Hs384Key, Hs512Key};
 use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::alg::{Alg, KeyKind};
 use super::ecdsa::{P256Key, P384Key};
@@ -92,6 +93,10 @@ pub struct KeySet {
     pub keys: Vec<Key>,
     /// Why entries were skipped (for one log line at load).
     pub skipped: Vec<String>,
+    /// Names this set across worker VMs: the first 8 bytes of the SHA-256 of its `keys`
+    /// array as serialised. A token verified with one set is shared with VMs that hold the
+    /// same set, never with one that has moved on (or not yet) after a rotation.
+    pub fingerprint: u64,
 }
 
 /// Why a key set is unusable.
@@ -136,6 +141,8 @@ impl KeySet {
                 if set.skipped.is_empty() { String::new() } else { format!(" ({})", set.skipped.join("; ")) };
             return Err(err(format!("the key set has no usable verification key{why}")));
         }
+        let digest = Sha256::digest(serde_json::to_vec(keys).unwrap_or_default());
+        set.fingerprint = digest.iter().take(8).fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
         Ok(set)
     }
 

@@ -10,7 +10,7 @@ WASM         := target/wasm32-wasip1/release/api_guard.wasm
 WASI_BENCH_RUNNER := node --no-liftoff --no-warnings $(CURDIR)/tests/wasm/run.mjs
 # Tests run without V8's background tier-up: a test binary that exits while TurboFan is still
 # compiling in the background has crashed Node 20 (SIGSEGV after all tests passed).
-WASI_TEST_RUNNER := node --no-warnings --no-wasm-tier-up $(CURDIR)/tests/wasm/run.mjs
+WASI_TEST_RUNNER := node --no-warnings --no-wasm-tier-up --no-wasm-dynamic-tiering $(CURDIR)/tests/wasm/run.mjs
 export ENVOY_BIN := $(ENVOY)
 # Reproducible modules: the only machine-specific text rustc puts in the module is the path of
 # crates.io sources (in panic locations); it is rewritten to a fixed prefix, so the same source

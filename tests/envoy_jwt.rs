@@ -316,6 +316,7 @@ fn a_token_one_worker_verified_is_not_checked_again_by_the_other() {
     settle();
     let first = send(); // worker Y: verifies the token and shares it
     assert_eq!(first.status, 200, "{}", first.text());
+    settle(); // its connection is gone from Y's count before the next one is placed
     let idle_y = std::net::TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
     settle();
     drop(idle_x);

@@ -42,6 +42,9 @@ pub struct SharedTokens {
     pub slots: usize,
 }
 
+/// A token by provider and place in the request (address and length of its text).
+type TokenPlace = (usize, *const u8, usize);
+
 /// Names the request's client for the failed-verification budget (called at most once).
 pub type ClientFn<'a> = dyn Fn() -> Option<String> + 'a;
 
@@ -57,6 +60,9 @@ pub struct View<'s> {
     client: OnceCell<Option<String>>,
     /// The shared tier, and the counters for its hits.
     shared: Option<(&'s SharedTokens, &'s Metrics)>,
+    /// The slot the last shared-tier lookup computed, by (provider, token's place): the write
+    /// after that token's check reuses it instead of hashing the token again.
+    last_slot: RefCell<Option<(TokenPlace, SharedSlot)>>,
 }
 
 impl<'s> View<'s> {
@@ -71,7 +77,13 @@ impl<'s> View<'s> {
 
     fn slot(&self, provider: usize, token: &str) -> Option<SharedSlot> {
         let (s, _) = self.shared?;
-        SharedSlot::new(&s.namespace, s.slots, provider, token)
+        let at = (provider, token.as_ptr(), token.len());
+        if let Some((_, slot)) = self.last_slot.borrow().as_ref().filter(|(k, _)| *k == at) {
+            return Some(slot.clone());
+        }
+        let slot = SharedSlot::new(&s.namespace, s.slots, provider, token)?;
+        *self.last_slot.borrow_mut() = Some((at, slot.clone()));
+        Some(slot)
     }
 }
 
@@ -166,7 +178,15 @@ impl KeyStore {
 
     /// The view the policy reads at `now`.
     pub fn view<'s>(&'s self, tokens: &'s RefCell<TokenCache>, now: i64) -> View<'s> {
-        View { store: self, tokens, now, budget: None, client: OnceCell::new(), shared: None }
+        View {
+            store: self,
+            tokens,
+            now,
+            budget: None,
+            client: OnceCell::new(),
+            shared: None,
+            last_slot: RefCell::new(None),
+        }
     }
 
     /// As [`Self::view`], with the failed-verification budget: `client` names the request's

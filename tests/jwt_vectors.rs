@@ -110,6 +110,57 @@ fn key_sets_refuse_weak_private_and_mismatched_keys() {
     assert!(e.0.contains("33 keys; at most 32"), "{e}");
 }
 
+#[test]
+fn key_sets_prepare_only_keys_the_provider_can_use() {
+    let jwks: Value = serde_json::from_str(JWKS).unwrap();
+    let kinds =
+        |set: &KeySet| set.keys.iter().map(|k| format!("{:?}", k.material.kind())).collect::<Vec<_>>();
+    // RS256 alone: the EC and Ed25519 keys are skipped (with a note each), not prepared.
+    let rsa = KeySet::from_jwks_for(&jwks, &[Alg::RS256]).unwrap();
+    assert_eq!(kinds(&rsa), ["Rsa"]);
+    assert_eq!(rsa.skipped.len(), 3, "{:?}", rsa.skipped);
+    assert!(rsa
+        .skipped
+        .iter()
+        .any(|n| n.contains("a P-384 key, which none of the provider's algorithms (RS256)")));
+    // The same document for ES256 and EdDSA keeps exactly those two kinds.
+    let ec = KeySet::from_jwks_for(&jwks, &[Alg::ES256, Alg::EdDSA]).unwrap();
+    assert_eq!(kinds(&ec), ["P256", "Ed25519"]);
+    // Every algorithm: every key, as `from_jwks`; and the fingerprint names the document either way.
+    assert_eq!(
+        kinds(&KeySet::from_jwks_for(&jwks, &Alg::ALL).unwrap()),
+        kinds(&KeySet::from_jwks(&jwks).unwrap())
+    );
+    assert_eq!(rsa.fingerprint, KeySet::from_jwks(&jwks).unwrap().fingerprint);
+    // A key pinned to an algorithm the provider does not allow is skipped too.
+    let mut pinned = jwks.clone();
+    pinned["keys"][0]["alg"] = json!("PS256");
+    let e = KeySet::from_jwks_for(&pinned, &[Alg::RS256]).unwrap_err();
+    assert!(e.0.contains("an RSA key for PS256, not among the provider's algorithms (RS256)"), "{e}");
+    assert_eq!(kinds(&KeySet::from_jwks_for(&pinned, &[Alg::PS256]).unwrap()), ["Rsa"]);
+    // Private material is refused even in a key the provider would not use.
+    let private: Value = serde_json::from_str(include_str!("fixtures/jwt/keys.private.json")).unwrap();
+    let mixed = json!({"keys": [jwks["keys"][0], private["rsa-1"]]});
+    assert!(KeySet::from_jwks_for(&mixed, &[Alg::ES256]).unwrap_err().0.contains("private key material"));
+    // Through a provider: a local set with nothing for its algorithms is refused at load, and
+    // one with a shared secret still is for an asymmetric provider.
+    let cfg = |algs: Value, keys: Value| {
+        json!({"jwt": {"providers": {"idp": {"issuer": "https://issuer.test", "audiences": ["a"],
+            "algorithms": algs, "local_jwks": {"keys": keys}}}}})
+        .to_string()
+    };
+    let ec_only: Vec<Value> =
+        jwks["keys"].as_array().unwrap().iter().filter(|k| k["kty"] == "EC").cloned().collect();
+    let e = config::parse(cfg(json!(["RS256"]), json!(ec_only)).as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("jwt.providers.idp.local_jwks"), "{e}");
+    let hmac: Value = serde_json::from_str(HMAC).unwrap();
+    let mut with_secret = jwks["keys"].as_array().unwrap().clone();
+    with_secret.push(hmac["keys"][0].clone());
+    let e = config::parse(cfg(json!(["RS256"]), json!(with_secret)).as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("shared secret (oct)"), "{e}");
+    assert!(config::parse(cfg(json!(["RS256"]), jwks["keys"].clone()).as_bytes()).is_ok());
+}
+
 // ---------------------------------------------------------------- the minted corpus
 
 fn config() -> String {

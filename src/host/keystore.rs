@@ -210,7 +210,7 @@ impl KeyStore {
         for e in self.entries.iter_mut().flatten() {
             if let Ok(Some((bytes, _))) = abi::get_shared(&shared_key(e)) {
                 if let Some((at, body)) = jwks::decode_shared(&bytes) {
-                    if e.cache.adopt(body, at) {
+                    if e.cache.adopt(&e.spec, body, at) {
                         changed = true;
                         abi::log(
                             LogLevel::Info,
@@ -276,7 +276,7 @@ impl KeyStore {
         } else {
             abi::get_buffer(BufferType::HttpCallResponseBody, MAX_JWKS_BYTES + 1).ok().flatten()
         };
-        match e.cache.complete(status, body.as_deref(), now) {
+        match e.cache.complete(&e.spec, status, body.as_deref(), now) {
             Ok(n) => {
                 abi::log(
                     LogLevel::Info,

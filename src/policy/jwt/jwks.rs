@@ -14,6 +14,7 @@
 
 use std::rc::Rc;
 
+use super::alg::Alg;
 use super::keys::KeySet;
 use crate::policy::json;
 
@@ -44,6 +45,8 @@ pub struct RemoteSpec {
     pub min_refetch_interval: i64,
     /// How long stale keys keep serving while fetches fail, in seconds.
     pub max_stale: i64,
+    /// The provider's algorithms: a fetched key none of them can use is not prepared.
+    pub algorithms: Vec<Alg>,
 }
 
 /// Why a fetch result was not used.
@@ -152,6 +155,7 @@ impl KeyCache {
     /// keys; anything else keeps the last good set. Returns the number of keys loaded.
     pub fn complete(
         &mut self,
+        spec: &RemoteSpec,
         status: Option<u16>,
         body: Option<&[u8]>,
         now: i64,
@@ -160,9 +164,10 @@ impl KeyCache {
         let result = match (status, body) {
             (None, _) => Err(FetchError::NoResponse),
             (Some(200), Some(b)) if b.len() > MAX_JWKS_BYTES => Err(FetchError::TooLarge),
-            (Some(200), Some(b)) => {
-                json::parse(b).ok().and_then(|doc| KeySet::from_jwks(&doc).ok()).ok_or(FetchError::Invalid)
-            }
+            (Some(200), Some(b)) => json::parse(b)
+                .ok()
+                .and_then(|doc| KeySet::from_jwks_for(&doc, &spec.algorithms).ok())
+                .ok_or(FetchError::Invalid),
             (Some(200), None) => Err(FetchError::Invalid),
             (Some(s), _) => Err(FetchError::Status(s)),
         };
@@ -182,12 +187,12 @@ impl KeyCache {
     }
 
     /// Installs keys another VM fetched (shared data), if they are newer than ours.
-    pub fn adopt(&mut self, body: &[u8], fetched_at: i64) -> bool {
+    pub fn adopt(&mut self, spec: &RemoteSpec, body: &[u8], fetched_at: i64) -> bool {
         if fetched_at <= self.fetched_at && self.keys.is_some() {
             return false;
         }
         let Ok(doc) = json::parse(body) else { return false };
-        match KeySet::from_jwks(&doc) {
+        match KeySet::from_jwks_for(&doc, &spec.algorithms) {
             Ok(set) => {
                 self.keys = Some(Rc::new(set));
                 self.fetched_at = fetched_at;
@@ -240,6 +245,7 @@ mod tests {
             cache_duration: 300,
             min_refetch_interval: 30,
             max_stale: 3600,
+            algorithms: Alg::ALL.to_vec(),
         }
     }
 
@@ -252,7 +258,7 @@ mod tests {
         c.start(0);
         assert!(!c.due(&s, 1), "one fetch at a time");
         assert!(matches!(c.availability(&s, 1), Availability::Unavailable));
-        assert_eq!(c.complete(Some(200), Some(JWKS), 2), Ok(1));
+        assert_eq!(c.complete(&s, Some(200), Some(JWKS), 2), Ok(1));
         assert!(matches!(c.availability(&s, 3), Availability::Ready { refetch: false, .. }));
         assert!(matches!(c.availability(&s, 40), Availability::Ready { refetch: true, .. }));
         assert!(!c.due(&s, 200));
@@ -264,7 +270,7 @@ mod tests {
         let s = spec();
         let mut c = KeyCache::default();
         c.start(0);
-        c.complete(Some(200), Some(JWKS), 0).unwrap();
+        c.complete(&s, Some(200), Some(JWKS), 0).unwrap();
         for (status, body, err) in [
             (None, None, FetchError::NoResponse),
             (Some(500), Some(&b"oops"[..]), FetchError::Status(500)),
@@ -274,11 +280,11 @@ mod tests {
             (Some(200), None, FetchError::Invalid),
         ] {
             c.start(400);
-            assert_eq!(c.complete(status, body, 400), Err(err));
+            assert_eq!(c.complete(&s, status, body, 400), Err(err));
             assert!(matches!(c.availability(&s, 400), Availability::Ready { .. }), "{err:?}");
         }
         let big = vec![b' '; MAX_JWKS_BYTES + 1];
-        assert_eq!(c.complete(Some(200), Some(&big), 400), Err(FetchError::TooLarge));
+        assert_eq!(c.complete(&s, Some(200), Some(&big), 400), Err(FetchError::TooLarge));
         assert_eq!(c.failures, 7);
         // Past cache_duration + max_stale the stale keys stop serving.
         assert!(matches!(c.availability(&s, 300 + 3600 + 1), Availability::Loading));
@@ -287,11 +293,23 @@ mod tests {
     }
 
     #[test]
+    fn fetched_keys_are_prepared_for_the_providers_algorithms_only() {
+        // The test set's one key is Ed25519: nothing for an RS256 provider, so the fetch is
+        // unusable (and the last good keys stay); an EdDSA provider takes it.
+        let rs256 = RemoteSpec { algorithms: vec![Alg::RS256], ..spec() };
+        let mut c = KeyCache::default();
+        assert_eq!(c.complete(&rs256, Some(200), Some(JWKS), 0), Err(FetchError::Invalid));
+        assert!(!c.adopt(&rs256, JWKS, 10));
+        let eddsa = RemoteSpec { algorithms: vec![Alg::EdDSA], ..spec() };
+        assert_eq!(c.complete(&eddsa, Some(200), Some(JWKS), 20), Ok(1));
+    }
+
+    #[test]
     fn refetches_are_rate_limited() {
         let s = spec();
         let mut c = KeyCache::default();
         c.start(100);
-        c.complete(None, None, 100).unwrap_err();
+        c.complete(&s, None, None, 100).unwrap_err();
         assert!(!c.due(&s, 120), "retry only after min_refetch_interval");
         assert!(matches!(c.availability(&s, 120), Availability::Unavailable));
         assert!(c.due(&s, 130));
@@ -301,13 +319,14 @@ mod tests {
 
     #[test]
     fn shared_copies_are_adopted_only_when_newer() {
+        let s = spec();
         let mut c = KeyCache::default();
         let shared = encode_shared(50, JWKS);
         let (at, body) = decode_shared(&shared).unwrap();
-        assert!(c.adopt(body, at));
+        assert!(c.adopt(&s, body, at));
         assert_eq!(c.fetched_at(), 50);
-        assert!(!c.adopt(body, 40));
-        assert!(!c.adopt(b"junk", 60));
+        assert!(!c.adopt(&s, body, 40));
+        assert!(!c.adopt(&s, b"junk", 60));
         assert!(decode_shared(b"short").is_none());
     }
 }

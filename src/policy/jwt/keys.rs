@@ -114,8 +114,17 @@ fn err(msg: impl Into<String>) -> KeySetError {
 }
 
 impl KeySet {
-    /// Compiles a JWKS document (`{"keys":[...]}`).
+    /// Compiles a JWKS document (`{"keys":[...]}`), every key it can verify with.
     pub fn from_jwks(doc: &Value) -> Result<KeySet, KeySetError> {
+        KeySet::from_jwks_for(doc, &Alg::ALL)
+    }
+
+    /// Compiles a JWKS document for a provider that accepts `algorithms`: a key none of them
+    /// can use (another key type, or an `alg` it pins that is not allowed) is skipped with a
+    /// note before it is prepared. Identity providers often publish RSA and EC keys side by
+    /// side, and an EC key's window tables cost tens of milliseconds and hundreds of KiB per
+    /// VM, for nothing if the provider only accepts RS256.
+    pub fn from_jwks_for(doc: &Value, algorithms: &[Alg]) -> Result<KeySet, KeySetError> {
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
@@ -125,6 +134,10 @@ impl KeySet {
         }
         let mut set = KeySet::default();
         for (i, entry) in keys.iter().enumerate() {
+            if let Some(unused) = unused_by(entry, algorithms) {
+                set.skipped.push(format!("keys[{i}]: {unused}"));
+                continue;
+            }
             match compile_key(entry) {
                 Ok(Some(k)) => set.keys.push(k),
                 Ok(None) => {}
@@ -160,6 +173,37 @@ impl KeySet {
             }
         }
     }
+}
+
+/// Why none of `algorithms` could use this entry, judged from its `kty`, `crv` and `alg`
+/// alone; `None` when one could, or when the entry is not a key of a known type (then
+/// [`compile_key`] says what is wrong with it).
+fn unused_by(entry: &Value, algorithms: &[Alg]) -> Option<String> {
+    let text = |name: &str| entry.get(name).and_then(Value::as_str);
+    if text("use").is_some_and(|u| u != "sig") {
+        return None; // an encryption key: skipped quietly by compile_key
+    }
+    let (kind, label) = match (text("kty")?, text("crv")) {
+        ("RSA", _) => (KeyKind::Rsa, "an RSA key"),
+        ("EC", Some("P-256")) => (KeyKind::P256, "a P-256 key"),
+        ("EC", Some("P-384")) => (KeyKind::P384, "a P-384 key"),
+        ("OKP", Some("Ed25519")) => (KeyKind::Ed25519, "an Ed25519 key"),
+        ("oct", _) => (KeyKind::Secret, "a shared secret"),
+        _ => return None,
+    };
+    let pinned = match text("alg") {
+        // An `alg` of another key type is compile_key's error to report.
+        Some(name) => Some(Alg::parse(name).filter(|a| a.key_kind() == kind)?),
+        None => None,
+    };
+    if algorithms.iter().any(|a| a.key_kind() == kind && pinned.is_none_or(|p| p == *a)) {
+        return None;
+    }
+    let allowed: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
+    Some(match pinned {
+        Some(p) => format!("{label} for {p}, not among the provider's algorithms ({})", allowed.join(", ")),
+        None => format!("{label}, which none of the provider's algorithms ({}) uses", allowed.join(", ")),
+    })
 }
 
 fn has_private_parts(entry: &Value) -> bool {

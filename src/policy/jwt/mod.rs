@@ -135,7 +135,7 @@ pub const DEFAULT_MIN_REFETCH: u32 = 30;
 /// Default bound on serving stale keys, seconds.
 pub const DEFAULT_MAX_STALE: u32 = 86_400;
 
-fn remote_spec(cfg: &RemoteJwksConfig, at: &str) -> Result<RemoteSpec, ConfigError> {
+fn remote_spec(cfg: &RemoteJwksConfig, algorithms: &[Alg], at: &str) -> Result<RemoteSpec, ConfigError> {
     let uri = &cfg.http_uri.uri;
     let bad =
         || ConfigError::new(format!("{at}.http_uri.uri"), "must be an absolute http:// or https:// URL");
@@ -182,6 +182,7 @@ fn remote_spec(cfg: &RemoteJwksConfig, at: &str) -> Result<RemoteSpec, ConfigErr
         cache_duration,
         min_refetch_interval,
         max_stale: i64::from(cfg.max_stale_seconds.unwrap_or(DEFAULT_MAX_STALE)),
+        algorithms: algorithms.to_vec(),
     })
 }
 
@@ -225,19 +226,23 @@ impl Provider {
         }
         let keys = match (&cfg.local_jwks, &cfg.remote_jwks) {
             (Some(doc), None) => {
-                let set =
-                    KeySet::from_jwks(doc).map_err(|e| ConfigError::new(format!("{at}.local_jwks"), e.0))?;
+                // Judged on the document: the compiled set leaves out keys the algorithms cannot use.
+                let has_secret = doc.get("keys").and_then(Value::as_array).is_some_and(|keys| {
+                    keys.iter().any(|k| k.get("kty").and_then(Value::as_str) == Some("oct"))
+                });
+                if hmac == 0 && has_secret {
+                    return Err(ConfigError::new(
+                        format!("{at}.local_jwks"),
+                        "holds a shared secret (oct) for a provider with asymmetric algorithms",
+                    ));
+                }
+                let set = KeySet::from_jwks_for(doc, &cfg.algorithms)
+                    .map_err(|e| ConfigError::new(format!("{at}.local_jwks"), e.0))?;
                 let usable = set.keys.iter().any(|k| cfg.algorithms.iter().any(|a| k.fits(*a)));
                 if !usable {
                     return Err(ConfigError::new(
                         format!("{at}.local_jwks"),
                         "holds no key that fits any of the provider's algorithms",
-                    ));
-                }
-                if hmac == 0 && set.keys.iter().any(|k| k.material.kind() == KeyKind::Secret) {
-                    return Err(ConfigError::new(
-                        format!("{at}.local_jwks"),
-                        "holds a shared secret (oct) for a provider with asymmetric algorithms",
                     ));
                 }
                 ProviderKeys::Local(Rc::new(set))
@@ -249,7 +254,7 @@ impl Provider {
                         "HMAC secrets are never fetched: use local_jwks for HS* algorithms",
                     ));
                 }
-                ProviderKeys::Remote(remote_spec(remote, &format!("{at}.remote_jwks"))?)
+                ProviderKeys::Remote(remote_spec(remote, &cfg.algorithms, &format!("{at}.remote_jwks"))?)
             }
             _ => {
                 return Err(ConfigError::new(

@@ -591,13 +591,20 @@ fn main() {
     }
     let a = m["A"];
     println!();
-    println!("| config | what | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req | × A req/s | RSS MiB |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| config | what | req/s | p50 ms | p99 ms | CPU µs/req | added µs/req | × A req/s | × native req/s | RSS MiB |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for c in &cases {
         let r = m[c.key];
         let rss = rss_kib(c.envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
+        let native = native_anchor(c.key);
+        let to_native = match m.get(native) {
+            Some(n) if native != c.key => format!("{:.2} ({native})", r.rps / n.rps),
+            _ => "—".to_string(),
+        };
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {:+.1} | {:.2} | {:.1} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {:+.1} | {:.2} | {} | {:.1} |",
             c.key,
             c.what,
             r.rps,
@@ -606,6 +613,7 @@ fn main() {
             r.cpu_us,
             r.cpu_us - a.cpu_us,
             r.rps / a.rps,
+            to_native,
             rss
         );
     }
@@ -663,6 +671,18 @@ fn main() {
         String::from_utf8_lossy(&Command::new(envoy_bin()).arg("--version").output().unwrap().stdout).trim()
     );
     let _ = Duration::from_secs(0);
+}
+
+/// The native configuration a row is compared with: C (native `jwt_authn`, cached tokens) for
+/// the cached-token rows and the empty filters, its uncached form for raw verification and
+/// forged tokens, and E (`jwt_authn` + `cors` + `buffer`) for the full policy.
+fn native_anchor(key: &str) -> &'static str {
+    match key {
+        "B-raw" | "J" | "J-budget" => "C-raw",
+        "B-ES-raw" => "C-ES-raw",
+        "D" | "A-D" => "E",
+        _ => "C",
+    }
 }
 
 impl Case {

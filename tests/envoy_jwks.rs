@@ -78,7 +78,14 @@ fn keys_load_and_tokens_verify() {
     assert_eq!(call(&s, "/es", &token("es256")).status, 200);
     assert_eq!(call(&s, "/bad", &token("wrong_key_same_kid")).status, 401);
     assert_eq!(s.upstream.requests().len(), 2);
-    assert!(s.envoy.log().contains("jwks for provider 'idp' loaded (4 keys)"), "{}", s.envoy.log());
+    // The fixture set has four keys; the provider accepts RS256 and ES256, so the P-384 and
+    // Ed25519 keys are not prepared (and the log says so).
+    let log = s.envoy.log();
+    assert!(log.contains("jwks for provider 'idp' loaded (2 keys)"), "{log}");
+    assert!(
+        log.contains("keys[2]: a P-384 key, which none of the provider's algorithms (RS256, ES256) uses"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -283,7 +283,7 @@ impl KeyStore {
                     &format!("api-guard: jwks for provider '{}' loaded ({n} keys)", e.name),
                 );
                 if let Some(set) = e.cache.keys() {
-                    super::root::log_skipped(&e.name, &set.skipped);
+                    super::root::log_skipped(&e.name, set);
                 }
                 if caps.shared_data {
                     if let Some(b) = &body {

@@ -15,6 +15,7 @@ use super::keystore::{KeyStore, SharedTokens};
 use super::metrics::Metrics;
 use crate::policy::jwt::budget::FailureBudget;
 use crate::policy::jwt::cache::{shared_namespace, TokenCache};
+use crate::policy::jwt::keys::KeySet;
 use crate::policy::jwt::ProviderKeys;
 use crate::policy::{config, Policy};
 
@@ -54,12 +55,22 @@ pub struct Shared {
     pub clock: Rc<Cell<Option<i64>>>,
 }
 
-/// One warning line naming the key-set entries a provider could not use (never key material).
-pub fn log_skipped(provider: &str, skipped: &[String]) {
-    if !skipped.is_empty() {
+/// Names the key-set entries a provider left out (never key material): a warning for those
+/// it could not use, an info line for those none of its algorithms needs.
+pub fn log_skipped(provider: &str, set: &KeySet) {
+    if !set.skipped.is_empty() {
         abi::log(
             LogLevel::Warn,
-            &format!("api-guard: provider '{provider}': key-set entries skipped: {}", skipped.join("; ")),
+            &format!("api-guard: provider '{provider}': key-set entries skipped: {}", set.skipped.join("; ")),
+        );
+    }
+    if !set.unused.is_empty() {
+        abi::log(
+            LogLevel::Info,
+            &format!(
+                "api-guard: provider '{provider}': key-set entries not prepared (no allowed algorithm uses them): {}",
+                set.unused.join("; ")
+            ),
         );
     }
 }
@@ -149,7 +160,7 @@ impl RootContext for Root {
         // skipped rather than failing the whole set; say which, once.
         for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {
             if let ProviderKeys::Local(set) = &p.keys {
-                log_skipped(&p.name, &set.skipped);
+                log_skipped(&p.name, set);
             }
         }
         // Keep already-defined metrics and still-valid key sets across reconfiguration.

@@ -91,8 +91,11 @@ impl Key {
 pub struct KeySet {
     /// Usable keys, in document order.
     pub keys: Vec<Key>,
-    /// Why entries were skipped (for one log line at load).
+    /// Why entries were skipped (for one warning at load).
     pub skipped: Vec<String>,
+    /// Entries left out because none of the provider's algorithms uses them (expected when an
+    /// identity provider publishes keys of several types; one info line at load).
+    pub unused: Vec<String>,
     /// Names this set across worker VMs: the first 8 bytes of the SHA-256 of its `keys`
     /// array as serialised. A token verified with one set is shared with VMs that hold the
     /// same set, never with one that has moved on (or not yet) after a rotation.
@@ -120,10 +123,10 @@ impl KeySet {
     }
 
     /// Compiles a JWKS document for a provider that accepts `algorithms`: a key none of them
-    /// can use (another key type, or an `alg` it pins that is not allowed) is skipped with a
-    /// note before it is prepared. Identity providers often publish RSA and EC keys side by
-    /// side, and an EC key's window tables cost tens of milliseconds and hundreds of KiB per
-    /// VM, for nothing if the provider only accepts RS256.
+    /// can use (another key type, or an `alg` it pins that is not allowed) is left out, with a
+    /// note in [`KeySet::unused`], before it is prepared. Identity providers often publish RSA
+    /// and EC keys side by side, and an EC key's window tables cost tens of milliseconds and
+    /// hundreds of KiB per VM, for nothing if the provider only accepts RS256.
     pub fn from_jwks_for(doc: &Value, algorithms: &[Alg]) -> Result<KeySet, KeySetError> {
         let keys = doc
             .get("keys")
@@ -135,7 +138,7 @@ impl KeySet {
         let mut set = KeySet::default();
         for (i, entry) in keys.iter().enumerate() {
             if let Some(unused) = unused_by(entry, algorithms) {
-                set.skipped.push(format!("keys[{i}]: {unused}"));
+                set.unused.push(format!("keys[{i}]: {unused}"));
                 continue;
             }
             match compile_key(entry) {
@@ -150,8 +153,8 @@ impl KeySet {
             )));
         }
         if set.keys.is_empty() {
-            let why =
-                if set.skipped.is_empty() { String::new() } else { format!(" ({})", set.skipped.join("; ")) };
+            let notes: Vec<&str> = set.skipped.iter().chain(&set.unused).map(String::as_str).collect();
+            let why = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
             return Err(err(format!("the key set has no usable verification key{why}")));
         }
         let digest = Sha256::digest(serde_json::to_vec(keys).unwrap_or_default());

@@ -20,7 +20,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size bench bench-core clean
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,10 @@ bench: wasm envoy ## api-guard vs Envoy's native filters, side by side (not part
 soak: wasm envoy ## SOAK_SECONDS (default 600) of mixed traffic through the full example policy; RSS, statuses, VM health (not part of make test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) cargo bench --bench envoy
+
+size-by-crate: target ## Module code by dependency (crate groups), from a release build kept with its name section
+	CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --target wasm32-wasip1 --target-dir target/size
+	node tests/wasm/sizes.mjs target/size/wasm32-wasip1/release/api_guard.wasm
 
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	cargo bench --bench core

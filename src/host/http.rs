@@ -153,22 +153,15 @@ impl HttpFilter {
         let decision = {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
             let keys = self.shared.keys.borrow();
-            match (&self.shared.budget, policy.jwt.as_ref().and_then(|j| j.budget.as_ref())) {
-                (Some(budget), Some(rules)) => {
-                    let client =
-                        || client_address(&self.headers, rules.client_header.as_deref(), &self.shared.caps);
-                    let view = keys
-                        .view_with_budget(&self.shared.tokens, now, budget, &client)
-                        .with_shared(self.shared.shared_tokens.as_deref(), &self.shared.metrics);
-                    policy.check_head(&head, &view, now)
-                }
-                _ => {
-                    let view = keys
-                        .view(&self.shared.tokens, now)
-                        .with_shared(self.shared.shared_tokens.as_deref(), &self.shared.metrics);
-                    policy.check_head(&head, &view, now)
-                }
+            let rules = policy.jwt.as_ref().and_then(|j| j.budget.as_ref());
+            let client_header = rules.and_then(|r| r.client_header.as_deref());
+            let client = || client_address(&self.headers, client_header, &self.shared.caps);
+            let view = match (&self.shared.budget, rules) {
+                (Some(budget), Some(_)) => keys.view_with_budget(&self.shared.tokens, now, budget, &client),
+                _ => keys.view(&self.shared.tokens, now),
             }
+            .with_shared(self.shared.shared_tokens.as_deref(), &self.shared.metrics);
+            policy.check_head(&head, &view, now)
         };
         self.route = decision.route;
         self.cors = decision.cors;

@@ -156,8 +156,8 @@ impl RootContext for Root {
                 ),
             );
         }
-        // Key-set entries that cannot verify anything (an `enc` key, an unknown curve) are
-        // skipped rather than failing the whole set; say which, once.
+        // Key-set entries that cannot verify anything (an unknown curve) or that no allowed
+        // algorithm uses are left out rather than failing the whole set; say which, once.
         for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {
             if let ProviderKeys::Local(set) = &p.keys {
                 log_skipped(&p.name, set);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::envoy::{envoy_bin, listener_bootstrap, wasm_filter_yaml};
-use support::{free_port, repo_root, Envoy, EnvoyOptions};
+use support::{repo_root, Envoy, EnvoyOptions};
 
 const CONCURRENCY: &str = "16";
 
@@ -74,9 +74,9 @@ fn order_response() -> String {
     std::fs::read_to_string(repo_root().join("examples/api/order_created.json")).unwrap().trim().to_string()
 }
 
-fn bootstrap(port: u16, admin: u16, filters: &str) -> String {
+fn bootstrap(filters: &str) -> String {
     let direct = r#"direct_response: { status: 200, body: { inline_string: "ok" } }"#;
-    let yaml = listener_bootstrap(port, admin, filters, direct, CORS_POLICY, "  []\n");
+    let yaml = listener_bootstrap(filters, direct, CORS_POLICY, "  []\n");
     // `POST /api/orders` (D and E) is answered 201 with the 10 KB JSON order.
     let orders = format!(
         r#"- match: {{ prefix: "/api/orders" }}
@@ -212,16 +212,10 @@ fn soak(total: u64) {
     let order =
         std::fs::read_to_string(repo_root().join("examples/api/order.json")).unwrap().trim().to_string();
     let token = fixture("tokens.json")["rs256"].as_str().unwrap().to_string();
-    let port = free_port();
-    let admin = free_port();
     let quiet = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
-    let envoy = Envoy::start_yaml(
-        &bootstrap(port, admin, &wasm_filter_yaml(&module, &policy, true)),
-        port,
-        admin,
-        &quiet,
-    )
-    .unwrap_or_else(|log| panic!("Envoy did not start\n{log}"));
+    let envoy = Envoy::start_yaml(&bootstrap(&wasm_filter_yaml(&module, &policy, true)), &quiet)
+        .unwrap_or_else(|log| panic!("Envoy did not start\n{log}"));
+    let port = envoy.port;
     let script = std::env::temp_dir().join(format!("api-guard-soak-{}.lua", std::process::id()));
     let lua = format!(
         r#"local t = "Bearer {token}"
@@ -516,11 +510,10 @@ fn main() {
     println!("api-guard bench: {rounds} interleaved rounds of {seconds}s per configuration, wrk -t1 -c{CONCURRENCY}, Envoy --concurrency 1");
     let quiet = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
     for c in cases.iter_mut() {
-        c.port = free_port();
-        let admin = free_port();
         let start = Instant::now();
-        let envoy = Envoy::start_yaml(&bootstrap(c.port, admin, &c.filters), c.port, admin, &quiet)
+        let envoy = Envoy::start_yaml(&bootstrap(&c.filters), &quiet)
             .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
+        c.port = envoy.port;
         c.startup_ms = start.elapsed().as_secs_f64() * 1000.0;
         c.envoy = Some(envoy);
         wrk(c, 1); // warm up, and check the configuration admits the request

@@ -302,13 +302,12 @@ fn a_token_one_worker_verified_is_not_checked_again_by_the_other() {
     // with fewer open ones, so idle connections steer the two requests to different workers.
     let upstream = Upstream::start();
     let opts = EnvoyOptions { concurrency: 2, ..EnvoyOptions::default() };
-    let (port, admin) = (support::free_port(), support::free_port());
-    let yaml = support::envoy::bootstrap(port, admin, upstream.port, &config(), &opts).replacen(
+    let yaml = support::envoy::bootstrap(upstream.port, &config(), &opts).replacen(
         "    filter_chains:",
         "    connection_balance_config: { exact_balance: {} }\n    filter_chains:",
         1,
     );
-    let envoy = Envoy::start_yaml(&yaml, port, admin, &opts).unwrap_or_else(|l| panic!("{l}"));
+    let envoy = Envoy::start_yaml(&yaml, &opts).unwrap_or_else(|l| panic!("{l}"));
     let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
     let auth = format!("Bearer {}", token("rs256"));
     let send = || Client::new(envoy.port).request("GET", "/orders", &[("authorization", &auth)], b"");

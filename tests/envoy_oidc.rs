@@ -34,34 +34,69 @@ fn keys(names: &[&str]) -> std::path::PathBuf {
             k
         })
         .collect();
-    let path =
-        std::env::temp_dir().join(format!("api-guard-idp-{}-{}.json", std::process::id(), names.join("+")));
+    let path = support::unique_dir("idp").join("keys.json");
     std::fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
     path
 }
 
 impl Idp {
+    /// Starts the provider on `port` (0: a port the system picks) and waits for its
+    /// "listening" line, which names the port it bound. Restarting on a port just freed can
+    /// find it still taken, or taken by a test running alongside: that is retried a few times;
+    /// any other failure reports the provider's exit status and its stderr.
     fn start(port: u16, key_names: &[&str]) -> Idp {
+        let mut last = String::new();
+        for _ in 0..10 {
+            match Idp::try_start(port, key_names) {
+                Ok(idp) => return idp,
+                Err(report) if report.contains("EADDRINUSE") => {
+                    last = report;
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(report) => panic!("oidc-provider did not start: {report}"),
+            }
+        }
+        panic!("oidc-provider did not start: {last}")
+    }
+
+    fn try_start(port: u16, key_names: &[&str]) -> Result<Idp, String> {
+        use std::io::{BufRead, Read};
         let dir = support::repo_root().join("tests/idp");
         assert!(dir.join("node_modules/oidc-provider").exists(), "run `make idp` (npm ci in tests/idp)");
-        let child = Command::new("node")
+        let mut child = Command::new("node")
             .current_dir(&dir)
             .arg("server.mjs")
             .arg(port.to_string())
             .arg(keys(key_names))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start node");
-        let idp = Idp { port, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return idp;
+        // The provider prints one line once it listens; EOF first means it exited.
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        let bound = line
+            .strip_prefix("idp listening on http://127.0.0.1:")
+            .and_then(|p| p.trim().parse::<u16>().ok());
+        match bound {
+            Some(port) => {
+                // Keep draining its output so the provider never blocks on a full pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                if let Some(mut e) = child.stderr.take() {
+                    std::thread::spawn(move || std::io::copy(&mut e, &mut std::io::sink()));
+                }
+                Ok(Idp { port, child })
             }
-            std::thread::sleep(Duration::from_millis(100));
+            None => {
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                Err(format!("{status}; stdout: {line:?}; stderr: {err}"))
+            }
         }
-        panic!("oidc-provider did not start");
     }
 
     /// An access token for the orders API, via client_credentials + resource indicator.
@@ -99,8 +134,8 @@ fn kid(token: &str) -> String {
 
 #[test]
 fn tokens_from_a_real_provider_and_key_rotation_without_restart() {
-    let port = support::free_port();
-    let mut idp = Idp::start(port, &["rsa-1"]);
+    let mut idp = Idp::start(0, &["rsa-1"]);
+    let port = idp.port;
     let upstream = Upstream::start();
     let config = json!({
         "jwt": {

@@ -12,15 +12,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::envoy::{cluster_yaml, wasm_filter_yaml, wasm_path};
-use support::{free_port, Client, Envoy, EnvoyOptions, Upstream};
+use support::{Client, Envoy, EnvoyOptions, Upstream};
 
-fn listener(port: u16, policy: &str) -> String {
+/// The listener binds port 0 (Envoy picks a free one); a later version of it with the same
+/// address keeps the socket it has, so the port stays the same across reloads.
+fn listener(policy: &str) -> String {
     let filters = wasm_filter_yaml(&wasm_path().display().to_string(), policy, true);
     format!(
         r#"resources:
 - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
   name: main
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
   filter_chains:
   - filters:
     - name: envoy.filters.network.http_connection_manager
@@ -68,16 +70,13 @@ fn wait_for(envoy: &Envoy, name: &str, at_least: u64) {
 #[test]
 fn a_broken_reload_is_refused_and_the_previous_policy_keeps_serving() {
     let upstream = Upstream::start();
-    let dir = std::env::temp_dir().join(format!("api-guard-lds-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let admin = free_port();
+    let dir = support::unique_dir("lds");
     let strict = json!({"jwt": support::jwt_rs256_required()}).to_string();
-    publish(&dir, &listener(port, &strict));
+    publish(&dir, &listener(&strict));
     let bootstrap = format!(
         r#"node: {{ id: api-guard-test, cluster: api-guard-test }}
 admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
 dynamic_resources:
   lds_config:
     resource_api_version: V3
@@ -88,15 +87,16 @@ static_resources:
         lds = dir.join("lds.yaml").display(),
         clusters = cluster_yaml("upstream", upstream.port),
     );
-    let envoy = Envoy::start_yaml(&bootstrap, port, admin, &EnvoyOptions::default())
+    let envoy = Envoy::start_yaml(&bootstrap, &EnvoyOptions::default())
         .unwrap_or_else(|log| panic!("Envoy did not start:\n{log}"));
+    let port = envoy.port;
     let client = Client::new(port);
     assert_eq!(client.request("GET", "/orders", &[], b"").status, 401, "the first policy is not in force");
     let ok = stat(&envoy, "listener_manager.lds.update_success");
 
     // A broken policy: Envoy rejects the update; the strict policy still answers.
     let broken = json!({"jwt": support::jwt_rs256_required(), "limits": {"max_body_bytez": 1}}).to_string();
-    publish(&dir, &listener(port, &broken));
+    publish(&dir, &listener(&broken));
     wait_for(&envoy, "listener_manager.lds.update_rejected", 1);
     assert!(
         envoy.log().contains("invalid api-guard configuration at `limits.max_body_bytez`"),
@@ -113,7 +113,7 @@ static_resources:
 
     // A good policy takes over without a restart.
     let open = json!({"limits": {"max_body_bytes": 1024}}).to_string();
-    publish(&dir, &listener(port, &open));
+    publish(&dir, &listener(&open));
     wait_for(&envoy, "listener_manager.lds.update_success", ok + 1);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

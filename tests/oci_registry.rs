@@ -22,10 +22,7 @@ fn sha256(data: &[u8]) -> String {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("api-guard-oci-{}-{name}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    support::unique_dir(&format!("oci-{name}"))
 }
 
 fn pack(out: &Path) {
@@ -153,7 +150,22 @@ impl Drop for Registry {
     }
 }
 
+/// Starts docker-registry on a free port. It cannot be told to report a port it picked, so
+/// the port is chosen here; a port taken in between makes the registry exit, and another one
+/// is tried. Ready means the process is still running and `/v2/` answers as a registry does,
+/// so a server of another test that happens to hold the port is never mistaken for it.
 fn registry() -> Registry {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match try_registry() {
+            Ok(reg) => return reg,
+            Err(why) => last = why,
+        }
+    }
+    panic!("docker-registry did not start: {last}")
+}
+
+fn try_registry() -> Result<Registry, String> {
     let dir = temp("registry");
     let port = support::free_port();
     let config = format!(
@@ -165,16 +177,28 @@ fn registry() -> Registry {
         .arg("serve")
         .arg(dir.join("config.yml"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
         .spawn()
         .expect("docker-registry not found: `make oci-tools` installs it");
-    let reg = Registry { child, port, dir };
+    let mut reg = Registry { child, port, dir };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "docker-registry did not start");
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = reg.child.try_wait() {
+            let log = std::fs::read_to_string(reg.dir.join("registry.log")).unwrap_or_default();
+            return Err(format!("port {port}: exited ({status}): {log}"));
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let probe = b"GET /v2/ HTTP/1.1\r\nhost: registry\r\nconnection: close\r\n\r\n".to_vec();
+            let answer = support::Client::new(port).send(&[probe]);
+            if answer
+                .is_some_and(|r| r.status == 200 && r.header("docker-distribution-api-version").is_some())
+            {
+                return Ok(reg);
+            }
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    reg
+    Err(format!("port {port}: not answering as a registry after 20 s"))
 }
 
 /// GET from the registry's HTTP API: (digest header, body).

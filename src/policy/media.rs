@@ -81,6 +81,55 @@ impl MediaRange {
     }
 }
 
+/// Media-type parameters (`charset=utf-8`): names lower-cased, values unquoted.
+pub type Params = Vec<(String, String)>;
+
+/// Splits `;`-separated parameters (after the essence) into pairs; malformed ones are left out.
+fn parse_params(rest: &str) -> Params {
+    rest.split(';')
+        .filter_map(|p| {
+            let (n, v) = p.split_once('=')?;
+            let n = n.trim().to_ascii_lowercase();
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+            is_token(&n).then(|| (n, v.to_string()))
+        })
+        .collect()
+}
+
+impl MediaRange {
+    /// Parses a media-type key of an OpenAPI document, which may carry parameters
+    /// (`application/json; charset=utf-8`): the range and its parameters.
+    pub fn parse_with_params(s: &str) -> Result<(MediaRange, Params), MediaRangeError> {
+        let (main, rest) = s.split_once(';').unwrap_or((s, ""));
+        let range = MediaRange::parse(main).map_err(|_| MediaRangeError(s.to_string()))?;
+        Ok((range, parse_params(rest)))
+    }
+}
+
+/// How well a request's `Content-Type` parameters fit a documented key's (RFC 9110 §8.3.1:
+/// names compare case-insensitively; `charset` values too). `None`: a parameter both name has
+/// another value, so the key does not describe this body. `Some(n)`: `n` of the key's
+/// parameters are present and equal (a parameter the request leaves out is no conflict).
+pub fn params_fit(key: &Params, content_type: &[u8]) -> Option<usize> {
+    if key.is_empty() {
+        return Some(0);
+    }
+    let text = String::from_utf8_lossy(content_type);
+    let sent = parse_params(text.split_once(';').map_or("", |(_, r)| r));
+    let mut fit = 0;
+    for (name, want) in key {
+        if let Some((_, got)) = sent.iter().find(|(n, _)| n == name) {
+            let same = if name == "charset" { got.eq_ignore_ascii_case(want) } else { got == want };
+            if !same {
+                return None;
+            }
+            fit += 1;
+        }
+    }
+    Some(fit)
+}
+
 /// The essence (`type/subtype`, lower-cased, without parameters) of a `Content-Type` value,
 /// or `None` when the value is not a well-formed media type.
 pub fn essence(content_type: &[u8]) -> Option<String> {
@@ -129,6 +178,20 @@ mod tests {
         assert!(text.includes("text/plain"));
         assert!(!text.includes("texts/plain"));
         assert!(MediaRange::Any.includes("x/y"));
+    }
+
+    #[test]
+    fn keys_with_parameters() {
+        let (range, params) = MediaRange::parse_with_params("Application/JSON; Charset=\"UTF-8\"").unwrap();
+        assert_eq!(range, MediaRange::Exact("application/json".into()));
+        assert_eq!(params, vec![("charset".to_string(), "UTF-8".to_string())]);
+        assert_eq!(params_fit(&params, b"application/json;charset=utf-8"), Some(1));
+        assert_eq!(params_fit(&params, b"application/json"), Some(0));
+        assert_eq!(params_fit(&params, b"application/json; charset=latin1"), None);
+        let (_, v) = MediaRange::parse_with_params("application/vnd.api+json; version=2").unwrap();
+        assert_eq!(params_fit(&v, b"application/vnd.api+json; version=2"), Some(1));
+        assert_eq!(params_fit(&v, b"application/vnd.api+json; VERSION=3"), None);
+        assert!(MediaRange::parse_with_params("application; x=1").is_err());
     }
 
     #[test]

@@ -135,7 +135,7 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn decode_unreserved(path: &str) -> Result<String, PathError> {
+pub(crate) fn decode_unreserved(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

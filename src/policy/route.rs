@@ -16,13 +16,22 @@ pub enum PatternError {
     NotAbsolute,
     /// A segment is `.`, `..` or empty inside the pattern, which no normalised path contains.
     NonNormalSegment,
-    /// A `{` or `}` that is not a whole-segment `{name}` parameter.
+    /// A `{` without its `}` (or the other way round), or braces inside a parameter name.
     BadBrace,
-    /// A parameter name that is empty or not `[A-Za-z0-9_]`.
+    /// A parameter name that is empty.
     BadParamName(String),
     /// The same parameter name twice.
     DuplicateParam(String),
+    /// Two parameters in one segment with no literal text between them (`{a}{b}`): no
+    /// request could say where one ends.
+    AdjacentParams(String),
+    /// More parameters in one segment than [`MAX_SEGMENT_PARAMS`].
+    TooManyParams,
 }
+
+/// Most parameters one path segment may hold (`{name}.{ext}` holds two). Matching a segment
+/// with parameters backtracks over where each one ends, so this bounds its cost.
+pub const MAX_SEGMENT_PARAMS: usize = 4;
 
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -31,13 +40,27 @@ impl fmt::Display for PatternError {
             PatternError::NonNormalSegment => f.write_str(
                 "must not contain empty, '.' or '..' segments (paths are normalised before matching)",
             ),
-            PatternError::BadBrace => f.write_str("a parameter must be a whole segment of the form '{name}'"),
-            PatternError::BadParamName(n) => {
-                write!(f, "parameter name '{n}' must be non-empty ASCII letters, digits, '_', '-' or '.'")
-            }
+            PatternError::BadBrace => f.write_str("a parameter must be written '{name}', with nothing but its name between the braces"),
+            PatternError::BadParamName(n) => write!(f, "parameter name '{n}' must not be empty"),
             PatternError::DuplicateParam(n) => write!(f, "parameter '{n}' appears twice"),
+            PatternError::AdjacentParams(seg) => write!(
+                f,
+                "segment '{seg}' has two parameters with nothing between them; no request could say where one ends"
+            ),
+            PatternError::TooManyParams => {
+                write!(f, "a segment may hold at most {MAX_SEGMENT_PARAMS} parameters")
+            }
         }
     }
+}
+
+/// A piece of a segment that mixes literal text and parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Text the request's segment must contain here.
+    Literal(String),
+    /// Any non-empty text, bound to this name.
+    Param(String),
 }
 
 /// One segment of a path template.
@@ -47,14 +70,37 @@ pub enum Segment {
     Literal(String),
     /// Matches any one non-empty segment and binds it to this name.
     Param(String),
+    /// Literal text and parameters within one segment, as OpenAPI allows: `{id}.json`,
+    /// `{name}:cancel`, `v{major}.{minor}`. Parameters alternate with literals and match
+    /// non-empty text; where a split is ambiguous (`{name}.{ext}` against `a.b.c`), earlier
+    /// parameters take as little as they can.
+    Mixed(Vec<Part>),
+}
+
+/// A template's sort key (see [`PathPattern::specificity`]): per segment, its kind and, for a
+/// mixed one, how little literal text it holds.
+pub type Specificity = Vec<(u8, usize)>;
+
+/// How a template treats a trailing slash in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailingSlash {
+    /// `/users` and `/users/` both match (route rules: a rule must not be escaped by a slash).
+    Either,
+    /// Only the form the template has (OpenAPI paths: `/users/` is another path).
+    Exact(bool),
 }
 
 /// A compiled path pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathPattern {
     /// A path template such as `/users/{id}/orders`: the whole path must match, `{name}` matches
-    /// exactly one non-empty segment. A trailing slash in the request is ignored.
-    Template(Vec<Segment>),
+    /// exactly one non-empty segment (or non-empty text within one).
+    Template {
+        /// The segments, in order.
+        segments: Vec<Segment>,
+        /// Whether a trailing slash matters.
+        slash: TrailingSlash,
+    },
     /// A segment-aware prefix: `/api` matches `/api` and `/api/...`, never `/apix`.
     Prefix(Vec<String>),
 }
@@ -72,30 +118,134 @@ fn segments(pattern: &str) -> Result<Vec<&str>, PatternError> {
     Ok(segs)
 }
 
-impl PathPattern {
-    /// Compiles a template such as `/users/{id}`.
-    pub fn template(pattern: &str) -> Result<PathPattern, PatternError> {
-        let mut out = Vec::new();
-        let mut names: Vec<String> = Vec::new();
-        for seg in segments(pattern)? {
-            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if name.is_empty()
-                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-                {
-                    return Err(PatternError::BadParamName(name.to_string()));
+/// Splits a template segment into literal text and `{name}` parameters.
+fn parts(seg: &str, names: &mut Vec<String>) -> Result<Vec<Part>, PatternError> {
+    let mut out = Vec::new();
+    let mut rest = seg;
+    while !rest.is_empty() {
+        match rest.find(['{', '}']) {
+            None => {
+                out.push(Part::Literal(normal_literal(rest)));
+                rest = "";
+            }
+            Some(i) if rest.as_bytes().get(i) == Some(&b'}') => return Err(PatternError::BadBrace),
+            Some(i) => {
+                if i > 0 {
+                    out.push(Part::Literal(normal_literal(rest.get(..i).unwrap_or(""))));
+                }
+                let after = rest.get(i + 1..).unwrap_or("");
+                let close = after.find('}').ok_or(PatternError::BadBrace)?;
+                let name = after.get(..close).unwrap_or("");
+                if name.contains('{') {
+                    return Err(PatternError::BadBrace);
+                }
+                if name.is_empty() {
+                    return Err(PatternError::BadParamName(String::new()));
                 }
                 if names.iter().any(|n| n == name) {
                     return Err(PatternError::DuplicateParam(name.to_string()));
                 }
+                if matches!(out.last(), Some(Part::Param(_))) {
+                    return Err(PatternError::AdjacentParams(seg.to_string()));
+                }
                 names.push(name.to_string());
-                out.push(Segment::Param(name.to_string()));
-            } else if seg.contains(['{', '}']) {
-                return Err(PatternError::BadBrace);
-            } else {
-                out.push(Segment::Literal(normal_literal(seg)));
+                out.push(Part::Param(name.to_string()));
+                rest = after.get(close + 1..).unwrap_or("");
             }
         }
-        Ok(PathPattern::Template(out))
+    }
+    if out.iter().filter(|p| matches!(p, Part::Param(_))).count() > MAX_SEGMENT_PARAMS {
+        return Err(PatternError::TooManyParams);
+    }
+    Ok(out)
+}
+
+/// Matches `got` against `parts`, pushing bound parameters; on failure `params` is unchanged.
+fn match_parts<'p>(parts: &[Part], got: &'p str, params: &mut Vec<(String, &'p str)>) -> bool {
+    let start = params.len();
+    let ok = match parts.split_first() {
+        None => got.is_empty(),
+        Some((Part::Literal(lit), rest)) => {
+            got.strip_prefix(lit.as_str()).is_some_and(|after| match_parts(rest, after, params))
+        }
+        Some((Part::Param(name), rest)) => match rest.first() {
+            // The last part: the parameter takes the rest, which must not be empty.
+            None => {
+                if got.is_empty() {
+                    false
+                } else {
+                    params.push((name.clone(), got));
+                    true
+                }
+            }
+            // A literal follows (parsing never puts two parameters side by side): try each
+            // place it occurs, shortest parameter first.
+            Some(_) => {
+                let Some(Part::Literal(next)) = rest.first() else { return false };
+                let mut found = false;
+                for (i, _) in got.match_indices(next.as_str()).filter(|(i, _)| *i > 0) {
+                    let (value, after) = got.split_at(i);
+                    params.push((name.clone(), value));
+                    if match_parts(rest, after, params) {
+                        found = true;
+                        break;
+                    }
+                    params.truncate(start);
+                }
+                found
+            }
+        },
+    };
+    if !ok {
+        params.truncate(start);
+    }
+    ok
+}
+
+impl PathPattern {
+    /// Compiles a route template such as `/users/{id}`; a trailing slash in the request is
+    /// ignored, so a rule cannot be escaped by adding one.
+    pub fn template(pattern: &str) -> Result<PathPattern, PatternError> {
+        let segments = Self::template_segments(pattern)?;
+        Ok(PathPattern::Template { segments, slash: TrailingSlash::Either })
+    }
+
+    /// Compiles an OpenAPI path template: parameters may sit inside a segment
+    /// (`/files/{id}.json`), a trailing slash is part of the path (`/users/` is not `/users`),
+    /// and empty segments are merged as they are in requests (`/a//b` is `/a/b`).
+    pub fn exact_template(pattern: &str) -> Result<PathPattern, PatternError> {
+        let merged: String = {
+            let mut out = String::with_capacity(pattern.len());
+            for c in pattern.chars() {
+                if !(c == '/' && out.ends_with('/')) {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        let segments = Self::template_segments(&merged)?;
+        let slash = TrailingSlash::Exact(merged.len() > 1 && merged.ends_with('/'));
+        Ok(PathPattern::Template { segments, slash })
+    }
+
+    fn template_segments(pattern: &str) -> Result<Vec<Segment>, PatternError> {
+        let mut out = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for seg in segments(pattern)? {
+            let mut ps = parts(seg, &mut names)?;
+            out.push(match ps.as_slice() {
+                [Part::Param(_)] => match ps.pop() {
+                    Some(Part::Param(n)) => Segment::Param(n),
+                    _ => return Err(PatternError::BadBrace),
+                },
+                [Part::Literal(_)] => match ps.pop() {
+                    Some(Part::Literal(l)) => Segment::Literal(l),
+                    _ => return Err(PatternError::BadBrace),
+                },
+                _ => Segment::Mixed(ps),
+            });
+        }
+        Ok(out)
     }
 
     /// Compiles a prefix such as `/api/v1`.
@@ -107,27 +257,103 @@ impl PathPattern {
         Ok(PathPattern::Prefix(segs.into_iter().map(normal_literal).collect()))
     }
 
+    /// The template's parameter names, in order (none for a prefix).
+    pub fn params(&self) -> Vec<&str> {
+        let PathPattern::Template { segments, .. } = self else { return Vec::new() };
+        let mut out = Vec::new();
+        for seg in segments {
+            match seg {
+                Segment::Literal(_) => {}
+                Segment::Param(n) => out.push(n.as_str()),
+                Segment::Mixed(parts) => out.extend(parts.iter().filter_map(|p| match p {
+                    Part::Param(n) => Some(n.as_str()),
+                    Part::Literal(_) => None,
+                })),
+            }
+        }
+        out
+    }
+
+    /// A sort key: at the first segment where two templates differ, a literal segment sorts
+    /// before one mixing text and parameters (more literal text first), which sorts before a
+    /// bare parameter (`/pets/mine`, then `/pets/{id}.json`, then `/pets/{id}`), as OpenAPI
+    /// requires of concrete paths over templated ones.
+    pub fn specificity(&self) -> Specificity {
+        let PathPattern::Template { segments, .. } = self else { return Vec::new() };
+        segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(_) => (0, 0),
+                Segment::Mixed(parts) => {
+                    let text: usize = parts
+                        .iter()
+                        .map(|p| match p {
+                            Part::Literal(l) => l.len(),
+                            Part::Param(_) => 0,
+                        })
+                        .sum();
+                    (1, usize::MAX - text)
+                }
+                Segment::Param(_) => (2, 0),
+            })
+            .collect()
+    }
+
+    /// Whether two templates match exactly the same requests in the same way (the same
+    /// literals and parameter places, names aside): OpenAPI forbids such pairs.
+    pub fn same_shape(&self, other: &PathPattern) -> bool {
+        fn shape(p: &PathPattern) -> Option<(Vec<Vec<Option<&str>>>, TrailingSlash)> {
+            let PathPattern::Template { segments, slash } = p else { return None };
+            let segs = segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => vec![Some(l.as_str())],
+                    Segment::Param(_) => vec![None],
+                    Segment::Mixed(parts) => parts
+                        .iter()
+                        .map(|p| match p {
+                            Part::Literal(l) => Some(l.as_str()),
+                            Part::Param(_) => None,
+                        })
+                        .collect(),
+                })
+                .collect();
+            Some((segs, *slash))
+        }
+        shape(self).is_some_and(|a| shape(other) == Some(a))
+    }
+
     /// Matches a normalised path, pushing template parameters into `params`.
     fn matches<'p>(&self, path: &'p str, params: &mut Vec<(String, &'p str)>) -> bool {
         let trimmed = path.strip_prefix('/').unwrap_or(path);
+        let has_slash = trimmed.ends_with('/');
         let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
         let mut req = trimmed.split('/').filter(|s| !s.is_empty());
         match self {
             PathPattern::Prefix(prefix) => prefix.iter().all(|p| req.next() == Some(p.as_str())),
-            PathPattern::Template(template) => {
+            PathPattern::Template { segments, slash } => {
+                if let TrailingSlash::Exact(want) = slash {
+                    if *want != has_slash {
+                        return false;
+                    }
+                }
                 let start = params.len();
-                for seg in template {
+                for seg in segments {
                     let Some(got) = req.next() else {
                         params.truncate(start);
                         return false;
                     };
-                    match seg {
-                        Segment::Literal(lit) if lit == got => {}
-                        Segment::Literal(_) => {
-                            params.truncate(start);
-                            return false;
+                    let ok = match seg {
+                        Segment::Literal(lit) => lit == got,
+                        Segment::Param(name) => {
+                            params.push((name.clone(), got));
+                            true
                         }
-                        Segment::Param(name) => params.push((name.clone(), got)),
+                        Segment::Mixed(parts) => match_parts(parts, got, params),
+                    };
+                    if !ok {
+                        params.truncate(start);
+                        return false;
                     }
                 }
                 if req.next().is_some() {
@@ -141,11 +367,20 @@ impl PathPattern {
 }
 
 /// Literal pattern segments go through the same normalisation as request paths, so
-/// `/caf%c3%a9` in the config matches `/caf%C3%A9` in a request.
+/// `/caf%c3%a9` in the config matches `/caf%C3%A9` in a request; text a client must
+/// percent-encode in a path (non-ASCII, spaces, `"<>^`|`) is encoded first, so a document's
+/// `/café` matches the `/caf%C3%A9` a client sends. Dot segments are not removed here: a
+/// literal piece of a segment (`.` in `{name}.{ext}`) is text, not a path.
 fn normal_literal(seg: &str) -> String {
-    super::path::normalize(&format!("/{seg}"))
-        .map(|s| s.trim_start_matches('/').to_string())
-        .unwrap_or_else(|_| seg.to_string())
+    let mut encoded = String::with_capacity(seg.len());
+    for &b in seg.as_bytes() {
+        if b > 0x7e || b <= b' ' || b"\"<>^`|".contains(&b) {
+            encoded.push_str(&format!("%{b:02X}"));
+        } else {
+            encoded.push(char::from(b));
+        }
+    }
+    super::path::decode_unreserved(&encoded).unwrap_or(encoded)
 }
 
 /// A compiled route selector: a path pattern and, optionally, the methods it applies to.
@@ -266,11 +501,68 @@ mod tests {
         assert_eq!(PathPattern::template("users"), Err(PatternError::NotAbsolute));
         assert_eq!(PathPattern::template("/a//b"), Err(PatternError::NonNormalSegment));
         assert_eq!(PathPattern::template("/a/../b"), Err(PatternError::NonNormalSegment));
-        assert_eq!(PathPattern::template("/a/x{id}"), Err(PatternError::BadBrace));
+        assert_eq!(PathPattern::template("/a/x{id"), Err(PatternError::BadBrace));
+        assert_eq!(PathPattern::template("/a/x}"), Err(PatternError::BadBrace));
+        assert_eq!(PathPattern::template("/a/{{id}}"), Err(PatternError::BadBrace));
+        assert_eq!(PathPattern::template("/a/{a}{b}"), Err(PatternError::AdjacentParams("{a}{b}".into())));
+        assert_eq!(PathPattern::template("/a/{a}.{b}.{c}.{d}.{e}"), Err(PatternError::TooManyParams));
         assert_eq!(PathPattern::template("/a/{}"), Err(PatternError::BadParamName(String::new())));
         assert_eq!(PathPattern::template("/a/{id}/{id}"), Err(PatternError::DuplicateParam("id".into())));
         assert_eq!(PathPattern::prefix("/a/{id}"), Err(PatternError::BadBrace));
         assert!(PathPattern::template("/").is_ok());
+    }
+
+    fn exact(specs: &[&str]) -> RouteTable {
+        RouteTable::new(
+            specs
+                .iter()
+                .map(|p| RouteMatcher { path: PathPattern::exact_template(p).unwrap(), methods: None })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn parameters_inside_a_segment() {
+        let t = exact(&["/files/{id}.json", "/v1/{name}:cancel", "/{owner}/{repo}.git", "/d/{name}.{ext}"]);
+        let m = t.find(None, "/files/abc.json").unwrap();
+        assert_eq!((m.index, m.params), (0, vec![("id".to_string(), "abc")]));
+        assert!(t.find(None, "/files/.json").is_none(), "a parameter matches non-empty text");
+        assert!(t.find(None, "/files/abc.xml").is_none());
+        let m = t.find(None, "/v1/ops%2Fx:cancel").unwrap();
+        assert_eq!((m.index, m.params), (1, vec![("name".to_string(), "ops%2Fx")]));
+        let m = t.find(None, "/me/tool.git").unwrap();
+        assert_eq!(m.params, vec![("owner".to_string(), "me"), ("repo".to_string(), "tool")]);
+        let m = t.find(None, "/d/a.b.c").unwrap();
+        assert_eq!(m.params, vec![("name".to_string(), "a"), ("ext".to_string(), "b.c")]);
+        // A literal that occurs early does not stop a later split from matching.
+        let t = exact(&["/x/{a}-v{b}"]);
+        let m = t.find(None, "/x/my-tool-v2").unwrap();
+        assert_eq!(m.params, vec![("a".to_string(), "my-tool"), ("b".to_string(), "2")]);
+        assert_eq!(PathPattern::exact_template("/x/{a}-v{b}").unwrap().params(), ["a", "b"]);
+    }
+
+    #[test]
+    fn exact_templates_keep_the_trailing_slash_and_merge_empty_segments() {
+        let t = exact(&["/users", "/teams/", "/a//b"]);
+        assert_eq!(t.find(None, "/users").unwrap().index, 0);
+        assert!(t.find(None, "/users/").is_none());
+        assert_eq!(t.find(None, "/teams/").unwrap().index, 1);
+        assert!(t.find(None, "/teams").is_none());
+        assert_eq!(t.find(None, "/a/b").unwrap().index, 2);
+        assert!(exact(&["/"]).find(None, "/").is_some());
+        // Route templates ignore it, so a rule is not escaped by adding one.
+        assert!(table(&[("/users", false, None)]).find(None, "/users/").is_some());
+    }
+
+    #[test]
+    fn specificity_and_shape() {
+        let p = |s: &str| PathPattern::exact_template(s).unwrap();
+        let mut list = vec![p("/pets/{id}"), p("/pets/{id}.json"), p("/pets/mine"), p("/pets/{id}.{x}")];
+        list.sort_by_key(PathPattern::specificity);
+        assert_eq!(list, vec![p("/pets/mine"), p("/pets/{id}.json"), p("/pets/{id}.{x}"), p("/pets/{id}")]);
+        assert!(p("/u/{id}").same_shape(&p("/u/{name}")));
+        assert!(!p("/u/{id}").same_shape(&p("/u/{id}/")));
+        assert!(!p("/u/{id}.json").same_shape(&p("/u/{id}")));
     }
 
     #[test]

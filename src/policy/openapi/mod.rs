@@ -26,7 +26,7 @@ use super::denial::{Denial, ProblemError, Reason};
 use super::json::pointer_token;
 use super::media::{self, MediaRange};
 use super::method::{Method, MethodSet};
-use super::route::{PathPattern, RouteMatcher, RouteTable};
+use super::route::{PathPattern, RouteMatcher, RouteTable, Specificity};
 use super::RequestHead;
 use params::{In, Kind};
 use schema::{Dialect, SchemaSet};
@@ -73,6 +73,8 @@ enum MediaKind {
 #[derive(Debug)]
 struct MediaSpec {
     range: MediaRange,
+    /// The key's parameters (`charset=utf-8`), matched by name.
+    params: media::Params,
     kind: MediaKind,
     schema: Option<SchemaIndex>,
     shape: Option<usize>,
@@ -206,21 +208,6 @@ fn server_base(server: &Value, at: &str) -> Result<String, ConfigError> {
     Ok(if path.is_empty() || path.starts_with('/') { path.to_string() } else { format!("/{path}") })
 }
 
-/// Orders templates so that literal segments win over parameters at the first difference
-/// (`/pets/mine` before `/pets/{id}`), as OpenAPI requires.
-fn specificity(p: &PathPattern) -> Vec<u8> {
-    match p {
-        PathPattern::Template(segs) => segs
-            .iter()
-            .map(|s| match s {
-                super::route::Segment::Literal(_) => 0,
-                super::route::Segment::Param(_) => 1,
-            })
-            .collect(),
-        PathPattern::Prefix(_) => Vec::new(),
-    }
-}
-
 /// Parses an RFC 3339 date-time into Unix seconds.
 fn rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -304,7 +291,9 @@ impl ApiSpec {
         if dialect == Dialect::Oas30 {
             schema::normalize_30(&mut doc);
         }
-        let mut schemas = SchemaSet::new(doc.clone(), dialect).map_err(|e| err("", e))?;
+        let mut request_doc = doc.clone();
+        schema::request_view(&mut request_doc);
+        let mut schemas = SchemaSet::new(request_doc, dialect).map_err(|e| err("", e))?;
         let mut shapes = Shapes::default();
 
         let mut bases = Vec::new();
@@ -333,7 +322,8 @@ impl ApiSpec {
 
         let mut operations = Vec::new();
         let mut paths = Vec::new();
-        let mut entries: Vec<(Vec<u8>, usize, RouteMatcher)> = Vec::new();
+        // (specificity, index into `paths`, matcher)
+        let mut entries: Vec<(Specificity, usize, RouteMatcher)> = Vec::new();
         let Some(Value::Object(path_items)) = doc.get("paths") else {
             return Err(err("/paths", "must be an object of path items"));
         };
@@ -387,12 +377,20 @@ impl ApiSpec {
                         response_headers.push(("sunset".to_string(), http_date(s)));
                     }
                 }
-                // Path parameters must all be declared: a template value nobody checks is a hole.
-                for seg in template.split('/') {
-                    if let Some(n) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                        if !list.iter().any(|p| p.at == In::Path && p.name == n) {
-                            return Err(err(&op_at, format!("path parameter '{n}' is not declared")));
-                        }
+                // Path parameters must all be declared (OpenAPI requires it): a template value
+                // nobody checks is a hole, so a document that leaves one out is refused.
+                let in_template =
+                    PathPattern::exact_template(template).map_err(|e| err(&item_at, e.to_string()))?;
+                for n in in_template.params() {
+                    if !list.iter().any(|p| p.at == In::Path && p.name == n) {
+                        return Err(err(
+                            &op_at,
+                            format!(
+                                "path parameter '{n}' of '{template}' is not declared in `parameters` \
+                                 (OpenAPI requires each one; add {{\"name\": \"{n}\", \"in\": \"path\", \
+                                 \"required\": true, \"schema\": {{\"type\": \"string\"}}}})"
+                            ),
+                        ));
                     }
                 }
                 let responses = if cfg.response_allowlist {
@@ -422,9 +420,9 @@ impl ApiSpec {
             paths.push(PathEntry { allow: allowed.allow_header(), ops });
             for base in &bases {
                 let full = format!("{base}{template}");
-                let pattern = PathPattern::template(&full).map_err(|e| err(&item_at, e.to_string()))?;
+                let pattern = PathPattern::exact_template(&full).map_err(|e| err(&item_at, e.to_string()))?;
                 entries.push((
-                    specificity(&pattern),
+                    pattern.specificity(),
                     path_index,
                     RouteMatcher { path: pattern, methods: None },
                 ));
@@ -593,15 +591,27 @@ impl ApiSpec {
             (Some(_), false) => Ok(None),
             (Some(b), true) => {
                 let essence = content_type.and_then(media::essence).unwrap_or_default();
-                // The most specific documented range wins (`application/json` over `*/*`).
-                let pick = b.media.iter().enumerate().filter(|(_, m)| m.range.includes(&essence)).min_by_key(
-                    |(_, m)| match m.range {
-                        MediaRange::Exact(_) => 0,
-                        MediaRange::Suffix(..) => 1,
-                        MediaRange::Type(_) => 2,
-                        MediaRange::Any => 3,
-                    },
-                );
+                // The most specific documented range wins (`application/json` over `*/*`),
+                // then the key whose parameters the request matches most.
+                let pick = b
+                    .media
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.range.includes(&essence))
+                    .filter_map(|(i, m)| {
+                        let fit = media::params_fit(&m.params, content_type.unwrap_or_default())?;
+                        Some((i, m, fit))
+                    })
+                    .min_by_key(|(_, m, fit)| {
+                        let rank = match m.range {
+                            MediaRange::Exact(_) => 0,
+                            MediaRange::Suffix(..) => 1,
+                            MediaRange::Type(_) => 2,
+                            MediaRange::Any => 3,
+                        };
+                        (rank, std::cmp::Reverse(*fit))
+                    })
+                    .map(|(i, m, _)| (i, m));
                 match pick {
                     Some((_, m)) if m.kind == MediaKind::Other && m.schema.is_none() => Ok(None),
                     Some((i, _)) => Ok(Some(BodyTarget { operation, media: i })),
@@ -791,11 +801,12 @@ fn compile_responses(
         if let Some(Value::Object(content)) = r.get("content") {
             for (range, m) in content {
                 let m_at = format!("{ptr}/content/{}", pointer_token(range));
-                let json = match MediaRange::parse(range).map_err(|e| err(&m_at, e.to_string()))? {
-                    MediaRange::Exact(e) => media::is_json(&e),
-                    MediaRange::Suffix(_, s) => s == "json",
-                    _ => false,
-                };
+                let json =
+                    match MediaRange::parse_with_params(range).map_err(|e| err(&m_at, e.to_string()))?.0 {
+                        MediaRange::Exact(e) => media::is_json(&e),
+                        MediaRange::Suffix(_, s) => s == "json",
+                        _ => false,
+                    };
                 if json && m.get("schema").is_some() {
                     roots.push(shapes.node(doc, &format!("{m_at}/schema")));
                 }
@@ -822,7 +833,7 @@ fn compile_body(
     let mut media = Vec::new();
     for (range, m) in content {
         let m_at = format!("{ptr}/content/{}", pointer_token(range));
-        let parsed = MediaRange::parse(range).map_err(|e| err(&m_at, e.to_string()))?;
+        let (parsed, params) = MediaRange::parse_with_params(range).map_err(|e| err(&m_at, e.to_string()))?;
         let kind = match &parsed {
             MediaRange::Exact(e) if media::is_json(e) => MediaKind::Json,
             MediaRange::Suffix(_, s) if s == "json" => MediaKind::Json,
@@ -850,7 +861,7 @@ fn compile_body(
             }
             _ => (None, None, BTreeMap::new()),
         };
-        media.push(MediaSpec { range: parsed, kind, schema, shape, fields });
+        media.push(MediaSpec { range: parsed, params, kind, schema, shape, fields });
     }
     Ok(RequestBodySpec { required, media })
 }

@@ -151,6 +151,75 @@ fn describe_compile_error(e: &boon::CompileError) -> String {
     text.replace(&format!("{DOC_URL}#"), "#")
 }
 
+/// The document as request validation sees it. OpenAPI gives `required` a direction: a
+/// `readOnly` property listed in `required` is required in responses only, and a `writeOnly`
+/// one in requests only (3.0.3 Schema Object, `readOnly`/`writeOnly`; 3.1 keeps the rule).
+/// Schemas are only validated against requests here, so every `required` list loses the
+/// names whose property is `readOnly` (declared in the same object, or in an `allOf` branch
+/// it builds on). Sending such a member is still refused, by the shape check (mass assignment).
+pub fn request_view(doc: &mut Value) {
+    let mut edits: Vec<(String, Vec<String>)> = Vec::new();
+    collect_read_only_required(doc, doc, &mut String::new(), &mut edits);
+    for (pointer, names) in edits {
+        if let Some(Value::Array(list)) = doc.pointer_mut(&format!("{pointer}/required")) {
+            list.retain(|n| !n.as_str().is_some_and(|n| names.iter().any(|x| x == n)));
+        }
+    }
+}
+
+fn collect_read_only_required(doc: &Value, v: &Value, at: &mut String, out: &mut Vec<(String, Vec<String>)>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(required)) = map.get("required") {
+                let read_only = |name: &str| {
+                    let declares = |schema: &Value| {
+                        schema
+                            .get("properties")
+                            .and_then(|p| p.get(name))
+                            .is_some_and(|p| super::shape::has_flag(doc, p, "readOnly"))
+                    };
+                    let resolve = |s: &'_ Value| -> Option<Value> {
+                        match s.get("$ref").and_then(Value::as_str) {
+                            Some(r) => super::shape::resolve_ref(doc, r).map(|(t, _)| t.clone()),
+                            None => Some(s.clone()),
+                        }
+                    };
+                    declares(v)
+                        || map
+                            .get("allOf")
+                            .and_then(Value::as_array)
+                            .is_some_and(|branches| branches.iter().filter_map(resolve).any(|b| declares(&b)))
+                };
+                let names: Vec<String> = required
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|n| read_only(n))
+                    .map(str::to_string)
+                    .collect();
+                if !names.is_empty() {
+                    out.push((at.clone(), names));
+                }
+            }
+            for (k, child) in map {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&pointer_token(k));
+                collect_read_only_required(doc, child, at, out);
+                at.truncate(len);
+            }
+        }
+        Value::Array(list) => {
+            for (i, child) in list.iter().enumerate() {
+                let len = at.len();
+                at.push_str(&format!("/{i}"));
+                collect_read_only_required(doc, child, at, out);
+                at.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Rewrites OpenAPI 3.0 `nullable: true` into draft 4: `type: t` becomes `type: [t, "null"]`
 /// (and a `null` is added to an `enum`, as OpenAPI 3.0.3 intends).
 pub fn normalize_30(v: &mut Value) {

@@ -447,17 +447,21 @@ fn pointer(prefix: &str, path: &[Seg<'_>], last: Option<&str>) -> String {
     out
 }
 
-/// Whether a member's schema (through one level of `$ref`) sets `flag` (`readOnly`,
-/// `writeOnly`) to true.
-fn has_flag(doc: &Value, schema: &Value, flag: &str) -> bool {
-    let flag = |s: &Value| s.get(flag) == Some(&Value::Bool(true));
-    if flag(schema) {
-        return true;
+/// Whether a member's schema (directly, or through the `$ref`s it names) sets `flag`
+/// (`readOnly`, `writeOnly`) to true.
+pub(crate) fn has_flag(doc: &Value, schema: &Value, flag: &str) -> bool {
+    let mut at = schema;
+    // A chain of references is followed a few steps; a longer one (or a cycle) says no.
+    for _ in 0..8 {
+        if at.get(flag) == Some(&Value::Bool(true)) {
+            return true;
+        }
+        match at.get("$ref").and_then(Value::as_str).and_then(|r| resolve_ref(doc, r)) {
+            Some((target, _)) => at = target,
+            None => return false,
+        }
     }
-    match schema.get("$ref").and_then(Value::as_str).and_then(|r| resolve_ref(doc, r)) {
-        Some((target, _)) => flag(target),
-        None => false,
-    }
+    false
 }
 
 #[cfg(test)]

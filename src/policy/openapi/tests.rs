@@ -63,7 +63,8 @@ fn inventory_matches_server_base_template_and_method() {
     assert!(decide(&p, "HEAD", "/v1/pets", &[]).outcome.is_ok(), "HEAD follows GET");
     // A literal path wins over a template, whatever the document order.
     assert!(decide(&p, "GET", "/v1/pets/mine", &[]).outcome.is_ok());
-    assert!(decide(&p, "GET", "/v1/pets/7/", &[]).outcome.is_ok());
+    // A trailing slash is another path unless the document lists it.
+    assert_eq!(reason(&decide(&p, "GET", "/v1/pets/7/", &[])), Some(Reason::UnknownOperation));
     assert_eq!(reason(&decide(&p, "GET", "/v1/dogs", &[])), Some(Reason::UnknownOperation));
     assert_eq!(
         reason(&decide(&p, "GET", "/pets", &[])),
@@ -243,10 +244,9 @@ fn documents_that_cannot_be_compiled_name_the_pointer() {
         json!({"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"x": {"type": 7}}}}}}}}}),
     ));
     assert_eq!(path, "openapi.document#/paths/~1a/post/requestBody/content/application~1json/schema");
-    let (path, _) = compile_error(base(
-        json!({"/a/{id}.json": {"get": {"parameters": [{"name": "id", "in": "path", "required": true}]}}}),
-    ));
-    assert_eq!(path, "openapi.document#/paths/~1a~1{id}.json");
+    let (path, msg) = compile_error(base(json!({"/a/{x}{y}": {"get": {}}})));
+    assert_eq!(path, "openapi.document#/paths/~1a~1{x}{y}");
+    assert!(msg.contains("nothing between them"), "{msg}");
 }
 
 #[test]
@@ -334,4 +334,63 @@ fn response_keys_must_be_statuses() {
     let cfg = json!({"openapi": {"document": doc, "response_allowlist": true}});
     let e = config::parse(cfg.to_string().as_bytes()).unwrap_err();
     assert!(e.to_string().contains("openapi.document#/paths/~1pets/get/responses/20x"), "{e}");
+}
+
+/// A resource whose server-set members are `readOnly` and `required`, and whose secret is
+/// `writeOnly` and `required`, as APIs usually document them: a create without the server's
+/// members passes, one that sends them is still refused (mass assignment), the secret is
+/// required in the request, and a response without the secret (which the allowlist removes
+/// anyway) is not short of anything.
+#[test]
+fn required_applies_per_direction_for_read_only_and_write_only() {
+    for version in ["3.0.3", "3.1.0"] {
+        let doc = json!({
+            "openapi": version, "info": {"title": "t", "version": "1"},
+            "paths": {"/users": {"post": {
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewUser"}}}},
+                "responses": {"201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/User"}}}}}}}},
+            "components": {"schemas": {
+                "Stamp": {"type": "string", "readOnly": true},
+                "User": {"type": "object", "additionalProperties": false,
+                         "required": ["id", "createdAt", "name", "password"],
+                         "properties": {"id": {"type": "integer", "readOnly": true},
+                                        "createdAt": {"$ref": "#/components/schemas/Stamp"},
+                                        "name": {"type": "string"},
+                                        "password": {"type": "string", "writeOnly": true}}},
+                "NewUser": {"allOf": [{"$ref": "#/components/schemas/User"}], "required": ["id", "name"]}
+            }}
+        });
+        let cfg = json!({"openapi": {"document": doc, "response_allowlist": true}});
+        let p = config::parse(cfg.to_string().as_bytes()).unwrap();
+        let head =
+            decide(&p, "POST", "/users", &[("content-type", "application/json"), ("content-length", "9")]);
+        let t = target(&head);
+        assert_eq!(
+            body_errors(&p, t, r#"{"name":"ann","password":"pw"}"#),
+            vec![],
+            "{version}: a plain create"
+        );
+        assert_eq!(
+            body_errors(&p, t, r#"{"name":"ann","password":"pw","id":1,"createdAt":"x"}"#),
+            vec![pair("/body/id", "readOnly"), pair("/body/createdAt", "readOnly")],
+            "{version}: server-set members are still refused"
+        );
+        assert_eq!(
+            body_errors(&p, t, r#"{"name":"ann"}"#),
+            vec![pair("/body/password", "required")],
+            "{version}"
+        );
+        let out = rewritten(
+            &p,
+            &head,
+            "201",
+            "application/json",
+            json!({"id": 1, "createdAt": "t", "name": "ann", "password": "pw"}),
+        );
+        assert_eq!(
+            out.unwrap(),
+            json!({"id": 1, "createdAt": "t", "name": "ann"}),
+            "{version}: writeOnly dropped"
+        );
+    }
 }

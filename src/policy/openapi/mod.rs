@@ -28,7 +28,7 @@ use super::media::{self, MediaRange};
 use super::method::{Method, MethodSet};
 use super::route::{PathPattern, RouteMatcher, RouteTable, Specificity};
 use super::RequestHead;
-use params::{In, Kind};
+use params::{In, Kind, Style};
 use schema::{Dialect, SchemaSet};
 use shape::{resolve_ref, Shapes};
 
@@ -58,6 +58,7 @@ struct Param {
     at: In,
     required: bool,
     kind: Kind,
+    style: Style,
     explode: bool,
     schema: Option<SchemaIndex>,
 }
@@ -525,26 +526,43 @@ impl ApiSpec {
         };
         let mut errors = Vec::new();
         for p in &op.params {
-            let values: Vec<String> = match p.at {
+            // One value per occurrence in the path (a template may name a parameter twice),
+            // else one value; `Err` when it was sent, but not in the documented style.
+            let values: Vec<Result<Value, ()>> = match p.at {
                 In::Path => found
                     .params
                     .iter()
                     .filter(|(n, _)| *n == p.name)
-                    .map(|(_, v)| super::path::percent_decode_lossy(v, false))
+                    .map(|(_, raw)| params::path_value(&p.kind, p.style, p.explode, &p.name, raw).ok_or(()))
                     .collect(),
-                In::Query => {
-                    query_pairs.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect()
+                In::Query => params::query_value(&p.kind, p.style, p.explode, &p.name, &query_pairs)
+                    .into_iter()
+                    .map(Ok)
+                    .collect(),
+                In::Header => {
+                    // Repeated header lines are one comma-separated value (RFC 9110 §5.3).
+                    let lines: Vec<String> = head
+                        .headers
+                        .iter()
+                        .filter(|(n, _)| *n == p.header)
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                        .collect();
+                    let joined = match p.kind {
+                        Kind::Array(_) | Kind::Object(..) => {
+                            Some(lines.join(",")).filter(|_| !lines.is_empty())
+                        }
+                        _ => lines.into_iter().next(),
+                    };
+                    joined.map(|raw| Ok(params::text_value(&p.kind, p.explode, &raw))).into_iter().collect()
                 }
-                In::Header => head
-                    .headers
+                In::Cookie => cookies
                     .iter()
-                    .filter(|(n, _)| *n == p.header)
-                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                    .find(|(n, _)| *n == p.name)
+                    .map(|(_, raw)| Ok(params::text_value(&p.kind, p.explode, raw)))
+                    .into_iter()
                     .collect(),
-                In::Cookie => cookies.iter().filter(|(n, _)| *n == p.name).map(|(_, v)| v.clone()).collect(),
             };
-            let Some(value) = (if values.is_empty() { None } else { p.kind.coerce_all(&values, p.explode) })
-            else {
+            if values.is_empty() {
                 if p.required && errors.len() < self.max_errors {
                     errors.push(ProblemError {
                         pointer: p.pointer.clone(),
@@ -553,9 +571,21 @@ impl ApiSpec {
                     });
                 }
                 continue;
-            };
-            if let Some(index) = p.schema {
-                self.schemas.validate(index, &value, &p.pointer, self.max_errors, &mut errors);
+            }
+            for value in values {
+                let Ok(value) = value else {
+                    if errors.len() < self.max_errors {
+                        errors.push(ProblemError {
+                            pointer: p.pointer.clone(),
+                            keyword: "style".into(),
+                            message: "is not in the documented style".into(),
+                        });
+                    }
+                    continue;
+                };
+                if let Some(index) = p.schema {
+                    self.schemas.validate(index, &value, &p.pointer, self.max_errors, &mut errors);
+                }
             }
         }
         if errors.is_empty() {
@@ -737,26 +767,36 @@ fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param
         .and_then(In::parse)
         .ok_or_else(|| err(&ptr, "parameter needs `in`: path, query, header or cookie"))?;
     let required = place == In::Path || p.get("required") == Some(&Value::Bool(true));
-    let style = p.get("style").and_then(Value::as_str);
-    let default_style = match place {
-        In::Path | In::Header => "simple",
-        In::Query | In::Cookie => "form",
+    let style = Style::parse(p.get("style").and_then(Value::as_str), place).map_err(|e| err(&ptr, e))?;
+    let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(style == Style::Form);
+    // `deepObject` has one serialisation, whatever `explode` says (documents often leave it
+    // at its default, false, which the specification's table has no entry for).
+    // A parameter is described by `schema`, or by `content` with exactly one media type
+    // (whose `schema` then applies: JSON text for a JSON media type, else the text itself).
+    let (schema_at, content_json) = match (p.get("schema"), p.get("content")) {
+        (Some(_), None) => (Some(format!("{ptr}/schema")), false),
+        (None, Some(Value::Object(content))) if content.len() == 1 => {
+            let (media_key, m) = content.iter().next().ok_or_else(|| err(&ptr, "`content` is empty"))?;
+            let m_at = format!("{ptr}/content/{}", pointer_token(media_key));
+            let json =
+                match MediaRange::parse_with_params(media_key).map_err(|e| err(&m_at, e.to_string()))?.0 {
+                    MediaRange::Exact(e) => media::is_json(&e),
+                    MediaRange::Suffix(_, s) => s == "json",
+                    _ => false,
+                };
+            (m.get("schema").map(|_| format!("{m_at}/schema")), json)
+        }
+        (None, Some(_)) => {
+            return Err(err(&ptr, "`content` of a parameter must hold exactly one media type"))
+        }
+        (Some(_), Some(_)) => return Err(err(&ptr, "a parameter has `schema` or `content`, not both")),
+        (None, None) => (None, false),
     };
-    if style.is_some_and(|s| s != default_style) {
-        return Err(err(
-            &ptr,
-            format!("style '{}' is not supported (only the default '{default_style}')", style.unwrap_or("")),
-        ));
-    }
-    let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(default_style == "form");
-    if p.get("content").is_some() {
-        return Err(err(&ptr, "parameters described by `content` are not supported; use `schema`"));
-    }
-    let (kind, schema) = match p.get("schema") {
-        Some(_) => {
-            let s_at = format!("{ptr}/schema");
+    let (kind, schema) = match schema_at {
+        Some(s_at) => {
             let (resolved, _) = deref(doc, &s_at)?;
-            let kind = kind_of(doc, resolved).map_err(|e| err(&s_at, e))?;
+            let kind =
+                if content_json { Kind::Json } else { kind_of(doc, resolved).map_err(|e| err(&s_at, e))? };
             (kind, Some(schemas.compile(&s_at).map_err(|e| err(&s_at, e))?))
         }
         None => (Kind::String, None),
@@ -768,16 +808,17 @@ fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param
         at: place,
         required,
         kind,
+        style,
         explode,
         schema,
     })
 }
 
-/// The kind a (resolved) schema converts strings to, following an `items` reference.
+/// The kind a (resolved) schema converts strings to, following `items` and `properties` references.
 fn kind_of(doc: &Value, schema: &Value) -> Result<Kind, String> {
-    Kind::of(schema, &|items| match items.get("$ref").and_then(Value::as_str) {
+    Kind::of(schema, &|sub| match sub.get("$ref").and_then(Value::as_str) {
         Some(r) => resolve_ref(doc, r).map(|(v, _)| v.clone()),
-        None => Some(items.clone()),
+        None => Some(sub.clone()),
     })
 }
 

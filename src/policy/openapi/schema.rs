@@ -161,8 +161,13 @@ pub fn request_view(doc: &mut Value) {
     let mut edits: Vec<(String, Vec<String>)> = Vec::new();
     collect_read_only_required(doc, doc, &mut String::new(), &mut edits);
     for (pointer, names) in edits {
-        if let Some(Value::Array(list)) = doc.pointer_mut(&format!("{pointer}/required")) {
+        let Some(Value::Object(schema)) = doc.pointer_mut(&pointer) else { continue };
+        if let Some(Value::Array(list)) = schema.get_mut("required") {
             list.retain(|n| !n.as_str().is_some_and(|n| names.iter().any(|x| x == n)));
+            // An empty list is no requirement, and draft 4 refuses one.
+            if list.is_empty() {
+                schema.remove("required");
+            }
         }
     }
 }
@@ -221,10 +226,26 @@ fn collect_read_only_required(doc: &Value, v: &Value, at: &mut String, out: &mut
 }
 
 /// Rewrites OpenAPI 3.0 `nullable: true` into draft 4: `type: t` becomes `type: [t, "null"]`
-/// (and a `null` is added to an `enum`, as OpenAPI 3.0.3 intends).
+/// (and a `null` is added to an `enum`, as OpenAPI 3.0.3 intends). Two slips real documents
+/// make, which the draft 4 metaschema refuses but which mean nothing, are mended the same
+/// way: an empty `required` list (draft 4 wants at least one name; no name means none is
+/// required) is dropped, and an `enum` listing a value twice lists it once.
 pub fn normalize_30(v: &mut Value) {
     match v {
         Value::Object(map) => {
+            if map.get("required").is_some_and(|r| r.as_array().is_some_and(Vec::is_empty)) {
+                map.remove("required");
+            }
+            if let Some(Value::Array(list)) = map.get_mut("enum") {
+                let mut seen: Vec<Value> = Vec::with_capacity(list.len());
+                list.retain(|x| {
+                    let new = !seen.contains(x);
+                    if new {
+                        seen.push(x.clone());
+                    }
+                    new
+                });
+            }
             if map.get("nullable") == Some(&Value::Bool(true)) {
                 if let Some(Value::String(t)) = map.get("type").cloned() {
                     map.insert(

@@ -236,10 +236,15 @@ fn documents_that_cannot_be_compiled_name_the_pointer() {
     ));
     assert_eq!(path, "openapi.document#/paths/~1a/get/parameters/0");
     let (path, msg) = compile_error(base(
-        json!({"/a": {"get": {"parameters": [{"name": "f", "in": "query", "style": "deepObject", "schema": {"type": "object"}}]}}}),
+        json!({"/a": {"get": {"parameters": [{"name": "f", "in": "query", "style": "matrix", "schema": {"type": "object"}}]}}}),
     ));
     assert_eq!(path, "openapi.document#/paths/~1a/get/parameters/0");
-    assert!(msg.contains("deepObject"), "{msg}");
+    assert!(msg.contains("style 'matrix' is not defined for query parameters"), "{msg}");
+    let (path, msg) = compile_error(base(
+        json!({"/a": {"get": {"parameters": [{"name": "f", "in": "query", "schema": {"type": "array", "items": {"type": "array"}}}]}}}),
+    ));
+    assert_eq!(path, "openapi.document#/paths/~1a/get/parameters/0/schema");
+    assert!(msg.contains("arrays of arrays"), "{msg}");
     let (path, _) = compile_error(base(
         json!({"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"x": {"type": 7}}}}}}}}}),
     ));
@@ -393,4 +398,55 @@ fn required_applies_per_direction_for_read_only_and_write_only() {
             "{version}: writeOnly dropped"
         );
     }
+}
+
+/// Parameters in every style OpenAPI defines, through the whole request check.
+#[test]
+fn parameter_styles_end_to_end() {
+    let doc = json!({
+        "openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/search": {"get": {"parameters": [
+                {"name": "filter", "in": "query", "style": "deepObject",
+                 "schema": {"type": "object", "additionalProperties": false,
+                            "properties": {"color": {"enum": ["red", "blue"]}, "size": {"type": "integer", "maximum": 10}}}},
+                {"name": "point", "in": "query", "schema": {"type": "object", "required": ["x"],
+                            "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}}}},
+                {"name": "where", "in": "query", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}}}},
+                {"name": "tags", "in": "query", "style": "pipeDelimited",
+                 "schema": {"type": "array", "items": {"type": "integer"}, "maxItems": 3}}]}},
+            "/items/{id}": {"get": {"parameters": [
+                {"name": "id", "in": "path", "required": true, "style": "matrix", "explode": true,
+                 "schema": {"type": "array", "items": {"type": "integer"}}}]}},
+            "/colors/{c}": {"get": {"parameters": [
+                {"name": "c", "in": "path", "required": true, "style": "label",
+                 "schema": {"type": "object", "properties": {"r": {"type": "integer", "maximum": 255}}}}]}}
+        }
+    });
+    let cfg = json!({"openapi": {"document": doc}});
+    let p = config::parse(cfg.to_string().as_bytes()).unwrap();
+    let ok = |path: &str| {
+        let d = decide(&p, "GET", path, &[]);
+        assert!(d.outcome.is_ok(), "{path}: {:?}", errors(&d));
+    };
+    let refused = |path: &str| errors(&decide(&p, "GET", path, &[]));
+    ok("/search?filter[color]=red&filter[size]=3&point=1&x=4&tags=1|2|3&where=%7B%22a%22%3A1%7D");
+    ok("/search?x=4&y=5");
+    assert_eq!(refused("/search?filter[color]=green&x=1"), vec![pair("/query/filter/color", "enum")]);
+    assert_eq!(refused("/search?filter[size]=11&x=1"), vec![pair("/query/filter/size", "maximum")]);
+    assert_eq!(
+        refused("/search?filter[other]=1&x=1"),
+        vec![pair("/query/filter/other", "additionalProperties")]
+    );
+    assert_eq!(refused("/search?y=5"), vec![pair("/query/point/x", "required")]);
+    assert_eq!(refused("/search?x=1&tags=1|2|3|4"), vec![pair("/query/tags", "maxItems")]);
+    assert_eq!(refused("/search?x=1&where=%7B%7D"), vec![pair("/query/where/a", "required")]);
+    assert_eq!(refused("/search?x=1&where=nope"), vec![pair("/query/where", "type")]);
+    ok("/items/;id=3;id=4");
+    assert_eq!(refused("/items/;id=3;id=x"), vec![pair("/path/id/1", "type")]);
+    assert_eq!(refused("/items/3"), vec![pair("/path/id", "style")]);
+    ok("/colors/.r.200");
+    ok("/colors/.r,200");
+    assert_eq!(refused("/colors/.r.300"), vec![pair("/path/c/r", "maximum")]);
 }

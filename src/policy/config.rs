@@ -152,6 +152,12 @@ pub struct OpenApiConfig {
     /// `properties` (free-form objects) stay open. Default false.
     #[serde(default)]
     pub reject_unknown_fields: bool,
+    /// Refuse query parameters the operation does not document (400, pointer
+    /// `/query/<name>`). Members of an exploded `form` object parameter and `name[...]` keys of
+    /// a `deepObject` one count as documented. Default false: undocumented ones pass, as
+    /// OpenAPI itself does not forbid them.
+    #[serde(default)]
+    pub reject_unknown_query_parameters: bool,
     /// Operations marked `deprecated: true`.
     #[serde(default)]
     pub deprecated: DeprecatedConfig,

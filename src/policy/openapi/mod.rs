@@ -63,6 +63,20 @@ struct Param {
     schema: Option<SchemaIndex>,
 }
 
+impl Param {
+    /// Whether a query pair called `name` belongs to this (query) parameter.
+    fn documents_query_name(&self, name: &str) -> bool {
+        if name == self.name {
+            return true;
+        }
+        match (&self.kind, self.style) {
+            (_, Style::DeepObject) => name.strip_prefix(self.name.as_str()).is_some_and(|r| r.starts_with('[')),
+            (Kind::Object(members, _), Style::Form) if self.explode => members.contains_key(name),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MediaKind {
     Json,
@@ -146,6 +160,7 @@ pub struct ApiSpec {
     unknown: UnknownOperations,
     deprecated: DeprecatedAction,
     reject_unknown_fields: bool,
+    reject_unknown_query: bool,
     max_errors: usize,
     max_parts: u32,
     max_part_bytes: Option<u64>,
@@ -164,6 +179,62 @@ pub struct Found<'p> {
 
 fn err(pointer: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::new(format!("openapi.document#{pointer}"), message)
+}
+
+/// Every `$ref` in the document must resolve inside it: a typo in a reference would otherwise
+/// leave the schema behind it unknown, and an unknown response schema would let every member
+/// through the allowlist. Values that are data, not description (`example`, `examples`'
+/// `value`, `default`, `enum`, `const`, `x-` extensions), are not searched.
+fn check_references(doc: &Value, v: &Value, at: &mut String) -> Result<(), ConfigError> {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                if !r.starts_with('#') {
+                    return Err(err(
+                        at,
+                        format!("reference '{r}' points outside the document; bundle it first (external references resolved into the document)"),
+                    ));
+                }
+                if resolve_ref(doc, r).is_none() {
+                    return Err(err(
+                        at,
+                        format!(
+                            "reference '{r}' does not resolve: nothing in the document is at that pointer"
+                        ),
+                    ));
+                }
+            }
+            for (k, child) in map {
+                if matches!(k.as_str(), "example" | "default" | "enum" | "const") || k.starts_with("x-") {
+                    continue;
+                }
+                let len = at.len();
+                at.push('/');
+                at.push_str(&pointer_token(k));
+                if !(k == "value" && at_is_example_value(at)) {
+                    check_references(doc, child, at)?;
+                }
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Array(list) => {
+            for (i, child) in list.iter().enumerate() {
+                let len = at.len();
+                at.push_str(&format!("/{i}"));
+                check_references(doc, child, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `at` is `…/examples/<name>/value` (an Example Object's value, which is data).
+fn at_is_example_value(at: &str) -> bool {
+    let mut parts = at.rsplit('/');
+    parts.next() == Some("value") && parts.next().is_some() && parts.next() == Some("examples")
 }
 
 /// Follows `$ref`s (inside the document) from the value at `pointer`, returning the target and
@@ -292,6 +363,7 @@ impl ApiSpec {
         if dialect == Dialect::Oas30 {
             schema::normalize_30(&mut doc);
         }
+        check_references(&doc, &doc, &mut String::new())?;
         let mut request_doc = doc.clone();
         schema::request_view(&mut request_doc);
         let mut schemas = SchemaSet::new(request_doc, dialect).map_err(|e| err("", e))?;
@@ -445,6 +517,7 @@ impl ApiSpec {
             unknown: cfg.unknown_operations,
             deprecated: cfg.deprecated.action,
             reject_unknown_fields: cfg.reject_unknown_fields,
+            reject_unknown_query: cfg.reject_unknown_query_parameters,
             max_errors: cfg.max_errors.unwrap_or(DEFAULT_MAX_ERRORS).max(1) as usize,
             max_parts: cfg.max_multipart_parts.unwrap_or(DEFAULT_MAX_PARTS),
             max_part_bytes: cfg.max_multipart_part_bytes,
@@ -512,11 +585,14 @@ impl ApiSpec {
         if op.deprecated && self.deprecated == DeprecatedAction::Deny {
             return Err(Denial::new(Reason::DeprecatedOperation));
         }
-        if op.params.is_empty() {
+        if op.params.is_empty() && !(self.reject_unknown_query && !query.is_empty()) {
             return Ok(());
         }
-        let query_pairs =
-            if op.params.iter().any(|p| p.at == In::Query) { params::form_pairs(query) } else { Vec::new() };
+        let query_pairs = if self.reject_unknown_query || op.params.iter().any(|p| p.at == In::Query) {
+            params::form_pairs(query)
+        } else {
+            Vec::new()
+        };
         let cookies = if op.params.iter().any(|p| p.at == In::Cookie) {
             head.header("cookie")
                 .map(|c| params::cookie_pairs(&String::from_utf8_lossy(c)))
@@ -525,6 +601,18 @@ impl ApiSpec {
             Vec::new()
         };
         let mut errors = Vec::new();
+        if self.reject_unknown_query {
+            for (name, _) in &query_pairs {
+                let documented = op.params.iter().any(|p| p.at == In::Query && p.documents_query_name(name));
+                if !documented && errors.len() < self.max_errors {
+                    errors.push(ProblemError {
+                        pointer: format!("/query/{}", pointer_token(name)),
+                        keyword: "undocumented".into(),
+                        message: "is not a documented query parameter".into(),
+                    });
+                }
+            }
+        }
         for p in &op.params {
             // One value per occurrence in the path (a template may name a parameter twice),
             // else one value; `Err` when it was sent, but not in the documented style.

@@ -249,6 +249,15 @@ fn documents_that_cannot_be_compiled_name_the_pointer() {
         json!({"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"x": {"type": 7}}}}}}}}}),
     ));
     assert_eq!(path, "openapi.document#/paths/~1a/post/requestBody/content/application~1json/schema");
+    // A typo in a response schema's reference is refused, not an open allowlist.
+    let typo = json!({"/a": {"get": {"responses": {"200": {"description": "ok", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Pett"}, "example": {"$ref": "not a reference, data"}}}}}}}});
+    let (path, msg) = compile_error(base(typo));
+    assert_eq!(path, "openapi.document#/paths/~1a/get/responses/200/content/application~1json/schema");
+    assert!(msg.contains("'#/components/schemas/Pett' does not resolve"), "{msg}");
+    let (path, msg) = compile_error(base(json!({"/a": {"get": {"parameters": [{"$ref": "other.yaml#/p"}]}}})));
+    assert_eq!(path, "openapi.document#/paths/~1a/get/parameters/0");
+    assert!(msg.contains("outside the document"), "{msg}");
     let (path, msg) = compile_error(base(json!({"/a/{x}{y}": {"get": {}}})));
     assert_eq!(path, "openapi.document#/paths/~1a~1{x}{y}");
     assert!(msg.contains("nothing between them"), "{msg}");
@@ -275,6 +284,24 @@ fn openapi_30_documents_use_draft4_with_nullable() {
     assert_eq!(body_errors(&p, t, r#"{"n":9,"note":null}"#), vec![]);
     assert_eq!(body_errors(&p, t, r#"{"n":10}"#), vec![pair("/body/n", "exclusiveMaximum")]);
     assert_eq!(body_errors(&p, t, r#"{"n":1,"id":"x"}"#), vec![pair("/body/id", "readOnly")]);
+    // Draft 4's integer is a number written without a fraction or exponent.
+    assert_eq!(body_errors(&p, t, r#"{"n":2.0}"#), vec![pair("/body/n", "type")]);
+    assert_eq!(body_errors(&p, t, r#"{"n":2e0}"#), vec![pair("/body/n", "type")]);
+    // OpenAPI 3.1 (JSON Schema 2020-12) counts any number with a zero fraction.
+    let mut doc31: Value = serde_json::from_str(&cfg["openapi"]["document"].to_string()).unwrap();
+    doc31["openapi"] = json!("3.1.0");
+    doc31["paths"]["/items"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        ["note"] = json!({"type": ["string", "null"]});
+    doc31["paths"]["/items"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        ["n"] = json!({"type": "integer", "exclusiveMaximum": 10});
+    let p31 = config::parse(json!({"openapi": {"document": doc31}}).to_string().as_bytes()).unwrap();
+    let t31 = target(&decide(
+        &p31,
+        "POST",
+        "/items",
+        &[("content-type", "application/json"), ("content-length", "5")],
+    ));
+    assert_eq!(body_errors(&p31, t31, r#"{"n":2.0}"#), vec![]);
 }
 
 fn admitted(d: &HeadDecision) -> &crate::policy::Admission {
@@ -443,6 +470,14 @@ fn parameter_styles_end_to_end() {
     assert_eq!(refused("/search?x=1&tags=1|2|3|4"), vec![pair("/query/tags", "maxItems")]);
     assert_eq!(refused("/search?x=1&where=%7B%7D"), vec![pair("/query/where/a", "required")]);
     assert_eq!(refused("/search?x=1&where=nope"), vec![pair("/query/where", "type")]);
+    // Undocumented query parameters pass unless the document's option refuses them.
+    ok("/search?x=1&debug=1");
+    let mut strict = cfg.clone();
+    strict["openapi"]["reject_unknown_query_parameters"] = json!(true);
+    let sp = config::parse(strict.to_string().as_bytes()).unwrap();
+    let d = decide(&sp, "GET", "/search?x=1&y=2&filter[color]=red&tags=1&debug=1&a%20b=2", &[]);
+    assert_eq!(errors(&d), vec![pair("/query/debug", "undocumented"), pair("/query/a b", "undocumented")]);
+    assert!(decide(&sp, "GET", "/search?x=1&filter[size]=2", &[]).outcome.is_ok());
     ok("/items/;id=3;id=4");
     assert_eq!(refused("/items/;id=3;id=x"), vec![pair("/path/id/1", "type")]);
     assert_eq!(refused("/items/3"), vec![pair("/path/id", "style")]);

@@ -117,8 +117,14 @@ impl<'v, 's> Validator<'v, 's, '_, '_> {
         // type --
         if !s.types.is_empty() {
             let v_type = Type::of(v);
-            let matched =
-                s.types.contains(v_type) || (s.types.contains(Type::Integer) && is_integer(v));
+            // api-guard patch: in draft 4 an integer is "a JSON number without a fraction or
+            // exponent part" (draft-zyp-json-schema-04 §3.5), so `1.0` and `1e0` are not
+            // integers there; later drafts count any number with a zero fraction.
+            let written_as_integer = matches!(v, Value::Number(n) if n.is_i64() || n.is_u64());
+            let matched = s.types.contains(v_type)
+                || (s.types.contains(Type::Integer)
+                    && is_integer(v)
+                    && (s.draft_version != 4 || written_as_integer));
             if !matched {
                 return Err(self.error(kind!(Type, v_type, s.types)));
             }

@@ -585,7 +585,7 @@ impl ApiSpec {
         if op.deprecated && self.deprecated == DeprecatedAction::Deny {
             return Err(Denial::new(Reason::DeprecatedOperation));
         }
-        if op.params.is_empty() && !(self.reject_unknown_query && !query.is_empty()) {
+        if op.params.is_empty() && (query.is_empty() || !self.reject_unknown_query) {
             return Ok(());
         }
         let query_pairs = if self.reject_unknown_query || op.params.iter().any(|p| p.at == In::Query) {

@@ -2,7 +2,9 @@
 //! base path, path parameters, enums, nested objects and arrays, form and multipart bodies,
 //! a deprecated operation) behind JWT auth. Every valid request reaches the upstream
 //! unchanged; every invalid one is refused with the right status and pointer and never
-//! reaches it.
+//! reaches it, not even its head, with the configuration a user gets by default (no `host`
+//! section: Envoy holds request headers while the body is judged). A filter without Envoy's
+//! `allow_on_headers_stop_iteration` fails such requests fast instead of letting them hang.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -20,8 +22,7 @@ fn config() -> String {
             "document": support::fixture("openapi/petstore.json"),
             "reject_unknown_fields": true,
             "deprecated": {"action": "warn"}
-        },
-        "host": {"hold_headers_for_body": true}
+        }
     })
     .to_string()
 }
@@ -202,4 +203,31 @@ fn valid_requests_reach_the_upstream_unchanged_and_invalid_ones_never_do() {
     assert_eq!(upstream.requests().len(), served + 1, "an invalid request reached the upstream");
     assert_eq!(envoy.counter("api_guard_denied_unknown_operation_total"), 2);
     assert_eq!(envoy.counter("api_guard_denied_invalid_request_total"), 14);
+}
+
+/// Envoy's filter without `allow_on_headers_stop_iteration: true` never delivers the body of a
+/// held request. The first such request fails with a 500 problem about a second later (not
+/// after Envoy's 15 s route timeout), the log names the setting, and from then on such
+/// requests fail at once; requests without a body to judge are served as usual; nothing that
+/// was refused reached the upstream.
+#[test]
+fn a_filter_without_the_envoy_setting_fails_fast_instead_of_hanging() {
+    let upstream = Upstream::start();
+    let opts = support::EnvoyOptions { allow_on_headers_stop_iteration: false, ..Default::default() };
+    let envoy = Envoy::start_with(&config(), upstream.port, opts).unwrap_or_else(|l| panic!("{l}"));
+    let client = Client::new(envoy.port);
+    let post = case("POST", "/v1/pets", JSON, PET);
+    for (i, patience) in [(0, 4.0), (1, 0.5)] {
+        let started = std::time::Instant::now();
+        let r = send(&client, &post, true);
+        let took = started.elapsed().as_secs_f64();
+        assert_eq!(r.status, 500, "request {i}: {}", r.text());
+        assert_eq!(r.json()["type"], "urn:api-guard:problem:host-misconfigured");
+        assert!(took < patience, "request {i} took {took:.1} s");
+    }
+    assert_eq!(send(&client, &case("GET", "/v1/pets/42", None, ""), true).status, 200);
+    assert_eq!(upstream.requests().len(), 1, "only the GET may reach the upstream");
+    assert_eq!(envoy.counter("api_guard_denied_host_misconfigured_total"), 2);
+    let log = envoy.log();
+    assert_eq!(log.matches("set `allow_on_headers_stop_iteration: true`").count(), 1, "{log}");
 }

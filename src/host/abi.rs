@@ -106,6 +106,7 @@ extern "C" {
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_property(
         path_data: *const u8,
         path_size: usize,
@@ -170,6 +171,9 @@ mod native {
         12
     }
     pub unsafe fn proxy_continue_stream(_: u32) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_set_effective_context(_: u32) -> u32 {
         12
     }
     pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 {
@@ -406,6 +410,12 @@ pub fn http_call(upstream: &str, headers: &[(String, String)], timeout_ms: u32) 
 pub fn resume_request() -> Result<(), HostError> {
     // SAFETY: plain value (stream type 0: the HTTP request).
     status(unsafe { proxy_continue_stream(0) })
+}
+
+/// Makes later calls act on the HTTP context `id` (from the root context, e.g. a tick).
+pub fn set_effective_context(id: u32) -> Result<(), HostError> {
+    // SAFETY: plain value.
+    status(unsafe { proxy_set_effective_context(id) })
 }
 
 /// Asks for `on_tick` every `ms` milliseconds (0 stops it).

@@ -29,9 +29,9 @@ pub struct Capabilities {
     /// (ngx_wasm_module always passes false, so there it says nothing.)
     pub headers_end_of_stream: bool,
     /// Returning `Pause` from request headers holds them while body callbacks still run, so a
-    /// body can be judged before anything reaches the upstream. True on Envoy when the filter is
-    /// configured with `allow_on_headers_stop_iteration: true` (see the README); without it
-    /// Envoy stops body callbacks too, so this stays off unless the config turns it on.
+    /// body can be judged before anything reaches the upstream. On Envoy by default: it needs
+    /// the filter's `allow_on_headers_stop_iteration: true`, without which Envoy stops body
+    /// callbacks too (`host::held` detects that and fails such requests fast).
     pub hold_headers_for_body: bool,
     /// `on_tick` works, so key sets are refreshed in the background. Without it, they are
     /// fetched on demand by the requests that need them.
@@ -66,7 +66,7 @@ impl Capabilities {
             None if matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_))) => HostKind::Envoy,
             None => HostKind::Unknown,
         };
-        Capabilities::of(kind, host.hold_headers_for_body)
+        Capabilities::of(kind, host.hold_headers_for_body.unwrap_or(kind == HostKind::Envoy))
     }
 
     /// What a host of `kind` can do (`hold` is the configuration's `hold_headers_for_body`).

@@ -36,6 +36,8 @@ enum Stage {
 /// One per HTTP stream.
 pub struct HttpFilter {
     shared: Shared,
+    /// This stream's context id (for the held-request watch).
+    context: u32,
     stage: Stage,
     route: Option<usize>,
     request_id: String,
@@ -88,9 +90,10 @@ fn client_address(
 
 impl HttpFilter {
     /// A filter for one stream.
-    pub fn new(shared: Shared) -> HttpFilter {
+    pub fn new(shared: Shared, context: u32) -> HttpFilter {
         HttpFilter {
             shared,
+            context,
             stage: Stage::Start,
             route: None,
             request_id: String::new(),
@@ -107,11 +110,20 @@ impl HttpFilter {
     }
 
     fn allow(&mut self) {
+        self.release();
         self.stage = Stage::Allowed;
         self.shared.metrics.bump(METRIC_ALLOWED);
     }
 
+    /// The request is no longer held for its body.
+    fn release(&self) {
+        if let Ok(mut held) = self.shared.held.try_borrow_mut() {
+            held.release(self.context);
+        }
+    }
+
     fn deny(&mut self, denial: &Denial) -> Action {
+        self.release();
         let policy = &self.shared.policy;
         let mut out =
             denial::render(denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
@@ -254,6 +266,11 @@ impl HttpFilter {
                     }
                 }
                 if hold {
+                    // A host seen not to deliver held bodies would hang this request.
+                    if self.shared.held.borrow().broken {
+                        return self.deny(&Denial::new(Reason::HostMisconfigured));
+                    }
+                    self.shared.held.borrow_mut().hold(self.context, &self.request_id, self.route);
                     Action::Pause
                 } else {
                     Action::Continue
@@ -312,6 +329,11 @@ impl HttpFilter {
 }
 
 impl Context for HttpFilter {
+    fn on_done(&mut self) -> bool {
+        self.release();
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -343,6 +365,8 @@ impl HttpContext for HttpFilter {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // The host delivers the body: nothing to watch any more.
+        self.release();
         match self.stage {
             Stage::AwaitingKeys { token, provider, .. } => {
                 // Buffer (Pause) until the decision; the host then reports the total so far.

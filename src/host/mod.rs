@@ -4,9 +4,11 @@
 //! - [`abi`]: every host call, with every status handled (no SDK wrapper that panics).
 //! - [`capabilities`]: what the running host can do.
 //! - [`root`]: configuration loading; [`http`]: the per-stream filter; [`metrics`]: counters.
+//! - [`held`]: requests held for their body, and the check that the host delivers it.
 
 pub mod abi;
 pub mod capabilities;
+pub mod held;
 pub mod http;
 pub mod keystore;
 pub mod metrics;
@@ -17,7 +19,7 @@ proxy_wasm::main! {{
     std::panic::set_hook(Box::new(|info| {
         abi::log(abi::LogLevel::Critical, &format!("api-guard: panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-        Box::new(root::Root::default())
+    proxy_wasm::set_root_context(|id| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(root::Root::new(id))
     });
 }}

@@ -9,10 +9,12 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use super::abi::{self, BufferType, LogLevel};
-use super::capabilities::Capabilities;
+use super::capabilities::{Capabilities, HostKind};
+use super::held::{self, Held};
 use super::http::{now_unix, HttpFilter};
 use super::keystore::{KeyStore, SharedTokens};
 use super::metrics::Metrics;
+use crate::policy::denial::{self, Denial, Reason, METRIC_DENIED};
 use crate::policy::jwt::budget::FailureBudget;
 use crate::policy::jwt::cache::{shared_namespace, TokenCache};
 use crate::policy::jwt::keys::KeySet;
@@ -27,6 +29,8 @@ const TICK_MS: u32 = 500;
 /// Holds the compiled policy; one per plugin configuration.
 #[derive(Default)]
 pub struct Root {
+    /// This root context's id, to act as itself again after acting in a request's context.
+    id: u32,
     state: Option<Shared>,
     /// Key-set requests in flight from this context: call token → provider index.
     pending: HashMap<u32, usize>,
@@ -53,6 +57,8 @@ pub struct Shared {
     /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
     /// not each pay a host call for the time (half a second of staleness is far inside any skew).
     pub clock: Rc<Cell<Option<i64>>>,
+    /// Requests held for their body, watched for a host that does not deliver it.
+    pub held: Rc<RefCell<Held>>,
 }
 
 /// Names the key-set entries a provider left out (never key material): a warning for those
@@ -111,6 +117,55 @@ impl Context for Root {
     }
 }
 
+/// Fails the held requests whose body the host has received but not delivered (see
+/// [`held`]): each gets a 500 problem in its own context, and the missing setting is named in
+/// the log once per VM. Returns whether it acted in another context.
+fn fail_stuck_requests(state: &Shared) -> bool {
+    if state.held.borrow().is_empty() {
+        return false;
+    }
+    let was_broken = state.held.borrow().broken;
+    let mut read = |context: u32| {
+        abi::set_effective_context(context).ok()?;
+        held::request_total_size()
+    };
+    let stuck = state.held.borrow_mut().stuck(held::now_ms(), &mut read);
+    if stuck.is_empty() {
+        return true;
+    }
+    if !was_broken {
+        abi::log(LogLevel::Error, held::MISSING_SETTING);
+    }
+    let policy = &state.policy;
+    for s in stuck {
+        if abi::set_effective_context(s.context).is_err() {
+            continue;
+        }
+        let out = denial::render(
+            &Denial::new(Reason::HostMisconfigured),
+            &policy.rendering,
+            policy.route_name(s.route),
+            &s.request_id,
+        );
+        state.metrics.bump(METRIC_DENIED);
+        state.metrics.bump(out.metric);
+        abi::log(LogLevel::Info, &out.log_line);
+        if let Err(e) =
+            abi::send_local_response(out.response.status, &out.response.headers, &out.response.body)
+        {
+            abi::log(LogLevel::Error, &format!("api-guard: host refused local response (status {})", e.0));
+        }
+    }
+    true
+}
+
+impl Root {
+    /// The root context `id`.
+    pub fn new(id: u32) -> Root {
+        Root { id, ..Root::default() }
+    }
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = match abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES) {
@@ -136,6 +191,12 @@ impl RootContext for Root {
             }
         };
         let caps = Capabilities::detect(&host);
+        if caps.kind == HostKind::Envoy && host.hold_headers_for_body == Some(false) {
+            abi::log(
+                LogLevel::Warn,
+                "api-guard: host.hold_headers_for_body is false: request bodies stream to the upstream before they are judged, so the upstream sees the head (and bytes) of a request whose body is then refused",
+            );
+        }
         // Rewrites this host cannot carry out would forward unredacted data: refuse them.
         if let (Some(field), false) = (policy.rewrites_responses(), caps.body_rewrite) {
             abi::log(
@@ -223,12 +284,17 @@ impl RootContext for Root {
             shared_tokens,
             budget,
             clock,
+            held: Rc::new(RefCell::new(Held::default())),
         });
         true
     }
 
     fn on_tick(&mut self) {
         let Some(state) = &self.state else { return };
+        if fail_stuck_requests(state) {
+            // Calls after this (key fetches, metrics) are the root's own again.
+            let _ = abi::set_effective_context(self.id);
+        }
         state.metrics.flush();
         let now = now_unix();
         state.clock.set(Some(now));
@@ -246,10 +312,10 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Without a configuration there is nothing to enforce with: the host then fails the
         // request closed, since on_configure returned false.
-        self.state.as_ref().map(|s| Box::new(HttpFilter::new(s.clone())) as Box<dyn HttpContext>)
+        self.state.as_ref().map(|s| Box::new(HttpFilter::new(s.clone(), context_id)) as Box<dyn HttpContext>)
     }
 
     fn get_type(&self) -> Option<ContextType> {

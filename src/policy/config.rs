@@ -410,12 +410,13 @@ pub struct BindConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HostConfig {
-    /// Set to `true` only when Envoy's filter config has `allow_on_headers_stop_iteration: true`.
-    /// Then request headers are held while a body of unknown length (chunked) is counted, so an
-    /// oversized body never reaches the upstream at all. Default `false`: such a body is counted
-    /// as it streams and the request is cut off at the limit.
-    #[serde(default)]
-    pub hold_headers_for_body: bool,
+    /// Whether request headers are held while the body is judged, so a refused body's request
+    /// never reaches the upstream at all, not even its head. Default: held on Envoy, which
+    /// needs `allow_on_headers_stop_iteration: true` on the filter for it (a filter without
+    /// it is detected and its held requests fail fast with 500, naming the setting); other
+    /// hosts cannot hold. `false` streams bodies on Envoy (the upstream sees the head and the
+    /// bytes before a refusal cuts the request off), said as a warning at every load.
+    pub hold_headers_for_body: Option<bool>,
     /// The gateway this configuration is for. Absent: detected at load (Envoy is recognised;
     /// any other host gets the most cautious profile). Set it for Kong and APISIX.
     pub kind: Option<HostKindConfig>,

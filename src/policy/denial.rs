@@ -51,11 +51,15 @@ pub enum Reason {
     /// The upstream's response could not be redacted (too large, compressed, or not the JSON
     /// it claimed to be), so it was withheld.
     ResponseWithheld,
+    /// The gateway lacks a setting the policy needs to be enforced (Envoy's
+    /// `allow_on_headers_stop_iteration`), so the request was failed rather than let through
+    /// unchecked or left to hang.
+    HostMisconfigured,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -74,6 +78,7 @@ impl Reason {
         Reason::DeprecatedOperation,
         Reason::CorsRejected,
         Reason::ResponseWithheld,
+        Reason::HostMisconfigured,
     ];
 
     /// HTTP status of the denial.
@@ -90,6 +95,7 @@ impl Reason {
             Reason::KeysUnavailable => 503,
             Reason::VerificationBudget => 429,
             Reason::ResponseWithheld => 502,
+            Reason::HostMisconfigured => 500,
             Reason::InvalidJson | Reason::InvalidRequest => 400,
             Reason::UnknownOperation => 404,
             Reason::DeprecatedOperation => 410,
@@ -118,6 +124,7 @@ impl Reason {
             Reason::DeprecatedOperation => "deprecated-operation",
             Reason::CorsRejected => "cors-rejected",
             Reason::ResponseWithheld => "response-withheld",
+            Reason::HostMisconfigured => "host-misconfigured",
         }
     }
 
@@ -142,6 +149,7 @@ impl Reason {
             Reason::DeprecatedOperation => "Operation retired",
             Reason::CorsRejected => "Cross-origin request refused",
             Reason::ResponseWithheld => "Response withheld",
+            Reason::HostMisconfigured => "Gateway misconfigured",
         }
     }
 
@@ -182,6 +190,9 @@ impl Reason {
             Reason::ResponseWithheld => {
                 "The upstream response could not be checked for sensitive fields, so it was withheld."
             }
+            Reason::HostMisconfigured => {
+                "The gateway is missing a setting this API's checks need; its operator has been told in the gateway's log."
+            }
         }
     }
 
@@ -206,6 +217,7 @@ impl Reason {
             Reason::DeprecatedOperation => "api_guard_denied_deprecated_operation_total",
             Reason::CorsRejected => "api_guard_denied_cors_rejected_total",
             Reason::ResponseWithheld => "api_guard_denied_response_withheld_total",
+            Reason::HostMisconfigured => "api_guard_denied_host_misconfigured_total",
         }
     }
 }

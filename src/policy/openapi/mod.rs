@@ -70,7 +70,9 @@ impl Param {
             return true;
         }
         match (&self.kind, self.style) {
-            (_, Style::DeepObject) => name.strip_prefix(self.name.as_str()).is_some_and(|r| r.starts_with('[')),
+            (_, Style::DeepObject) => {
+                name.strip_prefix(self.name.as_str()).is_some_and(|r| r.starts_with('['))
+            }
             (Kind::Object(members, _), Style::Form) if self.explode => members.contains_key(name),
             _ => false,
         }

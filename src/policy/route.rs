@@ -327,6 +327,31 @@ impl PathPattern {
             .collect()
     }
 
+    /// A key equal for exactly the templates of the same shape (see [`PathPattern::same_shape`]).
+    pub fn shape_key(&self) -> String {
+        let PathPattern::Template { segments, slash } = self else { return String::new() };
+        let mut key = String::new();
+        for seg in segments {
+            key.push('/');
+            let parts: Vec<Part> = match seg {
+                Segment::Literal(l) => vec![Part::Literal(l.clone())],
+                Segment::Param(n) => vec![Part::Param(n.clone())],
+                Segment::Mixed(p) => p.clone(),
+            };
+            for p in parts {
+                match p {
+                    // `{`, `}` never stand in a literal, so the marks cannot be forged.
+                    Part::Literal(l) => key.push_str(&l),
+                    Part::Param(_) => key.push_str("{}"),
+                }
+            }
+        }
+        if *slash == TrailingSlash::Exact(true) {
+            key.push('/');
+        }
+        key
+    }
+
     /// Whether two templates match exactly the same requests in the same way (the same
     /// literals and parameter places, names aside): OpenAPI forbids such pairs.
     pub fn same_shape(&self, other: &PathPattern) -> bool {
@@ -444,8 +469,18 @@ impl RouteTable {
     /// Finds the first route whose pattern and methods select this request.
     /// `path` must be the output of [`super::path::normalize`].
     pub fn find<'p>(&self, method: Option<Method>, path: &'p str) -> Option<RouteMatch<'p>> {
+        self.find_from(0, method, path)
+    }
+
+    /// [`RouteTable::find`] among the routes from index `start` on.
+    pub fn find_from<'p>(
+        &self,
+        start: usize,
+        method: Option<Method>,
+        path: &'p str,
+    ) -> Option<RouteMatch<'p>> {
         let mut params = Vec::new();
-        for (index, route) in self.routes.iter().enumerate() {
+        for (index, route) in self.routes.iter().enumerate().skip(start) {
             if let Some(methods) = route.methods {
                 if !methods.contains(method) {
                     continue;
@@ -601,6 +636,9 @@ mod tests {
         list.sort_by_key(PathPattern::specificity);
         assert_eq!(list, vec![p("/pets/mine"), p("/pets/{id}.json"), p("/pets/{id}.{x}"), p("/pets/{id}")]);
         assert!(p("/u/{id}").same_shape(&p("/u/{name}")));
+        assert_eq!(p("/u/{id}.json").shape_key(), p("/u/{name}.json").shape_key());
+        assert_ne!(p("/u/{id}").shape_key(), p("/u/{id}/").shape_key());
+        assert_ne!(p("/u/{id}").shape_key(), p("/u/{id}.json").shape_key());
         assert!(!p("/u/{id}").same_shape(&p("/u/{id}/")));
         assert!(!p("/u/{id}.json").same_shape(&p("/u/{id}")));
     }

@@ -21,7 +21,7 @@ use boon::SchemaIndex;
 use serde_json::Value;
 
 use super::body::BodyTarget;
-use super::config::{ConfigError, DeprecatedAction, OpenApiConfig, UnknownOperations};
+use super::config::{AmbiguousTemplates, ConfigError, DeprecatedAction, OpenApiConfig, UnknownOperations};
 use super::denial::{Denial, ProblemError, Reason};
 use super::json::pointer_token;
 use super::media::{self, MediaRange};
@@ -145,7 +145,6 @@ impl StatusKey {
 #[derive(Debug)]
 struct PathEntry {
     ops: Vec<(Method, usize)>,
-    allow: String,
 }
 
 /// A compiled OpenAPI document.
@@ -154,6 +153,10 @@ pub struct ApiSpec {
     table: RouteTable,
     /// Table entry → path entry.
     entry_path: Vec<usize>,
+    /// Table entry → its template's shape (entries of one shape differ only by method).
+    entry_shape: Vec<String>,
+    /// Table entry → `Allow` of its shape's group.
+    entry_allow: Vec<String>,
     paths: Vec<PathEntry>,
     /// Operations, indexed by [`BodyTarget::operation`] and [`Found::operation`].
     pub operations: Vec<Operation>,
@@ -397,6 +400,8 @@ impl ApiSpec {
 
         let mut operations = Vec::new();
         let mut paths = Vec::new();
+        // Per entry of `paths`: the path item's pointer, for load errors.
+        let mut path_pointers: Vec<String> = Vec::new();
         // (specificity, index into `paths`, matcher)
         let mut entries: Vec<(Specificity, usize, RouteMatcher)> = Vec::new();
         let Some(Value::Object(path_items)) = doc.get("paths") else {
@@ -497,13 +502,9 @@ impl ApiSpec {
             if ops.is_empty() {
                 continue;
             }
-            let mut listed: Vec<Method> = ops.iter().map(|(m, _)| *m).collect();
-            if listed.contains(&Method::GET) {
-                listed.push(Method::HEAD);
-            }
-            let allowed: MethodSet = listed.into_iter().collect();
             let path_index = paths.len();
-            paths.push(PathEntry { allow: allowed.allow_header(), ops });
+            paths.push(PathEntry { ops });
+            path_pointers.push(item_at.clone());
             for base in &bases {
                 let full = format!("{base}{template}");
                 let pattern = PathPattern::exact_template(&full).map_err(|e| err(&item_at, e.to_string()))?;
@@ -514,15 +515,66 @@ impl ApiSpec {
                 ));
             }
         }
+        // OpenAPI: "Templated paths with the same hierarchy but different templated names
+        // MUST NOT exist as they are identical" (`/pets/{id}` and `/pets/{name}`). Real
+        // documents write them anyway, for different methods (`GET /a/{id}`, `DELETE
+        // /a/{key}`): those are told apart by the method, so they load and share one `Allow`.
+        // Two that define the same method could not be told apart by any request: refused,
+        // naming both.
+        let mut groups: std::collections::HashMap<String, (usize, MethodSet)> =
+            std::collections::HashMap::new();
+        for e in &entries {
+            let methods: MethodSet =
+                paths.get(e.1).map(|p| p.ops.iter().map(|(m, _)| *m).collect()).unwrap_or_default();
+            let key = e.2.path.shape_key();
+            match groups.get_mut(&key) {
+                None => {
+                    groups.insert(key, (e.1, methods));
+                }
+                Some((first, _)) if *first == e.1 => {}
+                Some((first, seen)) => {
+                    let shared = Method::ALL
+                        .into_iter()
+                        .find(|m| seen.contains(Some(*m)) && methods.contains(Some(*m)));
+                    if let (Some(m), AmbiguousTemplates::Refuse) = (shared, cfg.ambiguous_templates) {
+                        let first = path_pointers.get(*first).cloned().unwrap_or_default();
+                        return Err(err(
+                            path_pointers.get(e.1).map_or("", String::as_str),
+                            format!(
+                                "is the same template as {first} (only the parameter names differ) and both define {}: a request could not say which one it meant (OpenAPI forbids such templates)",
+                                m.as_str()
+                            ),
+                        ));
+                    }
+                    *seen = seen.union(methods);
+                }
+            }
+        }
         shapes.seal();
         let prunes = operations.iter().any(|o| !o.responses.is_empty());
         // Stable sort: equally specific templates keep document order.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let entry_path = entries.iter().map(|e| e.1).collect();
+        // Per table entry: its shape group's key and `Allow` (see above).
+        let entry_shape: Vec<String> = entries.iter().map(|e| e.2.path.shape_key()).collect();
+        let entry_allow: Vec<String> = entry_shape
+            .iter()
+            .map(|k| {
+                let methods = groups.get(k).map(|g| g.1).unwrap_or_default();
+                let with_head: MethodSet = if methods.contains(Some(Method::GET)) {
+                    methods.union([Method::HEAD].into_iter().collect())
+                } else {
+                    methods
+                };
+                with_head.allow_header()
+            })
+            .collect();
         let table = RouteTable::new(entries.into_iter().map(|e| e.2).collect());
         Ok(ApiSpec {
             table,
             entry_path,
+            entry_shape,
+            entry_allow,
             paths,
             operations,
             schemas,
@@ -545,20 +597,33 @@ impl ApiSpec {
         let Some(m) = self.table.find(None, path) else {
             return if allow_unknown { Ok(None) } else { Err(Denial::new(Reason::UnknownOperation)) };
         };
-        let Some(entry) = self.entry_path.get(m.index).and_then(|i| self.paths.get(*i)) else {
-            return Err(Denial::new(Reason::UnknownOperation));
-        };
-        let op = entry.ops.iter().find(|(em, _)| Some(*em) == method).or_else(|| {
-            // HEAD is GET without the body.
-            (method == Some(Method::HEAD))
-                .then(|| entry.ops.iter().find(|(em, _)| *em == Method::GET))
-                .flatten()
-        });
-        match op {
-            Some((_, operation)) => Ok(Some(Found { operation: *operation, params: m.params })),
-            None if allow_unknown => Ok(None),
-            None => Err(Denial { allow: Some(entry.allow.clone()), ..Denial::new(Reason::MethodNotAllowed) }),
+        let m_index = m.index;
+        let shape = self.entry_shape.get(m_index);
+        let mut at = Some(m);
+        // The matched template, then any of the same shape further on (other methods).
+        while let Some(m) = at {
+            let Some(entry) = self.entry_path.get(m.index).and_then(|i| self.paths.get(*i)) else {
+                return Err(Denial::new(Reason::UnknownOperation));
+            };
+            let op = entry.ops.iter().find(|(em, _)| Some(*em) == method).or_else(|| {
+                // HEAD is GET without the body.
+                (method == Some(Method::HEAD))
+                    .then(|| entry.ops.iter().find(|(em, _)| *em == Method::GET))
+                    .flatten()
+            });
+            if let Some((_, operation)) = op {
+                return Ok(Some(Found { operation: *operation, params: m.params }));
+            }
+            at = self
+                .table
+                .find_from(m.index + 1, None, path)
+                .filter(|n| self.entry_shape.get(n.index) == shape);
         }
+        if allow_unknown {
+            return Ok(None);
+        }
+        let allow = shape.and_then(|_| self.entry_allow.get(m_index)).cloned();
+        Err(Denial { allow, ..Denial::new(Reason::MethodNotAllowed) })
     }
 
     /// The documented JSON response shapes of `operation` for `status`: the exact code's,

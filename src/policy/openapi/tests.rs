@@ -505,3 +505,33 @@ fn the_document_decides_media_types() {
     let p = config::parse(strict.to_string().as_bytes()).unwrap();
     assert_eq!(reason(&decide(&p, "POST", "/uploads", &head)), Some(Reason::UnsupportedMediaType));
 }
+
+/// Templates that differ only in parameter names: told apart by method when their methods
+/// differ (one `Allow` for both), refused at load, naming both, when they share one.
+#[test]
+fn same_templates_are_told_apart_by_method_or_refused() {
+    let base =
+        |paths: Value| json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": paths});
+    let p = |id: &str| json!({"name": id, "in": "path", "required": true, "schema": {"type": "integer"}});
+    let doc = base(json!({
+        "/a/{id}": {"get": {"parameters": [p("id")]}},
+        "/a/{key}": {"delete": {"parameters": [p("key")]}}
+    }));
+    let policy = config::parse(json!({"openapi": {"document": doc}}).to_string().as_bytes()).unwrap();
+    assert!(decide(&policy, "GET", "/a/1", &[]).outcome.is_ok());
+    assert!(decide(&policy, "DELETE", "/a/2", &[]).outcome.is_ok(), "the second template's method");
+    assert_eq!(errors(&decide(&policy, "DELETE", "/a/x", &[])), vec![pair("/path/key", "type")]);
+    let d = decide(&policy, "PUT", "/a/1", &[]);
+    assert_eq!(d.outcome.unwrap_err().allow.as_deref(), Some("GET, HEAD, DELETE"));
+    let clash = base(json!({
+        "/a/{id}": {"get": {"parameters": [p("id")]}},
+        "/a/{key}": {"get": {"parameters": [p("key")]}}
+    }));
+    let (path, msg) = compile_error(clash.clone());
+    assert_eq!(path, "openapi.document#/paths/~1a~1{key}");
+    assert!(msg.contains("same template as /paths/~1a~1{id}") && msg.contains("both define GET"), "{msg}");
+    // With `ambiguous_templates: first`, the first one listed judges.
+    let first = json!({"openapi": {"document": clash, "ambiguous_templates": "first"}});
+    let policy = config::parse(first.to_string().as_bytes()).unwrap();
+    assert_eq!(errors(&decide(&policy, "GET", "/a/x", &[])), vec![pair("/path/id", "type")]);
+}

@@ -616,6 +616,64 @@ mod tests {
         assert_eq!(m, Some(vec![("loc".to_string(), "eu"), ("loc".to_string(), "us")]));
     }
 
+    /// Every split tried, earlier parameters shortest first: the definition the one-pass
+    /// glob match must agree with.
+    fn brute<'a>(parts: &[Part], got: &'a str, out: &mut Vec<&'a str>) -> bool {
+        match parts.split_first() {
+            None => got.is_empty(),
+            Some((Part::Literal(l), rest)) => {
+                got.strip_prefix(l.as_str()).is_some_and(|r| brute(rest, r, out))
+            }
+            Some((Part::Param(_), rest)) => {
+                for end in (1..=got.len()).filter(|e| got.is_char_boundary(*e)) {
+                    out.push(&got[..end]);
+                    if brute(rest, &got[end..], out) {
+                        return true;
+                    }
+                    out.pop();
+                }
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_match_agrees_with_trying_every_split() {
+        // A small alphabet makes literals recur, the hard case for a one-pass match.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let mut template = String::new();
+            let mut params = 0;
+            for i in 0..(1 + next(5)) {
+                if next(2) == 0 && !template.ends_with('}') && params < MAX_SEGMENT_PARAMS {
+                    template.push_str(&format!("{{p{i}}}"));
+                    params += 1;
+                } else {
+                    for _ in 0..(1 + next(2)) {
+                        template.push(['a', 'b', '.'][next(3) as usize]);
+                    }
+                }
+            }
+            let segment: String = (0..next(9)).map(|_| ['a', 'b', '.'][next(3) as usize]).collect();
+            let Ok(parts) = parts(&template, &mut Vec::new(), false) else { continue };
+            let mut want = Vec::new();
+            let matched = brute(&parts, &segment, &mut want);
+            let mut got = Vec::new();
+            assert_eq!(match_parts(&parts, &segment, &mut got), matched, "{template} against {segment:?}");
+            let got: Vec<&str> = got.iter().map(|(_, v)| *v).collect();
+            assert_eq!(got, if matched { want } else { Vec::new() }, "{template} against {segment:?}");
+            checked += 1;
+        }
+        assert!(checked > 10_000, "only {checked} cases");
+    }
+
     #[test]
     fn exact_templates_keep_the_trailing_slash_and_merge_empty_segments() {
         let t = exact(&["/users", "/teams/", "/a//b"]);

@@ -4,8 +4,11 @@
 //! headers. Envoy does so only when the filter's config sets `allow_on_headers_stop_iteration:
 //! true`; without it a paused request gets no body callback and would hang until a timeout.
 //! The module cannot read that setting, so it watches: a held request that has had no body
-//! callback for [`PATIENCE_MS`] while the host has received more of it than its headers (the
-//! `request.total_size` property grew) is proof the setting is missing. That request, and from
+//! callback for [`PATIENCE_MS`] while the host has received its body (the `request.total_size`
+//! property grew by the declared `Content-Length`, or grew at all for a body of unknown length)
+//! is proof the setting is missing. Waiting for the whole declared body keeps a filter earlier
+//! in the chain that buffers (and so delivers the body only once complete) from looking like
+//! a missing setting while a slow client is still sending. That request, and from
 //! then on every request this VM would hold, fails at once with a 500 problem
 //! (`host-misconfigured`) and an error line naming the setting. A client that is merely slow
 //! to send its body leaves `request.total_size` unchanged and is left alone.
@@ -24,6 +27,8 @@ struct Entry {
     since_ms: u64,
     /// `request.total_size` when the headers were held (`None` where the host lacks it).
     size_at_hold: Option<u64>,
+    /// The declared body length, if any.
+    declared: Option<u64>,
     request_id: String,
     route: Option<usize>,
 }
@@ -64,12 +69,13 @@ pub fn request_total_size() -> Option<u64> {
 
 impl Held {
     /// A request's headers are now held (call from its own context).
-    pub fn hold(&mut self, context: u32, request_id: &str, route: Option<usize>) {
+    pub fn hold(&mut self, context: u32, declared: Option<u64>, request_id: &str, route: Option<usize>) {
         self.release(context);
         self.entries.push(Entry {
             context,
             since_ms: now_ms(),
             size_at_hold: request_total_size(),
+            declared,
             request_id: request_id.to_string(),
             route,
         });
@@ -94,7 +100,13 @@ impl Held {
             if now_ms.saturating_sub(e.since_ms) < PATIENCE_MS {
                 return true;
             }
-            let grew = matches!((e.size_at_hold, read_size(e.context)), (Some(a), Some(b)) if b > a);
+            let grew = match (e.size_at_hold, read_size(e.context)) {
+                (Some(a), Some(b)) => match e.declared {
+                    Some(n) => b.saturating_sub(a) >= n.max(1),
+                    None => b > a,
+                },
+                _ => false,
+            };
             if grew {
                 out.push(Stuck { context: e.context, request_id: e.request_id.clone(), route: e.route });
             }
@@ -116,6 +128,7 @@ mod tests {
             context,
             since_ms,
             size_at_hold: size,
+            declared: None,
             request_id: String::new(),
             route: None,
         });
@@ -139,5 +152,12 @@ mod tests {
         assert_eq!(held.entries.iter().map(|e| e.context).collect::<Vec<_>>(), [2, 3, 4]);
         held.release(2);
         assert_eq!(held.entries.len(), 2);
+        // A declared body counts only once all of it has arrived (a buffering filter ahead
+        // delivers it then).
+        let mut held = Held::default();
+        entry(&mut held, 5, 0, Some(100));
+        held.entries[0].declared = Some(80);
+        assert!(held.stuck(1500, &mut |_| Some(150)).is_empty(), "30 of 80 bytes so far");
+        assert_eq!(held.stuck(1500, &mut |_| Some(180)).len(), 1);
     }
 }

@@ -270,7 +270,12 @@ impl HttpFilter {
                     if self.shared.held.borrow().broken {
                         return self.deny(&Denial::new(Reason::HostMisconfigured));
                     }
-                    self.shared.held.borrow_mut().hold(self.context, &self.request_id, self.route);
+                    self.shared.held.borrow_mut().hold(
+                        self.context,
+                        check.declared,
+                        &self.request_id,
+                        self.route,
+                    );
                     Action::Pause
                 } else {
                     Action::Continue

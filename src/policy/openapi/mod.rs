@@ -427,18 +427,7 @@ impl ApiSpec {
                     .map(|i| format!("{op_at}/parameters/{i}"))
                     .chain((0..shared_len).map(|i| format!("{item_ptr}/parameters/{i}")));
                 for p_at in sources {
-                    // OpenAPI: a header parameter named Accept, Content-Type or Authorization
-                    // "SHALL be ignored" (those are described elsewhere).
-                    if let Ok((raw, _)) = deref(&doc, &p_at) {
-                        let name = raw.get("name").and_then(Value::as_str).unwrap_or("");
-                        if raw.get("in").and_then(Value::as_str) == Some("header")
-                            && ["accept", "content-type", "authorization"]
-                                .contains(&name.to_ascii_lowercase().as_str())
-                        {
-                            continue;
-                        }
-                    }
-                    let p = compile_param(&doc, &p_at, &mut schemas)?;
+                    let Some(p) = compile_param(&doc, &p_at, &mut schemas)? else { continue };
                     if !list.iter().any(|q| q.at == p.at && q.name == p.name) {
                         list.push(p);
                     }
@@ -924,7 +913,8 @@ fn form_value(pairs: &[(String, String)], fields: &BTreeMap<String, Kind>) -> Va
     Value::Object(out)
 }
 
-fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param, ConfigError> {
+/// Compiles the parameter at `at`; `None` for one OpenAPI says to ignore.
+fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Option<Param>, ConfigError> {
     let (p, ptr) = deref(doc, at)?;
     let name = p.get("name").and_then(Value::as_str).ok_or_else(|| err(&ptr, "parameter needs a name"))?;
     let place = p
@@ -932,6 +922,13 @@ fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param
         .and_then(Value::as_str)
         .and_then(In::parse)
         .ok_or_else(|| err(&ptr, "parameter needs `in`: path, query, header or cookie"))?;
+    // A header parameter named Accept, Content-Type or Authorization "SHALL be ignored"
+    // (OpenAPI: those are described elsewhere).
+    if place == In::Header
+        && ["accept", "content-type", "authorization"].contains(&name.to_ascii_lowercase().as_str())
+    {
+        return Ok(None);
+    }
     let required = place == In::Path || p.get("required") == Some(&Value::Bool(true));
     let style = Style::parse(p.get("style").and_then(Value::as_str), place).map_err(|e| err(&ptr, e))?;
     let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(style == Style::Form);
@@ -967,7 +964,7 @@ fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param
         }
         None => (Kind::String, None),
     };
-    Ok(Param {
+    Ok(Some(Param {
         name: name.to_string(),
         header: name.to_ascii_lowercase(),
         pointer: format!("/{}/{}", place.as_str(), pointer_token(name)),
@@ -977,7 +974,7 @@ fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Param
         style,
         explode,
         schema,
-    })
+    }))
 }
 
 /// The kind a (resolved) schema converts strings to, following `items` and `properties` references.

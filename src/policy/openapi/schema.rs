@@ -172,7 +172,12 @@ pub fn request_view(doc: &mut Value) {
     }
 }
 
-fn collect_read_only_required(doc: &Value, v: &Value, at: &mut String, out: &mut Vec<(String, Vec<String>)>) {
+fn collect_read_only_required<'a>(
+    doc: &'a Value,
+    v: &'a Value,
+    at: &mut String,
+    out: &mut Vec<(String, Vec<String>)>,
+) {
     match v {
         Value::Object(map) => {
             if let Some(Value::Array(required)) = map.get("required") {
@@ -183,10 +188,11 @@ fn collect_read_only_required(doc: &Value, v: &Value, at: &mut String, out: &mut
                             .and_then(|p| p.get(name))
                             .is_some_and(|p| super::shape::has_flag(doc, p, "readOnly"))
                     };
-                    let resolve = |s: &'_ Value| -> Option<Value> {
+                    // A branch, through its reference (borrowed: this runs over every schema).
+                    let resolve = |s: &'a Value| -> Option<&'a Value> {
                         match s.get("$ref").and_then(Value::as_str) {
-                            Some(r) => super::shape::resolve_ref(doc, r).map(|(t, _)| t.clone()),
-                            None => Some(s.clone()),
+                            Some(r) => super::shape::resolve_ref(doc, r).map(|(t, _)| t),
+                            None => Some(s),
                         }
                     };
                     declares(v)

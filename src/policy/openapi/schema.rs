@@ -199,7 +199,7 @@ fn collect_read_only_required<'a>(
                         || map
                             .get("allOf")
                             .and_then(Value::as_array)
-                            .is_some_and(|branches| branches.iter().filter_map(resolve).any(|b| declares(&b)))
+                            .is_some_and(|branches| branches.iter().filter_map(resolve).any(declares))
                 };
                 let names: Vec<String> = required
                     .iter()

@@ -245,3 +245,37 @@ fn an_upstream_reset_fails_the_request_and_nothing_else() {
     let r = echo(&client, "/public/after", None, "1", br#"{"password":"p","a":1}"#);
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"a":1}"#));
 }
+
+/// Without Envoy's `allow_on_headers_stop_iteration: true`, response headers paused for a
+/// rewrite would never get their body (a hang until the route timeout). The first such
+/// response is resumed after about a second, its body still rewritten; the log names the
+/// setting once; later responses are not paused at all and are still rewritten; a body that
+/// cannot be rewritten is emptied (its headers have left), never sent.
+#[test]
+fn a_filter_without_the_envoy_setting_never_hangs_a_response() {
+    let upstream = Upstream::start();
+    let opts = support::EnvoyOptions { allow_on_headers_stop_iteration: false, ..Default::default() };
+    let envoy =
+        Envoy::start_with(&config(2 * 1024 * 1024), upstream.port, opts).unwrap_or_else(|l| panic!("{l}"));
+    let client = Client::new(envoy.port);
+    let get = |path: &str, mode: &str, body: &str, kind: &str| {
+        let h = [("x-test-echo", mode), ("x-test-echo-body", body), ("x-test-echo-type", kind)];
+        let started = std::time::Instant::now();
+        let r = client.request("GET", path, &h, b"");
+        (r, started.elapsed().as_secs_f64())
+    };
+    let secret = r#"{"password":"hunter2-secret","a":1}"#;
+    for (i, patience) in [(0, 3.0), (1, 0.5), (2, 0.5)] {
+        let (r, took) = get("/public/get", if i == 2 { "chunked" } else { "1" }, secret, "application/json");
+        assert_eq!((r.status, r.text().as_str()), (200, r#"{"a":1}"#), "response {i}");
+        assert!(took < patience, "response {i} took {took:.1} s");
+    }
+    // Not JSON, so it cannot be redacted: the headers have left, the body is emptied.
+    let (r, took) = get("/public/bad", "1", "password=hunter2-secret", "application/json");
+    assert!(took < 0.5, "took {took:.1} s");
+    assert!(r.body.is_empty(), "got {} {:?}", r.status, r.text());
+    assert_eq!(envoy.counter("api_guard_denied_response_withheld_total"), 1);
+    let log = envoy.log();
+    let told = "response bodies are not delivered to the filter while its headers are paused";
+    assert_eq!(log.matches(told).count(), 1, "{log}");
+}

@@ -412,6 +412,12 @@ pub fn resume_request() -> Result<(), HostError> {
     status(unsafe { proxy_continue_stream(0) })
 }
 
+/// Resumes a response paused in a response callback.
+pub fn resume_response() -> Result<(), HostError> {
+    // SAFETY: plain value (stream type 1: the HTTP response).
+    status(unsafe { proxy_continue_stream(1) })
+}
+
 /// Makes later calls act on the HTTP context `id` (from the root context, e.g. a tick).
 pub fn set_effective_context(id: u32) -> Result<(), HostError> {
     // SAFETY: plain value.

@@ -33,6 +33,12 @@ pub struct Capabilities {
     /// the filter's `allow_on_headers_stop_iteration: true`, without which Envoy stops body
     /// callbacks too (`host::held` detects that and fails such requests fast).
     pub hold_headers_for_body: bool,
+    /// Returning `Pause` from response headers holds them until the body is rewritten, so a
+    /// body that cannot be rewritten is answered with a clean 502. On Envoy (the same
+    /// `allow_on_headers_stop_iteration` setting applies; `host::held` watches for it). Elsewhere
+    /// response headers leave at once and a withheld body is emptied instead (Kong logs a
+    /// warning for every such Pause and sends the headers anyway).
+    pub pause_response_headers: bool,
     /// `on_tick` works, so key sets are refreshed in the background. Without it, they are
     /// fetched on demand by the requests that need them.
     pub timers: bool,
@@ -76,6 +82,7 @@ impl Capabilities {
                 kind,
                 headers_end_of_stream: true,
                 hold_headers_for_body: hold,
+                pause_response_headers: true,
                 timers: true,
                 shared_data: true,
                 body_rewrite: true,
@@ -90,6 +97,7 @@ impl Capabilities {
                 kind,
                 headers_end_of_stream: false,
                 hold_headers_for_body: false,
+                pause_response_headers: false,
                 timers: true,
                 shared_data: true,
                 body_rewrite: true,
@@ -105,6 +113,7 @@ impl Capabilities {
                 kind,
                 headers_end_of_stream: false,
                 hold_headers_for_body: false,
+                pause_response_headers: false,
                 timers: false,
                 shared_data: false,
                 body_rewrite: false,

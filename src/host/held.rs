@@ -12,6 +12,16 @@
 //! then on every request this VM would hold, fails at once with a 500 problem
 //! (`host-misconfigured`) and an error line naming the setting. A client that is merely slow
 //! to send its body leaves `request.total_size` unchanged and is left alone.
+//!
+//! Response headers paused for a body rewrite depend on the same setting, and a bodyless
+//! request (a `GET`) never tells. The response side cannot be measured the same way (the host
+//! has no count of upstream bytes), so it is made safe instead: until a body callback has been
+//! seen to arrive while headers were paused (proof the setting is there), a response paused
+//! for longer than [`PATIENCE_MS`] is resumed by the root, its headers leave, and its body is
+//! rewritten as it passes (a body that cannot be rewritten is emptied, never sent). If the
+//! body then arrives at once, it had been waiting in the host: the setting is missing, it is
+//! logged once, and from then on response headers are not paused on this VM. A response is
+//! thus never held longer than about a second and a half, whatever the Envoy config says.
 
 use super::abi;
 
@@ -20,6 +30,13 @@ pub const PATIENCE_MS: u64 = 1000;
 
 /// The log line that names the missing setting.
 pub const MISSING_SETTING: &str = "api-guard: request bodies are not delivered to the filter while its headers are held: set `allow_on_headers_stop_iteration: true` on this Envoy wasm filter (or, to stream bodies to the upstream before they are judged, `\"host\": {\"hold_headers_for_body\": false}`); requests that need their body judged fail with 500 until then";
+
+/// The log line for the same setting found missing on the response side.
+pub const MISSING_SETTING_RESPONSE: &str = "api-guard: response bodies are not delivered to the filter while its headers are paused: set `allow_on_headers_stop_iteration: true` on this Envoy wasm filter; until then rewritten responses send their headers before their body is judged, and a body that cannot be rewritten is emptied instead of answered with 502; requests whose body must be judged fail with 500";
+
+/// A body callback this soon after the watch resumed a response means its body had been
+/// waiting in the host.
+const PROMPT_MS: u64 = 100;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -37,8 +54,29 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Held {
     entries: Vec<Entry>,
-    /// The host was seen not to deliver bodies to held requests.
+    /// Responses whose headers are paused for a rewrite: context, since when.
+    responses: Vec<(u32, u64)>,
+    /// Responses the watch resumed: context, when.
+    resumed: Vec<(u32, u64)>,
+    /// The host was seen not to deliver bodies while headers are paused.
     pub broken: bool,
+    /// The host was seen to deliver a body while headers were paused.
+    pub delivers: bool,
+}
+
+/// What a response body callback learns from the watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseBody {
+    /// The response was not watched (its headers left, or were never paused).
+    Unwatched,
+    /// Its headers are still paused: the host delivers bodies to paused headers.
+    WhilePaused,
+    /// The watch resumed it: its headers have left. `first_broken` when this callback is the
+    /// one that shows the setting missing.
+    Resumed {
+        /// This callback is the proof the setting is missing (log it).
+        first_broken: bool,
+    },
 }
 
 /// A held request the host does not deliver the body of, for the root to fail.
@@ -81,14 +119,73 @@ impl Held {
         });
     }
 
-    /// The request had a body callback, was decided, or ended.
+    /// The request was decided, or the stream ended: nothing of it is watched any more.
     pub fn release(&mut self, context: u32) {
+        self.entries.retain(|e| e.context != context);
+        self.responses.retain(|(c, _)| *c != context);
+        self.resumed.retain(|(c, _)| *c != context);
+    }
+
+    /// A request body callback: if the request was held, the host delivers held bodies.
+    pub fn request_body(&mut self, context: u32) {
+        if self.entries.iter().any(|e| e.context == context) {
+            self.delivers = true;
+        }
         self.entries.retain(|e| e.context != context);
     }
 
-    /// Whether anything is held.
+    /// Whether response headers may be paused for a rewrite: not once the host was seen not
+    /// to deliver bodies to paused headers. Watched unless the host was seen to deliver them.
+    pub fn pause_response(&mut self, context: u32, now_ms: u64) -> bool {
+        if self.broken {
+            return false;
+        }
+        if !self.delivers {
+            self.responses.push((context, now_ms));
+        }
+        true
+    }
+
+    /// A response body callback (call before acting on it).
+    pub fn response_body(&mut self, context: u32, now_ms: u64) -> ResponseBody {
+        if let Some(i) = self.responses.iter().position(|(c, _)| *c == context) {
+            self.responses.swap_remove(i);
+            self.delivers = true;
+            return ResponseBody::WhilePaused;
+        }
+        let Some(i) = self.resumed.iter().position(|(c, _)| *c == context) else {
+            return ResponseBody::Unwatched;
+        };
+        let (_, at) = self.resumed.swap_remove(i);
+        let first_broken = now_ms.saturating_sub(at) < PROMPT_MS && !self.broken && !self.delivers;
+        if first_broken {
+            self.broken = true;
+        }
+        ResponseBody::Resumed { first_broken }
+    }
+
+    /// The paused responses past their patience, for the root to resume; each is watched for
+    /// how soon its body follows. None once the host was seen to deliver bodies.
+    pub fn overdue_responses(&mut self, now_ms: u64) -> Vec<u32> {
+        if self.delivers {
+            self.responses.clear();
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        self.responses.retain(|&(context, since)| {
+            let due = now_ms.saturating_sub(since) >= PATIENCE_MS;
+            if due {
+                out.push(context);
+            }
+            !due
+        });
+        self.resumed.extend(out.iter().map(|&c| (c, now_ms)));
+        out
+    }
+
+    /// Whether anything is watched.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.responses.is_empty()
     }
 
     /// The held requests past their patience that the host has received more of than their
@@ -159,5 +256,59 @@ mod tests {
         held.entries[0].declared = Some(80);
         assert!(held.stuck(1500, &mut |_| Some(150)).is_empty(), "30 of 80 bytes so far");
         assert_eq!(held.stuck(1500, &mut |_| Some(180)).len(), 1);
+    }
+
+    #[test]
+    fn a_response_body_while_paused_proves_the_host_and_ends_the_watch() {
+        let mut held = Held::default();
+        assert!(held.pause_response(7, 0));
+        assert_eq!(held.response_body(7, 10), ResponseBody::WhilePaused);
+        assert!(held.delivers && !held.broken);
+        // Proven: later pauses are not watched, nothing is ever resumed.
+        assert!(held.pause_response(8, 20));
+        assert!(held.overdue_responses(5000).is_empty());
+        assert_eq!(held.response_body(8, 5000), ResponseBody::Unwatched);
+    }
+
+    #[test]
+    fn an_overdue_response_is_resumed_and_a_prompt_body_shows_the_setting_missing() {
+        let mut held = Held::default();
+        assert!(held.pause_response(1, 0));
+        assert!(held.pause_response(2, 600));
+        assert_eq!(held.overdue_responses(999), Vec::<u32>::new());
+        assert_eq!(held.overdue_responses(1000), vec![1]);
+        assert!(!held.is_empty(), "response 2 is still watched");
+        // The body had been waiting in the host: it comes right after the resume.
+        assert_eq!(held.response_body(1, 1010), ResponseBody::Resumed { first_broken: true });
+        assert!(held.broken);
+        // Response 2 is resumed too; told once only.
+        assert_eq!(held.overdue_responses(1600), vec![2]);
+        assert_eq!(held.response_body(2, 1601), ResponseBody::Resumed { first_broken: false });
+        // From now on response headers are not paused at all.
+        assert!(!held.pause_response(3, 2000));
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn a_slow_upstream_after_a_resume_is_not_taken_for_a_missing_setting() {
+        let mut held = Held::default();
+        held.pause_response(1, 0);
+        assert_eq!(held.overdue_responses(1200), vec![1]);
+        assert_eq!(held.response_body(1, 1200 + PROMPT_MS), ResponseBody::Resumed { first_broken: false });
+        assert!(!held.broken);
+        // Ending the stream forgets it everywhere.
+        held.pause_response(2, 0);
+        held.release(2);
+        assert!(held.is_empty() && held.overdue_responses(9999).is_empty());
+    }
+
+    #[test]
+    fn a_held_request_body_proves_the_host_for_responses_too() {
+        let mut held = Held::default();
+        entry(&mut held, 5, 0, Some(1));
+        held.request_body(6); // not held: says nothing
+        assert!(!held.delivers);
+        held.request_body(5);
+        assert!(held.delivers && held.is_empty());
     }
 }

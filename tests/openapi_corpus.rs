@@ -7,9 +7,38 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Counts heap bytes in use and their peak, natively and as wasm alike.
+struct Counting;
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = IN_USE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Documents that must load as pasted, at the least: the floor only rises. The goal is 99% of
 /// the OpenAPI 3.x documents, with every remaining refusal a defect of the document itself;
@@ -132,4 +161,58 @@ fn real_world_documents_load() {
     assert!(total > 2000, "only {total} OpenAPI 3.x documents found in {}", dir.display());
     assert!(panics.is_empty(), "documents that panicked: {panics:?}");
     assert!(percent >= MIN_LOADED_PERCENT, "{percent:.1}% loaded, below the floor of {MIN_LOADED_PERCENT}%");
+}
+
+/// The five largest OpenAPI 3.x documents of the corpus that load, compiled one at a time: how long the
+/// compile takes, the heap it peaks at, and the heap the compiled policy keeps (what each
+/// worker VM holds). `make conformance` runs it natively and as wasm (under Node's V8, with
+/// the corpus folder preopened), so the two can be compared.
+#[test]
+#[ignore = "needs the corpus: run with `make conformance`"]
+fn largest_documents_compile_cost() {
+    let dir = corpus_dir();
+    assert!(dir.is_dir(), "{} missing: `make conformance` installs the corpus", dir.display());
+    let mut paths = Vec::new();
+    files(&dir, &mut paths);
+    let mut sized: Vec<(u64, PathBuf)> =
+        paths.into_iter().map(|p| (std::fs::metadata(&p).map_or(0, |m| m.len()), p)).collect();
+    sized.sort_by_key(|s| std::cmp::Reverse(s.0));
+    let target = if cfg!(target_arch = "wasm32") { "wasm" } else { "native" };
+    println!("largest documents ({target}): compile time, peak heap, heap kept by the policy");
+    // `CORPUS_MAX_BYTES` leaves out bigger documents (as wasm under Node 20, whose V8 aborts in
+    // its garbage collector while growing a wasm memory past about a gigabyte).
+    let max = std::env::var("CORPUS_MAX_BYTES").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+    let mut measured = 0;
+    for (size, path) in sized {
+        if measured == 5 {
+            break;
+        }
+        if size > max {
+            println!("  {:>6.1} MB  left out (over CORPUS_MAX_BYTES)  {}", size as f64 / 1e6, path.display());
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        if !doc.get("openapi").and_then(|v| v.as_str()).is_some_and(|v| v.starts_with('3')) {
+            continue;
+        }
+        let policy = serde_json::to_vec(&serde_json::json!({"openapi": {"document": doc}})).unwrap();
+        drop(bytes);
+        let base = IN_USE.load(Ordering::Relaxed);
+        PEAK.store(base, Ordering::Relaxed);
+        let t = Instant::now();
+        let compiled = api_guard::policy::config::parse(&policy);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base) as f64 / MIB;
+        let kept = IN_USE.load(Ordering::Relaxed).saturating_sub(base) as f64 / MIB;
+        let name = path.strip_prefix(&dir).unwrap_or(&path).display().to_string();
+        let outcome = if compiled.is_ok() { "loaded" } else { "refused" };
+        println!(
+            "  {:>6.1} MB  {ms:8.1} ms  peak {peak:7.1} MiB  kept {kept:6.1} MiB  {outcome:7}  {name}",
+            size as f64 / 1e6
+        );
+        // A refused document (a defect of its own, listed by the other test) is not counted.
+        measured += usize::from(compiled.is_ok());
+    }
+    assert_eq!(measured, 5, "fewer than five loading OpenAPI 3.x documents in {}", dir.display());
 }

@@ -6,7 +6,9 @@ import { WASI } from "node:wasi";
 import { argv, env } from "node:process";
 
 const [file, ...args] = argv.slice(2);
-const wasi = new WASI({ version: "preview1", args: [file, ...args], env, returnOnExit: true });
+// `WASI_PREOPEN` names a folder a test may read (the same path inside as outside).
+const preopens = env.WASI_PREOPEN ? { [env.WASI_PREOPEN]: env.WASI_PREOPEN } : {};
+const wasi = new WASI({ version: "preview1", args: [file, ...args], env, preopens, returnOnExit: true });
 const module = await WebAssembly.compile(await readFile(file));
 const imports = { wasi_snapshot_preview1: wasi.wasiImport };
 for (const imp of WebAssembly.Module.imports(module)) {

@@ -266,19 +266,29 @@ fn a_client_over_its_failure_budget_gets_429_for_new_tokens_and_keeps_its_cached
         json!({"max_failures": 5, "window_seconds": 60, "client_header": "x-client-ip"});
     let envoy = Envoy::start(&cfg.to_string(), upstream.port);
     let client = Client::new(envoy.port);
-    let send = |path: &str, name: &str, from: Option<&str>| {
-        let auth = format!("Bearer {}", token(name));
+    let send_raw = |path: &str, token: &str, from: Option<&str>| {
+        let auth = format!("Bearer {token}");
         let mut headers = vec![("authorization", auth.as_str())];
         headers.extend(from.map(|ip| ("x-client-ip", ip)));
         client.request("GET", path, &headers, b"")
     };
+    let send = |path: &str, name: &str, from: Option<&str>| send_raw(path, &token(name), from);
+    // Distinct forgeries (the same one again is remembered and costs no check).
+    let forged = |i: usize| {
+        let t = token("wrong_key_same_kid");
+        let (head, sig) = t.rsplit_once('.').unwrap();
+        let c = ["A", "B", "C", "D", "E", "F", "G"][i];
+        format!("{head}.{c}{}", &sig[1..])
+    };
     // Without the header the peer address (127.0.0.1) is the client.
     assert_eq!(send("/cached", "rs256", None).status, 200);
     for i in 0..5 {
-        let r = send(&format!("/forged/{i}"), "wrong_key_same_kid", None);
+        let r = send_raw(&format!("/forged/{i}"), &forged(i), None);
         assert_eq!(r.status, 401, "{}", r.text());
     }
-    let r = send("/forged/over", "wrong_key_same_kid", None);
+    // A known forgery is refused for its own cause, budget or not.
+    assert_eq!(send_raw("/forged/again", &forged(0), None).status, 401);
+    let r = send_raw("/forged/over", &forged(5), None);
     assert_eq!(r.status, 429, "{}", r.text());
     let retry: u32 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "retry-after {retry}");
@@ -294,6 +304,7 @@ fn a_client_over_its_failure_budget_gets_429_for_new_tokens_and_keeps_its_cached
     assert!(upstream.seen_path("/forged").is_empty() && upstream.seen_path("/new").is_empty());
     assert_eq!(upstream.seen_path("/cached").len(), 2);
     assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 2);
+    assert_eq!(envoy.counter("api_guard_token_invalid_signature_total"), 7);
 }
 
 #[test]
@@ -327,4 +338,68 @@ fn a_token_one_worker_verified_is_not_checked_again_by_the_other() {
         upstream.requests().iter().map(|r| r.header("x-user").unwrap_or_default().to_string()).collect();
     assert_eq!(users, ["user-42", "user-42"]);
     assert_eq!(envoy.counter("api_guard_token_cache_shared_hits_total"), 1, "{}", envoy.log());
+}
+
+/// A corpus of bad tokens from one client, then genuine tokens never seen before: every bad
+/// one is refused 401 for its own cause (counted per cause), none reaches the upstream, and
+/// every genuine one passes. Refusals that cost no signature check never spend the
+/// failed-verification budget, however many there are.
+#[test]
+fn bad_tokens_are_refused_for_their_own_cause_and_do_not_lock_out_good_ones() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&config(), upstream.port);
+    let client = Client::new(envoy.port);
+    let send = |path: &str, value: &str| client.request("GET", path, &[("authorization", value)], b"");
+    let corpus = [
+        ("expired", "expired"),
+        ("not_yet_valid", "not_yet_valid"),
+        ("issued_in_future", "iat_in_future"),
+        ("wrong_iss", "issuer"),
+        ("wrong_aud", "audience"),
+        ("exp_as_string", "claim_type"),
+        ("alg_none_with_signature", "algorithm"),
+        ("unknown_kid", "unknown_key"),
+        ("crit_unknown", "crit"),
+        ("bad_base64", "malformed"),
+        ("two_segments", "malformed"),
+        ("wrong_key_same_kid", "signature"),
+    ];
+    // Far more cheap refusals than the budget's 20 failures, the same forgery many times.
+    for round in 0..5 {
+        for (name, cause) in corpus {
+            let r = send(&format!("/bad/{round}/{name}"), &format!("Bearer {}", token(name)));
+            assert_eq!(r.status, 401, "{name}: {}", r.text());
+            assert!(r.header("www-authenticate").unwrap().contains("invalid_token"), "{name} ({cause})");
+        }
+        // Exactly RFC 6750: a comma after the token makes it malformed, not trimmed away.
+        // (A bare `\r` never reaches the filter: Envoy replaces it with a space, as RFC 9112
+        // §2.2 allows, which the unit tests of `jwt::extract` cover.)
+        let r = send(&format!("/bad/{round}/comma"), &format!("Bearer {},", token("rs256")));
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    let big = format!("Bearer {}.{}.{}", "a".repeat(20_000), "b".repeat(20_000), "c".repeat(100));
+    assert_eq!(send("/bad/too-large", &big).status, 401);
+    for name in ["rs256", "es256", "ps256", "claims_rich", "scope_read"] {
+        let r = send(&format!("/good/{name}"), &format!("Bearer {}", token(name)));
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+    }
+    assert!(upstream.seen_path("/bad").is_empty(), "a refused request reached the upstream");
+    assert_eq!(upstream.seen_path("/good").len(), 5);
+    assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 0);
+    for (cause, n) in [
+        ("expired", 5),
+        ("not_yet_valid", 5),
+        ("iat_in_future", 5),
+        ("issuer", 5),
+        ("audience", 5),
+        ("claim_type", 5),
+        ("algorithm", 5),
+        ("unknown_key", 5),
+        ("crit", 5),
+        ("malformed", 15),
+        ("signature", 5),
+        ("too_large", 1),
+    ] {
+        assert_eq!(envoy.counter(&format!("api_guard_token_invalid_{cause}_total")), n, "{cause}");
+    }
 }

@@ -740,6 +740,21 @@ impl VerifyState for Budgeted {
     fn verification_failed(&self) {
         self.budget.borrow_mut().record(self.client, self.now);
     }
+    fn known_bad(&self, provider: usize, token: &str) -> bool {
+        self.cache.borrow().is_bad(provider, token, self.now)
+    }
+    fn remember_bad(&self, provider: usize, token: &str) {
+        self.cache.borrow_mut().put_bad(provider, token, self.now);
+    }
+}
+
+/// `wrong_key_same_kid` with its signature's first character replaced by `c`: a distinct
+/// forgery, as a flood of them would send.
+fn forged(c: char) -> String {
+    let t = token("wrong_key_same_kid");
+    let (head, sig) = t.rsplit_once('.').unwrap();
+    let first = if sig.starts_with(c) { 'z' } else { c };
+    format!("{head}.{first}{}", &sig[1..])
 }
 
 #[test]
@@ -755,21 +770,30 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
         client,
         now,
     };
-    let check = |s: &Budgeted, name: &str| {
+    let check_raw = |s: &Budgeted, t: &str| {
         let h: Vec<(String, Vec<u8>)> = vec![
             (":method".into(), b"GET".to_vec()),
             (":path".into(), b"/orders".to_vec()),
-            ("authorization".into(), bearer(name).into_bytes()),
+            ("authorization".into(), format!("Bearer {t}").into_bytes()),
         ];
         p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, s, s.now)
     };
+    let check = |s: &Budgeted, name: &str| check_raw(s, &token(name));
     let s = state("198.51.100.7", NOW);
     assert_eq!(reason(&check(&s, "scope_read")), None, "verified and cached before the flood");
-    // Three forged signatures and one genuine but expired token: four failures after a check.
-    for name in ["wrong_key_same_kid", "wrong_key_same_kid", "expired"] {
-        assert_eq!(reason(&check(&s, name)), Some(Reason::TokenInvalid), "{name}");
+    // The same forgery again and again costs one signature check: it is remembered.
+    for _ in 0..5 {
+        assert_eq!(reason(&check(&s, "wrong_key_same_kid")), Some(Reason::TokenInvalid));
     }
-    let d = check(&s, "wrong_key_same_kid");
+    assert_eq!(s.budget.borrow().len(), 1);
+    // Two more distinct forgeries: three failed checks, the budget is spent.
+    for c in ['A', 'B'] {
+        assert_eq!(reason(&check_raw(&s, &forged(c))), Some(Reason::TokenInvalid), "{c}");
+    }
+    // A known forgery is still refused for its own cause, without a check.
+    let again = check(&s, "wrong_key_same_kid").outcome.unwrap_err();
+    assert_eq!((again.reason, again.cause), (Reason::TokenInvalid, Some("signature")));
+    let d = check_raw(&s, &forged('C'));
     let denial = d.outcome.unwrap_err();
     assert_eq!(denial.reason, Reason::VerificationBudget);
     assert_eq!(denial.retry_after, Some(10));
@@ -787,12 +811,23 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     let other = Budgeted { client: "203.0.113.9", budget: s.budget, ..state("", NOW) };
     assert_eq!(reason(&check(&other, "claims_rich")), None);
     let later = Budgeted { budget: other.budget, ..state("198.51.100.7", NOW + 10) };
-    assert_eq!(reason(&check(&later, "wrong_key_same_kid")), Some(Reason::TokenInvalid));
+    assert_eq!(reason(&check_raw(&later, &forged('D'))), Some(Reason::TokenInvalid));
 
     // Refusals that cost no signature check are not counted.
     let cheap = state("192.0.2.1", NOW);
     for _ in 0..10 {
-        for name in ["alg_none", "wrong_iss", "bad_base64", "unknown_kid", "crit_unknown", "two_segments"] {
+        for name in [
+            "alg_none",
+            "wrong_iss",
+            "bad_base64",
+            "unknown_kid",
+            "crit_unknown",
+            "two_segments",
+            "expired",
+            "not_yet_valid",
+            "wrong_aud",
+            "exp_as_string",
+        ] {
             assert_eq!(reason(&check(&cheap, name)), Some(Reason::TokenInvalid), "{name}");
         }
     }

@@ -148,7 +148,9 @@ impl HttpFilter {
         self.headers = Vec::new();
         self.body = None;
         self.shared.metrics.bump(METRIC_DENIED);
-        self.shared.metrics.bump(out.metric);
+        for m in out.metrics() {
+            self.shared.metrics.bump(m);
+        }
         abi::log(LogLevel::Info, &out.log_line);
         if let Err(e) =
             abi::send_local_response(out.response.status, &out.response.headers, &out.response.body)
@@ -171,7 +173,9 @@ impl HttpFilter {
         let policy = &self.shared.policy;
         let out = denial::render(&denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
         self.shared.metrics.bump(METRIC_DENIED);
-        self.shared.metrics.bump(out.metric);
+        for m in out.metrics() {
+            self.shared.metrics.bump(m);
+        }
         abi::log(LogLevel::Info, &out.log_line);
         self.emptying = true;
         self.empty_body(body_size)

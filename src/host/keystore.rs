@@ -140,6 +140,16 @@ impl VerifyState for View<'_> {
             }
         }
     }
+
+    fn known_bad(&self, provider: usize, token: &str) -> bool {
+        self.tokens.try_borrow().is_ok_and(|t| t.is_bad(provider, token, self.now))
+    }
+
+    fn remember_bad(&self, provider: usize, token: &str) {
+        if let Ok(mut t) = self.tokens.try_borrow_mut() {
+            t.put_bad(provider, token, self.now);
+        }
+    }
 }
 
 /// The shared-data key of a provider's key set. It names the URL and the upstream as well as

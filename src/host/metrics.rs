@@ -14,6 +14,7 @@ use crate::policy::denial::{
     Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS,
 };
 use crate::policy::jwt::cache::METRIC_SHARED_HITS;
+use crate::policy::jwt::CAUSES;
 
 /// One defined counter and what it has counted since the last flush.
 #[derive(Debug)]
@@ -31,7 +32,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Defines every decision counter: allowed, denied, and one per denial reason.
+    /// Defines every decision counter: allowed, denied, one per denial reason, and one per
+    /// invalid-token cause.
     pub fn define() -> Metrics {
         let names = [
             METRIC_ALLOWED,
@@ -42,7 +44,8 @@ impl Metrics {
             METRIC_SHARED_HITS,
         ]
         .into_iter()
-        .chain(Reason::ALL.iter().map(|r| r.metric()));
+        .chain(Reason::ALL.iter().map(|r| r.metric()))
+        .chain(CAUSES.iter().map(|(_, m)| *m));
         let counters = names
             .filter_map(|n| abi::define_counter(n).ok().map(|id| (n, Counter { id, pending: Cell::new(0) })))
             .collect();

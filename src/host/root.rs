@@ -160,7 +160,9 @@ fn watch_held(state: &Shared) -> bool {
             &s.request_id,
         );
         state.metrics.bump(METRIC_DENIED);
-        state.metrics.bump(out.metric);
+        for m in out.metrics() {
+            state.metrics.bump(m);
+        }
         abi::log(LogLevel::Info, &out.log_line);
         if let Err(e) =
             abi::send_local_response(out.response.status, &out.response.headers, &out.response.body)

@@ -10,7 +10,6 @@ use serde_json::Value;
 use super::config::{AuthConfig, ConfigError, JwtConfig, VerificationBudgetConfig};
 use super::denial::{Denial, Reason};
 use super::jwt::budget::BudgetRules;
-use super::jwt::claims::ClaimError;
 use super::jwt::extract::{self, Source};
 use super::jwt::jwks::Availability;
 use super::jwt::{self, Provider, ProviderKeys, TokenError, Verified};
@@ -337,8 +336,14 @@ pub trait VerifyState {
     fn may_verify(&self) -> Result<(), u32> {
         Ok(())
     }
-    /// A token of this request's client failed its signature, or the claim checks after it.
+    /// A token of this request's client failed its signature.
     fn verification_failed(&self) {}
+    /// Whether `token` recently failed its signature for `provider` (refused again unchecked).
+    fn known_bad(&self, _provider: usize, _token: &str) -> bool {
+        false
+    }
+    /// Remembers that `token` failed its signature for `provider`.
+    fn remember_bad(&self, _provider: usize, _token: &str) {}
 }
 
 /// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
@@ -399,29 +404,37 @@ fn verify_with(
     if let Some(v) = set.and_then(|s| state.shared(index, token, s.fingerprint)) {
         return Ok(v);
     }
-    // Past this point a token may cost a signature check: a client that keeps sending
-    // tokens that fail one is refused before it can spend more.
-    state.may_verify().map_err(TokenError::Budget)?;
-    let verified = match (set, &remote) {
-        (Some(set), None) => provider.verify(token, set, now),
-        (_, Some(Availability::Ready { keys, refetch })) => {
-            let r = provider.verify(token, keys, now);
-            if r == Err(TokenError::UnknownKey) && *refetch {
-                fetch.get_or_insert(index);
-            }
-            r
-        }
+    // Every check that costs no signature comes first and keeps its own cause; none of them
+    // touches the failed-verification budget.
+    let inspected = provider.inspect(token, now)?;
+    let keys = match (set, &remote) {
+        (Some(set), _) => set,
         (_, Some(Availability::Loading)) => {
             fetch.get_or_insert(index);
-            Err(TokenError::KeysUnavailable)
+            return Err(TokenError::KeysUnavailable);
         }
-        _ => Err(TokenError::KeysUnavailable),
+        _ => return Err(TokenError::KeysUnavailable),
     };
-    // The early issuer check costs no signature; every later failure did.
-    if matches!(verified, Err(TokenError::Signature))
-        || matches!(verified, Err(TokenError::Claims(c)) if c != ClaimError::Issuer)
-    {
+    let key = match provider.key(&inspected, keys) {
+        Ok(key) => key,
+        Err(e) => {
+            if matches!(remote, Some(Availability::Ready { refetch: true, .. })) {
+                fetch.get_or_insert(index);
+            }
+            return Err(e);
+        }
+    };
+    // The same forgery again: refused without another signature check.
+    if state.known_bad(index, token) {
+        return Err(TokenError::Signature);
+    }
+    // Only now may the token cost a signature check: a client that keeps sending tokens that
+    // fail one is refused before it can spend more.
+    state.may_verify().map_err(TokenError::Budget)?;
+    let verified = provider.check_signature(inspected, key);
+    if matches!(verified, Err(e) if e.cost_a_signature()) {
         state.verification_failed();
+        state.remember_bad(index, token);
     }
     let verified = Rc::new(verified?);
     // Cache until the token expires (plus skew), never longer.

@@ -314,7 +314,7 @@ pub struct ProviderConfig {
     pub forward: Option<bool>,
     /// Header that receives the verified payload (base64url JSON), if set.
     pub forward_payload_header: Option<String>,
-    /// Largest token accepted, in bytes. Default 8192.
+    /// Largest token accepted, in bytes. Default 32768.
     pub max_token_bytes: Option<u32>,
 }
 
@@ -473,7 +473,7 @@ pub struct LimitsConfig {
     /// Most request headers (pseudo-headers not counted); more get 431. Default 100.
     pub max_header_count: Option<u32>,
     /// Most bytes of header names plus values (pseudo-headers not counted); more get 431.
-    /// Default 32768.
+    /// Default 61440 (Envoy's default request-header limit).
     pub max_header_bytes: Option<u32>,
     /// Credentials in the query string. Default: deny the standard names.
     pub query_credentials: Option<QueryCredentialsConfig>,

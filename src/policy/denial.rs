@@ -349,6 +349,8 @@ pub struct Rendered {
     pub response: LocalResponse,
     /// The reason's counter name.
     pub metric: &'static str,
+    /// The cause's counter, for an invalid token (see [`super::jwt::CAUSES`]).
+    pub cause_metric: Option<&'static str>,
     /// One JSON log line: reason, status, route, request id. No header values.
     pub log_line: String,
 }
@@ -387,7 +389,18 @@ pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &
     Rendered {
         response: LocalResponse { status: reason.status(), headers, body },
         metric: reason.metric(),
+        cause_metric: match reason {
+            Reason::TokenInvalid => denial.cause.and_then(super::jwt::cause_metric),
+            _ => None,
+        },
         log_line: log_line("api_guard_denied", denial, route, request_id),
+    }
+}
+
+impl Rendered {
+    /// Every counter this denial bumps besides the total: its reason's, and its cause's.
+    pub fn metrics(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.metric).chain(self.cause_metric)
     }
 }
 

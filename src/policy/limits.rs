@@ -12,8 +12,9 @@ use super::method::{Method, MethodSet};
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Default most request headers, Envoy's `max_headers_count` default.
 pub const DEFAULT_MAX_HEADER_COUNT: u32 = 100;
-/// Default most header bytes.
-pub const DEFAULT_MAX_HEADER_BYTES: u32 = 32 * 1024;
+/// Default most header bytes: 60 KiB, Envoy's default `max_request_headers_kb`, so the
+/// default largest token (32 KiB) fits with the other headers.
+pub const DEFAULT_MAX_HEADER_BYTES: u32 = 60 * 1024;
 /// Default allowed methods.
 pub const DEFAULT_METHODS: [Method; 7] =
     [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];

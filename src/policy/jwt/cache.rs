@@ -6,6 +6,10 @@
 //! (or after [`NO_EXP_TTL`] when the token has no `exp`), and only tokens that passed every
 //! check are cached.
 //!
+//! Tokens that failed their signature are kept too ([`TokenCache::put_bad`]), by the same
+//! keyed hash and as many entries, for [`BAD_TTL`] seconds: the same forged token sent again
+//! is refused without another signature check, in bounded memory.
+//!
 //! Behind it, where the host has shared data, sits a second tier the worker VMs share
 //! ([`SharedSlot`]): a token one worker verified is not checked again by the others. It is
 //! a fixed number of slots (the cache size), so it stays bounded in the host's memory (shared
@@ -32,13 +36,19 @@ const SHARED_HEADER: usize = 1 + 32 + 8 + 8;
 /// How long a token without `exp` stays cached, seconds.
 pub const NO_EXP_TTL: i64 = 60;
 
-/// A bounded cache of verified tokens.
+/// How long a token that failed its signature is refused without a check, seconds.
+pub const BAD_TTL: i64 = 300;
+
+/// A bounded cache of verified tokens, and of tokens known to be forged.
 #[derive(Debug)]
 pub struct TokenCache {
     max_entries: usize,
     keys: (RandomState, RandomState),
     entries: HashMap<u128, (i64, Rc<Verified>)>,
     order: VecDeque<u128>,
+    /// Tokens that failed their signature: hash → until.
+    bad: HashMap<u128, i64>,
+    bad_order: VecDeque<u128>,
 }
 
 impl TokenCache {
@@ -49,7 +59,36 @@ impl TokenCache {
             keys: (RandomState::new(), RandomState::new()),
             entries: HashMap::new(),
             order: VecDeque::new(),
+            bad: HashMap::new(),
+            bad_order: VecDeque::new(),
         }
+    }
+
+    /// Whether `token` failed its signature for `provider` recently (see [`BAD_TTL`]).
+    pub fn is_bad(&self, provider: usize, token: &str, now: i64) -> bool {
+        self.max_entries != 0 && self.bad.get(&self.key(provider, token)).is_some_and(|until| now < *until)
+    }
+
+    /// Remembers that `token` failed its signature for `provider`. Bounded like the verified
+    /// entries: the oldest is dropped first, so a flood of distinct forgeries costs memory
+    /// only up to the bound.
+    pub fn put_bad(&mut self, provider: usize, token: &str, now: i64) {
+        if self.max_entries == 0 {
+            return;
+        }
+        let key = self.key(provider, token);
+        while self.bad.len() >= self.max_entries {
+            let Some(oldest) = self.bad_order.pop_front() else { break };
+            self.bad.remove(&oldest);
+        }
+        if self.bad.insert(key, now.saturating_add(BAD_TTL)).is_none() {
+            self.bad_order.push_back(key);
+        }
+    }
+
+    /// Tokens remembered as forged now.
+    pub fn bad_len(&self) -> usize {
+        self.bad.len()
     }
 
     fn key(&self, provider: usize, token: &str) -> u128 {
@@ -93,6 +132,8 @@ impl TokenCache {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.order.clear();
+        self.bad.clear();
+        self.bad_order.clear();
     }
 
     /// Number of cached tokens.
@@ -246,5 +287,21 @@ mod tests {
         let mut junk = value[..SHARED_HEADER].to_vec();
         junk.extend_from_slice(b"not json");
         assert!(slot.decode(&junk, 7, 99).is_none());
+    }
+
+    #[test]
+    fn forged_tokens_are_remembered_bounded_and_for_a_while() {
+        let mut c = TokenCache::new(3);
+        c.put_bad(0, "t1", 100);
+        assert!(c.is_bad(0, "t1", 100) && !c.is_bad(1, "t1", 100) && !c.is_bad(0, "t2", 100));
+        assert!(!c.is_bad(0, "t1", 100 + BAD_TTL), "forgotten after BAD_TTL");
+        for i in 0..1000 {
+            c.put_bad(0, &format!("flood{i}"), 101);
+        }
+        assert_eq!(c.bad_len(), 3, "bounded under a flood of distinct tokens");
+        assert!(c.is_bad(0, "flood999", 101) && !c.is_bad(0, "t1", 101));
+        c.clear();
+        assert_eq!(c.bad_len(), 0);
+        assert!(!TokenCache::new(0).is_bad(0, "x", 0));
     }
 }

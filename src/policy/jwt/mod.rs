@@ -35,8 +35,9 @@ use token::ParseError;
 
 use super::config::{ConfigError, ProviderConfig, RemoteJwksConfig};
 
-/// Default largest token, in bytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: u32 = 8192;
+/// Default largest token, in bytes: room for IdP tokens with many group or role claims
+/// (10–20 KB is seen), well inside Envoy's default 60 KiB request-header limit.
+pub const DEFAULT_MAX_TOKEN_BYTES: u32 = 32_768;
 /// Default clock skew, in seconds.
 pub const DEFAULT_CLOCK_SKEW: u32 = 60;
 
@@ -66,25 +67,65 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// A short stable name for logs.
+    /// A short stable name for logs and for the cause's counter (see [`CAUSES`]).
     pub fn name(self) -> &'static str {
         match self {
-            TokenError::Malformed(_) => "malformed",
+            TokenError::Malformed(ParseError::TooLarge) => "too_large",
+            TokenError::Malformed(_) | TokenError::KeyId => "malformed",
             TokenError::Algorithm => "algorithm",
             TokenError::Critical => "crit",
-            TokenError::KeyId => "kid",
             TokenError::UnknownKey => "unknown_key",
             TokenError::Signature => "signature",
             TokenError::Claims(ClaimError::Expired) => "expired",
+            TokenError::Claims(ClaimError::MissingExpiration) => "exp_missing",
             TokenError::Claims(ClaimError::NotYetValid) => "not_yet_valid",
+            TokenError::Claims(ClaimError::IssuedInFuture) => "iat_in_future",
+            TokenError::Claims(ClaimError::Lifetime) => "lifetime_too_long",
+            TokenError::Claims(ClaimError::Malformed) => "claim_type",
             TokenError::Claims(ClaimError::Issuer) => "issuer",
             TokenError::Claims(ClaimError::Audience) => "audience",
             TokenError::Claims(ClaimError::TokenType) => "token_type",
-            TokenError::Claims(_) => "claims",
             TokenError::KeysUnavailable => "keys_unavailable",
             TokenError::Budget(_) => "verification_budget",
         }
     }
+
+    /// Whether finding this cost a signature check (what the failed-verification budget counts).
+    pub fn cost_a_signature(self) -> bool {
+        self == TokenError::Signature
+    }
+}
+
+/// Every cause of a `401 invalid_token`, with its counter: `(cause, counter name)`.
+pub const CAUSES: &[(&str, &str)] = &[
+    ("too_large", "api_guard_token_invalid_too_large_total"),
+    ("malformed", "api_guard_token_invalid_malformed_total"),
+    ("algorithm", "api_guard_token_invalid_algorithm_total"),
+    ("crit", "api_guard_token_invalid_crit_total"),
+    ("unknown_key", "api_guard_token_invalid_unknown_key_total"),
+    ("signature", "api_guard_token_invalid_signature_total"),
+    ("expired", "api_guard_token_invalid_expired_total"),
+    ("exp_missing", "api_guard_token_invalid_exp_missing_total"),
+    ("not_yet_valid", "api_guard_token_invalid_not_yet_valid_total"),
+    ("iat_in_future", "api_guard_token_invalid_iat_in_future_total"),
+    ("lifetime_too_long", "api_guard_token_invalid_lifetime_too_long_total"),
+    ("claim_type", "api_guard_token_invalid_claim_type_total"),
+    ("issuer", "api_guard_token_invalid_issuer_total"),
+    ("audience", "api_guard_token_invalid_audience_total"),
+    ("token_type", "api_guard_token_invalid_token_type_total"),
+];
+
+/// The counter of an invalid-token cause.
+pub fn cause_metric(cause: &str) -> Option<&'static str> {
+    CAUSES.iter().find(|(c, _)| *c == cause).map(|(_, m)| *m)
+}
+
+/// A token that passed every check that costs no signature: its parts, its `alg` and `kid`.
+#[derive(Debug, Clone)]
+pub struct Inspected<'t> {
+    token: token::Untrusted<'t>,
+    alg: Alg,
+    kid: Option<String>,
 }
 
 /// A claim copied into an upstream header.
@@ -323,16 +364,18 @@ impl Provider {
         })
     }
 
-    /// Verifies `token` with `keys` at time `now` (Unix seconds).
-    pub fn verify(&self, token: &str, keys: &KeySet, now: i64) -> Result<Verified, TokenError> {
+    /// Every check that costs no signature, in order: size and shape, `alg` against the
+    /// allowlist, `iss`, `crit`, `kid`, then `typ` and the registered claims (`aud`, `exp`,
+    /// `nbf`, `iat`, lifetime, claim types). Claims are judged before the signature is: a
+    /// token they refuse is refused whatever its signature, so a forgery that fails them costs
+    /// no signature check; one that passes them is still checked in full.
+    pub fn inspect<'t>(&self, token: &'t str, now: i64) -> Result<Inspected<'t>, TokenError> {
         let t = token::parse(token, self.max_token_bytes).map_err(TokenError::Malformed)?;
         let alg = t
             .header_str("alg")
             .and_then(Alg::parse)
             .filter(|a| self.algorithms.contains(a))
             .ok_or(TokenError::Algorithm)?;
-        // The issuer is checked (again) with the other claims after the signature; checking it
-        // first only stops a token meant for another provider from costing a signature check.
         if t.claims.get("iss").and_then(Value::as_str) != Some(self.rules.issuer.as_str()) {
             return Err(TokenError::Claims(ClaimError::Issuer));
         }
@@ -341,15 +384,33 @@ impl Provider {
         }
         let kid = match t.header.get("kid") {
             None => None,
-            Some(Value::String(k)) => Some(k.as_str()),
+            Some(Value::String(k)) => Some(k.clone()),
             Some(_) => return Err(TokenError::KeyId),
         };
-        let key = keys.select(alg, kid).ok_or(TokenError::UnknownKey)?;
-        if !alg.verify(&key.material, t.signing_input.as_bytes(), &t.signature) {
+        self.rules.check(&t.header, &t.claims, now).map_err(TokenError::Claims)?;
+        Ok(Inspected { token: t, alg, kid })
+    }
+
+    /// The key of `keys` an inspected token names (no key for its `kid` and `alg`: refused).
+    pub fn key<'k>(&self, inspected: &Inspected<'_>, keys: &'k KeySet) -> Result<&'k keys::Key, TokenError> {
+        keys.select(inspected.alg, inspected.kid.as_deref()).ok_or(TokenError::UnknownKey)
+    }
+
+    /// The signature check: the one step that costs real CPU.
+    pub fn check_signature(&self, inspected: Inspected<'_>, key: &keys::Key) -> Result<Verified, TokenError> {
+        let t = inspected.token;
+        if !inspected.alg.verify(&key.material, t.signing_input.as_bytes(), &t.signature) {
             return Err(TokenError::Signature);
         }
-        self.rules.check(&t.header, &t.claims, now).map_err(TokenError::Claims)?;
         Ok(Verified { claims: t.claims, payload: t.payload })
+    }
+
+    /// Verifies `token` with `keys` at time `now` (Unix seconds): [`Self::inspect`], then
+    /// [`Self::key`], then [`Self::check_signature`].
+    pub fn verify(&self, token: &str, keys: &KeySet, now: i64) -> Result<Verified, TokenError> {
+        let inspected = self.inspect(token, now)?;
+        let key = self.key(&inspected, keys)?;
+        self.check_signature(inspected, key)
     }
 }
 

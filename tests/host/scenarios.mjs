@@ -65,11 +65,19 @@ const scenarios = {
     const base = core(h.name);
     h.configure({ ...base, jwt: { ...base.jwt, verification_budget: { max_failures: 3, window_seconds: 60 } } });
     c.that(h.request({ path: "/orders", headers: [bearer("rs256")] }).forwarded, "valid token not forwarded");
-    for (let i = 0; i < 3; i++) {
-      const r = h.request({ path: "/orders", headers: [bearer("wrong_key_same_kid")] });
-      c.that(r.local?.status === 401, `forged token ${i}: ${r.local?.status}`);
+    // Distinct forgeries: the same one again is remembered and costs no check (nor budget).
+    const forged = (ch) => {
+      const t = tokens.wrong_key_same_kid;
+      const cut = t.lastIndexOf(".") + 1;
+      return ["authorization", `Bearer ${t.slice(0, cut)}${ch}${t.slice(cut + 1)}`];
+    };
+    for (const ch of ["A", "B", "C"]) {
+      const r = h.request({ path: "/orders", headers: [forged(ch)] });
+      c.that(r.local?.status === 401, `forged token ${ch}: ${r.local?.status}`);
     }
-    const over = h.request({ path: "/orders", headers: [bearer("wrong_key_same_kid")] });
+    const known = h.request({ path: "/orders", headers: [forged("A")] });
+    c.that(known.local?.status === 401, `a known forgery: ${known.local?.status}`);
+    const over = h.request({ path: "/orders", headers: [forged("D")] });
     c.that(!over.forwarded && over.local?.status === 429, `over the budget: ${over.local?.status}`);
     c.that(problem(over).type?.endsWith("verification-budget"), `type ${problem(over).type}`);
     const retry = header(over.local?.headers, "retry-after");

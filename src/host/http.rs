@@ -11,8 +11,7 @@ use crate::policy::authz::{self, HeaderOp};
 use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::config::Oversize;
 use crate::policy::denial::{
-    self, Denial, Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
-    METRIC_SAFE_ERRORS,
+    self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS,
 };
 use crate::policy::jwt::budget;
 use crate::policy::{cors, response};
@@ -147,11 +146,7 @@ impl HttpFilter {
         self.stage = Stage::Denied;
         self.headers = Vec::new();
         self.body = None;
-        self.shared.metrics.bump(METRIC_DENIED);
-        for m in out.metrics() {
-            self.shared.metrics.bump(m);
-        }
-        abi::log(LogLevel::Info, &out.log_line);
+        self.shared.account(&out);
         if let Err(e) =
             abi::send_local_response(out.response.status, &out.response.headers, &out.response.body)
         {
@@ -172,11 +167,7 @@ impl HttpFilter {
         }
         let policy = &self.shared.policy;
         let out = denial::render(&denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
-        self.shared.metrics.bump(METRIC_DENIED);
-        for m in out.metrics() {
-            self.shared.metrics.bump(m);
-        }
-        abi::log(LogLevel::Info, &out.log_line);
+        self.shared.account(&out);
         self.emptying = true;
         self.empty_body(body_size)
     }

@@ -82,6 +82,16 @@ pub fn log_skipped(provider: &str, set: &KeySet) {
 }
 
 impl Shared {
+    /// Counts a denial (the total, its reason and its cause) and writes its log line: the one
+    /// place a rendered denial is accounted for, whether it is then sent or a body is emptied.
+    pub fn account(&self, out: &denial::Rendered) {
+        self.metrics.bump(METRIC_DENIED);
+        for m in out.metrics() {
+            self.metrics.bump(m);
+        }
+        abi::log(LogLevel::Info, &out.log_line);
+    }
+
     /// The current time in Unix seconds: the tick-refreshed value, or the WASI clock.
     pub fn now(&self) -> i64 {
         self.clock.get().unwrap_or_else(now_unix)
@@ -159,11 +169,7 @@ fn watch_held(state: &Shared) -> bool {
             policy.route_name(s.route),
             &s.request_id,
         );
-        state.metrics.bump(METRIC_DENIED);
-        for m in out.metrics() {
-            state.metrics.bump(m);
-        }
-        abi::log(LogLevel::Info, &out.log_line);
+        state.account(&out);
         if let Err(e) =
             abi::send_local_response(out.response.status, &out.response.headers, &out.response.body)
         {

@@ -5,8 +5,15 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use api_guard::policy::authz::NoState;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use api_guard::policy::authz::{NoState, VerifyState};
 use api_guard::policy::json_limits::{scan, JsonLimits, JsonScanner};
+use api_guard::policy::jwt::budget::{BudgetRules, ClientSource, FailureBudget, Throttle};
+use api_guard::policy::jwt::cache::TokenCache;
+use api_guard::policy::jwt::jwks::Availability;
+use api_guard::policy::jwt::Verified;
 use api_guard::policy::response::BodyPlan as ResponsePlan;
 use api_guard::policy::{config, BodyPlan, Policy, RequestHead};
 use serde_json::{json, Value};
@@ -27,6 +34,7 @@ thread_local! {
                    "local_jwks": serde_json::from_str::<Value>(HMAC).unwrap()}},
             "default": {"type": "jwt", "providers": ["idp", "hs"], "scopes": ["orders:read"]}}
     }).to_string().as_bytes()).unwrap();
+    static STATE: Stateful = Stateful::new();
     static API: Policy = config::parse(json!({
         "openapi": {"document": serde_json::from_str::<Value>(PETSTORE).unwrap(),
                     "reject_unknown_fields": true, "response_allowlist": true},
@@ -38,6 +46,75 @@ thread_local! {
             {"select": ["$.owner.email"], "action": {"type": "mask", "keep_last": 3}},
             {"select": ["$..id", "$['e\"q']"], "action": {"type": "hash"}}]}
     }).to_string().as_bytes()).unwrap();
+}
+
+/// The verification state a host keeps, small enough that a fuzz run fills and churns it:
+/// the token cache with its known-forgery entries, and the failed-verification budget with its
+/// capacity. Clients, connections and the clock vary from input to input.
+struct Stateful {
+    cache: RefCell<TokenCache>,
+    budget: RefCell<FailureBudget>,
+    calls: Cell<u64>,
+    client: Cell<u8>,
+    connection: Cell<u64>,
+    now: Cell<i64>,
+}
+
+const FUZZ_CACHE: usize = 64;
+const FUZZ_CLIENTS: usize = 16;
+
+impl Stateful {
+    fn new() -> Stateful {
+        let rules = BudgetRules {
+            max_failures: 3,
+            window: 10,
+            client: ClientSource::Peer,
+            max_checks_per_second: 50,
+        };
+        Stateful {
+            cache: RefCell::new(TokenCache::new(FUZZ_CACHE)),
+            budget: RefCell::new(FailureBudget::with_capacity(&rules, FUZZ_CLIENTS)),
+            calls: Cell::new(0),
+            client: Cell::new(0),
+            connection: Cell::new(0),
+            now: Cell::new(NOW),
+        }
+    }
+
+    /// The next request: a client of 40, a connection of 7, the clock a second on every 100.
+    fn next(&self, data: &[u8]) {
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        self.client.set((data.len() % 40) as u8);
+        self.connection.set((n % 7) + 1);
+        self.now.set(NOW + (n / 100) as i64);
+    }
+}
+
+impl VerifyState for Stateful {
+    fn lookup(&self, _: usize) -> Availability {
+        Availability::Unavailable
+    }
+    fn cached(&self, provider: usize, token: &str) -> Option<Rc<Verified>> {
+        self.cache.borrow().get(provider, token, self.now.get())
+    }
+    fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
+        self.cache.borrow_mut().put(provider, token, Rc::clone(verified), until, self.now.get());
+    }
+    fn may_verify(&self) -> Result<(), Throttle> {
+        let client = format!("198.51.100.{}", self.client.get());
+        self.budget.borrow_mut().admit(Some(&client), Some(self.connection.get()), self.now.get())
+    }
+    fn verification_failed(&self) {
+        let client = format!("198.51.100.{}", self.client.get());
+        self.budget.borrow_mut().record(&client, Some(self.connection.get()), self.now.get());
+    }
+    fn known_bad(&self, provider: usize, token: &str) -> bool {
+        self.cache.borrow().is_bad(provider, token, self.now.get())
+    }
+    fn remember_bad(&self, provider: usize, token: &str) {
+        self.cache.borrow_mut().put_bad(provider, token, self.now.get());
+    }
 }
 
 fn head(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
@@ -56,23 +133,42 @@ pub fn jwt(data: &[u8]) {
     value.extend_from_slice(data);
     let headers = head(&[(":method", b"GET"), (":path", b"/orders"), ("authorization", &value)]);
     JWT.with(|p| {
-        let d = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
-        // Only tokens signed by the fixture keys can pass, and only as RFC 6750 §2.1 writes
-        // them (`Bearer`, one or more spaces, the token; HTTP's own trailing whitespace): a
-        // fuzzer that finds anything else has found a forgery or a leniency.
-        if d.outcome.is_ok() {
-            let exact = data.iter().position(|b| *b != b' ').map_or(&data[..0], |i| &data[i..]);
-            let end = exact.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(0, |i| i + 1);
-            let exact = &exact[..end];
-            let tokens: Value =
-                serde_json::from_str(include_str!("../tests/fixtures/jwt/tokens.json")).unwrap();
-            let known = tokens
-                .as_object()
-                .unwrap()
-                .values()
-                .any(|t| t.as_str().is_some_and(|t| t.as_bytes() == exact));
-            assert!(known, "an unknown token verified: {:?}", String::from_utf8_lossy(data));
-        }
+        STATE.with(|state| {
+            // Stateless, and through the state a host keeps (cache, known forgeries, budget): the
+            // same oracle holds for both, and the state stays within its bounds.
+            let stateless =
+                p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
+            state.next(data);
+            let d = p.check_head(
+                &RequestHead { headers: &headers, end_of_stream: Some(true) },
+                state,
+                state.now.get(),
+            );
+            assert!(
+                state.cache.borrow().bad_len() <= FUZZ_CACHE,
+                "the known-forgery cache outgrew its bound"
+            );
+            assert!(state.budget.borrow().len() <= FUZZ_CLIENTS, "the budget table outgrew its bound");
+            // The same oracle for both: the state adds refusals (budget, overload) and cached
+            // passes of what verified before, never a pass of something else.
+            let passed = stateless.outcome.is_ok() || d.outcome.is_ok();
+            // Only tokens signed by the fixture keys can pass, and only as RFC 6750 §2.1 writes
+            // them (`Bearer`, one or more spaces, the token; HTTP's own trailing whitespace): a
+            // fuzzer that finds anything else has found a forgery or a leniency.
+            if passed {
+                let exact = data.iter().position(|b| *b != b' ').map_or(&data[..0], |i| &data[i..]);
+                let end = exact.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(0, |i| i + 1);
+                let exact = &exact[..end];
+                let tokens: Value =
+                    serde_json::from_str(include_str!("../tests/fixtures/jwt/tokens.json")).unwrap();
+                let known = tokens
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|t| t.as_str().is_some_and(|t| t.as_bytes() == exact));
+                assert!(known, "an unknown token verified: {:?}", String::from_utf8_lossy(data));
+            }
+        })
     });
 }
 

@@ -266,11 +266,14 @@ fn a_client_over_its_failure_budget_gets_429_for_new_tokens_and_keeps_its_cached
         json!({"max_failures": 5, "window_seconds": 60, "client_header": "x-client-ip"});
     let envoy = Envoy::start(&cfg.to_string(), upstream.port);
     let client = Client::new(envoy.port);
+    // One kept-alive connection: the budget refuses unchecked on the connections that carried
+    // the client's failures (a new connection from the same address is checked).
+    let conn = std::cell::RefCell::new(client.connect());
     let send_raw = |path: &str, token: &str, from: Option<&str>| {
         let auth = format!("Bearer {token}");
         let mut headers = vec![("authorization", auth.as_str())];
         headers.extend(from.map(|ip| ("x-client-ip", ip)));
-        client.request("GET", path, &headers, b"")
+        conn.borrow_mut().request("GET", path, &headers, b"").expect("the connection closed")
     };
     let send = |path: &str, name: &str, from: Option<&str>| send_raw(path, &token(name), from);
     // Distinct forgeries (the same one again is remembered and costs no check).
@@ -295,14 +298,18 @@ fn a_client_over_its_failure_budget_gets_429_for_new_tokens_and_keeps_its_cached
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     assert_eq!(r.header("www-authenticate"), None);
     assert!(r.text().contains("verification-budget"), "{}", r.text());
-    // A genuine token not seen before is refused unchecked; the cached one still passes.
+    // A genuine token not seen before is refused unchecked on this connection; the cached one
+    // still passes. On a connection of its own, the same address's new token is checked.
     assert_eq!(send("/new", "es256", None).status, 429);
     assert_eq!(send("/cached", "rs256", None).status, 200);
+    let auth = format!("Bearer {}", token("ps256"));
+    assert_eq!(client.request("GET", "/neighbour", &[("authorization", &auth)], b"").status, 200);
     // Clients named by the header have budgets of their own; leaving it out is the peer.
     assert_eq!(send("/other", "es256", Some("198.51.100.20, 10.0.0.1")).status, 200);
     assert_eq!(send("/other-forged", "wrong_key_same_kid", Some("198.51.100.20")).status, 401);
     assert!(upstream.seen_path("/forged").is_empty() && upstream.seen_path("/new").is_empty());
     assert_eq!(upstream.seen_path("/cached").len(), 2);
+    assert_eq!(upstream.seen_path("/neighbour").len(), 1);
     assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 2);
     assert_eq!(envoy.counter("api_guard_token_invalid_signature_total"), 7);
 }

@@ -132,12 +132,10 @@ fn kid(token: &str) -> String {
     serde_json::from_slice::<Value>(&h).unwrap()["kid"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn tokens_from_a_real_provider_and_key_rotation_without_restart() {
-    let mut idp = Idp::start(0, &["rsa-1"]);
-    let port = idp.port;
-    let upstream = Upstream::start();
-    let config = json!({
+/// The orders policy against the provider on `port`, with `budget` as
+/// `jwt.verification_budget` if given.
+fn policy(port: u16, budget: Option<Value>) -> String {
+    let mut p = json!({
         "jwt": {
             "providers": {"oidc": {
                 "issuer": format!("http://127.0.0.1:{port}"),
@@ -155,8 +153,19 @@ fn tokens_from_a_real_provider_and_key_rotation_without_restart() {
         },
         "routes": [{"name": "write", "match": {"prefix": "/orders", "methods": ["POST"]},
                     "auth": {"type": "jwt", "providers": ["oidc"], "scopes": ["orders:write"]}}]
-    })
-    .to_string();
+    });
+    if let Some(b) = budget {
+        p["jwt"]["verification_budget"] = b;
+    }
+    p.to_string()
+}
+
+#[test]
+fn tokens_from_a_real_provider_and_key_rotation_without_restart() {
+    let mut idp = Idp::start(0, &["rsa-1"]);
+    let port = idp.port;
+    let upstream = Upstream::start();
+    let config = policy(port, None);
     let opts = EnvoyOptions { clusters: vec![("idp".into(), port)], ..EnvoyOptions::default() };
     let envoy = Envoy::start_with(&config, upstream.port, opts).unwrap_or_else(|l| panic!("{l}"));
     let api = Client::new(envoy.port);
@@ -211,4 +220,228 @@ fn tokens_from_a_real_provider_and_key_rotation_without_restart() {
     assert_eq!(call("/orders/5", &new).status, 200);
     assert!(upstream.seen_path("/orders/4").is_empty());
     assert_eq!(envoy.counter("api_guard_denied_keys_unavailable_total"), 0);
+}
+
+/// Attack tokens made from a genuine one: distinct forgeries (its signature's first two
+/// characters replaced), tokens that are not JWTs, tokens naming a key the provider never had,
+/// and `alg: none`; each with the cause api-guard must give it.
+fn attack(genuine: &str, i: usize) -> (String, &'static str) {
+    use base64::Engine;
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let (signed, sig) = genuine.rsplit_once('.').unwrap();
+    let payload = signed.split_once('.').unwrap().1;
+    match i % 4 {
+        0 | 1 => {
+            let n = i / 4 * 2 + i % 4;
+            let mut forged: Vec<u8> = sig.bytes().collect();
+            forged[0] = B64[n % 64];
+            forged[1] = B64[(n / 64 + 1) % 64];
+            if forged == sig.as_bytes() {
+                forged[2] = if forged[2] == b'A' { b'B' } else { b'A' };
+            }
+            (format!("{signed}.{}", String::from_utf8(forged).unwrap()), "signature")
+        }
+        2 if i % 8 == 2 => (format!("not-a-jwt-{i}"), "malformed"),
+        2 => (
+            format!(
+                "{}.{payload}.{sig}",
+                b64(&format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"gone-{i}"}}"#))
+            ),
+            "unknown_key",
+        ),
+        _ => (format!("{}.{payload}.", b64(r#"{"alg":"none","typ":"at+jwt"}"#)), "algorithm"),
+    }
+}
+
+/// What the attacker's requests were answered: (signature checks failed, refused unchecked
+/// for the budget, refused for a cheap cause) by cause.
+#[derive(Default, Debug)]
+struct Tally {
+    checked: u64,
+    budget: u64,
+    cheap: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn count(&mut self, cause: &str, r: &support::Response, what: &str) {
+        match (cause, r.status) {
+            ("signature", 401) => self.checked += 1,
+            ("signature", 429) => {
+                assert!(r.text().contains("verification-budget"), "{what}: {}", r.text());
+                self.budget += 1;
+            }
+            (cause, 401) => {
+                let cause: &'static str = match cause {
+                    "malformed" => "malformed",
+                    "unknown_key" => "unknown_key",
+                    _ => "algorithm",
+                };
+                *self.cheap.entry(cause).or_default() += 1;
+            }
+            _ => panic!("{what} ({cause}): {} {}", r.status, r.text()),
+        }
+        assert!(r.header("www-authenticate").is_some() || r.status == 429, "{what}");
+    }
+}
+
+/// An attacker and innocent clients behind one address, as a NAT or an office gateway shows
+/// them: the attacker floods forged, malformed, unknown-key and `alg: none` tokens on
+/// kept-alive connections, then one forgery per new connection; the innocent clients' tokens
+/// (fresh from the provider, never seen before) pass throughout, on new connections and on a
+/// kept-alive one of their own. Nothing the attacker sent reaches the upstream, each refusal
+/// keeps its own cause, and signature checks stop at the budget on the attacker's connections.
+#[test]
+fn an_attacker_cannot_lock_out_the_clients_behind_its_address() {
+    let idp = Idp::start(0, &["rsa-1"]);
+    let upstream = Upstream::start();
+    let budget = json!({"max_failures": 20, "window_seconds": 300});
+    let opts = EnvoyOptions { clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
+    let envoy = Envoy::start_with(&policy(idp.port, Some(budget)), upstream.port, opts)
+        .unwrap_or_else(|l| panic!("{l}"));
+    let api = Client::new(envoy.port);
+    let fresh: Vec<String> = (0..40).map(|_| idp.token("orders:read")).collect();
+    let genuine = idp.token("orders:read");
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let mut attacker = [api.connect(), api.connect()];
+    let mut neighbour = api.connect();
+    let mut tally = Tally::default();
+    let mut innocent = fresh.iter();
+    let mut passed = 0;
+    for i in 0..400 {
+        let (t, cause) = attack(&genuine, i);
+        let what = format!("attack {i}");
+        let r = attacker[i % 2]
+            .request("GET", &format!("/attack/{i}"), &[("authorization", &bearer(&t))], b"")
+            .unwrap_or_else(|| panic!("{what}: the connection closed"));
+        tally.count(cause, &r, &what);
+        if i % 20 == 19 {
+            let t = innocent.next().unwrap();
+            let r = if i % 40 == 19 {
+                api.request("GET", &format!("/orders/innocent/{i}"), &[("authorization", &bearer(t))], b"")
+            } else {
+                neighbour
+                    .request("GET", &format!("/orders/innocent/{i}"), &[("authorization", &bearer(t))], b"")
+                    .unwrap()
+            };
+            assert_eq!(r.status, 200, "innocent request after attack {i}: {}", r.text());
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 20);
+    // The attacker stopped costing signature checks at its budget.
+    assert_eq!(tally.checked, 20, "{tally:?}");
+    assert_eq!(tally.budget, 200 - 20, "{tally:?}");
+    // A new connection per forgery buys the attacker a check each (bounded per VM by
+    // max_checks_per_second), and still locks out nobody.
+    for i in 400..420 {
+        let (t, cause) = attack(&genuine, i * 4);
+        let r = api.request("GET", &format!("/attack/{i}"), &[("authorization", &bearer(&t))], b"");
+        assert_eq!((cause, r.status), ("signature", 401), "{}", r.text());
+        let t = innocent.next().unwrap();
+        let r = api.request("GET", &format!("/orders/innocent/{i}"), &[("authorization", &bearer(t))], b"");
+        assert_eq!(r.status, 200, "innocent request after attack {i}: {}", r.text());
+    }
+    assert!(upstream.seen_path("/attack").is_empty(), "an attacker request reached the upstream");
+    assert_eq!(upstream.seen_path("/orders/innocent").len(), 40);
+    assert_eq!(envoy.counter("api_guard_token_invalid_signature_total"), 20 + 20);
+    assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 180);
+    for (cause, n) in &tally.cheap {
+        let all: Vec<(&str, u64)> = ["malformed", "unknown_key", "algorithm", "token_type", "signature"]
+            .iter()
+            .map(|c| (*c, envoy.counter(&format!("api_guard_token_invalid_{c}_total"))))
+            .collect();
+        assert_eq!(envoy.counter(&format!("api_guard_token_invalid_{cause}_total")), *n, "{cause}: {all:?}");
+    }
+    assert_eq!(tally.cheap.values().sum::<u64>(), 200);
+}
+
+/// Behind a trusted load balancer that pools its connections: Envoy is told to trust one hop
+/// of `x-forwarded-for` (`use_remote_address`, `xff_num_trusted_hops: 1`), and api-guard's
+/// client is the address Envoy computed. Fifty attacker addresses and ten innocent ones share
+/// the balancer's two connections; each attacker address is stopped at its own budget, every
+/// innocent first-seen token passes, nothing of the attackers' reaches the upstream.
+#[test]
+fn behind_a_trusted_proxy_each_client_is_the_address_it_forwarded() {
+    let idp = Idp::start(0, &["rsa-1"]);
+    let upstream = Upstream::start();
+    let budget = json!({"max_failures": 5, "window_seconds": 300});
+    let opts = EnvoyOptions {
+        clusters: vec![("idp".into(), idp.port)],
+        hcm: vec!["use_remote_address: true", "xff_num_trusted_hops: 1"],
+        ..EnvoyOptions::default()
+    };
+    let envoy = Envoy::start_with(&policy(idp.port, Some(budget)), upstream.port, opts)
+        .unwrap_or_else(|l| panic!("{l}"));
+    let api = Client::new(envoy.port);
+    let fresh: Vec<String> = (0..30).map(|_| idp.token("orders:read")).collect();
+    let genuine = idp.token("orders:read");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let mut pool = [api.connect(), api.connect()];
+    let mut tally = Tally::default();
+    let mut innocent = fresh.iter();
+    let mut n = 0;
+    for round in 0..8 {
+        for a in 0..50 {
+            let (t, cause) = attack(&genuine, (round * 50 + a) * 4);
+            let from = format!("198.51.100.{}", a + 1);
+            let what = format!("attacker {from} round {round}");
+            let r = pool[n % 2]
+                .request(
+                    "GET",
+                    &format!("/attack/{from}/{round}"),
+                    &[("authorization", &bearer(&t)), ("x-forwarded-for", &from)],
+                    b"",
+                )
+                .unwrap_or_else(|| panic!("{what}: the connection closed"));
+            n += 1;
+            tally.count(cause, &r, &what);
+            assert_eq!(r.status, if round < 5 { 401 } else { 429 }, "{what}: {}", r.text());
+        }
+        for c in 0..3 {
+            let from = format!("203.0.113.{}", round * 3 + c + 1);
+            let t = innocent.next().unwrap();
+            let r = pool[n % 2]
+                .request(
+                    "GET",
+                    &format!("/orders/{from}"),
+                    &[("authorization", &bearer(t)), ("x-forwarded-for", &from)],
+                    b"",
+                )
+                .unwrap();
+            n += 1;
+            assert_eq!(r.status, 200, "innocent {from}: {}", r.text());
+        }
+    }
+    assert_eq!((tally.checked, tally.budget), (250, 150));
+    assert!(upstream.seen_path("/attack").is_empty(), "an attacker request reached the upstream");
+    assert_eq!(upstream.seen_path("/orders/203.0.113.").len(), 24);
+}
+
+/// Past `max_checks_per_second` a new token is refused 503 as overload (`Retry-After: 1`,
+/// its own counter), not as the client's fault; a cached token still passes.
+#[test]
+fn past_the_verification_capacity_new_tokens_get_503_and_cached_ones_pass() {
+    let idp = Idp::start(0, &["rsa-1"]);
+    let upstream = Upstream::start();
+    let budget = json!({"max_failures": 1000, "max_checks_per_second": 2});
+    let opts = EnvoyOptions { clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
+    let envoy = Envoy::start_with(&policy(idp.port, Some(budget)), upstream.port, opts)
+        .unwrap_or_else(|l| panic!("{l}"));
+    let api = Client::new(envoy.port);
+    let cached = idp.token("orders:read");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let call = |path: &str, t: &str| api.request("GET", path, &[("authorization", &bearer(t))], b"");
+    assert_eq!(call("/orders/cached", &cached).status, 200);
+    let overloaded = (0..40)
+        .map(|i| call(&format!("/attack/{i}"), &attack(&cached, i * 4).0))
+        .find(|r| r.status == 503)
+        .expect("never over capacity at 2 checks per second");
+    assert_eq!(overloaded.header("retry-after"), Some("1"));
+    assert_eq!(overloaded.json()["type"], "urn:api-guard:problem:verification-overload");
+    assert_eq!(call("/orders/cached", &cached).status, 200, "a cached token needs no check");
+    assert!(envoy.counter("api_guard_denied_verification_overload_total") >= 1);
+    assert!(upstream.seen_path("/attack").is_empty());
+    assert_eq!(upstream.seen_path("/orders/cached").len(), 2);
 }

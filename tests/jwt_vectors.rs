@@ -12,7 +12,7 @@ use api_guard::policy::authz::{HeaderOp, NoState, VerifyState};
 use api_guard::policy::config;
 use api_guard::policy::denial::Reason;
 use api_guard::policy::jwt::alg::Alg;
-use api_guard::policy::jwt::budget::FailureBudget;
+use api_guard::policy::jwt::budget::{ClientSource, FailureBudget, Throttle};
 use api_guard::policy::jwt::claims::ClaimError;
 use api_guard::policy::jwt::jwks::Availability;
 use api_guard::policy::jwt::keys::KeySet;
@@ -280,12 +280,12 @@ fn attack_corpus_is_refused_for_the_right_reason() {
         ("exp_huge", Claims(ClaimError::Malformed)),
         ("unknown_kid", UnknownKey),
         ("wrong_key_same_kid", Signature),
-        // Unsecured JWS (empty signature) fails on structure before `alg` is even read...
-        ("alg_none", Malformed(ParseError::Segments)),
-        ("alg_None", Malformed(ParseError::Segments)),
-        ("alg_NONE", Malformed(ParseError::Segments)),
-        ("alg_nOnE", Malformed(ParseError::Segments)),
-        // ... and with a signature attached, `none` is not an algorithm.
+        // An unsecured JWS (empty signature) is refused for its algorithm, in any spelling...
+        ("alg_none", Algorithm),
+        ("alg_None", Algorithm),
+        ("alg_NONE", Algorithm),
+        ("alg_nOnE", Algorithm),
+        // ... and with a signature attached, `none` is not an algorithm either.
         ("alg_none_with_signature", Algorithm),
         ("hs256_with_rsa_public_key", Algorithm),
         ("hs256_with_rsa_modulus", Algorithm),
@@ -721,6 +721,8 @@ struct Budgeted {
     cache: std::cell::RefCell<api_guard::policy::jwt::cache::TokenCache>,
     budget: std::cell::RefCell<FailureBudget>,
     client: &'static str,
+    /// The connection the host names for this request.
+    connection: Option<u64>,
     now: i64,
 }
 
@@ -734,11 +736,11 @@ impl VerifyState for Budgeted {
     fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
         self.cache.borrow_mut().put(provider, token, Rc::clone(verified), until, self.now);
     }
-    fn may_verify(&self) -> Result<(), u32> {
-        self.budget.borrow().refusal(self.client, self.now).map_or(Ok(()), |s| Err(s as u32))
+    fn may_verify(&self) -> Result<(), Throttle> {
+        self.budget.borrow_mut().admit(Some(self.client), self.connection, self.now)
     }
     fn verification_failed(&self) {
-        self.budget.borrow_mut().record(self.client, self.now);
+        self.budget.borrow_mut().record(self.client, self.connection, self.now);
     }
     fn known_bad(&self, provider: usize, token: &str) -> bool {
         self.cache.borrow().is_bad(provider, token, self.now)
@@ -768,6 +770,7 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
         cache: std::cell::RefCell::new(api_guard::policy::jwt::cache::TokenCache::new(16)),
         budget: std::cell::RefCell::new(FailureBudget::new(&rules)),
         client,
+        connection: Some(1),
         now,
     };
     let check_raw = |s: &Budgeted, t: &str| {
@@ -804,11 +807,21 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     assert_eq!(header("www-authenticate"), None, "not an authentication challenge");
     let body: Value = serde_json::from_slice(&rendered.response.body).unwrap();
     assert!(body["type"].as_str().unwrap().ends_with("verification-budget"), "{body}");
-    // A new genuine token is refused unchecked too; the cached one still passes.
+    // A new genuine token on the connection that carried the forgeries is refused unchecked
+    // too; the cached one still passes.
     assert_eq!(reason(&check(&s, "claims_rich")), Some(Reason::VerificationBudget));
     assert_eq!(reason(&check(&s, "scope_read")), None, "cached tokens are not affected");
+    // A client behind the same address on a connection of its own is checked, and passes; a
+    // forgery sent there marks that connection too.
+    let neighbour = Budgeted { connection: Some(2), budget: s.budget, ..state("198.51.100.7", NOW) };
+    assert_eq!(reason(&check(&neighbour, "claims_rich")), None, "the neighbour's new token");
+    assert_eq!(reason(&check_raw(&neighbour, &forged('E'))), Some(Reason::TokenInvalid));
+    assert_eq!(reason(&check(&neighbour, "ps256")), Some(Reason::VerificationBudget));
+    // Without a connection id the whole address is judged.
+    let unnamed = Budgeted { connection: None, budget: neighbour.budget, ..state("198.51.100.7", NOW) };
+    assert_eq!(reason(&check(&unnamed, "es256")), Some(Reason::VerificationBudget));
     // Another client is not affected, and the window ends.
-    let other = Budgeted { client: "203.0.113.9", budget: s.budget, ..state("", NOW) };
+    let other = Budgeted { client: "203.0.113.9", budget: unnamed.budget, ..state("", NOW) };
     assert_eq!(reason(&check(&other, "claims_rich")), None);
     let later = Budgeted { budget: other.budget, ..state("198.51.100.7", NOW + 10) };
     assert_eq!(reason(&check_raw(&later, &forged('D'))), Some(Reason::TokenInvalid));
@@ -834,8 +847,11 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     assert!(cheap.budget.borrow().is_empty(), "no failure was recorded");
 
     // `max_failures: 0` turns the budget off; without the section it is on (20 per 10 s).
-    cfg["jwt"]["verification_budget"] = json!({"max_failures": 0});
+    cfg["jwt"]["verification_budget"] = json!({"max_failures": 0, "max_checks_per_second": 0});
     assert!(config::parse(cfg.to_string().as_bytes()).unwrap().jwt.unwrap().budget.is_none());
     let defaults = policy().jwt.unwrap().budget.unwrap();
-    assert_eq!((defaults.max_failures, defaults.window, defaults.client_header), (20, 10, None));
+    assert_eq!(
+        (defaults.max_failures, defaults.window, defaults.client, defaults.max_checks_per_second),
+        (20, 10, ClientSource::Peer, 5000)
+    );
 }

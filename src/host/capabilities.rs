@@ -58,6 +58,28 @@ pub struct Capabilities {
     /// The property holding the client's address (`ip` or `ip:port`), for the
     /// failed-verification budget; empty where none is known.
     pub client_address: &'static [&'static str],
+    /// The property naming the request's downstream connection, and how its value is written;
+    /// `None` where the host names none (the budget then judges the whole address).
+    pub connection_id: Option<(&'static [&'static str], IdFormat)>,
+}
+
+/// How a host writes an integer property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdFormat {
+    /// 8 bytes, little-endian (Envoy's attributes).
+    U64Le,
+    /// Decimal text (nginx variables).
+    Decimal,
+}
+
+impl IdFormat {
+    /// The integer in `raw`, if it is one.
+    pub fn parse(self, raw: &[u8]) -> Option<u64> {
+        match self {
+            IdFormat::U64Le => <[u8; 8]>::try_from(raw).ok().map(u64::from_le_bytes),
+            IdFormat::Decimal => std::str::from_utf8(raw).ok()?.parse().ok(),
+        }
+    }
 }
 
 impl Capabilities {
@@ -90,6 +112,7 @@ impl Capabilities {
                 clusters: true,
                 set_header_map: true,
                 client_address: &["source", "address"],
+                connection_id: Some((&["connection", "id"], IdFormat::U64Le)),
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -106,6 +129,8 @@ impl Capabilities {
                 set_header_map: true,
                 // ngx_wasm_module maps `source.address` to `$remote_addr`.
                 client_address: &["source", "address"],
+                // `connection.id` is nginx's `$connection`, as text.
+                connection_id: Some((&["connection", "id"], IdFormat::Decimal)),
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
             // unimplemented (bodies cannot be replaced), request bodies on request only.
@@ -122,12 +147,14 @@ impl Capabilities {
                 set_header_map: false,
                 // Properties are nginx variables.
                 client_address: &["remote_addr"],
+                connection_id: Some((&["connection"], IdFormat::Decimal)),
             },
             // Unknown: nothing optional, and no APISIX-specific property either.
             HostKind::Unknown => Capabilities {
                 kind,
                 request_body_opt_in: false,
                 client_address: &[],
+                connection_id: None,
                 ..Capabilities::of(HostKind::Apisix, hold)
             },
         }

@@ -13,7 +13,7 @@ use crate::policy::config::Oversize;
 use crate::policy::denial::{
     self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS,
 };
-use crate::policy::jwt::budget;
+use crate::policy::jwt::budget::{self, ClientSource};
 use crate::policy::{cors, response};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
 
@@ -73,24 +73,22 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The request's client as a budget key: the first value of `header` when the policy names
-/// one and the request carries an address there, else the host's peer-address property (so
-/// leaving the header out does not escape the budget). `None` when neither gives an address.
-fn client_address(
+/// The request's client (its budget key, see [`budget::client_of`]) and the host's name for
+/// its connection. Host reads only; which value names the client is the core's rule.
+fn client_and_connection(
     headers: &[(String, Vec<u8>)],
-    header: Option<&str>,
+    source: &ClientSource,
     caps: &Capabilities,
-) -> Option<String> {
-    let from_header = header
-        .and_then(|name| headers.iter().find(|(n, _)| n == name))
-        .and_then(|(_, v)| v.split(|b| *b == b',').next())
-        .and_then(|first| std::str::from_utf8(first).ok())
-        .and_then(budget::client_key);
-    if from_header.is_some() || caps.client_address.is_empty() {
-        return from_header;
-    }
-    let raw = abi::get_property(caps.client_address).ok()??;
-    budget::client_key(std::str::from_utf8(&raw).ok()?)
+) -> (Option<String>, Option<u64>) {
+    let peer = || {
+        let raw = (!caps.client_address.is_empty()).then(|| abi::get_property(caps.client_address));
+        raw.and_then(|r| r.ok().flatten()).and_then(|r| String::from_utf8(r).ok())
+    };
+    let client = budget::client_of(source, headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())), peer);
+    let connection = caps
+        .connection_id
+        .and_then(|(path, format)| abi::get_property(path).ok().flatten().and_then(|raw| format.parse(&raw)));
+    (client, connection)
 }
 
 impl HttpFilter {
@@ -193,8 +191,8 @@ impl HttpFilter {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
             let keys = self.shared.keys.borrow();
             let rules = policy.jwt.as_ref().and_then(|j| j.budget.as_ref());
-            let client_header = rules.and_then(|r| r.client_header.as_deref());
-            let client = || client_address(&self.headers, client_header, &self.shared.caps);
+            let source = rules.map_or(&ClientSource::Peer, |r| &r.client);
+            let client = || client_and_connection(&self.headers, source, &self.shared.caps);
             let view = match (&self.shared.budget, rules) {
                 (Some(budget), Some(_)) => keys.view_with_budget(&self.shared.tokens, now, budget, &client),
                 _ => keys.view(&self.shared.tokens, now),

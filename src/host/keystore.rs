@@ -13,7 +13,7 @@ use super::abi::{self, BufferType, LogLevel, MapType};
 use super::capabilities::Capabilities;
 use super::metrics::Metrics;
 use crate::policy::authz::VerifyState;
-use crate::policy::jwt::budget::FailureBudget;
+use crate::policy::jwt::budget::{FailureBudget, Throttle};
 use crate::policy::jwt::cache::{SharedSlot, TokenCache, METRIC_SHARED_HITS};
 use crate::policy::jwt::jwks::{self, Availability, KeyCache, RemoteSpec, MAX_JWKS_BYTES};
 use crate::policy::jwt::{ProviderKeys, Verified};
@@ -45,8 +45,9 @@ pub struct SharedTokens {
 /// A token by provider and place in the request (address and length of its text).
 type TokenPlace = (usize, *const u8, usize);
 
-/// Names the request's client for the failed-verification budget (called at most once).
-pub type ClientFn<'a> = dyn Fn() -> Option<String> + 'a;
+/// Names the request's client (its budget key) and connection, for the failed-verification
+/// budget (called at most once, and only when a token needs a signature check).
+pub type ClientFn<'a> = dyn Fn() -> (Option<String>, Option<u64>) + 'a;
 
 /// The verification state at one instant, for the policy: key sets (read-only) and the
 /// token cache.
@@ -57,7 +58,7 @@ pub struct View<'s> {
     /// The failed-verification budget and how to name this request's client; the client is
     /// looked up only when a token needs checking (a cached token costs no host call).
     budget: Option<(&'s RefCell<FailureBudget>, &'s ClientFn<'s>)>,
-    client: OnceCell<Option<String>>,
+    client: OnceCell<(Option<String>, Option<u64>)>,
     /// The shared tier, and the counters for its hits.
     shared: Option<(&'s SharedTokens, &'s Metrics)>,
     /// The slot the last shared-tier lookup computed, by (provider, token's place): the write
@@ -66,8 +67,9 @@ pub struct View<'s> {
 }
 
 impl<'s> View<'s> {
-    fn client(&self) -> Option<&str> {
-        self.client.get_or_init(|| self.budget.and_then(|(_, f)| f())).as_deref()
+    fn client(&self) -> (Option<&str>, Option<u64>) {
+        let (key, connection) = self.client.get_or_init(|| self.budget.map_or((None, None), |(_, f)| f()));
+        (key.as_deref(), *connection)
     }
 
     /// Adds the token-cache tier the worker VMs share (`None`: this VM's cache only).
@@ -125,18 +127,19 @@ impl VerifyState for View<'_> {
         }
     }
 
-    fn may_verify(&self) -> Result<(), u32> {
-        let (Some((budget, _)), Some(client)) = (self.budget, self.client()) else { return Ok(()) };
-        match budget.try_borrow().ok().and_then(|b| b.refusal(client, self.now)) {
-            Some(seconds) => Err(u32::try_from(seconds).unwrap_or(u32::MAX)),
-            None => Ok(()),
+    fn may_verify(&self) -> Result<(), Throttle> {
+        let Some((budget, _)) = self.budget else { return Ok(()) };
+        let (client, connection) = self.client();
+        match budget.try_borrow_mut() {
+            Ok(mut b) => b.admit(client, connection, self.now),
+            Err(_) => Ok(()),
         }
     }
 
     fn verification_failed(&self) {
-        if let (Some((budget, _)), Some(client)) = (self.budget, self.client()) {
+        if let (Some((budget, _)), (Some(client), connection)) = (self.budget, self.client()) {
             if let Ok(mut b) = budget.try_borrow_mut() {
-                b.record(client, self.now);
+                b.record(client, connection, self.now);
             }
         }
     }

@@ -15,7 +15,7 @@ use super::http::{now_unix, HttpFilter};
 use super::keystore::{KeyStore, SharedTokens};
 use super::metrics::Metrics;
 use crate::policy::denial::{self, Denial, Reason, METRIC_DENIED};
-use crate::policy::jwt::budget::FailureBudget;
+use crate::policy::jwt::budget::{ClientSource, FailureBudget};
 use crate::policy::jwt::cache::{shared_namespace, TokenCache};
 use crate::policy::jwt::keys::KeySet;
 use crate::policy::jwt::ProviderKeys;
@@ -283,17 +283,16 @@ impl RootContext for Root {
         // the cache has entries, named by this configuration.
         let shared_tokens = (caps.shared_data && cache_size > 0)
             .then(|| Rc::new(SharedTokens { namespace: shared_namespace(&bytes), slots: cache_size }));
-        let budget = policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).and_then(|rules| {
-            if rules.client_header.is_none() && caps.client_address.is_empty() {
+        let budget = policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).map(|rules| {
+            if rules.max_failures > 0 && rules.client == ClientSource::Peer && caps.client_address.is_empty() {
                 // Nothing tells clients apart: one shared count would let any client lock out
-                // every other's new tokens, so the budget stays off (said once).
+                // every other's new tokens, so only the per-VM capacity applies (said once).
                 abi::log(
                     LogLevel::Warn,
-                    "api-guard: jwt.verification_budget is off: this host reports no client address (set client_header)",
+                    "api-guard: jwt.verification_budget.max_failures is off: this host reports no client address (set client_header)",
                 );
-                return None;
             }
-            Some(Rc::new(RefCell::new(FailureBudget::new(rules))))
+            Rc::new(RefCell::new(FailureBudget::new(rules)))
         });
         self.state = Some(Shared {
             policy: Rc::new(policy),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::config::{AuthConfig, ConfigError, JwtConfig, VerificationBudgetConfig};
 use super::denial::{Denial, Reason};
-use super::jwt::budget::BudgetRules;
+use super::jwt::budget::{BudgetRules, ClientSource, Throttle};
 use super::jwt::extract::{self, Source};
 use super::jwt::jwks::Availability;
 use super::jwt::{self, Provider, ProviderKeys, TokenError, Verified};
@@ -123,6 +123,11 @@ pub fn apply_header_ops(headers: &mut Vec<(String, Vec<u8>)>, ops: &[HeaderOp]) 
     }
 }
 
+/// Default signature checks of new tokens per second per VM: about a third of a core for RS256
+/// in wasm, far above the new-token rate of a healthy gateway (verified tokens are cached), so
+/// only a flood reaches it.
+pub const DEFAULT_MAX_CHECKS_PER_SECOND: u32 = 5000;
+
 /// Compiles `jwt.verification_budget` (absent: the defaults).
 fn compile_budget(cfg: VerificationBudgetConfig) -> Result<Option<BudgetRules>, ConfigError> {
     let at = "jwt.verification_budget";
@@ -131,15 +136,31 @@ fn compile_budget(cfg: VerificationBudgetConfig) -> Result<Option<BudgetRules>, 
     if !(1..=3600).contains(&window) {
         return Err(ConfigError::new(format!("{at}.window_seconds"), "must be between 1 and 3600"));
     }
-    let client_header = match cfg.client_header {
+    let client = match cfg.client_header {
         Some(h)
             if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
         {
             return Err(ConfigError::new(format!("{at}.client_header"), "must be a header name"));
         }
-        h => h.map(|h| h.to_ascii_lowercase()),
+        Some(h) => ClientSource::Header {
+            name: h.to_ascii_lowercase(),
+            trusted_hops: cfg.trusted_hops.unwrap_or(0) as usize,
+        },
+        None if cfg.trusted_hops.is_some() => {
+            return Err(ConfigError::new(format!("{at}.trusted_hops"), "needs client_header"));
+        }
+        None => ClientSource::Peer,
     };
-    Ok((max_failures > 0).then_some(BudgetRules { max_failures, window: i64::from(window), client_header }))
+    if cfg.trusted_hops.is_some_and(|n| n > 16) {
+        return Err(ConfigError::new(format!("{at}.trusted_hops"), "must be at most 16"));
+    }
+    let max_checks_per_second = cfg.max_checks_per_second.unwrap_or(DEFAULT_MAX_CHECKS_PER_SECOND);
+    Ok((max_failures > 0 || max_checks_per_second > 0).then_some(BudgetRules {
+        max_failures,
+        window: i64::from(window),
+        client,
+        max_checks_per_second,
+    }))
 }
 
 fn split_path(s: &str) -> Vec<String> {
@@ -331,9 +352,10 @@ pub trait VerifyState {
     }
     /// Shares a verification made with the key set `keys` with the other worker VMs.
     fn share(&self, _provider: usize, _token: &str, _keys: u64, _verified: &Verified, _until: i64) {}
-    /// Whether this request's client may have a token checked now; `Err(seconds)` once it
-    /// has spent its failed-verification budget (see [`jwt::budget`]).
-    fn may_verify(&self) -> Result<(), u32> {
+    /// Whether a token of this request may have its signature checked now: not when its
+    /// client is over budget on this connection, or the VM is out of checks this second (see
+    /// [`jwt::budget`]).
+    fn may_verify(&self) -> Result<(), Throttle> {
         Ok(())
     }
     /// A token of this request's client failed its signature.
@@ -430,7 +452,10 @@ fn verify_with(
     }
     // Only now may the token cost a signature check: a client that keeps sending tokens that
     // fail one is refused before it can spend more.
-    state.may_verify().map_err(TokenError::Budget)?;
+    state.may_verify().map_err(|t| match t {
+        Throttle::Budget(seconds) => TokenError::Budget(seconds),
+        Throttle::Overload => TokenError::Overload,
+    })?;
     let verified = provider.check_signature(inspected, key);
     if matches!(verified, Err(e) if e.cost_a_signature()) {
         state.verification_failed();
@@ -457,6 +482,7 @@ fn token_denial(e: TokenError) -> Denial {
         TokenError::Budget(seconds) => {
             Denial { retry_after: Some(seconds), ..Denial::new(Reason::VerificationBudget) }
         }
+        TokenError::Overload => Denial { retry_after: Some(1), ..Denial::new(Reason::VerificationOverload) },
         e => Denial::invalid_token(e),
     }
 }

@@ -266,10 +266,16 @@ pub struct VerificationBudgetConfig {
     pub max_failures: Option<u32>,
     /// Window length in seconds (1 to 3600). Default 10.
     pub window_seconds: Option<u32>,
-    /// A request header naming the client address (its first comma-separated value, e.g.
-    /// `x-forwarded-for` set by a trusted edge), used instead of the connection's peer address.
-    /// Only for gateways behind a proxy that sets it: a client can send any value otherwise.
+    /// A request header naming the client address (e.g. `x-forwarded-for` appended to by a
+    /// trusted proxy), used instead of the host's client address; read from the right. Only
+    /// for gateways behind a proxy that writes it: a client can send any value otherwise.
     pub client_header: Option<String>,
+    /// Values of `client_header` skipped from the right: proxies of your own between the one
+    /// that saw the client and the gateway (as Envoy's `xff_num_trusted_hops`). Default 0.
+    pub trusted_hops: Option<u32>,
+    /// Signature checks of new tokens per VM per second (cached tokens never count); past it
+    /// new tokens get 503 with `Retry-After: 1`. Default 5000; 0: no limit.
+    pub max_checks_per_second: Option<u32>,
 }
 
 /// One token issuer. Field names follow Envoy's `jwt_authn` `JwtProvider`.

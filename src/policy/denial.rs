@@ -37,6 +37,9 @@ pub enum Reason {
     /// The client sent too many tokens that failed verification; its unverified tokens are
     /// refused unchecked until its window ends (see `jwt::budget`).
     VerificationBudget,
+    /// The gateway has run as many signature checks of new tokens this second as it may
+    /// (`jwt.verification_budget.max_checks_per_second`): overload, not the client's fault.
+    VerificationOverload,
     /// A JSON body is not well-formed, or breaks a JSON shape limit.
     InvalidJson,
     /// The API description documents no operation at this path.
@@ -59,7 +62,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -72,6 +75,7 @@ impl Reason {
         Reason::AccessDenied,
         Reason::KeysUnavailable,
         Reason::VerificationBudget,
+        Reason::VerificationOverload,
         Reason::InvalidJson,
         Reason::UnknownOperation,
         Reason::InvalidRequest,
@@ -92,7 +96,7 @@ impl Reason {
             Reason::UnsupportedMediaType => 415,
             Reason::TokenMissing | Reason::TokenInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied | Reason::CorsRejected => 403,
-            Reason::KeysUnavailable => 503,
+            Reason::KeysUnavailable | Reason::VerificationOverload => 503,
             Reason::VerificationBudget => 429,
             Reason::ResponseWithheld => 502,
             Reason::HostMisconfigured => 500,
@@ -118,6 +122,7 @@ impl Reason {
             Reason::AccessDenied => "access-denied",
             Reason::KeysUnavailable => "keys-unavailable",
             Reason::VerificationBudget => "verification-budget",
+            Reason::VerificationOverload => "verification-overload",
             Reason::InvalidJson => "invalid-json",
             Reason::UnknownOperation => "unknown-operation",
             Reason::InvalidRequest => "invalid-request",
@@ -143,6 +148,7 @@ impl Reason {
             Reason::AccessDenied => "Access denied",
             Reason::KeysUnavailable => "Token keys unavailable",
             Reason::VerificationBudget => "Too many invalid tokens",
+            Reason::VerificationOverload => "Token verification busy",
             Reason::InvalidJson => "Invalid JSON body",
             Reason::UnknownOperation => "Unknown operation",
             Reason::InvalidRequest => "Invalid request",
@@ -178,6 +184,9 @@ impl Reason {
             Reason::VerificationBudget => {
                 "Too many tokens from this client failed verification; retry later, with a valid token."
             }
+            Reason::VerificationOverload => {
+                "The gateway is checking as many new tokens as it can; retry in a second."
+            }
             Reason::InvalidJson => {
                 "The body is not well-formed JSON or exceeds a JSON shape limit; see errors."
             }
@@ -211,6 +220,7 @@ impl Reason {
             Reason::AccessDenied => "api_guard_denied_access_denied_total",
             Reason::KeysUnavailable => "api_guard_denied_keys_unavailable_total",
             Reason::VerificationBudget => "api_guard_denied_verification_budget_total",
+            Reason::VerificationOverload => "api_guard_denied_verification_overload_total",
             Reason::InvalidJson => "api_guard_denied_invalid_json_total",
             Reason::UnknownOperation => "api_guard_denied_unknown_operation_total",
             Reason::InvalidRequest => "api_guard_denied_invalid_request_total",

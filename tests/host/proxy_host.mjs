@@ -166,9 +166,9 @@ export class Host {
       proxy_get_property(pp, pl, ptrOut, sizeOut) {
         const path = h.str(pp, pl);
         if (h.name === "apisix" && !h.inRequest) return BAD_ARGUMENT;
-        const v = h.p.properties[path];
+        const v = h.connectionProperty(path) ?? h.p.properties[path];
         if (v === undefined) return NOT_FOUND;
-        return h.give(new TextEncoder().encode(v), ptrOut, sizeOut);
+        return h.give(typeof v === "string" ? new TextEncoder().encode(v) : v, ptrOut, sizeOut);
       },
       proxy_set_property(pp, pl, vp, vl) {
         const path = h.str(pp, pl);
@@ -273,7 +273,24 @@ export class Host {
 
   // One request through the filter. `upstream(req)` answers it: {status, headers, body}.
   // `jwks` answers HTTP calls made while the request waits.
-  request({ method = "GET", path = "/", headers = [], body = "", chunks, upstream, jwks }) {
+  /** The request's connection id as each host writes it: Envoy an 8-byte little-endian
+   * integer (`connection.id`), Kong decimal text (`connection.id`), APISIX the nginx variable
+   * `connection`. */
+  connectionProperty(path) {
+    const id = this.connection;
+    if (id === undefined) return undefined;
+    if (this.name === "envoy" && path === "connection\u0000id") {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, BigInt(id), true);
+      return b;
+    }
+    if (this.name === "kong" && path === "connection\u0000id") return String(id);
+    if (this.name === "apisix" && path === "connection") return String(id);
+    return undefined;
+  }
+
+  request({ method = "GET", path = "/", headers = [], body = "", chunks, upstream, jwks, connection = 1 }) {
+    this.connection = connection;
     const id = this.nextContext++;
     this.current = id;
     this.local = null;

@@ -85,6 +85,9 @@ const scenarios = {
     const fresh = h.request({ path: "/orders", headers: [bearer("es256")] });
     c.that(!fresh.forwarded && fresh.local?.status === 429, `a new genuine token: ${fresh.local?.status}`);
     c.that(h.request({ path: "/orders", headers: [bearer("rs256")] }).forwarded, "the cached token was refused");
+    // The same address on a connection of its own (the host names it) is checked and passes.
+    const neighbour = h.request({ path: "/orders", headers: [bearer("scope_read")], connection: 2 });
+    c.that(neighbour.forwarded, `a neighbour's new token on its own connection: ${neighbour.local?.status}`);
     h.configure(core(h.name));
   },
   async "JWT: a token one worker verified is taken from shared data by another (same configuration only)"(h, c) {

@@ -34,19 +34,18 @@ impl Client {
         Client { port }
     }
 
-    /// A simple request with optional extra headers and body (sent with Content-Length).
+    /// A simple request with optional extra headers and body (sent with Content-Length), on
+    /// a connection of its own.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        let mut raw = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
-        for (n, v) in headers {
-            raw.push_str(&format!("{n}: {v}\r\n"));
-        }
-        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-            raw.push_str(&format!("content-length: {}\r\n", body.len()));
-        }
-        raw.push_str("\r\n");
-        let mut bytes = raw.into_bytes();
-        bytes.extend_from_slice(body);
-        self.send(&[bytes]).expect("no response")
+        self.send(&[request_bytes(method, path, headers, body, true)]).expect("no response")
+    }
+
+    /// A kept-alive connection, for clients that send many requests on one (browsers, SDKs,
+    /// a load balancer's pool).
+    pub fn connect(&self) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Conn { s }
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -68,6 +67,42 @@ impl Client {
         }
         read_response(&mut s)
     }
+}
+
+/// One kept-alive HTTP/1.1 connection.
+pub struct Conn {
+    s: TcpStream,
+}
+
+impl Conn {
+    /// A request on this connection; `None` if the gateway closed it without an answer.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<Response> {
+        self.s.write_all(&request_bytes(method, path, headers, body, false)).ok()?;
+        read_response(&mut self.s)
+    }
+}
+
+fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8], close: bool) -> Vec<u8> {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
+    if close {
+        raw.push_str("connection: close\r\n");
+    }
+    for (n, v) in headers {
+        raw.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        raw.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 /// A chunked request: head (without Transfer-Encoding, which is added) then each chunk as

@@ -38,6 +38,8 @@ pub struct EnvoyOptions {
     pub clusters: Vec<(String, u16)>,
     /// Worker threads (`--concurrency`), each with its own VM.
     pub concurrency: u32,
+    /// Extra HTTP connection manager settings, one per line (e.g. `use_remote_address: true`).
+    pub hcm: Vec<&'static str>,
 }
 
 impl Default for EnvoyOptions {
@@ -49,6 +51,7 @@ impl Default for EnvoyOptions {
             wasm_log_level: Some("debug"),
             clusters: Vec::new(),
             concurrency: 1,
+            hcm: Vec::new(),
         }
     }
 }
@@ -145,12 +148,13 @@ pub fn bootstrap(upstream_port: u16, config: &str, opts: &EnvoyOptions) -> Strin
         clusters.push_str(&cluster_yaml(name, *p));
     }
     let yaml = listener_bootstrap(&filters, "route: { cluster: upstream }", "", &clusters);
+    let hcm: String = opts.hcm.iter().map(|l| format!("          {l}\n")).collect();
     // An access log, as a production listener has one (paths without their query string);
     // checked with the module's log lines for secrets when the Envoy is dropped.
     yaml.replacen(
         "stat_prefix: ingress\n",
         &format!(
-            "stat_prefix: ingress\n          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format: {{ text_format_source: {{ inline_string: \"%START_TIME% %REQ(:METHOD)% %PATH(NQ)% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %REQ(X-REQUEST-ID)%\\n\" }} }}\n",
+            "stat_prefix: ingress\n{hcm}          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format: {{ text_format_source: {{ inline_string: \"%START_TIME% %REQ(:METHOD)% %PATH(NQ)% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %REQ(X-REQUEST-ID)%\\n\" }} }}\n",
             yaml_string(&format!("{RUN_DIR}/access.log"))
         ),
         1,

@@ -64,6 +64,8 @@ pub enum TokenError {
     /// Not checked: the client has spent its failed-verification budget (429, not 401);
     /// it may try again in this many seconds.
     Budget(u32),
+    /// Not checked: the VM has run as many signature checks this second as it may (503).
+    Overload,
 }
 
 impl TokenError {
@@ -87,6 +89,7 @@ impl TokenError {
             TokenError::Claims(ClaimError::TokenType) => "token_type",
             TokenError::KeysUnavailable => "keys_unavailable",
             TokenError::Budget(_) => "verification_budget",
+            TokenError::Overload => "verification_overload",
         }
     }
 
@@ -376,6 +379,9 @@ impl Provider {
             .and_then(Alg::parse)
             .filter(|a| self.algorithms.contains(a))
             .ok_or(TokenError::Algorithm)?;
+        if t.signature.is_empty() {
+            return Err(TokenError::Malformed(ParseError::Segments));
+        }
         if t.claims.get("iss").and_then(Value::as_str) != Some(self.rules.issuer.as_str()) {
             return Err(TokenError::Claims(ClaimError::Issuer));
         }

@@ -105,6 +105,12 @@ struct Case {
     body: Option<String>,
     /// Every request is meant to be refused (forged tokens).
     denied: bool,
+    /// Each request carries a forgery of its own (`token` with its signature's first three
+    /// characters varied), as a flood of distinct forgeries would: none is a known one.
+    forge: bool,
+    /// While the flood runs, one more client on a connection of its own sends valid tokens
+    /// never seen before (every one must pass); `(requests, CPU µs net of them)` per run.
+    innocent: Option<Vec<String>>,
     envoy: Option<Envoy>,
     port: u16,
     startup_ms: f64,
@@ -117,6 +123,35 @@ struct Run {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us: f64,
+    /// Envoy CPU over the run, µs, and the innocent client's requests in it (mixed rows).
+    ticks_us: f64,
+    requests: u64,
+    innocent: u64,
+}
+
+/// `n` valid RS256 tokens never seen before: the `rs256` fixture's claims with a `jti` of
+/// their own, signed with the fixture key `rsa-1` (PKCS#1 v1.5, by the `rsa` crate).
+fn mint_valid(template: &str, n: usize) -> Vec<String> {
+    use base64::Engine;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let keys = fixture("keys.private.json");
+    let k = &keys["rsa-1"];
+    let big = |f: &str| rsa::BigUint::from_bytes_be(&b64.decode(k[f].as_str().unwrap()).unwrap());
+    let key =
+        rsa::RsaPrivateKey::from_components(big("n"), big("e"), big("d"), vec![big("p"), big("q")]).unwrap();
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    let mut parts = template.split('.');
+    let header = parts.next().unwrap();
+    let mut claims: Value = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (0..n)
+        .map(|i| {
+            claims["jti"] = json!(format!("bench-{i}"));
+            let signed = format!("{header}.{}", b64.encode(serde_json::to_vec(&claims).unwrap()));
+            let sig = signer.sign(signed.as_bytes()).to_bytes();
+            format!("{signed}.{}", b64.encode(sig))
+        })
+        .collect()
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -148,26 +183,62 @@ fn parse_ms(s: &str) -> f64 {
     }
 }
 
-fn wrk(case: &Case, seconds: u32) -> (f64, f64, f64, u64) {
-    let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", "-c", CONCURRENCY, "-d", &format!("{seconds}s"), "--latency"]);
-    if let Some(t) = &case.token {
-        cmd.args(["-H", &format!("authorization: Bearer {t}")]);
-    }
-    if case.origin {
-        cmd.args(["-H", "origin: https://app.example"]);
-    }
-    if let Some(body) = &case.body {
-        let script = std::env::temp_dir().join(format!("api-guard-bench-{}.lua", case.key));
-        let lua = format!(
-            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{body}]==]\n"
-        );
-        std::fs::write(&script, lua).unwrap();
-        cmd.arg("-s").arg(script);
-    }
-    cmd.arg(format!("http://127.0.0.1:{}{}", case.port, case.path));
-    let out = cmd.output().expect("wrk not found: run `make bench`, which installs it");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+/// A fresh offset for each wrk run, so runs do not repeat each other's forgeries.
+fn run_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: AtomicU64 = AtomicU64::new(1);
+    SEED.fetch_add(65_536, Ordering::Relaxed)
+}
+
+/// The wrk script that gives every request a forgery of its own.
+fn forging_script(key: &str, token: &str) -> std::path::PathBuf {
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let lua = format!(
+        r#"local b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local n = 0
+init = function(args) n = tonumber(args[1]) end
+request = function()
+  n = n + 1
+  local a, b, c = n % 64 + 1, math.floor(n / 64) % 64 + 1, math.floor(n / 4096) % 64 + 1
+  local s = b64:sub(a, a) .. b64:sub(b, b) .. b64:sub(c, c) .. "{rest}"
+  return wrk.format(nil, nil, {{["authorization"] = "Bearer {signed}." .. s}})
+end
+"#,
+        rest = &sig[3..],
+    );
+    let script = std::env::temp_dir().join(format!("api-guard-bench-{key}-forge.lua"));
+    std::fs::write(&script, lua).unwrap();
+    script
+}
+
+/// The innocent client's wrk: one connection, a request every 10 ms, each with the next
+/// token of `tokens` (then the last one again, cached by then).
+fn innocent_wrk(case: &Case, tokens: &[String], seconds: u32) -> std::process::Child {
+    let list = std::env::temp_dir().join(format!("api-guard-bench-{}-tokens.txt", case.key));
+    std::fs::write(&list, tokens.join("\n") + "\n").unwrap();
+    let script = std::env::temp_dir().join(format!("api-guard-bench-{}-innocent.lua", case.key));
+    let lua = r#"local tokens, i = {}, 0
+init = function(args) for line in io.lines(args[1]) do tokens[#tokens + 1] = line end end
+delay = function() return 10 end
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, {["authorization"] = "Bearer " .. (tokens[i] or tokens[#tokens])})
+end
+"#;
+    std::fs::write(&script, lua).unwrap();
+    Command::new("wrk")
+        .args(["-t1", "-c1", "-d", &format!("{seconds}s"), "--latency", "-s"])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{}{}", case.port, case.path))
+        .arg("--")
+        .arg(&list)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk not found: run `make bench`, which installs it")
+}
+
+/// wrk's figures: (requests/s, p50 ms, p99 ms, requests, non-2xx responses).
+fn wrk_figures(text: &str) -> (f64, f64, f64, u64, u64) {
     let mut rps = 0.0;
     let mut p50 = 0.0;
     let mut p99 = 0.0;
@@ -187,13 +258,61 @@ fn wrk(case: &Case, seconds: u32) -> (f64, f64, f64, u64) {
             non2xx = v.trim().parse().unwrap_or(0);
         }
     }
+    (rps, p50, p99, requests, non2xx)
+}
+
+/// One wrk run of `case` (and of its innocent client alongside, taking the `tokens` given):
+/// (requests/s, p50, p99, flood requests, innocent requests).
+fn wrk(case: &Case, seconds: u32, tokens: &[String]) -> (f64, f64, f64, u64, u64) {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "-c", CONCURRENCY, "-d", &format!("{seconds}s"), "--latency"]);
+    match (&case.token, case.forge) {
+        (Some(t), true) => {
+            cmd.arg("-s").arg(forging_script(case.key, t));
+        }
+        (Some(t), false) => {
+            cmd.args(["-H", &format!("authorization: Bearer {t}")]);
+        }
+        (None, _) => {}
+    }
+    if case.origin {
+        cmd.args(["-H", "origin: https://app.example"]);
+    }
+    if let Some(body) = &case.body {
+        let script = std::env::temp_dir().join(format!("api-guard-bench-{}.lua", case.key));
+        let lua = format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{body}]==]\n"
+        );
+        std::fs::write(&script, lua).unwrap();
+        cmd.arg("-s").arg(script);
+    }
+    cmd.arg(format!("http://127.0.0.1:{}{}", case.port, case.path));
+    if case.forge {
+        cmd.arg("--").arg(run_seed().to_string());
+    }
+    let innocent = case.innocent.as_ref().map(|_| innocent_wrk(case, tokens, seconds));
+    let out = cmd.output().expect("wrk not found: run `make bench`, which installs it");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (rps, p50, p99, requests, non2xx) = wrk_figures(&text);
     let expected = if case.denied { requests } else { 0 };
     assert_eq!(
         non2xx, expected,
         "{}: {non2xx} non-2xx responses of {requests}; expected {expected}\n{text}",
         case.key
     );
-    (rps, p50, p99, requests)
+    let innocent_requests = innocent.map_or(0, |child| {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (_, _, _, requests, non2xx) = wrk_figures(&text);
+        assert_eq!(
+            non2xx, 0,
+            "{}: {non2xx} of the innocent client's {requests} valid tokens refused\n{text}",
+            case.key
+        );
+        assert!(requests > 0, "{}: the innocent client sent nothing\n{text}", case.key);
+        requests
+    });
+    (rps, p50, p99, requests, innocent_requests)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -452,22 +571,35 @@ fn main() {
         // client has failed 20 checks in 10 s.
         Case::new(
             "J",
-            "api-guard JWT, RS256, forged signatures, verification budget off",
+            "api-guard JWT, RS256, a distinct forgery per request, verification budget off",
             wasm_filter_yaml(&module_s, &with_budget(&jwt_only(&["RS256"], 1024), 0), false),
             "/orders",
             token("wrong_key_same_kid"),
             false,
         )
-        .denied(),
+        .denied()
+        .forged(),
         Case::new(
             "J-budget",
-            "api-guard JWT, RS256, forged signatures, verification budget on (default)",
+            "api-guard JWT, RS256, a distinct forgery per request, verification budget on (default)",
             wasm_filter_yaml(&module_s, &jwt_only(&["RS256"], 1024), false),
             "/orders",
             token("wrong_key_same_kid"),
             false,
         )
-        .denied(),
+        .denied()
+        .forged(),
+        Case::new(
+            "J-mixed",
+            "J-budget, with a client on its own connection sending first-seen valid tokens (100/s) from the same address",
+            wasm_filter_yaml(&module_s, &jwt_only(&["RS256"], 1024), false),
+            "/orders",
+            token("wrong_key_same_kid"),
+            false,
+        )
+        .denied()
+        .forged()
+        .with_innocent(mint_valid(&token("rs256").unwrap(), (seconds as usize * 110 + 150) * (rounds + 1))),
         // A with D's traffic: what Envoy alone spends on the 1 KB POST and the 10 KB answer, so
         // D can also be judged against a floor that moves the same bytes. The buffer filter
         // reads the body before the direct answer; without it Envoy answers first and closes
@@ -509,6 +641,8 @@ fn main() {
     }
     println!("api-guard bench: {rounds} interleaved rounds of {seconds}s per configuration, wrk -t1 -c{CONCURRENCY}, Envoy --concurrency 1");
     let quiet = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
+    // How many of each mixed row's first-seen tokens have been sent.
+    let mut innocent_cursor: BTreeMap<&str, usize> = BTreeMap::new();
     for c in cases.iter_mut() {
         let start = Instant::now();
         let envoy = Envoy::start_yaml(&bootstrap(&c.filters), &quiet)
@@ -516,7 +650,9 @@ fn main() {
         c.port = envoy.port;
         c.startup_ms = start.elapsed().as_secs_f64() * 1000.0;
         c.envoy = Some(envoy);
-        wrk(c, 1); // warm up, and check the configuration admits the request
+        let tokens = c.innocent.clone().unwrap_or_default();
+        let (.., used) = wrk(c, 1, &tokens); // warm up, and check the configuration admits the request
+        innocent_cursor.insert(c.key, used as usize);
         if let (Some(body), true) = (&c.body, custom.is_none() && (c.key == "D" || c.key == "E")) {
             // D must really rewrite the response: pruned and masked, while E passes it as is.
             let auth = format!("Bearer {}", c.token.as_deref().unwrap_or(""));
@@ -548,10 +684,14 @@ fn main() {
         for c in cases.iter_mut() {
             let pid = c.envoy.as_ref().unwrap().pid();
             let before = cpu_ticks(pid);
-            let (rps, p50, p99, requests) = wrk(c, seconds);
+            let from = innocent_cursor.get(c.key).copied().unwrap_or(0);
+            let tokens = c.innocent.as_ref().map_or(&[][..], |t| &t[from.min(t.len())..]);
+            let (rps, p50, p99, requests, innocent) = wrk(c, seconds, tokens);
+            *innocent_cursor.entry(c.key).or_default() += innocent as usize;
             let ticks = cpu_ticks(pid) - before;
-            let cpu_us = ticks as f64 / ticks_per_sec * 1e6 / requests.max(1) as f64;
-            c.runs.push(Run { rps, p50_ms: p50, p99_ms: p99, cpu_us });
+            let ticks_us = ticks as f64 / ticks_per_sec * 1e6;
+            let cpu_us = ticks_us / (requests + innocent).max(1) as f64;
+            c.runs.push(Run { rps, p50_ms: p50, p99_ms: p99, cpu_us, ticks_us, requests, innocent });
         }
         eprintln!("round {} of {rounds} done", round + 1);
     }
@@ -567,6 +707,7 @@ fn main() {
                     p50_ms: median(runs.iter().map(|r| r.p50_ms).collect()),
                     p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
                     cpu_us: median(runs.iter().map(|r| r.cpu_us).collect()),
+                    ..Run::default()
                 },
             )
         })
@@ -653,10 +794,25 @@ fn main() {
         );
     }
     println!(
-        "Forged RS256 tokens, CPU per request: {:.1} µs with the verification budget, {:.1} µs without (B, cached: {:.1} µs)",
+        "Distinct forged RS256 tokens, CPU per request: {:.1} µs with the verification budget, {:.1} µs without (B, cached: {:.1} µs)",
         m["J-budget"].cpu_us,
         m["J"].cpu_us,
         m["B"].cpu_us
+    );
+    // The mixed row's flood, net of what its innocent requests cost (each one a first-seen
+    // token: a full check, as B-raw's are).
+    let mixed = cases.iter().find(|c| c.key == "J-mixed").unwrap();
+    let flood = median(
+        mixed
+            .runs
+            .iter()
+            .map(|r| (r.ticks_us - r.innocent as f64 * m["B-raw"].cpu_us) / r.requests.max(1) as f64)
+            .collect(),
+    );
+    let innocent: u64 = mixed.runs.iter().map(|r| r.innocent).sum();
+    println!(
+        "J-mixed: {innocent} first-seen valid tokens from the flood's address, all passed; the flood's CPU per request {flood:.1} µs, {:.2} × J-budget",
+        flood / m["J-budget"].cpu_us.max(0.1)
     );
     println!();
     println!(
@@ -671,7 +827,7 @@ fn main() {
 /// forged tokens, and E (`jwt_authn` + `cors` + `buffer`) for the full policy.
 fn native_anchor(key: &str) -> &'static str {
     match key {
-        "B-raw" | "J" | "J-budget" => "C-raw",
+        "B-raw" | "J" | "J-budget" | "J-mixed" => "C-raw",
         "B-ES-raw" => "C-ES-raw",
         "D" | "A-D" => "E",
         _ => "C",
@@ -696,6 +852,8 @@ impl Case {
             origin,
             body: None,
             denied: false,
+            forge: false,
+            innocent: None,
             envoy: None,
             port: 0,
             startup_ms: 0.0,
@@ -705,6 +863,18 @@ impl Case {
     /// Every request is meant to be refused.
     fn denied(mut self) -> Case {
         self.denied = true;
+        self
+    }
+
+    /// Every request a distinct forgery.
+    fn forged(mut self) -> Case {
+        self.forge = true;
+        self
+    }
+
+    /// With an innocent client sending first-seen valid `tokens` alongside.
+    fn with_innocent(mut self, tokens: Vec<String>) -> Case {
+        self.innocent = Some(tokens);
         self
     }
 

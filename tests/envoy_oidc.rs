@@ -419,13 +419,14 @@ fn behind_a_trusted_proxy_each_client_is_the_address_it_forwarded() {
     assert_eq!(upstream.seen_path("/orders/203.0.113.").len(), 24);
 }
 
-/// Past `max_checks_per_second` a new token is refused 503 as overload (`Retry-After: 1`,
-/// its own counter), not as the client's fault; a cached token still passes.
+/// An over-budget address's fresh connections share `max_checks_per_second`; past it their
+/// new tokens are refused 503 as overload (`Retry-After: 1`, its own counter), not as a client
+/// fault; a cached token still passes, and another address is not limited.
 #[test]
-fn past_the_verification_capacity_new_tokens_get_503_and_cached_ones_pass() {
+fn fresh_connections_of_an_over_budget_address_get_503_past_the_capacity() {
     let idp = Idp::start(0, &["rsa-1"]);
     let upstream = Upstream::start();
-    let budget = json!({"max_failures": 1000, "max_checks_per_second": 2});
+    let budget = json!({"max_failures": 1, "max_checks_per_second": 2, "client_header": "x-client-ip"});
     let opts = EnvoyOptions { clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
     let envoy = Envoy::start_with(&policy(idp.port, Some(budget)), upstream.port, opts)
         .unwrap_or_else(|l| panic!("{l}"));
@@ -441,7 +442,19 @@ fn past_the_verification_capacity_new_tokens_get_503_and_cached_ones_pass() {
     assert_eq!(overloaded.header("retry-after"), Some("1"));
     assert_eq!(overloaded.json()["type"], "urn:api-guard:problem:verification-overload");
     assert_eq!(call("/orders/cached", &cached).status, 200, "a cached token needs no check");
+    // Another address, in good standing, is checked at once: the capacity is not its limit.
+    for i in 0..5 {
+        let t = idp.token("orders:read");
+        let r = api.request(
+            "GET",
+            &format!("/orders/other/{i}"),
+            &[("authorization", &bearer(&t)), ("x-client-ip", "203.0.113.4")],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
     assert!(envoy.counter("api_guard_denied_verification_overload_total") >= 1);
     assert!(upstream.seen_path("/attack").is_empty());
     assert_eq!(upstream.seen_path("/orders/cached").len(), 2);
+    assert_eq!(upstream.seen_path("/orders/other").len(), 5);
 }

@@ -852,6 +852,6 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     let defaults = policy().jwt.unwrap().budget.unwrap();
     assert_eq!(
         (defaults.max_failures, defaults.window, defaults.client, defaults.max_checks_per_second),
-        (20, 10, ClientSource::Peer, 5000)
+        (20, 10, ClientSource::Peer, 1000)
     );
 }

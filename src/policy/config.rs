@@ -273,8 +273,9 @@ pub struct VerificationBudgetConfig {
     /// Values of `client_header` skipped from the right: proxies of your own between the one
     /// that saw the client and the gateway (as Envoy's `xff_num_trusted_hops`). Default 0.
     pub trusted_hops: Option<u32>,
-    /// Signature checks of new tokens per VM per second (cached tokens never count); past it
-    /// new tokens get 503 with `Retry-After: 1`. Default 5000; 0: no limit.
+    /// Signature checks per VM per second for clients over their budget on connections that
+    /// carried none of their failures; past it their new tokens get 503 with `Retry-After: 1`.
+    /// Clients in good standing are never limited by it. Default 1000; 0: no limit.
     pub max_checks_per_second: Option<u32>,
 }
 

@@ -37,8 +37,9 @@ pub enum Reason {
     /// The client sent too many tokens that failed verification; its unverified tokens are
     /// refused unchecked until its window ends (see `jwt::budget`).
     VerificationBudget,
-    /// The gateway has run as many signature checks of new tokens this second as it may
-    /// (`jwt.verification_budget.max_checks_per_second`): overload, not the client's fault.
+    /// The gateway has run as many signature checks this second as it may for an over-budget
+    /// address's fresh connections (`jwt.verification_budget.max_checks_per_second`): overload,
+    /// not the client's fault.
     VerificationOverload,
     /// A JSON body is not well-formed, or breaks a JSON shape limit.
     InvalidJson,

@@ -61,6 +61,9 @@ pub struct Capabilities {
     /// The property naming the request's downstream connection, and how its value is written;
     /// `None` where the host names none (the budget then judges the whole address).
     pub connection_id: Option<(&'static [&'static str], IdFormat)>,
+    /// A `:path` set by the filter is the path sent upstream (Envoy). Elsewhere a request
+    /// whose path is not in normal form is refused rather than forwarded as sent.
+    pub rewrite_path: bool,
 }
 
 /// How a host writes an integer property.
@@ -113,6 +116,7 @@ impl Capabilities {
                 set_header_map: true,
                 client_address: &["source", "address"],
                 connection_id: Some((&["connection", "id"], IdFormat::U64Le)),
+                rewrite_path: true,
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -131,6 +135,8 @@ impl Capabilities {
                 client_address: &["source", "address"],
                 // `connection.id` is nginx's `$connection`, as text.
                 connection_id: Some((&["connection", "id"], IdFormat::Decimal)),
+                // Not relied on: behind `proxy_pass` nginx forwards the request line as sent.
+                rewrite_path: false,
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
             // unimplemented (bodies cannot be replaced), request bodies on request only.
@@ -148,6 +154,7 @@ impl Capabilities {
                 // Properties are nginx variables.
                 client_address: &["remote_addr"],
                 connection_id: Some((&["connection"], IdFormat::Decimal)),
+                rewrite_path: false,
             },
             // Unknown: nothing optional, and no APISIX-specific property either.
             HostKind::Unknown => Capabilities {

@@ -202,7 +202,7 @@ impl RootContext for Root {
             let policy = Policy::compile(&doc)?;
             Ok((policy, doc.host))
         });
-        let (policy, host) = match parsed {
+        let (mut policy, host) = match parsed {
             Ok(p) => p,
             Err(e) => {
                 // One line that names the field; the previous configuration (if any) stays.
@@ -211,6 +211,7 @@ impl RootContext for Root {
             }
         };
         let caps = Capabilities::detect(&host);
+        policy.rewrite_path = caps.rewrite_path;
         if caps.kind == HostKind::Envoy && host.hold_headers_for_body == Some(false) {
             abi::log(
                 LogLevel::Warn,

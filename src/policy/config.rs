@@ -52,6 +52,10 @@ pub struct Config {
     pub cors: Option<CorsConfig>,
     /// Response hardening: security headers and headers that reveal the stack.
     pub response: Option<ResponseConfig>,
+    /// Path forms that upstreams read in more than one way, refused (400 `invalid-path`)
+    /// unless allowed here.
+    #[serde(default)]
+    pub paths: PathsConfig,
 }
 
 /// Response hardening.
@@ -255,6 +259,21 @@ pub struct JwtConfig {
     /// send per window before its unverified tokens are refused unchecked (429). On by
     /// default: 20 per 10 seconds, clients told apart by peer address.
     pub verification_budget: Option<VerificationBudgetConfig>,
+}
+
+/// Ambiguous path forms to accept (`paths`). Each is refused by default because common
+/// upstreams read it as another path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Accept `;` in path segments (matrix parameters). Risk: Java servlet containers (Tomcat,
+    /// Jetty, Spring) strip `;...` from each segment, so `/public/..;/admin` is `/admin` there
+    /// while api-guard matched `/public/..;/admin`. Default false.
+    pub allow_path_parameters: Option<bool>,
+    /// Accept an encoded `%` (`%25`). Risk: an upstream or a second proxy that decodes again
+    /// reads `%252e%252e` as `..`. Default false.
+    pub allow_encoded_percent: Option<bool>,
 }
 
 /// The failed-verification budget (`jwt.verification_budget`).

@@ -82,6 +82,12 @@ pub struct Policy {
     pub response: Option<response::ResponsePolicy>,
     /// Response body buffering for requests that match no route.
     pub buffering: response::Buffering,
+    /// Which ambiguous path forms are accepted (`paths`).
+    pub paths: path::PathRules,
+    /// Whether the host forwards a rewritten `:path`. Where it does, an admitted request whose
+    /// path is not in normal form goes upstream with the normal form (the path the decision
+    /// was made on); where it does not, such a request is refused. Set by the host layer.
+    pub rewrite_path: bool,
 }
 
 /// What to do with an admitted request.
@@ -263,6 +269,15 @@ impl Policy {
             cors,
             response,
             buffering: response::Buffering::resolve(config.response.as_ref(), None),
+            paths: path::PathRules {
+                // A document that declares matrix-style path parameters (`/items/;id=3`)
+                // makes `;` part of the API, unless the policy says otherwise.
+                allow_path_parameters: config.paths.allow_path_parameters.unwrap_or_else(|| {
+                    config.openapi.as_ref().is_some_and(|o| declares_matrix_path(&o.document))
+                }),
+                allow_encoded_percent: config.paths.allow_encoded_percent.unwrap_or(false),
+            },
+            rewrite_path: true,
         })
     }
 
@@ -361,19 +376,28 @@ impl Policy {
     /// Judges a request head at time `now` (Unix seconds). Cheap checks run first, so junk
     /// costs little: path, header sizes, method, query, declared body, then the token.
     pub fn check_head(&self, head: &RequestHead<'_>, keys: &dyn VerifyState, now: i64) -> HeadDecision {
-        let (path, query) = path::split_target(head.header_str(":path"));
-        let normal = match path::normalize(path) {
-            Ok(p) => p,
-            Err(_) => {
-                return HeadDecision {
-                    route: None,
-                    outcome: Err(Denial::new(Reason::InvalidPath)),
-                    fetch_keys: None,
-                    cors: None,
-                    shadow: None,
-                }
-            }
+        let target = head.header_str(":path");
+        let (path, query) = path::split_target(target);
+        let refuse_path = |cause: &'static str| HeadDecision {
+            route: None,
+            outcome: Err(Denial { cause: Some(cause), ..Denial::new(Reason::InvalidPath) }),
+            fetch_keys: None,
+            cors: None,
+            shadow: None,
         };
+        let normal = match path::normalize_with(path, self.paths) {
+            Ok(p) => p,
+            Err(e) => return refuse_path(e.name()),
+        };
+        // The upstream must see the path the decision is made on.
+        let forward_path =
+            (normal != path).then(|| match target.split('#').next().unwrap_or("").split_once('?') {
+                Some(_) => format!("{normal}?{query}"),
+                None => normal.clone(),
+            });
+        if forward_path.is_some() && !self.rewrite_path {
+            return refuse_path("not_normal");
+        }
         let method = Method::parse(head.header_str(":method"));
         let matched = self.table.find(method, &normal);
         let route = matched.as_ref().map(|m| m.index);
@@ -488,9 +512,25 @@ impl Policy {
                 headers.push(HeaderOp::Remove("accept-encoding".into()));
             }
             headers.extend(grant.headers);
+            if let Some(p) = &forward_path {
+                headers.push(HeaderOp::Set(":path".into(), p.clone()));
+            }
             Ok(Admission { body, headers, response_headers, respond: None, authenticated, response })
         })();
         HeadDecision { route, outcome, fetch_keys, cors, shadow }
+    }
+}
+
+/// Whether an OpenAPI document declares a path parameter of style `matrix` anywhere.
+fn declares_matrix_path(doc: &serde_json::Value) -> bool {
+    match doc {
+        serde_json::Value::Object(m) => {
+            (m.get("in").and_then(|v| v.as_str()) == Some("path")
+                && m.get("style").and_then(|v| v.as_str()) == Some("matrix"))
+                || m.values().any(declares_matrix_path)
+        }
+        serde_json::Value::Array(a) => a.iter().any(declares_matrix_path),
+        _ => false,
     }
 }
 

@@ -6,7 +6,10 @@
 //! other escapes upper-cased, dot segments removed (RFC 3986 §5.2.4), repeated slashes merged.
 //! Escapes that would change the path's structure (`%2F`, `%5C`, `%00`), raw backslashes,
 //! control characters and broken escapes make the path invalid: the request is refused
-//! rather than guessed at.
+//! rather than guessed at. So, by default, do the forms common upstreams read differently from
+//! the normal form ([`PathRules`]): `;` path parameters (Java servlet containers strip them,
+//! so `/public/..;/admin` is `/admin` there), an encoded `%` (`%252e`: a second decoder sees
+//! `%2e`), and segments with leading or trailing spaces (trimmed by some servers).
 
 use std::fmt;
 
@@ -19,6 +22,36 @@ pub enum PathError {
     BadEscape,
     /// The path encodes `/`, `\` or NUL, or holds a raw backslash or a control character.
     AmbiguousCharacter,
+    /// A `;` (a path parameter, stripped by Java servlet containers).
+    PathParameter,
+    /// An encoded `%` (`%25`), which a second decoder reads as another escape.
+    EncodedPercent,
+    /// A segment that starts or ends with an encoded space.
+    EdgeWhitespace,
+}
+
+impl PathError {
+    /// Short stable name, for the denial's log line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathError::NotAbsolute => "not_absolute",
+            PathError::BadEscape => "bad_escape",
+            PathError::AmbiguousCharacter => "ambiguous_character",
+            PathError::PathParameter => "path_parameter",
+            PathError::EncodedPercent => "encoded_percent",
+            PathError::EdgeWhitespace => "edge_whitespace",
+        }
+    }
+}
+
+/// Which path forms that upstreams read in more than one way are accepted (`paths` in the
+/// configuration). Refused by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathRules {
+    /// `;` in a segment (matrix parameters), matched and forwarded as written.
+    pub allow_path_parameters: bool,
+    /// `%25` in the path.
+    pub allow_encoded_percent: bool,
 }
 
 impl fmt::Display for PathError {
@@ -29,6 +62,9 @@ impl fmt::Display for PathError {
             PathError::AmbiguousCharacter => {
                 "path holds an encoded slash, backslash, NUL or control character"
             }
+            PathError::PathParameter => "path holds a ';' path parameter",
+            PathError::EncodedPercent => "path holds an encoded '%'",
+            PathError::EdgeWhitespace => "a path segment starts or ends with a space",
         })
     }
 }
@@ -43,14 +79,28 @@ pub fn split_target(target: &str) -> (&str, &str) {
     }
 }
 
-/// Returns the normal form of `path` (without query), or why it has none.
+/// Returns the normal form of `path` (without query) under the default [`PathRules`].
 pub fn normalize(path: &str) -> Result<String, PathError> {
+    normalize_with(path, PathRules::default())
+}
+
+/// Returns the normal form of `path` (without query), or why it has none.
+pub fn normalize_with(path: &str, rules: PathRules) -> Result<String, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
     let decoded = decode_unreserved(path)?;
+    if !rules.allow_path_parameters && decoded.contains(';') {
+        return Err(PathError::PathParameter);
+    }
+    if !rules.allow_encoded_percent && decoded.contains("%25") {
+        return Err(PathError::EncodedPercent);
+    }
     let mut out: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
+        if segment.starts_with("%20") || segment.ends_with("%20") {
+            return Err(PathError::EdgeWhitespace);
+        }
         match segment {
             "" | "." => {}
             ".." => {
@@ -221,6 +271,21 @@ mod tests {
             assert_eq!(normalize(bad), Err(PathError::BadEscape), "{bad}");
         }
         assert_eq!(normalize("a/b"), Err(PathError::NotAbsolute));
+        for (bad, why) in [
+            ("/public/..;/admin/x", PathError::PathParameter),
+            ("/admin;x", PathError::PathParameter),
+            ("/admin;/x", PathError::PathParameter),
+            ("/public/%252e%252e/admin", PathError::EncodedPercent),
+            ("/a%25", PathError::EncodedPercent),
+            ("/admin%20/x", PathError::EdgeWhitespace),
+            ("/%20admin", PathError::EdgeWhitespace),
+        ] {
+            assert_eq!(normalize(bad), Err(why), "{bad}");
+        }
+        let relaxed = PathRules { allow_path_parameters: true, allow_encoded_percent: true };
+        assert_eq!(normalize_with("/a;v=1/b", relaxed).as_deref(), Ok("/a;v=1/b"));
+        assert_eq!(normalize_with("/100%25", relaxed).as_deref(), Ok("/100%25"));
+        assert_eq!(normalize_with("/a%20/b", relaxed), Err(PathError::EdgeWhitespace), "never relaxed");
         assert_eq!(normalize("*"), Err(PathError::NotAbsolute));
         assert_eq!(normalize(""), Err(PathError::NotAbsolute));
     }

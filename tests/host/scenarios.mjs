@@ -48,6 +48,19 @@ const scenarios = {
     const e = h.request({ path: "/orders", headers: [bearer("es256")] });
     c.that(e.forwarded, "ES256 token not forwarded");
   },
+  "paths: a path not in normal form goes upstream normalised (Envoy) or is refused 400 (where :path cannot be rewritten)"(h, c) {
+    const r = h.request({ path: "/v1/pets//1/./../2?x=1" });
+    if (h.name === "envoy") {
+      c.that(header(r.forwarded?.headers, ":path") === "/v1/pets/2?x=1", `forwarded as ${header(r.forwarded?.headers, ":path")}`);
+    } else {
+      c.that(!r.forwarded && r.local?.status === 400, `not refused: ${r.local?.status}`);
+      c.that(h.name === "apisix" || problem(r).type?.endsWith("invalid-path"), `type ${problem(r).type}`);
+    }
+    const plain = h.request({ path: "/v1/pets/2?x=1" });
+    c.that(header(plain.forwarded?.headers, ":path") === "/v1/pets/2?x=1", "a normal path is forwarded as sent");
+    const semi = h.request({ path: "/v1/pets/..;/admin" });
+    c.that(!semi.forwarded && semi.local?.status === 400, `a ';' path parameter: ${semi.local?.status}`);
+  },
   "JWT: no token → 401 problem (+ WWW-Authenticate where local responses keep headers)"(h, c) {
     const r = h.request({ path: "/orders" });
     c.that(!r.forwarded && r.local?.status === 401, `status ${r.local?.status}`);

@@ -410,3 +410,47 @@ fn bad_tokens_are_refused_for_their_own_cause_and_do_not_lock_out_good_ones() {
         assert_eq!(envoy.counter(&format!("api_guard_token_invalid_{cause}_total")), n, "{cause}");
     }
 }
+
+/// Headers the upstream could read as a verified claim, in another spelling, and method
+/// overrides: refused, never forwarded. CGI-style servers (PHP-FPM, Rack, WSGI) read `x_user`
+/// and `X_USER` as `x-user`; frameworks with method-override support run `_method=DELETE`.
+#[test]
+fn spoofed_claim_header_spellings_and_method_overrides_never_reach_the_upstream() {
+    let s = setup();
+    let send =
+        |path: &str, method: &str, headers: &[(&str, &str)]| s.client.request(method, path, headers, b"");
+    for (name, value) in [("x_user", "admin2"), ("X_USER", "admin4"), ("x_roles", "admin")] {
+        let r = send("/health/spoof", "GET", &[(name, value)]);
+        assert_eq!(r.status, 400, "{name}: {}", r.text());
+        assert_eq!(r.json()["type"], "urn:api-guard:problem:ambiguous-header");
+    }
+    // The hyphenated spelling is scrubbed (as before), and other underscore headers pass.
+    let r = send("/health", "GET", &[("x-user", "admin"), ("x_trace_id", "t-1")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = s.upstream.seen_path("/health");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("x-user"), None);
+    assert_eq!(seen[0].header("x_trace_id"), Some("t-1"));
+
+    let auth = format!("Bearer {}", token("rs256"));
+    for (path, headers) in [
+        ("/health/override", vec![("x-http-method-override", "DELETE")]),
+        ("/health/override", vec![("x-http-method", "PUT")]),
+        ("/health/override", vec![("x-method-override", "delete")]),
+        ("/health/override?_method=DELETE", vec![]),
+        ("/health/override?a=1&%5Fmethod=PATCH", vec![]),
+    ] {
+        let r = send(path, "GET", &headers);
+        assert_eq!(r.status, 400, "{path} {headers:?}: {}", r.text());
+        assert_eq!(r.json()["type"], "urn:api-guard:problem:method-override");
+    }
+    // An override naming the request's own method changes nothing, and passes.
+    let r = send("/orders/same", "GET", &[("authorization", &auth), ("x-http-method-override", "GET")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        s.upstream.seen_path("/health/spoof").is_empty()
+            && s.upstream.seen_path("/health/override").is_empty()
+    );
+    assert_eq!(s.envoy.counter("api_guard_denied_ambiguous_header_total"), 3);
+    assert_eq!(s.envoy.counter("api_guard_denied_method_override_total"), 5);
+}

@@ -41,6 +41,12 @@ pub enum Reason {
     /// address's fresh connections (`jwt.verification_budget.max_checks_per_second`): overload,
     /// not the client's fault.
     VerificationOverload,
+    /// A header spelled with underscores names a header the gateway sets (`x_user` for
+    /// `x-user`): CGI-style upstreams read both as one.
+    AmbiguousHeader,
+    /// A method override (`X-HTTP-Method-Override`, `_method`, ...) names another method than
+    /// the request's, which frameworks would execute instead of the one judged.
+    MethodOverride,
     /// A JSON body is not well-formed, or breaks a JSON shape limit.
     InvalidJson,
     /// The API description documents no operation at this path.
@@ -63,7 +69,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 22] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -77,6 +83,8 @@ impl Reason {
         Reason::KeysUnavailable,
         Reason::VerificationBudget,
         Reason::VerificationOverload,
+        Reason::AmbiguousHeader,
+        Reason::MethodOverride,
         Reason::InvalidJson,
         Reason::UnknownOperation,
         Reason::InvalidRequest,
@@ -102,6 +110,7 @@ impl Reason {
             Reason::ResponseWithheld => 502,
             Reason::HostMisconfigured => 500,
             Reason::InvalidJson | Reason::InvalidRequest => 400,
+            Reason::AmbiguousHeader | Reason::MethodOverride => 400,
             Reason::UnknownOperation => 404,
             Reason::DeprecatedOperation => 410,
         }
@@ -124,6 +133,8 @@ impl Reason {
             Reason::KeysUnavailable => "keys-unavailable",
             Reason::VerificationBudget => "verification-budget",
             Reason::VerificationOverload => "verification-overload",
+            Reason::AmbiguousHeader => "ambiguous-header",
+            Reason::MethodOverride => "method-override",
             Reason::InvalidJson => "invalid-json",
             Reason::UnknownOperation => "unknown-operation",
             Reason::InvalidRequest => "invalid-request",
@@ -150,6 +161,8 @@ impl Reason {
             Reason::KeysUnavailable => "Token keys unavailable",
             Reason::VerificationBudget => "Too many invalid tokens",
             Reason::VerificationOverload => "Token verification busy",
+            Reason::AmbiguousHeader => "Ambiguous request header",
+            Reason::MethodOverride => "Method override refused",
             Reason::InvalidJson => "Invalid JSON body",
             Reason::UnknownOperation => "Unknown operation",
             Reason::InvalidRequest => "Invalid request",
@@ -188,6 +201,12 @@ impl Reason {
             Reason::VerificationOverload => {
                 "The gateway is checking as many new tokens as it can; retry in a second."
             }
+            Reason::AmbiguousHeader => {
+                "A request header spelled with underscores names a header this gateway sets; do not send it."
+            }
+            Reason::MethodOverride => {
+                "The request asks to be treated as another method; send that method instead."
+            }
             Reason::InvalidJson => {
                 "The body is not well-formed JSON or exceeds a JSON shape limit; see errors."
             }
@@ -222,6 +241,8 @@ impl Reason {
             Reason::KeysUnavailable => "api_guard_denied_keys_unavailable_total",
             Reason::VerificationBudget => "api_guard_denied_verification_budget_total",
             Reason::VerificationOverload => "api_guard_denied_verification_overload_total",
+            Reason::AmbiguousHeader => "api_guard_denied_ambiguous_header_total",
+            Reason::MethodOverride => "api_guard_denied_method_override_total",
             Reason::InvalidJson => "api_guard_denied_invalid_json_total",
             Reason::UnknownOperation => "api_guard_denied_unknown_operation_total",
             Reason::InvalidRequest => "api_guard_denied_invalid_request_total",

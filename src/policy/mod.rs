@@ -413,6 +413,7 @@ impl Policy {
         let mut shadow = None;
         let outcome = (|| {
             limits.check_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))?;
+            self.check_spellings(head, query)?;
             // CORS comes before everything a preflight cannot satisfy (methods, tokens, the
             // API description): a preflight is answered here, never forwarded.
             let refusal = match &verdict {
@@ -518,6 +519,43 @@ impl Policy {
             Ok(Admission { body, headers, response_headers, respond: None, authenticated, response })
         })();
         HeadDecision { route, outcome, fetch_keys, cors, shadow }
+    }
+}
+
+/// Headers and the query parameter frameworks read as a method override.
+const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+impl Policy {
+    /// Refuses what an upstream would read differently from what was judged: a header spelled
+    /// with underscores that names one the gateway scrubs or sets (CGI-style servers map
+    /// `x_user` and `x-user` to one `HTTP_X_USER`), and a method override naming another
+    /// method than the request's.
+    fn check_spellings(&self, head: &RequestHead<'_>, query: &str) -> Result<(), Denial> {
+        let scrubbed = self.jwt.iter().flat_map(|j| j.scrub_headers.iter());
+        for (name, _) in head.headers.iter().filter(|(n, _)| n.contains('_')) {
+            let hyphenated = name.replace('_', "-");
+            if scrubbed.clone().any(|h| *h == hyphenated) {
+                return Err(Denial {
+                    cause: Some("underscore_variant"),
+                    ..Denial::new(Reason::AmbiguousHeader)
+                });
+            }
+        }
+        let sent = head.header_str(":method");
+        let differs = |v: &[u8]| !v.trim_ascii().eq_ignore_ascii_case(sent.as_bytes());
+        let header_override =
+            head.headers.iter().any(|(n, v)| METHOD_OVERRIDES.contains(&n.as_str()) && differs(v));
+        let query_override = !query.is_empty()
+            && query.split('&').filter_map(|p| p.split_once('=')).any(|(k, v)| {
+                path::percent_decode(k, true) == b"_method" && differs(&path::percent_decode(v, true))
+            });
+        if header_override || query_override {
+            return Err(Denial {
+                cause: Some(if header_override { "header" } else { "query" }),
+                ..Denial::new(Reason::MethodOverride)
+            });
+        }
+        Ok(())
     }
 }
 
@@ -650,6 +688,10 @@ mod tests {
                 &[(":method", "GET"), (":path", "/"), ("a", ""), ("b", ""), ("c", ""), ("d", "")],
                 Reason::HeadersTooLarge,
             ),
+            (&[(":method", "GET"), (":path", "/a;b")], Reason::InvalidPath),
+            (&[(":method", "GET"), (":path", "/%2541")], Reason::InvalidPath),
+            (&[(":method", "GET"), (":path", "/"), ("x-http-method-override", "DELETE")], Reason::MethodOverride),
+            (&[(":method", "GET"), (":path", "/?_method=DELETE")], Reason::MethodOverride),
             (&[(":method", "TRACE"), (":path", "/")], Reason::MethodNotAllowed),
             (&[(":method", "get"), (":path", "/")], Reason::MethodNotAllowed),
             (&[(":method", "GET"), (":path", "/?access_token=abc")], Reason::CredentialInQuery),

@@ -230,7 +230,7 @@ fn response_rewrite() {
     }});
     let policy = api_guard::policy::config::parse(cfg.to_string().as_bytes()).unwrap();
     let rules = policy.response.as_ref().unwrap().active_rules(None, &[]);
-    let plan = Rewrite { rules, shape: Vec::new() };
+    let plan = Rewrite { rules, shape: Vec::new(), framing: api_guard::policy::response::Framing::Json };
     for (label, target) in [("10 KB", 10 * 1024), ("1 MB", 1024 * 1024)] {
         let mut rows = Vec::new();
         let mut size = 0;

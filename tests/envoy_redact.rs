@@ -279,3 +279,49 @@ fn a_filter_without_the_envoy_setting_never_hangs_a_response() {
     let told = "response bodies are not delivered to the filter while its headers are paused";
     assert_eq!(log.matches(told).count(), 1, "{log}");
 }
+
+/// What a client parses is what must have been checked: a JSON body labelled as text, HTML,
+/// octet-stream or not at all is redacted like labelled JSON; NDJSON line by line; JSONP and
+/// other scripts are withheld; types that cannot carry JSON, and bodies that are not JSON,
+/// pass untouched.
+#[test]
+fn mislabelled_json_is_redacted_and_scripts_are_withheld() {
+    let upstream = Upstream::start();
+    // Request bodies that are not JSON (the echo sends them back) are accepted as text.
+    let mut cfg: serde_json::Value = serde_json::from_str(&config(2 * 1024 * 1024)).unwrap();
+    cfg["limits"]["allowed_content_types"] = json!(["text/plain"]);
+    let envoy = Envoy::start(&cfg.to_string(), upstream.port);
+    let client = Client::new(envoy.port);
+    let doc = json!({"user": {"name": "Ada", "password": "hunter2-secret"}}).to_string();
+    let send = |ct: &str, body: &str, mode: &str| {
+        let h = [("content-type", "text/plain"), ("x-test-echo", mode), ("x-test-echo-type", ct)];
+        client.request("POST", "/public/echo", &h, body.as_bytes())
+    };
+    for ct in
+        ["text/plain", "text/html; charset=utf-8", "application/octet-stream", "none", "application/xml"]
+    {
+        for mode in ["1", "chunked"] {
+            let r = send(ct, &format!("  {doc}"), mode);
+            assert_eq!(r.status, 200, "{ct} {mode}: {}", r.text());
+            assert!(!r.text().contains("hunter2-secret"), "{ct} {mode}: leaked {}", r.text());
+            assert_eq!(r.json()["user"]["name"], "Ada", "{ct} {mode}");
+        }
+    }
+    let ndjson = format!("{doc}\n{doc}\r\n\n{doc}");
+    let r = send("application/x-ndjson", &ndjson, "chunked");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("hunter2-secret"), "NDJSON leaked: {}", r.text());
+    assert_eq!(r.text().matches("\"Ada\"").count(), 3, "{}", r.text());
+    for (ct, body) in [("application/javascript", format!("cb({doc})")), ("text/javascript", doc.clone())] {
+        let r = send(ct, &body, "1");
+        assert_eq!(r.status, 502, "{ct}: {}", r.text());
+        assert!(!r.text().contains("hunter2-secret"), "{ct}");
+    }
+    // Not JSON by content, or a type that cannot carry it: untouched.
+    let text = "id,password\n1,not-a-secret-column";
+    let r = send("text/csv", text, "chunked");
+    assert_eq!((r.status, r.text().as_str()), (200, text));
+    let r = send("image/png", &doc, "1");
+    assert_eq!((r.status, r.text()), (200, doc.clone()));
+    assert!(envoy.counter("api_guard_denied_response_withheld_total") >= 2);
+}

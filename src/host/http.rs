@@ -527,6 +527,13 @@ impl HttpContext for HttpFilter {
             return Action::Continue;
         }
         let Some(plan) = self.rewrite.take() else { return Action::Continue };
+        if plan.framing == response::Framing::Sniffed && body_size > 0 {
+            // A body whose first bytes show it is not JSON passes without being buffered.
+            let prefix = abi::get_buffer_range(abi::BufferType::ResponseBody, 0, body_size.min(64));
+            if plan.passes_unread(&prefix.ok().flatten().unwrap_or_default()) {
+                return Action::Continue;
+            }
+        }
         let policy = std::rc::Rc::clone(&self.shared.policy);
         if body_size as u64 > self.duty.buffering.max_body_bytes {
             return match self.duty.buffering.oversize {
@@ -543,8 +550,9 @@ impl HttpContext for HttpFilter {
             Ok(b) => b.unwrap_or_default(),
             Err(_) => return self.withhold("unreadable", body_size),
         };
-        match policy.rewrite_response(&plan, &body) {
-            Ok(new) => match abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &new) {
+        match policy.finish_response(&plan, &body) {
+            Ok(None) => Action::Continue,
+            Ok(Some(new)) => match abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &new) {
                 Ok(()) => Action::Continue,
                 Err(_) => self.withhold("unwritable", body_size),
             },

@@ -328,6 +328,38 @@ impl Policy {
         response::plan_body(self.response.as_ref(), &duty.rules, shape, upstream)
     }
 
+    /// The body to send for a response owed `plan`, by its framing: `Ok(None)` to send it as
+    /// it is (a sniffed body that is not JSON), `Ok(Some(new))` rewritten, `Err` withheld.
+    pub fn finish_response(
+        &self,
+        plan: &response::Rewrite,
+        body: &[u8],
+    ) -> Result<Option<Vec<u8>>, response::RewriteError> {
+        match plan.framing {
+            response::Framing::Json => self.rewrite_response(plan, body).map(Some),
+            response::Framing::Sniffed
+                if plan.passes_unread(body) || body.iter().all(u8::is_ascii_whitespace) =>
+            {
+                Ok(None)
+            }
+            response::Framing::Sniffed => self.rewrite_response(plan, body).map(Some),
+            response::Framing::Lines => {
+                let mut out = Vec::with_capacity(body.len());
+                for line in body.split_inclusive(|b| *b == b'\n') {
+                    let ending = if line.ends_with(b"\r\n") { 2 } else { usize::from(line.ends_with(b"\n")) };
+                    let (text, end) = line.split_at(line.len() - ending);
+                    if text.iter().all(u8::is_ascii_whitespace) {
+                        out.extend_from_slice(line);
+                    } else {
+                        out.extend(self.rewrite_response(plan, text)?);
+                        out.extend_from_slice(end);
+                    }
+                }
+                Ok(Some(out))
+            }
+        }
+    }
+
     /// Rewrites a whole JSON response body in one pass (see [`json_rewrite`]): members the
     /// document does not declare are pruned, and field rules apply. What is kept is copied as
     /// the upstream sent it.
@@ -690,7 +722,10 @@ mod tests {
             ),
             (&[(":method", "GET"), (":path", "/a;b")], Reason::InvalidPath),
             (&[(":method", "GET"), (":path", "/%2541")], Reason::InvalidPath),
-            (&[(":method", "GET"), (":path", "/"), ("x-http-method-override", "DELETE")], Reason::MethodOverride),
+            (
+                &[(":method", "GET"), (":path", "/"), ("x-http-method-override", "DELETE")],
+                Reason::MethodOverride,
+            ),
             (&[(":method", "GET"), (":path", "/?_method=DELETE")], Reason::MethodOverride),
             (&[(":method", "TRACE"), (":path", "/")], Reason::MethodNotAllowed),
             (&[(":method", "get"), (":path", "/")], Reason::MethodNotAllowed),

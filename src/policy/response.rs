@@ -87,6 +87,54 @@ pub struct Rewrite {
     pub rules: Vec<usize>,
     /// Documented response shapes for this status (empty: no pruning).
     pub shape: Vec<usize>,
+    /// How the body's type says it is framed.
+    pub framing: Framing,
+}
+
+/// How a body owed a rewrite is read, from its `Content-Type`. A client parses JSON out of
+/// more than JSON-labelled bodies (`fetch().json()` and `JSON.parse` ignore the label, NDJSON
+/// readers split lines), so labels do not exempt a body from the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Labelled JSON (`application/json`, `+json`): must be JSON, else withheld.
+    Json,
+    /// Unlabelled, text, or another type that can carry JSON: rewritten when it is JSON by
+    /// content (its first byte after whitespace opens an object or array), passed otherwise.
+    Sniffed,
+    /// Newline-delimited JSON (`application/x-ndjson`, `application/jsonl`): each line is
+    /// rewritten.
+    Lines,
+}
+
+impl Rewrite {
+    /// Whether the first bytes of the body already show it is not JSON, so it passes without
+    /// being buffered (sniffed bodies only; `prefix` may be any leading part of the body).
+    pub fn passes_unread(&self, prefix: &[u8]) -> bool {
+        self.framing == Framing::Sniffed
+            && prefix
+                .iter()
+                .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                .is_some_and(|b| !matches!(b, b'{' | b'[' | 0xEF))
+    }
+}
+
+/// Types that cannot carry JSON a client would parse: their bodies pass untouched.
+fn cannot_carry_json(essence: &str) -> bool {
+    let (ty, sub) = essence.split_once('/').unwrap_or((essence, ""));
+    matches!(ty, "image" | "audio" | "video" | "font" | "model")
+        || matches!(sub, "pdf" | "zip" | "gzip" | "x-tar" | "wasm" | "vnd.ms-excel" | "msword")
+}
+
+/// Script types: a JSON object inside a script (JSONP) is read by the page that loads it.
+fn is_script(essence: &str) -> bool {
+    matches!(
+        essence,
+        "application/javascript"
+            | "text/javascript"
+            | "application/x-javascript"
+            | "application/ecmascript"
+            | "text/ecmascript"
+    )
 }
 
 /// What happens to a response body.
@@ -388,15 +436,25 @@ pub fn plan_body(
         return BodyPlan::Replace(status);
     }
     let rules = policy.map(|p| p.rules_for_status(active, status)).unwrap_or_default();
-    let is_json = header("content-type").and_then(media::essence).is_some_and(|e| media::is_json(&e));
-    if (rules.is_empty() && shape.is_empty()) || !is_json {
+    if rules.is_empty() && shape.is_empty() {
         return BodyPlan::Untouched;
     }
+    let essence = header("content-type").and_then(media::essence);
+    let framing = match essence.as_deref() {
+        Some(e) if media::is_json(e) => Framing::Json,
+        Some(
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines",
+        ) => Framing::Lines,
+        Some(e) if cannot_carry_json(e) => return BodyPlan::Untouched,
+        Some(e) if is_script(e) => return BodyPlan::Withhold("script"),
+        Some("application/json-seq") => return BodyPlan::Withhold("json-seq"),
+        _ => Framing::Sniffed,
+    };
     // A compressed body cannot be rewritten here: never pass it on.
     if header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case(b"identity")) {
         return BodyPlan::Withhold("encoded");
     }
-    BodyPlan::Rewrite(Rewrite { rules, shape })
+    BodyPlan::Rewrite(Rewrite { rules, shape, framing })
 }
 
 #[cfg(test)]
@@ -488,12 +546,38 @@ mod tests {
         assert_eq!(plan_body(None, &[], vec![], &h("500", "text/html")), BodyPlan::Untouched);
         assert_eq!(
             plan_body(None, &[], vec![3], &h("200", "application/json")),
-            BodyPlan::Rewrite(Rewrite { rules: vec![], shape: vec![3] })
+            BodyPlan::Rewrite(Rewrite { rules: vec![], shape: vec![3], framing: Framing::Json })
         );
         let mut gz = h("200", "application/json");
         gz.push(("content-encoding".into(), b"gzip".to_vec()));
         assert_eq!(plan_body(None, &[], vec![3], &gz), BodyPlan::Withhold("encoded"));
-        assert_eq!(plan_body(None, &[], vec![3], &h("200", "text/csv")), BodyPlan::Untouched);
+        // Any label that can carry JSON is judged by content; types that cannot pass; scripts
+        // (JSONP) and JSON text sequences are withheld.
+        let sniffed = BodyPlan::Rewrite(Rewrite { rules: vec![], shape: vec![3], framing: Framing::Sniffed });
+        for ct in ["text/csv", "text/plain", "text/html", "application/octet-stream", "application/xml", ""] {
+            assert_eq!(plan_body(None, &[], vec![3], &h("200", ct)), sniffed, "{ct:?}");
+        }
+        let mut unlabelled = h("200", "");
+        unlabelled.retain(|(n, _)| n != "content-type");
+        assert_eq!(plan_body(None, &[], vec![3], &unlabelled), sniffed);
+        let lines = BodyPlan::Rewrite(Rewrite { rules: vec![], shape: vec![3], framing: Framing::Lines });
+        assert_eq!(plan_body(None, &[], vec![3], &h("200", "application/x-ndjson")), lines);
+        for ct in ["image/png", "video/mp4", "font/woff2", "application/pdf", "application/zip"] {
+            assert_eq!(plan_body(None, &[], vec![3], &h("200", ct)), BodyPlan::Untouched, "{ct}");
+        }
+        for ct in ["application/javascript", "text/javascript; charset=utf-8"] {
+            assert_eq!(plan_body(None, &[], vec![3], &h("200", ct)), BodyPlan::Withhold("script"), "{ct}");
+        }
+        assert_eq!(
+            plan_body(None, &[], vec![3], &h("200", "application/json-seq")),
+            BodyPlan::Withhold("json-seq")
+        );
+        let BodyPlan::Rewrite(plan) = sniffed else { unreachable!() };
+        assert!(plan.passes_unread(b"  id,name\n1,a"));
+        assert!(plan.passes_unread(b"<html>"));
+        for json in [&b" {\"a\":1}"[..], b"[1]", b"\xEF\xBB\xBF{}", b"   ", b""] {
+            assert!(!plan.passes_unread(json), "{json:?}");
+        }
         let body = ResponsePolicy::safe_error(500, "urn:x:", "id-1");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(

@@ -136,7 +136,9 @@ fn serve(stream: TcpStream, seen: Arc<Mutex<Vec<Recorded>>>, verbose: bool) {
                 .unwrap_or("application/json")
                 .to_string();
             let status = rec.header("x-test-status").unwrap_or("200 OK").to_string();
-            let mut out = format!("HTTP/1.1 {status}\r\ncontent-type: {ct}\r\n{extra}").into_bytes();
+            // `x-test-echo-type: none` sends no content type at all.
+            let ct_line = if ct == "none" { String::new() } else { format!("content-type: {ct}\r\n") };
+            let mut out = format!("HTTP/1.1 {status}\r\n{ct_line}{extra}").into_bytes();
             let body = match rec.header("x-test-echo-body") {
                 Some(b) => b.as_bytes().to_vec(),
                 None => seen.lock().unwrap()[idx].body.clone(),

@@ -35,6 +35,10 @@ thread_local! {
             "default": {"type": "jwt", "providers": ["idp", "hs"], "scopes": ["orders:read"]}}
     }).to_string().as_bytes()).unwrap();
     static STATE: Stateful = Stateful::new();
+    static GUARD: Policy = config::parse(json!({
+        "routes": [{"name": "admin", "match": {"prefix": "/admin"}, "auth": {"type": "deny"}},
+                   {"name": "public", "match": {"prefix": "/public"}, "auth": {"type": "public"}}]
+    }).to_string().as_bytes()).unwrap();
     static API: Policy = config::parse(json!({
         "openapi": {"document": serde_json::from_str::<Value>(PETSTORE).unwrap(),
                     "reject_unknown_fields": true, "response_allowlist": true},
@@ -240,9 +244,69 @@ pub fn redact(data: &[u8]) {
 
 /// Path normalisation, route matching, the OpenAPI inventory and CORS: the bytes as `:path`,
 /// origin and method; never a panic.
+/// RFC 3986 dot-segment removal and slash merging over an already decoded path, as the
+/// upstream models below apply it after their own decoding.
+fn clean(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+fn decode(s: &str) -> String {
+    String::from_utf8_lossy(&api_guard::policy::path::percent_decode(s, false)).into_owned()
+}
+
+/// The path common upstreams would serve for a forwarded `target`: a servlet container
+/// (`;` parameters stripped per segment, then decoded), a server behind a second decoder
+/// (decoded twice), Go's `net/http` (decoded, cleaned), and one that trims each segment.
+fn upstream_views(target: &str) -> Vec<String> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    let servlet: Vec<String> =
+        path.split('/').map(|seg| decode(seg.split(';').next().unwrap_or(""))).collect();
+    let trimmed: Vec<String> = decode(path).split('/').map(|seg| seg.trim().to_string()).collect();
+    vec![
+        clean(&servlet.join("/")),
+        clean(&decode(&decode(path))),
+        clean(&decode(path)),
+        clean(&trimmed.join("/")),
+    ]
+}
+
+/// Routes, preflights and the path-confusion differential: a path api-guard admits is never
+/// one an upstream model would serve as the denied `/admin`.
 pub fn route(data: &[u8]) {
     let cut = data.len() / 2;
     let (path, origin) = data.split_at(cut);
+    GUARD.with(|p| {
+        let headers = head(&[(":method", b"GET"), (":path", path)]);
+        let d = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
+        if let Ok(a) = &d.outcome {
+            let sent = String::from_utf8_lossy(path).into_owned();
+            let forwarded = a
+                .headers
+                .iter()
+                .find_map(|op| match op {
+                    api_guard::policy::authz::HeaderOp::Set(n, v) if n == ":path" => Some(v.clone()),
+                    _ => None,
+                })
+                .unwrap_or(sent.clone());
+            for served in upstream_views(&forwarded) {
+                let admin = served == "/admin" || served.starts_with("/admin/");
+                assert!(
+                    !admin,
+                    "{sent:?} was admitted, forwarded as {forwarded:?}, and an upstream serves {served:?}"
+                );
+            }
+        }
+    });
     API.with(|p| {
         for method in [&b"GET"[..], b"OPTIONS", b"PUT"] {
             let headers = head(&[

@@ -191,7 +191,9 @@ pub(crate) fn decode_unreserved(path: &str) -> Result<String, PathError> {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b != b'%' {
-            if b == b'\\' || b < 0x20 || b == 0x7f {
+            // A raw space is not part of any URI (RFC 3986); servers that trim segments would
+            // read `/ /admin` as `/admin`.
+            if b == b'\\' || b <= 0x20 || b == 0x7f {
                 return Err(PathError::AmbiguousCharacter);
             }
             out.push(b);
@@ -264,7 +266,7 @@ mod tests {
 
     #[test]
     fn structural_escapes_are_refused() {
-        for bad in ["/a%2Fb", "/a%2fb", "/a%5Cb", "/a\\b", "/a%00", "/a\tb", "/a%7F"] {
+        for bad in ["/a%2Fb", "/a%2fb", "/a%5Cb", "/a\\b", "/a%00", "/a\tb", "/a%7F", "/ /admin", "/a b"] {
             assert_eq!(normalize(bad), Err(PathError::AmbiguousCharacter), "{bad}");
         }
         for bad in ["/a%", "/a%4", "/a%zz", "/%%41"] {

@@ -64,6 +64,10 @@ pub struct Capabilities {
     /// A `:path` set by the filter is the path sent upstream (Envoy). Elsewhere a request
     /// whose path is not in normal form is refused rather than forwarded as sent.
     pub rewrite_path: bool,
+    /// A removed request header is not sent upstream. On Kong it is: ngx_wasm_module marks
+    /// the header removed (`hash = 0`) but nginx's proxy module forwards every `headers_in`
+    /// entry (`ngx_http_proxy_create_request`); a value set to `""` does go out as empty.
+    pub remove_request_header: bool,
 }
 
 /// How a host writes an integer property.
@@ -117,6 +121,7 @@ impl Capabilities {
                 client_address: &["source", "address"],
                 connection_id: Some((&["connection", "id"], IdFormat::U64Le)),
                 rewrite_path: true,
+                remove_request_header: true,
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -137,6 +142,7 @@ impl Capabilities {
                 connection_id: Some((&["connection", "id"], IdFormat::Decimal)),
                 // Not relied on: behind `proxy_pass` nginx forwards the request line as sent.
                 rewrite_path: false,
+                remove_request_header: false,
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
             // unimplemented (bodies cannot be replaced), request bodies on request only.
@@ -155,6 +161,7 @@ impl Capabilities {
                 client_address: &["remote_addr"],
                 connection_id: Some((&["connection"], IdFormat::Decimal)),
                 rewrite_path: false,
+                remove_request_header: true,
             },
             // Unknown: nothing optional, and no APISIX-specific property either.
             HostKind::Unknown => Capabilities {

@@ -245,7 +245,12 @@ impl HttpFilter {
         }
         for op in &admission.headers {
             let applied = match op {
-                HeaderOp::Remove(name) => abi::remove_header(MapType::RequestHeaders, name),
+                HeaderOp::Remove(name) if self.shared.caps.remove_request_header => {
+                    abi::remove_header(MapType::RequestHeaders, name)
+                }
+                // Where a removal does not reach the upstream (Kong behind `proxy_pass`), an
+                // emptied value does: the token or a spoofed claim never leaves.
+                HeaderOp::Remove(name) => abi::set_header(MapType::RequestHeaders, name, ""),
                 HeaderOp::Set(name, value) => abi::set_header(MapType::RequestHeaders, name, value),
             };
             if let Err(e) = applied {

@@ -161,6 +161,9 @@ export class Host {
       proxy_remove_header_map_value(type, kp, kl) {
         const k = h.str(kp, kl).toLowerCase();
         if (h.responseSent && type === 2) { h.lateHeaderEdits.push(k); return OK; }
+        // Kong: the header is marked removed (`hash = 0`) but nginx's proxy module forwards
+        // every `headers_in` entry (ngx_http_proxy_create_request), so it reaches the upstream.
+        if (h.name === "kong" && type === 0) return OK;
         h.maps[MAP[type]] = h.maps[MAP[type]].filter(([n]) => n !== k); return OK;
       },
       proxy_get_property(pp, pl, ptrOut, sizeOut) {

@@ -61,6 +61,14 @@ const scenarios = {
     const semi = h.request({ path: "/v1/pets/..;/admin" });
     c.that(!semi.forwarded && semi.local?.status === 400, `a ';' path parameter: ${semi.local?.status}`);
   },
+  "JWT: a client's copy of a claim header, and the token, never reach the upstream (Kong: removal does not, an empty value does)"(h, c) {
+    const spoof = h.request({ path: "/v1/pets", headers: [["x-user", "admin"]] });
+    c.that(spoof.forwarded, `public route not forwarded: ${spoof.local?.status}`);
+    c.that(!header(spoof.forwarded?.headers, "x-user"), `spoofed x-user reached the upstream: ${header(spoof.forwarded?.headers, "x-user")}`);
+    const r = h.request({ path: "/orders", headers: [bearer("rs256")] });
+    c.that(!header(r.forwarded?.headers, "authorization"), "the token reached the upstream");
+    c.that(header(r.forwarded?.headers, "x-user") === "user-42", "the verified claim is missing");
+  },
   "JWT: no token → 401 problem (+ WWW-Authenticate where local responses keep headers)"(h, c) {
     const r = h.request({ path: "/orders" });
     c.that(!r.forwarded && r.local?.status === 401, `status ${r.local?.status}`);

@@ -464,6 +464,11 @@ impl HttpContext for HttpFilter {
                         &format!("api-guard: cannot edit response headers (host status {})", e.0),
                     );
                 }
+                // Replacing the map does not drop `Content-Length` on Kong (nginx keeps it
+                // outside the header list): a rewritten body would go out under the old length.
+                if ops.iter().any(|op| matches!(op, HeaderOp::Remove(n) if n == "content-length")) {
+                    let _ = abi::remove_header(MapType::ResponseHeaders, "content-length");
+                }
             } else {
                 for op in ops {
                     let applied = match &op {

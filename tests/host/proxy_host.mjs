@@ -139,7 +139,12 @@ export class Host {
       },
       proxy_set_header_map_pairs(type, ptr, len) {
         if (!h.p.setMap) return h.missing("proxy_set_header_map_pairs");
-        h.maps[MAP[type]] = decodeMap(h.read(ptr, len)); return OK;
+        const next = decodeMap(h.read(ptr, len));
+        // Kong: replacing the response map keeps the upstream's Content-Length (nginx holds it
+        // in headers_out.content_length_n, which ngx_http_wasm_clear_resp_headers never walks).
+        const length = (h.maps[MAP[type]] ?? []).find(([n]) => n === "content-length");
+        if (h.name === "kong" && type === 2 && length && !next.some(([n]) => n === "content-length")) next.push(length);
+        h.maps[MAP[type]] = next; return OK;
       },
       proxy_get_header_map_value(type, kp, kl, ptrOut, sizeOut) {
         const m = h.maps[MAP[type]] ?? []; const k = h.str(kp, kl);

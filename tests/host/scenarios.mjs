@@ -189,8 +189,12 @@ const scenarios = {
       return;
     }
     c.that(ok, "configuration refused");
-    const r = h.request({ path: "/v1/pets/1", upstream: () => ({ status: 200, headers: [["content-type", "application/json"]], body: "{\"name\":\"Rex\",\"owner\":{\"password\":\"hunter2\"}}" }) });
+    const sent = "{\"name\":\"Rex\",\"owner\":{\"password\":\"hunter2\"}}";
+    const r = h.request({ path: "/v1/pets/1", upstream: () => ({ status: 200, headers: [["content-type", "application/json"], ["content-length", String(sent.length)], ["x-powered-by", "x"]], body: sent }) });
     c.that(r.response?.body === "{\"name\":\"Rex\",\"owner\":{}}", `body ${r.response?.body}`);
+    // The old length must not go out with the shorter body (the client would wait for the rest).
+    const length = header(r.response?.headers, "content-length");
+    c.that(length === undefined || Number(length) === r.response?.body.length, `content-length ${length} for ${r.response?.body.length} bytes`);
     h.configure(core(h.name));
   },
   "configuration delivered as a JSON string (APISIX string conf, Kong string config) loads"(h, c) {

@@ -68,6 +68,10 @@ pub struct Capabilities {
     /// the header removed (`hash = 0`) but nginx's proxy module forwards every `headers_in`
     /// entry (`ngx_http_proxy_create_request`); a value set to `""` does go out as empty.
     pub remove_request_header: bool,
+    /// The most response-body bytes the host buffers for the filter, where it stops short of
+    /// the whole body (Kong: a further Pause is logged as an error and the data passes
+    /// unchanged); `None` where a Pause buffers the whole body.
+    pub response_buffer_bytes: Option<u64>,
 }
 
 /// How a host writes an integer property.
@@ -101,7 +105,11 @@ impl Capabilities {
             None if matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_))) => HostKind::Envoy,
             None => HostKind::Unknown,
         };
-        Capabilities::of(kind, host.hold_headers_for_body.unwrap_or(kind == HostKind::Envoy))
+        let caps = Capabilities::of(kind, host.hold_headers_for_body.unwrap_or(kind == HostKind::Envoy));
+        match (kind, host.response_body_buffer_bytes) {
+            (HostKind::Kong, Some(n)) => Capabilities { response_buffer_bytes: Some(n), ..caps },
+            _ => caps,
+        }
     }
 
     /// What a host of `kind` can do (`hold` is the configuration's `hold_headers_for_body`).
@@ -122,6 +130,7 @@ impl Capabilities {
                 connection_id: Some((&["connection", "id"], IdFormat::U64Le)),
                 rewrite_path: true,
                 remove_request_header: true,
+                response_buffer_bytes: None,
             },
             // ngx_wasm_module: end_of_stream is always false on headers; timers, shared data
             // (with `nginx_wasm_shm_kv`) and body replacement are implemented.
@@ -143,6 +152,8 @@ impl Capabilities {
                 // Not relied on: behind `proxy_pass` nginx forwards the request line as sent.
                 rewrite_path: false,
                 remove_request_header: false,
+                // ngx_wasm_module's default `proxy_wasm_response_body_buffers` (4 × 4k).
+                response_buffer_bytes: Some(16_384),
             },
             // wasm-nginx-module: no timers, no shared data, `proxy_set_buffer_bytes` is
             // unimplemented (bodies cannot be replaced), request bodies on request only.
@@ -162,6 +173,7 @@ impl Capabilities {
                 connection_id: Some((&["connection"], IdFormat::Decimal)),
                 rewrite_path: false,
                 remove_request_header: true,
+                response_buffer_bytes: None,
             },
             // Unknown: nothing optional, and no APISIX-specific property either.
             HostKind::Unknown => Capabilities {

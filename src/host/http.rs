@@ -545,7 +545,11 @@ impl HttpContext for HttpFilter {
             }
         }
         let policy = std::rc::Rc::clone(&self.shared.policy);
-        if body_size as u64 > self.duty.buffering.max_body_bytes {
+        // A host that stops buffering short of the whole body passes the rest unchanged:
+        // a body that fills its buffer and is not done is oversize.
+        let host_full =
+            !end_of_stream && self.shared.caps.response_buffer_bytes.is_some_and(|n| body_size as u64 >= n);
+        if body_size as u64 > self.duty.buffering.max_body_bytes || host_full {
             return match self.duty.buffering.oversize {
                 Oversize::Fail => self.withhold("oversize", body_size),
                 Oversize::Pass => Action::Continue,

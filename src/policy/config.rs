@@ -465,6 +465,12 @@ pub struct HostConfig {
     /// The gateway this configuration is for. Absent: detected at load (Envoy is recognised;
     /// any other host gets the most cautious profile). Set it for Kong and APISIX.
     pub kind: Option<HostKindConfig>,
+    /// Kong only: how many bytes of a response body the engine buffers for the filter (its
+    /// `proxy_wasm_response_body_buffers`, number × size; kong.conf
+    /// `nginx_http_wasm_response_body_buffers`). A body owed a rewrite that does not fit
+    /// follows the `oversize` rule, since the engine passes the rest unchanged. Default 16384
+    /// (the engine's default, 4 × 4k).
+    pub response_body_buffer_bytes: Option<u64>,
 }
 
 /// A gateway api-guard knows the capabilities of.

@@ -184,6 +184,13 @@ export class Host {
         return OK;
       },
       proxy_send_local_response(status, dp, dl, bp, bl, hp, hl, grpc) {
+        // Kong: once the response headers have left, a local response traps the instance
+        // ("host trap (bad usage): response already sent", ngx_proxy_wasm host functions).
+        if (h.name === "kong" && h.responseSent) {
+          const t = new Trap("host trap (bad usage): response already sent");
+          h.traps.push(t.message);
+          throw t;
+        }
         let body = h.read(bp, bl);
         if (h.p.localNewline) { const b = new Uint8Array(body.length + 1); b.set(body); b[body.length] = 10; body = b; }
         const headers = h.p.localHeaders && hl ? decodeMap(h.read(hp, hl)) : [];
@@ -281,6 +288,35 @@ export class Host {
 
   // One request through the filter. `upstream(req)` answers it: {status, headers, body}.
   // `jwks` answers HTTP calls made while the request waits.
+  /** Kong's response body delivery: 4k pieces; while the filter pauses, pieces accumulate up
+   * to `proxy_wasm_response_body_buffers` (4 × 4k by default); a Pause with the buffers full
+   * is logged as an error and the data passes unchanged (ngx_proxy_wasm body filter). */
+  kongResponseBody(id) {
+    const all = this.buffers.responseBody;
+    const limit = 16384;
+    const sent = [];
+    let held = new Uint8Array();
+    let pos = 0;
+    while (!this.dead && !this.local && (pos < all.length || pos === 0)) {
+      const piece = all.slice(pos, pos + 4096);
+      pos += Math.max(piece.length, 1);
+      const merged = new Uint8Array(held.length + piece.length);
+      merged.set(held); merged.set(piece, held.length);
+      this.buffers.responseBody = merged;
+      const eos = pos >= all.length;
+      const action = this.call("proxy_on_response_body", id, merged.length, eos ? 1 : 0);
+      if (action === 1 && !eos && merged.length < limit) { held = this.buffers.responseBody; continue; }
+      if (action === 1 && !eos) this.logs.push([4, "[error] pause with the response body buffers full: data passes"]);
+      sent.push(this.buffers.responseBody);
+      held = new Uint8Array();
+    }
+    const total = sent.reduce((n, b) => n + b.length, 0);
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const b of sent) { out.set(b, at); at += b.length; }
+    this.buffers.responseBody = out;
+  }
+
   /** The request's connection id as each host writes it: Envoy an 8-byte little-endian
    * integer (`connection.id`), Kong decimal text (`connection.id`), APISIX the nginx variable
    * `connection`. */
@@ -350,10 +386,12 @@ export class Host {
       this.maps.responseHeaders = [[":status", String(up.status)], ...up.headers];
       this.buffers.responseBody = new TextEncoder().encode(up.body);
       const ra = this.call("proxy_on_response_headers", id, this.maps.responseHeaders.length, 0, 0);
-      // Kong cannot hold response headers: they leave now, edits after this are lost.
-      if (ra === 1 && this.name === "kong") this.responseSent = true;
+      // Kong cannot hold response headers: they leave now, whatever the filter returned;
+      // edits after this are lost.
+      if (this.name === "kong") this.responseSent = true;
       if (!this.local && !this.dead && (!this.p.bodyOptIn || this.properties.wasm_process_resp_body)) {
-        this.call("proxy_on_response_body", id, this.buffers.responseBody.length, 1);
+        if (this.name === "kong") this.kongResponseBody(id);
+        else this.call("proxy_on_response_body", id, this.buffers.responseBody.length, 1);
       }
       out.response = this.local
         ? { status: this.local.status, headers: this.local.headers, body: this.local.body }

@@ -195,6 +195,18 @@ const scenarios = {
     // The old length must not go out with the shorter body (the client would wait for the rest).
     const length = header(r.response?.headers, "content-length");
     c.that(length === undefined || Number(length) === r.response?.body.length, `content-length ${length} for ${r.response?.body.length} bytes`);
+    // A body that is not the JSON it claims is withheld: never sent, and on Kong (headers
+    // already gone) without a late local response, which traps the instance there.
+    const bad = h.request({ path: "/v1/pets/1", upstream: () => ({ status: 200, headers: [["content-type", "application/json"]], body: "{\"password\":\"hunter2\"" }) });
+    c.that(!bad.trapped, "the instance trapped");
+    // A body larger than the host buffers for the filter (Kong: 16 KiB by default) cannot be
+    // rewritten whole there: the oversize rule (withhold) applies, never "pass the rest".
+    const rows = Array.from({ length: 600 }, (_, i) => ({ id: i, owner: { password: `hunter2-${i}` } }));
+    const large = h.request({ path: "/v1/pets/1", upstream: () => ({ status: 200, headers: [["content-type", "application/json"]], body: JSON.stringify({ rows }) }) });
+    c.that(!large.trapped, "the instance trapped on a large body");
+    c.that(!(large.response?.body ?? "").includes("hunter2"), `a secret of the large body went out (${(large.response?.body ?? "").length} bytes)`);
+    c.that(!h.logs.some(([, m]) => m.includes("buffers full")), "paused with the host's buffers full");
+    c.that(!(bad.response?.body ?? "").includes("hunter2"), `the withheld body went out: ${bad.response?.body}`);
     h.configure(core(h.name));
   },
   "configuration delivered as a JSON string (APISIX string conf, Kong string config) loads"(h, c) {

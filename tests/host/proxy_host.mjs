@@ -10,7 +10,7 @@
 //   apisix  wasm-nginx-module: no on_vm_start, no timers, no shared data, no host time, no
 //           body replacement, no whole-map header setting (all return Unimplemented), property
 //           reads outside a request fail, request body callbacks only after the filter sets
-//           `wasm_process_req_body`, local responses keep only status and body, metrics are no-ops.
+//           `wasm_process_req_body`, local responses keep their headers (set_resp_header per pair), metrics are no-ops.
 //
 // The facts come from ../shared/reference/hosts.md (sections A-C). A trap is recorded, never
 // hidden: the scenarios assert there are none.
@@ -31,8 +31,11 @@ const PROFILES = {
   kong: { vmStart: true, timers: true, shared: true, hostTime: true, setBuffer: true, setMap: true,
           headersEos: false, holdHeaders: true, bodyOptIn: false, localHeaders: true, localNewline: true,
           missing: "trap", properties: { plugin_root_id: "", "source\u0000address": "203.0.113.5" } },
+  // APISIX keeps local-response headers: proxy_send_local_response sets every pair with
+  // set_resp_header (wasm-nginx-module src/http/ngx_http_wasm_api.c, since 0.2.0); verified on
+  // a real wasm-nginx-module 0.7.0 (a 401 kept its WWW-Authenticate).
   apisix: { vmStart: false, timers: false, shared: false, hostTime: false, setBuffer: false, setMap: false,
-            headersEos: false, holdHeaders: false, bodyOptIn: true, localHeaders: false, localNewline: false,
+            headersEos: false, holdHeaders: false, bodyOptIn: true, localHeaders: true, localNewline: false,
             missing: "unimplemented", properties: { remote_addr: "203.0.113.5" } },
 };
 

@@ -54,7 +54,7 @@ const scenarios = {
       c.that(header(r.forwarded?.headers, ":path") === "/v1/pets/2?x=1", `forwarded as ${header(r.forwarded?.headers, ":path")}`);
     } else {
       c.that(!r.forwarded && r.local?.status === 400, `not refused: ${r.local?.status}`);
-      c.that(h.name === "apisix" || problem(r).type?.endsWith("invalid-path"), `type ${problem(r).type}`);
+      c.that(problem(r).type?.endsWith("invalid-path"), `type ${problem(r).type}`);
     }
     const plain = h.request({ path: "/v1/pets/2?x=1" });
     c.that(header(plain.forwarded?.headers, ":path") === "/v1/pets/2?x=1", "a normal path is forwarded as sent");
@@ -69,12 +69,12 @@ const scenarios = {
     c.that(!header(r.forwarded?.headers, "authorization"), "the token reached the upstream");
     c.that(header(r.forwarded?.headers, "x-user") === "user-42", "the verified claim is missing");
   },
-  "JWT: no token → 401 problem (+ WWW-Authenticate where local responses keep headers)"(h, c) {
+  "JWT: no token → 401 problem with WWW-Authenticate"(h, c) {
     const r = h.request({ path: "/orders" });
     c.that(!r.forwarded && r.local?.status === 401, `status ${r.local?.status}`);
     c.that(problem(r).type?.endsWith("token-missing"), `type ${problem(r).type}`);
     const www = header(r.local?.headers, "www-authenticate");
-    c.that(h.name === "apisix" ? www === undefined : www?.startsWith("Bearer"), `www-authenticate ${www}`);
+    c.that(www?.startsWith("Bearer"), `www-authenticate ${www}`);
   },
   "JWT: forged signature, expired, wrong audience → 401, never forwarded"(h, c) {
     for (const t of ["wrong_key_same_kid", "expired", "wrong_aud", "alg_none"]) {
@@ -102,7 +102,7 @@ const scenarios = {
     c.that(!over.forwarded && over.local?.status === 429, `over the budget: ${over.local?.status}`);
     c.that(problem(over).type?.endsWith("verification-budget"), `type ${problem(over).type}`);
     const retry = header(over.local?.headers, "retry-after");
-    c.that(h.name === "apisix" ? retry === undefined : Number(retry) > 0, `retry-after ${retry}`);
+    c.that(Number(retry) > 0, `retry-after ${retry}`);
     const fresh = h.request({ path: "/orders", headers: [bearer("es256")] });
     c.that(!fresh.forwarded && fresh.local?.status === 429, `a new genuine token: ${fresh.local?.status}`);
     c.that(h.request({ path: "/orders", headers: [bearer("rs256")] }).forwarded, "the cached token was refused");
@@ -156,7 +156,7 @@ const scenarios = {
     const pre = h.request({ method: "OPTIONS", path: "/v1/pets", headers: [["origin", "https://app.example"], ["access-control-request-method", "POST"]] });
     c.that(!pre.forwarded && pre.local?.status === 204, `preflight ${pre.local?.status}`);
     const acao = header(pre.local?.headers, "access-control-allow-origin");
-    c.that(h.name === "apisix" ? acao === undefined : acao === "https://app.example", `preflight allow-origin ${acao}`);
+    c.that(acao === "https://app.example", `preflight allow-origin ${acao}`);
     const get = h.request({ path: "/v1/pets/1", headers: [["origin", "https://app.example"]] });
     c.that(get.forwarded, "cross-origin GET not forwarded");
     c.that(header(get.response?.headers, "access-control-allow-origin") === "https://app.example", "no allow-origin on the response");

@@ -72,7 +72,7 @@ clippy: target
 
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
-	cargo test --test config_schema --test layering --test jwt_vectors --features schema
+	cargo test --test config_schema --test layering --test jwt_vectors --test kong_config --features schema
 	cargo test --release --test fuzz_corpus --test ecdsa_vectors
 	cargo test --release --test json_schema_suite --test corpus_bodies -- --nocapture
 

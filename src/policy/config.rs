@@ -480,7 +480,7 @@ pub struct HostConfig {
 pub enum HostKindConfig {
     /// Envoy (`envoy.filters.http.wasm`, V8).
     Envoy,
-    /// Kong Gateway 3.4–3.9 (ngx_wasm_module).
+    /// Kong Gateway 3.6–3.9 (ngx_wasm_module).
     Kong,
     /// Apache APISIX (wasm-nginx-module).
     Apisix,

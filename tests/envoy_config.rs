@@ -161,7 +161,9 @@ fn kubernetes_manifests_carry_valid_policies_and_this_version() {
     // Istio: a remote key set's `outbound|443||host` cluster needs the host registered and
     // TLS originated to it, or every JWT route fails closed as pasted.
     let istio = std::fs::read_to_string(repo_root().join("envoy-config/istio-wasmplugin.yaml")).unwrap();
-    for needed in ["kind: ServiceEntry", "hosts: [\"idp.example.com\"]", "kind: DestinationRule", "mode: SIMPLE"] {
+    for needed in
+        ["kind: ServiceEntry", "hosts: [\"idp.example.com\"]", "kind: DestinationRule", "mode: SIMPLE"]
+    {
         assert!(istio.contains(needed), "istio-wasmplugin.yaml lacks `{needed}`");
     }
 }

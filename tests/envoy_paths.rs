@@ -86,3 +86,69 @@ fn path_parameters_and_encoded_percent_can_be_allowed_with_their_risk() {
     let seen: Vec<String> = upstream.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(seen, ["/public/a;v=1/b", "/public/100%25"]);
 }
+
+/// A `_method` field in a `POST` form body (Rails, Laravel, Symfony, ASP.NET read it there):
+/// refused when it names another method, wherever the chunks of the body end; the form is
+/// read whole before any of it goes upstream.
+#[test]
+fn a_method_override_in_a_form_body_never_reaches_the_upstream() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&policy(), upstream.port);
+    let api = Client::new(envoy.port);
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let multipart = ("content-type", "multipart/form-data; boundary=XyZ");
+    let part = |name: &str, value: &str| {
+        format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n--XyZ--\r\n")
+    };
+    for (headers, body) in [
+        (vec![form], "title=x&_method=DELETE".to_string()),
+        (vec![form], "%5Fmethod=put".to_string()),
+        (vec![multipart], part("_method", "PATCH")),
+    ] {
+        let r = api.request("POST", "/public/items/1", &headers, body.as_bytes());
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert_eq!(r.json()["type"], "urn:api-guard:problem:method-override");
+    }
+    // The field split across two writes of a chunked body.
+    let head = "POST /public/items/2 HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\n";
+    let r = api.send(&support::client::chunked(head, &[b"a=1&_meth", b"od=DELETE"])).unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(upstream.requests().is_empty(), "an override reached the upstream");
+    // The same method, a field that only mentions it, and other methods' forms pass whole.
+    for (method, headers, body) in [
+        ("POST", vec![form], "_method=POST&note=_method%3DDELETE".to_string()),
+        ("POST", vec![multipart], part("comment", "_method=DELETE")),
+        ("PUT", vec![form], "_method=DELETE".to_string()),
+    ] {
+        let r = api.request(method, "/public/items/3", &headers, body.as_bytes());
+        assert_eq!(r.status, 200, "{method} {body}: {}", r.text());
+        assert_eq!(upstream.requests().last().map(|r| r.body.clone()), Some(body.into_bytes()));
+    }
+    assert_eq!(envoy.counter("api_guard_denied_method_override_total"), 4);
+}
+
+/// With `paths.case_insensitive` and `paths.format_suffix` (the upstream routes `/Admin` and
+/// `/admin.json` as `/admin`), those spellings are the `/admin` route; without them they are
+/// other paths (and case-sensitive, suffix-less upstreams serve them as such).
+#[test]
+fn declared_case_and_suffix_insensitive_upstreams_are_matched_as_they_route() {
+    let upstream = Upstream::start();
+    let mut cfg: serde_json::Value = serde_json::from_str(&policy()).unwrap();
+    cfg["paths"] = json!({"case_insensitive": true, "format_suffix": true});
+    let envoy = Envoy::start(&cfg.to_string(), upstream.port);
+    let api = Client::new(envoy.port);
+    for path in ["/Admin/x", "/ADMIN", "/admin.json", "/Admin.JSON/", "/%41dmin.x.json"] {
+        assert_eq!(api.get(path).status, 403, "{path}");
+    }
+    assert_eq!(api.get("/PUBLIC/Report.PDF").status, 200);
+    assert_eq!(
+        upstream.requests().last().map(|r| r.path.clone()).as_deref(),
+        Some("/PUBLIC/Report.PDF"),
+        "forwarded as sent"
+    );
+    assert_eq!(upstream.requests().len(), 1);
+
+    let strict = Envoy::start(&policy(), upstream.port);
+    let api = Client::new(strict.port);
+    assert_eq!(api.get("/Admin/x").status, 200, "not the /admin route by default");
+}

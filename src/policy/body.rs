@@ -9,6 +9,7 @@
 use super::denial::{Denial, ProblemError, Reason};
 use super::json_limits::{JsonLimits, JsonScanner, JsonViolation};
 use super::limits::BodyCounter;
+use super::method_override::{self, Form};
 
 /// Which operation and media type a body is validated against at its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,17 +31,19 @@ pub struct BodyCheck {
     pub json: Option<JsonLimits>,
     /// The whole body is validated against this when it is complete.
     pub validate: Option<BodyTarget>,
+    /// A `POST` form, read whole for a `_method` field naming another method.
+    pub form_override: Option<Form>,
 }
 
 impl BodyCheck {
     /// Whether the host must hand over the body's bytes (not just its size).
     pub fn needs_bytes(&self) -> bool {
-        self.json.is_some() || self.validate.is_some()
+        self.json.is_some() || self.needs_whole()
     }
 
     /// Whether the host must buffer the whole body before it may go on.
     pub fn needs_whole(&self) -> bool {
-        self.validate.is_some()
+        self.validate.is_some() || self.form_override.is_some()
     }
 }
 
@@ -49,6 +52,7 @@ impl BodyCheck {
 pub struct BodyInspector {
     counter: BodyCounter,
     scanner: Option<JsonScanner>,
+    form_override: Option<Form>,
     /// Bytes handed to [`BodyInspector::feed`] so far.
     fed: u64,
     /// The body so far, kept when a final validation needs it (so the host reads each byte
@@ -74,6 +78,7 @@ impl BodyInspector {
         BodyInspector {
             counter: BodyCounter::new(check.limit),
             scanner: check.json.map(JsonScanner::new),
+            form_override: check.form_override,
             fed: 0,
             kept: check.needs_whole().then(Vec::new),
         }
@@ -114,10 +119,18 @@ impl BodyInspector {
 
     /// The body is complete.
     pub fn finish(&mut self) -> Result<(), Denial> {
-        match &mut self.scanner {
-            Some(s) => s.finish().map_err(|v| json_denial(&v)),
-            None => Ok(()),
+        if let Some(s) = &mut self.scanner {
+            s.finish().map_err(|v| json_denial(&v))?;
         }
+        if let (Some(form), Some(body)) = (self.form_override, &self.kept) {
+            if method_override::in_form(form, body) {
+                return Err(Denial {
+                    cause: Some(method_override::Found::Form.name()),
+                    ..Denial::new(Reason::MethodOverride)
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -127,8 +140,13 @@ mod tests {
 
     #[test]
     fn counts_scans_and_points_into_the_body() {
-        let check =
-            BodyCheck { limit: 100, declared: None, json: Some(JsonLimits::default()), validate: None };
+        let check = BodyCheck {
+            limit: 100,
+            declared: None,
+            json: Some(JsonLimits::default()),
+            validate: None,
+            form_override: None,
+        };
         let mut b = BodyInspector::new(&check);
         assert!(b.feed(br#"{"a":[1,"#).is_ok());
         let d = b.feed(br#"tru]}"#).unwrap_err();
@@ -146,5 +164,25 @@ mod tests {
         assert!(b.feed(b"{").is_ok());
         assert_eq!(b.finish().unwrap_err().reason, Reason::InvalidJson);
         assert!(!check.needs_whole() && check.needs_bytes());
+    }
+
+    #[test]
+    fn a_post_form_is_read_whole_for_an_override() {
+        let check = BodyCheck {
+            limit: 100,
+            declared: None,
+            json: None,
+            validate: None,
+            form_override: Some(Form::UrlEncoded),
+        };
+        assert!(check.needs_whole());
+        let mut b = BodyInspector::new(&check);
+        assert!(b.feed(b"a=1&_meth").is_ok());
+        assert!(b.feed(b"od=DELETE").is_ok(), "judged when whole, wherever a chunk ends");
+        let d = b.finish().unwrap_err();
+        assert_eq!((d.reason, d.cause), (Reason::MethodOverride, Some("form")));
+        let mut b = BodyInspector::new(&check);
+        assert!(b.feed(b"a=1&_method=POST").is_ok());
+        assert!(b.finish().is_ok());
     }
 }

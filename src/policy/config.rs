@@ -274,6 +274,14 @@ pub struct PathsConfig {
     /// Accept an encoded `%` (`%25`). Risk: an upstream or a second proxy that decodes again
     /// reads `%252e%252e` as `..`. Default false.
     pub allow_encoded_percent: Option<bool>,
+    /// The upstream routes paths case-insensitively (ASP.NET Core, IIS, Express by default):
+    /// route literals then match in either case (`/Admin/x` is the `/admin` route), and the
+    /// path goes upstream as sent. Default false (OpenAPI paths are case-sensitive).
+    pub case_insensitive: Option<bool>,
+    /// The upstream routes `/admin.json` as `/admin` (Rails' `(.:format)`, Spring's suffix
+    /// patterns before 5.3): a format suffix on the last segment is then dropped before
+    /// matching, so `/admin.json` is the `/admin` route. Default false.
+    pub format_suffix: Option<bool>,
 }
 
 /// The failed-verification budget (`jwt.verification_budget`).

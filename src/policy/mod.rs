@@ -24,6 +24,8 @@ pub mod jwt;
 pub mod limits;
 pub mod media;
 pub mod method;
+pub mod method_override;
+pub mod multipart;
 pub mod openapi;
 pub mod path;
 pub mod redact;
@@ -36,7 +38,7 @@ use config::{Config, ConfigError};
 use denial::{Denial, Reason, Rendering};
 use limits::{BodyFacts, RequestLimits};
 use method::Method;
-use route::{PathPattern, RouteMatcher, RouteTable};
+use route::{MatchRules, PathPattern, RouteMatcher, RouteTable};
 
 /// Default problem `type` prefix.
 pub const DEFAULT_TYPE_BASE: &str = "urn:api-guard:problem:";
@@ -249,7 +251,11 @@ impl Policy {
         }
 
         let realm = jwt.as_ref().map_or_else(|| "api".to_string(), |j| j.realm.clone());
-        let api = config.openapi.as_ref().map(openapi::ApiSpec::compile).transpose()?;
+        let match_rules = MatchRules {
+            case_insensitive: config.paths.case_insensitive.unwrap_or(false),
+            format_suffix: config.paths.format_suffix.unwrap_or(false),
+        };
+        let api = config.openapi.as_ref().map(|o| openapi::ApiSpec::compile(o, match_rules)).transpose()?;
         let cors = config.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, "cors")).transpose()?;
         let names: Vec<&str> = routes.iter().map(|r: &Route| r.name.as_str()).collect();
         let response = config
@@ -260,7 +266,7 @@ impl Policy {
         Ok(Policy {
             global,
             routes,
-            table: RouteTable::new(matchers),
+            table: RouteTable::with_rules(matchers, match_rules),
             jwt,
             default_auth,
             rendering: Rendering { type_base, realm },
@@ -511,6 +517,10 @@ impl Policy {
                     declared: facts.content_length,
                     json,
                     validate,
+                    form_override: method_override::form_of(
+                        head.header_str(":method").as_bytes(),
+                        facts.content_type,
+                    ),
                 })
             } else {
                 BodyPlan::None
@@ -554,9 +564,6 @@ impl Policy {
     }
 }
 
-/// Headers and the query parameter frameworks read as a method override.
-const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
-
 impl Policy {
     /// Refuses what an upstream would read differently from what was judged: a header spelled
     /// with underscores that names one the gateway scrubs or sets (CGI-style servers map
@@ -573,19 +580,10 @@ impl Policy {
                 });
             }
         }
-        let sent = head.header_str(":method");
-        let differs = |v: &[u8]| !v.trim_ascii().eq_ignore_ascii_case(sent.as_bytes());
-        let header_override =
-            head.headers.iter().any(|(n, v)| METHOD_OVERRIDES.contains(&n.as_str()) && differs(v));
-        let query_override = !query.is_empty()
-            && query.split('&').filter_map(|p| p.split_once('=')).any(|(k, v)| {
-                path::percent_decode(k, true) == b"_method" && differs(&path::percent_decode(v, true))
-            });
-        if header_override || query_override {
-            return Err(Denial {
-                cause: Some(if header_override { "header" } else { "query" }),
-                ..Denial::new(Reason::MethodOverride)
-            });
+        if let Some(found) =
+            method_override::in_head(head.headers, head.header_str(":method").as_bytes(), query)
+        {
+            return Err(Denial { cause: Some(found.name()), ..Denial::new(Reason::MethodOverride) });
         }
         Ok(())
     }
@@ -699,7 +697,13 @@ mod tests {
         assert_eq!(d.route, Some(0));
         assert_eq!(
             d.outcome.unwrap().body,
-            BodyPlan::Check(body::BodyCheck { limit: 1000, declared: Some(500), json: None, validate: None })
+            BodyPlan::Check(body::BodyCheck {
+                limit: 1000,
+                declared: Some(500),
+                json: None,
+                validate: None,
+                form_override: None
+            })
         );
         assert_eq!(p.route_name(d.route), "upload");
         // Normalisation happens before matching: this is the same route.
@@ -770,7 +774,8 @@ mod tests {
                 limit: limits::DEFAULT_MAX_BODY_BYTES,
                 declared: None,
                 json: Some(Default::default()),
-                validate: None
+                validate: None,
+                form_override: None
             })
         );
         // HTTP/2 without content-length: only the end-of-stream flag tells.

@@ -170,7 +170,7 @@ fn parts(seg: &str, names: &mut Vec<String>, repeats: bool) -> Result<Vec<Part>,
 /// (segment length × template length) steps: a crafted segment (`/a.a.a.…` against
 /// `/{x}.{y}.{z}.json`) costs no more than its length, where trying every split would cost
 /// its cube.
-fn match_parts<'p>(parts: &[Part], got: &'p str, params: &mut Vec<(String, &'p str)>) -> bool {
+fn match_parts<'p>(parts: &[Part], got: &'p str, fold: bool, params: &mut Vec<(String, &'p str)>) -> bool {
     // Per parameter: where its text starts and ends once matched.
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(parts.len());
     let char_len = |i: usize| got.get(i..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8);
@@ -181,7 +181,9 @@ fn match_parts<'p>(parts: &[Part], got: &'p str, params: &mut Vec<(String, &'p s
     loop {
         match parts.get(part) {
             None if pos == got.len() => break,
-            Some(Part::Literal(lit)) if got.get(pos..).is_some_and(|r| r.starts_with(lit.as_str())) => {
+            Some(Part::Literal(lit))
+                if got.get(pos..pos + lit.len()).is_some_and(|r| same_literal(lit, r, fold)) =>
+            {
                 pos += lit.len();
                 part += 1;
                 continue;
@@ -353,14 +355,17 @@ impl PathPattern {
         key
     }
 
-    /// Matches a normalised path, pushing template parameters into `params`.
-    fn matches<'p>(&self, path: &'p str, params: &mut Vec<(String, &'p str)>) -> bool {
+    /// Matches a normalised path, pushing template parameters into `params`; `fold`: letters
+    /// of literal text match in either case.
+    fn matches<'p>(&self, path: &'p str, fold: bool, params: &mut Vec<(String, &'p str)>) -> bool {
         let trimmed = path.strip_prefix('/').unwrap_or(path);
         let has_slash = trimmed.ends_with('/');
         let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
         let mut req = trimmed.split('/').filter(|s| !s.is_empty());
         match self {
-            PathPattern::Prefix(prefix) => prefix.iter().all(|p| req.next() == Some(p.as_str())),
+            PathPattern::Prefix(prefix) => {
+                prefix.iter().all(|p| req.next().is_some_and(|got| same_literal(p, got, fold)))
+            }
             PathPattern::Template { segments, slash } => {
                 if let TrailingSlash::Exact(want) = slash {
                     if *want != has_slash {
@@ -374,12 +379,12 @@ impl PathPattern {
                         return false;
                     };
                     let ok = match seg {
-                        Segment::Literal(lit) => lit == got,
+                        Segment::Literal(lit) => same_literal(lit, got, fold),
                         Segment::Param(name) => {
                             params.push((name.clone(), got));
                             true
                         }
-                        Segment::Mixed(parts) => match_parts(parts, got, params),
+                        Segment::Mixed(parts) => match_parts(parts, got, fold, params),
                     };
                     if !ok {
                         params.truncate(start);
@@ -431,16 +436,36 @@ pub struct RouteMatch<'p> {
     pub params: Vec<(String, &'p str)>,
 }
 
+/// What the upstream treats as the same path, so that the matcher does too (`paths` in the
+/// configuration). Both off by default: OpenAPI paths are case-sensitive and have no suffixes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchRules {
+    /// ASCII letters of literal text match in either case (`/Admin` is the `/admin` route),
+    /// for upstreams that route case-insensitively (ASP.NET Core, IIS, Express by default).
+    /// Parameters keep the case they were sent in.
+    pub case_insensitive: bool,
+    /// A format suffix on the last segment (`/admin.json`, `/admin.x.json`) may be dropped
+    /// before matching, for upstreams that route it to the suffix-less path (Rails'
+    /// `(.:format)`, Spring's suffix patterns before 5.3).
+    pub format_suffix: bool,
+}
+
 /// Routes in configuration order.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<RouteMatcher>,
+    rules: MatchRules,
 }
 
 impl RouteTable {
     /// Builds a table; the first matching route wins.
     pub fn new(routes: Vec<RouteMatcher>) -> RouteTable {
-        RouteTable { routes }
+        RouteTable { routes, rules: MatchRules::default() }
+    }
+
+    /// Builds a table that matches as `rules` say the upstream does.
+    pub fn with_rules(routes: Vec<RouteMatcher>, rules: MatchRules) -> RouteTable {
+        RouteTable { routes, rules }
     }
 
     /// Finds the first route whose pattern and methods select this request.
@@ -457,18 +482,43 @@ impl RouteTable {
         path: &'p str,
     ) -> Option<RouteMatch<'p>> {
         let mut params = Vec::new();
+        let fold = self.rules.case_insensitive;
+        // The stems the upstream may serve `path` as, longest first, each a prefix of `path`
+        // (so parameters still borrow from it); empty unless suffixes are declared.
+        let stems: Vec<&'p str> = if self.rules.format_suffix { suffix_stems(path) } else { Vec::new() };
         for (index, route) in self.routes.iter().enumerate().skip(start) {
             if let Some(methods) = route.methods {
                 if !methods.contains(method) {
                     continue;
                 }
             }
-            if route.path.matches(path, &mut params) {
+            // A stem first: the suffix-routing upstream binds `/files/{name}` to `report`
+            // of `report.pdf`. Then the path as sent (`/files/{id}.json` needs its suffix).
+            if stems.iter().chain([&path]).any(|p| route.path.matches(p, fold, &mut params)) {
                 return Some(RouteMatch { index, params });
             }
         }
         None
     }
+}
+
+/// Whether literal text `lit` (from a pattern) and `got` (from the request) are the same.
+fn same_literal(lit: &str, got: &str, fold: bool) -> bool {
+    if fold {
+        lit.eq_ignore_ascii_case(got)
+    } else {
+        lit == got
+    }
+}
+
+/// `path` without a format suffix on its last segment, for each `.` in that segment from the
+/// last to the first (`/a/x.tar.gz` → `/a/x.tar`, `/a/x`); a trailing slash is dropped with
+/// the suffix. A segment that starts with `.` keeps that dot.
+fn suffix_stems(path: &str) -> Vec<&str> {
+    let body = path.strip_suffix('/').unwrap_or(path);
+    let start = body.rfind('/').map_or(0, |i| i + 1);
+    let last = body.get(start..).unwrap_or("");
+    last.match_indices('.').rev().filter(|(i, _)| *i > 0).filter_map(|(i, _)| body.get(..start + i)).collect()
 }
 
 #[cfg(test)]
@@ -561,6 +611,66 @@ mod tests {
         )
     }
 
+    fn ruled(specs: &[(&str, bool)], rules: MatchRules) -> RouteTable {
+        RouteTable::with_rules(
+            specs
+                .iter()
+                .map(|(p, is_prefix)| RouteMatcher {
+                    path: if *is_prefix {
+                        PathPattern::prefix(p).unwrap()
+                    } else {
+                        PathPattern::exact_template(p).unwrap()
+                    },
+                    methods: None,
+                })
+                .collect(),
+            rules,
+        )
+    }
+
+    #[test]
+    fn case_insensitive_upstreams_fold_literals_not_parameters() {
+        let specs = [("/admin", true), ("/v1/{Name}.JSON", false), ("/users/{id}/Orders", false)];
+        let strict = ruled(&specs, MatchRules::default());
+        assert!(strict.find(None, "/Admin/x").is_none(), "case-sensitive by default");
+        let folded = ruled(&specs, MatchRules { case_insensitive: true, format_suffix: false });
+        for path in ["/Admin/x", "/ADMIN", "/aDmIn/"] {
+            assert_eq!(folded.find(None, path).map(|m| m.index), Some(0), "{path}");
+        }
+        let m = folded.find(None, "/V1/MixedCase.json").unwrap();
+        assert_eq!((m.index, m.params), (1, vec![("Name".to_string(), "MixedCase")]));
+        let m = folded.find(None, "/USERS/AbC/orders").unwrap();
+        assert_eq!((m.index, m.params), (2, vec![("id".to_string(), "AbC")]));
+        assert!(folded.find(None, "/adminx").is_none(), "still segment-aware");
+        // Escapes are upper-cased by normalisation, so folding never touches them wrongly.
+        assert!(folded.find(None, "/v1/caf%C3%A9.json").is_some());
+    }
+
+    #[test]
+    fn format_suffixes_reach_the_suffixless_route() {
+        let specs = [("/admin", true), ("/files/{name}", false), ("/docs/{id}.json", false), ("/", true)];
+        let plain = ruled(&specs, MatchRules::default());
+        assert_eq!(plain.find(None, "/admin.json").map(|m| m.index), Some(3));
+        let rails = ruled(&specs, MatchRules { case_insensitive: false, format_suffix: true });
+        for path in ["/admin.json", "/admin.x.json", "/admin.json/", "/admin"] {
+            assert_eq!(rails.find(None, path).map(|m| m.index), Some(0), "{path}");
+        }
+        assert_eq!(rails.find(None, "/adminx.json").map(|m| m.index), Some(3));
+        assert_eq!(rails.find(None, "/.admin").map(|m| m.index), Some(3), "a leading dot is no suffix");
+        let m = rails.find(None, "/files/report.pdf").unwrap();
+        assert_eq!(m.params, vec![("name".to_string(), "report")], "bound as the upstream binds it");
+        let m = rails.find(None, "/docs/7.json").unwrap();
+        assert_eq!(
+            (m.index, m.params),
+            (2, vec![("id".to_string(), "7")]),
+            "a declared suffix still matches"
+        );
+        assert_eq!(suffix_stems("/a/x.tar.gz"), ["/a/x.tar", "/a/x"]);
+        assert!(suffix_stems("/a.b/c").is_empty(), "only the last segment");
+        let both = ruled(&specs, MatchRules { case_insensitive: true, format_suffix: true });
+        assert_eq!(both.find(None, "/ADMIN.JSON").map(|m| m.index), Some(0));
+    }
+
     #[test]
     fn parameters_inside_a_segment() {
         let t = exact(&["/files/{id}.json", "/v1/{name}:cancel", "/{owner}/{repo}.git", "/d/{name}.{ext}"]);
@@ -643,7 +753,11 @@ mod tests {
             let mut want = Vec::new();
             let matched = brute(&parts, &segment, &mut want);
             let mut got = Vec::new();
-            assert_eq!(match_parts(&parts, &segment, &mut got), matched, "{template} against {segment:?}");
+            assert_eq!(
+                match_parts(&parts, &segment, false, &mut got),
+                matched,
+                "{template} against {segment:?}"
+            );
             let got: Vec<&str> = got.iter().map(|(_, v)| *v).collect();
             assert_eq!(got, if matched { want } else { Vec::new() }, "{template} against {segment:?}");
             checked += 1;

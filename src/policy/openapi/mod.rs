@@ -26,7 +26,8 @@ use super::denial::{Denial, ProblemError, Reason};
 use super::json::pointer_token;
 use super::media::{self, MediaRange};
 use super::method::{Method, MethodSet};
-use super::route::{PathPattern, RouteMatcher, RouteTable, Specificity};
+use super::multipart;
+use super::route::{MatchRules, PathPattern, RouteMatcher, RouteTable, Specificity};
 use super::RequestHead;
 use params::{In, Kind, Style};
 use schema::{Dialect, SchemaSet};
@@ -355,7 +356,7 @@ fn http_date(t: i64) -> String {
 
 impl ApiSpec {
     /// Compiles the configuration's document.
-    pub fn compile(cfg: &OpenApiConfig) -> Result<ApiSpec, ConfigError> {
+    pub fn compile(cfg: &OpenApiConfig, rules: MatchRules) -> Result<ApiSpec, ConfigError> {
         let mut doc = cfg.document.clone();
         let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
         let dialect = if version.starts_with("3.0.") {
@@ -558,7 +559,7 @@ impl ApiSpec {
                 with_head.allow_header()
             })
             .collect();
-        let table = RouteTable::new(entries.into_iter().map(|e| e.2).collect());
+        let table = RouteTable::with_rules(entries.into_iter().map(|e| e.2).collect(), rules);
         Ok(ApiSpec {
             table,
             entry_path,
@@ -855,36 +856,24 @@ impl ApiSpec {
         }
     }
 
-    /// Counts the parts of a multipart body and measures each. The delimiter is the body's
-    /// first line, so no header needs to be kept.
+    /// Counts the parts of a multipart body and measures each.
     fn check_multipart(&self, bytes: &[u8], errors: &mut Vec<ProblemError>) {
         let mut problem = |keyword: &str, message: String| {
             errors.push(ProblemError { pointer: "/body".into(), keyword: keyword.into(), message });
         };
-        let line_end = bytes.windows(2).position(|w| w == b"\r\n");
-        let delimiter = match line_end.and_then(|e| bytes.get(..e)) {
-            Some(d) if d.starts_with(b"--") && d.len() > 2 && d.len() <= 72 => d,
-            _ => return problem("multipart", "the body is not multipart/form-data".into()),
+        let parts = match multipart::parts(bytes) {
+            Ok(p) => p,
+            Err(e) => return problem("multipart", e.message().into()),
         };
-        let mut sep = b"\r\n".to_vec();
-        sep.extend_from_slice(delimiter);
-        let mut parts: u32 = 0;
-        let mut rest = bytes.get(delimiter.len()..).unwrap_or_default();
-        loop {
-            if rest.starts_with(b"--") {
-                break; // the close delimiter
-            }
-            let Some(end) = rest.windows(sep.len()).position(|w| w == sep.as_slice()) else {
-                return problem("multipart", "the multipart body is not terminated".into());
-            };
-            parts += 1;
-            if parts > self.max_parts {
-                return problem("maxParts", format!("must have at most {} parts", self.max_parts));
-            }
-            if self.max_part_bytes.is_some_and(|max| end as u64 > max) {
-                return problem("maxPartBytes", format!("part {parts} is too large"));
-            }
-            rest = rest.get(end + sep.len()..).unwrap_or_default();
+        if parts.len() > self.max_parts as usize {
+            return problem("maxParts", format!("must have at most {} parts", self.max_parts));
+        }
+        if let Some((n, _)) = parts
+            .iter()
+            .enumerate()
+            .find(|(_, p)| self.max_part_bytes.is_some_and(|max| p.raw.len() as u64 > max))
+        {
+            problem("maxPartBytes", format!("part {} is too large", n + 1));
         }
     }
 }

@@ -23,7 +23,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis
+.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -80,7 +80,15 @@ wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run und
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --release --target wasm32-wasip1 --test ecdsa_vectors
 
-integration: wasm envoy idp browser oci-tools ## Tests against the real Envoy with the built module
+tests/upstreams/node_modules/.package-lock.json: tests/upstreams/package-lock.json
+	cd tests/upstreams && npm ci --no-audit --no-fund --loglevel=error
+
+$(TOOLS)/flask/flask:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/flask flask==3.1.2
+
+path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
+
+integration: wasm envoy idp browser oci-tools path-upstreams ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types

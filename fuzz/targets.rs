@@ -39,6 +39,11 @@ thread_local! {
         "routes": [{"name": "admin", "match": {"prefix": "/admin"}, "auth": {"type": "deny"}},
                    {"name": "public", "match": {"prefix": "/public"}, "auth": {"type": "public"}}]
     }).to_string().as_bytes()).unwrap();
+    static FOLDING: Policy = config::parse(json!({
+        "paths": {"case_insensitive": true, "format_suffix": true},
+        "routes": [{"name": "admin", "match": {"prefix": "/admin"}, "auth": {"type": "deny"}},
+                   {"name": "public", "match": {"prefix": "/public"}, "auth": {"type": "public"}}]
+    }).to_string().as_bytes()).unwrap();
     static API: Policy = config::parse(json!({
         "openapi": {"document": serde_json::from_str::<Value>(PETSTORE).unwrap(),
                     "reject_unknown_fields": true, "response_allowlist": true},
@@ -267,7 +272,7 @@ fn decode(s: &str) -> String {
 /// The path common upstreams would serve for a forwarded `target`: a servlet container
 /// (`;` parameters stripped per segment, then decoded), a server behind a second decoder
 /// (decoded twice), Go's `net/http` (decoded, cleaned), and one that trims each segment.
-fn upstream_views(target: &str) -> Vec<String> {
+pub fn upstream_views(target: &str) -> Vec<String> {
     let path = target.split(['?', '#']).next().unwrap_or("");
     let servlet: Vec<String> =
         path.split('/').map(|seg| decode(seg.split(';').next().unwrap_or(""))).collect();
@@ -280,12 +285,31 @@ fn upstream_views(target: &str) -> Vec<String> {
     ]
 }
 
+/// [`upstream_views`] plus what an upstream declared case-insensitive (`paths.case_insensitive`:
+/// each view lower-cased) or suffix-routing (`paths.format_suffix`: without a format suffix on
+/// its last segment) serves.
+pub fn folding_views(target: &str, case_insensitive: bool, format_suffix: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for view in upstream_views(target) {
+        let folded = if case_insensitive { view.to_lowercase() } else { view.clone() };
+        let trimmed = folded.trim_end_matches('/');
+        let last = trimmed.rsplit('/').next().unwrap_or("");
+        if let Some(dot) = last.find('.').filter(|i| *i > 0 && format_suffix) {
+            out.push(trimmed[..trimmed.len() - last.len() + dot].to_string());
+        }
+        out.push(folded);
+        out.push(view);
+    }
+    out
+}
+
 /// Routes, preflights and the path-confusion differential: a path api-guard admits is never
 /// one an upstream model would serve as the denied `/admin`.
 pub fn route(data: &[u8]) {
     let cut = data.len() / 2;
     let (path, origin) = data.split_at(cut);
-    GUARD.with(|p| {
+    // The default rules against the strict models; the declared ones against the folding ones.
+    let differential = |p: &Policy, views: &dyn Fn(&str) -> Vec<String>| {
         let headers = head(&[(":method", b"GET"), (":path", path)]);
         let d = p.check_head(&RequestHead { headers: &headers, end_of_stream: Some(true) }, &NoState, NOW);
         if let Ok(a) = &d.outcome {
@@ -298,7 +322,7 @@ pub fn route(data: &[u8]) {
                     _ => None,
                 })
                 .unwrap_or(sent.clone());
-            for served in upstream_views(&forwarded) {
+            for served in views(&forwarded) {
                 let admin = served == "/admin" || served.starts_with("/admin/");
                 assert!(
                     !admin,
@@ -306,7 +330,9 @@ pub fn route(data: &[u8]) {
                 );
             }
         }
-    });
+    };
+    GUARD.with(|p| differential(p, &upstream_views));
+    FOLDING.with(|p| differential(p, &|t| folding_views(t, true, true)));
     API.with(|p| {
         for method in [&b"GET"[..], b"OPTIONS", b"PUT"] {
             let headers = head(&[

@@ -22,11 +22,11 @@ pub enum PathError {
     BadEscape,
     /// The path encodes `/`, `\` or NUL, or holds a raw backslash or a control character.
     AmbiguousCharacter,
-    /// A `;` (a path parameter, stripped by Java servlet containers).
+    /// A `;` or `%3B` (a path parameter, stripped by Java servlet containers).
     PathParameter,
     /// An encoded `%` (`%25`), which a second decoder reads as another escape.
     EncodedPercent,
-    /// A segment that starts or ends with an encoded space.
+    /// A segment that starts or ends with an encoded space or other white space.
     EdgeWhitespace,
 }
 
@@ -90,7 +90,8 @@ pub fn normalize_with(path: &str, rules: PathRules) -> Result<String, PathError>
         return Err(PathError::NotAbsolute);
     }
     let decoded = decode_unreserved(path)?;
-    if !rules.allow_path_parameters && decoded.contains(';') {
+    // An encoded `;` is one too, to a servlet container behind anything that decodes first.
+    if !rules.allow_path_parameters && (decoded.contains(';') || decoded.contains("%3B")) {
         return Err(PathError::PathParameter);
     }
     if !rules.allow_encoded_percent && decoded.contains("%25") {
@@ -98,7 +99,7 @@ pub fn normalize_with(path: &str, rules: PathRules) -> Result<String, PathError>
     }
     let mut out: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
-        if segment.starts_with("%20") || segment.ends_with("%20") {
+        if edge_whitespace(segment) {
             return Err(PathError::EdgeWhitespace);
         }
         match segment {
@@ -122,6 +123,24 @@ pub fn normalize_with(path: &str, rules: PathRules) -> Result<String, PathError>
         normal.push('/');
     }
     Ok(normal)
+}
+
+/// Whether a segment starts or ends with whitespace, encoded or not: a space, or any Unicode
+/// white space (`%E2%80%A8`, `%C2%A0`, `%E3%80%80`), which Java's `Character.isWhitespace`
+/// and Python's `str.strip` trim. Only segments with an escape or a non-ASCII byte at an edge
+/// are decoded to look.
+fn edge_whitespace(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    let escaped_edge = bytes.first() == Some(&b'%')
+        || bytes.len().checked_sub(3).and_then(|i| bytes.get(i)) == Some(&b'%')
+        || bytes.first().is_some_and(|b| !b.is_ascii())
+        || bytes.last().is_some_and(|b| !b.is_ascii());
+    if !escaped_edge {
+        return false;
+    }
+    let decoded = percent_decode(segment, false);
+    let text = String::from_utf8_lossy(&decoded);
+    text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace)
 }
 
 /// Percent-decodes `s` (and `+` as a space where `plus_as_space`, as in query strings and
@@ -249,6 +268,8 @@ mod tests {
             ("/a/%2e%2e/b", "/b"),
             ("/caf%c3%a9", "/caf%C3%A9"),
             ("/x%20y", "/x%20y"),
+            ("/a%E2%80%A8b", "/a%E2%80%A8b"),
+            ("/%C3%A9t%C3%A9", "/%C3%A9t%C3%A9"),
             ("/café", "/café"),
             ("/..", "/"),
         ];
@@ -277,10 +298,17 @@ mod tests {
             ("/public/..;/admin/x", PathError::PathParameter),
             ("/admin;x", PathError::PathParameter),
             ("/admin;/x", PathError::PathParameter),
+            ("/admin%3bx", PathError::PathParameter),
             ("/public/%252e%252e/admin", PathError::EncodedPercent),
             ("/a%25", PathError::EncodedPercent),
             ("/admin%20/x", PathError::EdgeWhitespace),
             ("/%20admin", PathError::EdgeWhitespace),
+            ("/admin%E2%80%A8", PathError::EdgeWhitespace),
+            ("/%e2%80%a9admin/x", PathError::EdgeWhitespace),
+            ("/admin%C2%A0/x", PathError::EdgeWhitespace),
+            ("/admin%C2%85", PathError::EdgeWhitespace),
+            ("/%E3%80%80admin", PathError::EdgeWhitespace),
+            ("/admin\u{2028}", PathError::EdgeWhitespace),
         ] {
             assert_eq!(normalize(bad), Err(why), "{bad}");
         }

@@ -10,9 +10,13 @@
 //   apisix  wasm-nginx-module: no on_vm_start, no timers, no shared data, no host time, no
 //           body replacement, no whole-map header setting (all return Unimplemented), property
 //           reads outside a request fail, request body callbacks only after the filter sets
-//           `wasm_process_req_body`, local responses keep their headers (set_resp_header per pair), metrics are no-ops.
+//           `wasm_process_req_body`, local responses keep their headers (set_resp_header per pair), metrics are no-ops,
+//           on_configure runs lazily inside the first request of each route configuration, in a root
+//           context of its own.
 //
-// The facts come from ../shared/reference/hosts.md (sections A-C). A trap is recorded, never
+// The facts come from ../shared/reference/hosts.md (sections A-C) and from what the module did
+// in the two nginx engines (Kong/ngx_wasm_module, api7/wasm-nginx-module), with the engine
+// source that explains each where it is cited below. A trap is recorded, never
 // hidden: the scenarios assert there are none.
 
 import { WASI } from "node:wasi";
@@ -79,6 +83,7 @@ export class Host {
     this.shared = shared ?? new Map();
     this.tick = 0;
     this.nextContext = 2;
+    this.root = 1;
     this.metrics = new Map();
   }
 
@@ -272,10 +277,22 @@ export class Host {
   configure(config) {
     const bytes = new TextEncoder().encode(typeof config === "string" ? config : JSON.stringify(config));
     this.buffers.pluginConfiguration = bytes;
-    // APISIX configures lazily, inside the first request.
-    this.inRequest = this.name === "apisix";
-    const ok = this.call("proxy_on_configure", 1, bytes.length);
+    if (this.name !== "apisix") {
+      const ok = this.call("proxy_on_configure", this.root, bytes.length);
+      return ok === 1;
+    }
+    // APISIX configures lazily: the Admin API stores any `conf`, and the first request on the
+    // route creates a plugin context of its own for it (a new root context id) and calls
+    // on_configure there, inside that request; a route update does it again with another id
+    // (wasm-nginx-module src/http/ngx_http_wasm_api.c, apisix/wasm.lua `fetch_plugin_ctx`, not
+    // cached on failure). A refused conf answers 503 "failed to fetch wasm plugin ctx" to every
+    // request on the route, and nothing tells the user before that.
+    this.root = this.nextContext++;
+    this.inRequest = true;
+    this.call("proxy_on_context_create", this.root, 0);
+    const ok = this.call("proxy_on_configure", this.root, bytes.length);
     this.inRequest = false;
+    this.rootFailed = ok !== 1;
     return ok === 1;
   }
 
@@ -285,7 +302,7 @@ export class Host {
     this.buffers.callBody = new TextEncoder().encode(body);
     this.current = call.context;
     this.inRequest = true;
-    this.call("proxy_on_http_call_response", call.context ?? 1, call.token, 1, this.buffers.callBody.length, 0);
+    this.call("proxy_on_http_call_response", call.context ?? this.root, call.token, 1, this.buffers.callBody.length, 0);
     this.inRequest = false;
   }
 
@@ -351,7 +368,15 @@ export class Host {
     this.maps.requestHeaders = [[":method", method], [":path", path], [":authority", "api.test"], [":scheme", "https"],
       ...headers.map(([k, v]) => [k.toLowerCase(), v])];
     const out = { id, local: null, forwarded: null, response: null };
-    this.call("proxy_on_context_create", id, 1);
+    if (this.rootFailed) {
+      // APISIX's answer when the route's plugin context could not be configured.
+      this.logs.push([4, "[error] failed to fetch wasm plugin ctx"]);
+      out.local = { status: 503, headers: [], body: "" };
+      out.hostAnswered = true;
+      this.inRequest = false;
+      return out;
+    }
+    this.call("proxy_on_context_create", id, this.root);
     const eos = parts.length === 0;
     let last = this.call("proxy_on_request_headers", id, this.maps.requestHeaders.length, this.p.headersEos ? eos : false, 0);
     // Answer key-set fetches the request started, as the IdP would; the filter then resumes.
@@ -389,9 +414,14 @@ export class Host {
       this.maps.responseHeaders = [[":status", String(up.status)], ...up.headers];
       this.buffers.responseBody = new TextEncoder().encode(up.body);
       const ra = this.call("proxy_on_response_headers", id, this.maps.responseHeaders.length, 0, 0);
-      // Kong cannot hold response headers: they leave now, whatever the filter returned;
-      // edits after this are lost.
-      if (this.name === "kong") this.responseSent = true;
+      // Kong cannot hold response headers: they leave now, whatever the filter returned, and
+      // a Pause without a local response is logged on every such response (ngx_wasm_module's
+      // own on_phases test: `"ResponseHeaders" returned "PAUSE": local response expected but
+      // none produced`); edits after this are lost.
+      if (this.name === "kong") {
+        if (ra === 1 && !this.local) this.logs.push([3, "[warn] \"ResponseHeaders\" returned \"PAUSE\": local response expected but none produced"]);
+        this.responseSent = true;
+      }
       if (!this.local && !this.dead && (!this.p.bodyOptIn || this.properties.wasm_process_resp_body)) {
         if (this.name === "kong") this.kongResponseBody(id);
         else this.call("proxy_on_response_body", id, this.buffers.responseBody.length, 1);
@@ -410,7 +440,7 @@ export class Host {
 
   // One timer tick of the root context, as the host's timer would fire it (if one was set).
   runTick() {
-    if (this.tick) this.call("proxy_on_tick", 1);
+    if (this.tick) this.call("proxy_on_tick", this.root);
   }
 
   // A counter's value, after a tick: counters batched in the VM reach the host on ticks.

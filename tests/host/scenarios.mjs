@@ -4,6 +4,7 @@
 // trap, and api-guard may never call what the profile lacks.
 //
 //   node tests/host/scenarios.mjs target/wasm32-wasip1/release/api_guard.wasm
+//   SCENARIO='no Pause' node tests/host/scenarios.mjs …   (only the scenarios whose name holds it)
 //
 // Exits non-zero when any check fails; prints one line per scenario and profile.
 
@@ -186,6 +187,7 @@ const scenarios = {
     if (h.name === "apisix") {
       c.that(!ok, "APISIX accepted response rules");
       c.that(h.logs.some(([, m]) => m.includes("`response.rules`: this host (Apisix) cannot rewrite response bodies")), "no refusal message");
+      h.configure(core(h.name));
       return;
     }
     c.that(ok, "configuration refused");
@@ -208,6 +210,37 @@ const scenarios = {
     c.that(!h.logs.some(([, m]) => m.includes("buffers full")), "paused with the host's buffers full");
     c.that(!(bad.response?.body ?? "").includes("hunter2"), `the withheld body went out: ${bad.response?.body}`);
     h.configure(core(h.name));
+  },
+  "no Pause a host logs: rewritten responses leave no warning or error line in the host's log (Kong warns on a paused response head)"(h, c) {
+    const rules = { ...core(h.name), response: { rules: [{ select: ["$..password"], action: { type: "remove" } }] } };
+    const rewriting = h.name !== "apisix" && h.configure(rules);
+    const before = h.logs.length;
+    const sent = "{\"name\":\"Rex\",\"password\":\"hunter2\"}";
+    const r = h.request({ path: "/v1/pets/1", upstream: () => ({ status: 200, headers: [["content-type", "application/json"]], body: sent }) });
+    c.that(r.response?.status === 200, `status ${r.response?.status}`);
+    if (rewriting) c.that(!(r.response?.body ?? "").includes("hunter2"), `not rewritten: ${r.response?.body}`);
+    const host = h.logs.slice(before).filter(([, m]) => m.startsWith("[warn]") || m.startsWith("[error]"));
+    c.that(host.length === 0, `host log: ${host.map(([, m]) => m).join(" | ")}`);
+    h.configure(core(h.name));
+  },
+  "configuration is checked where the host configures: APISIX only at a route's first request (a refused conf answers 503 there, its field named in the log), again after each update"(h, c) {
+    const bad = { ...core(h.name), limits: { max_body_bytes: "lots" } };
+    const before = h.logs.length;
+    const ok = h.configure(bad);
+    c.that(!ok, "a bad configuration was accepted");
+    c.that(h.logs.slice(before).some(([, m]) => m.includes("limits.max_body_bytes")), "the log does not name the field");
+    if (h.name === "apisix") {
+      const r = h.request({ path: "/orders" });
+      c.that(r.local?.status === 503 && !r.forwarded, `a request on the refused conf: ${r.local?.status}`);
+      const root = h.root;
+      c.that(h.configure({ ...core(h.name), jwt: undefined }), "the corrected conf was refused");
+      c.that(h.root !== root, "an update did not configure a plugin context of its own");
+      const open = h.request({ path: "/orders" });
+      c.that(open.forwarded, `the updated conf is not in force: ${open.local?.status}`);
+    }
+    c.that(h.configure(core(h.name)), "the core policy no longer loads");
+    const enforced = h.request({ path: "/orders" });
+    c.that(enforced.local?.status === 401, `the core policy is not in force after the update: ${enforced.local?.status}`);
   },
   "configuration delivered as a JSON string (APISIX string conf, Kong string config) loads"(h, c) {
     c.that(h.configure(JSON.stringify(JSON.stringify(core(h.name)))), "string-wrapped configuration refused");
@@ -244,6 +277,8 @@ for (const profile of ["envoy", "kong", "apisix"]) {
     continue;
   }
   for (const [name, run] of Object.entries(scenarios)) {
+    // SCENARIO=text runs only the scenarios whose name holds it (to look at one on its own).
+    if (process.env.SCENARIO && !name.includes(process.env.SCENARIO)) continue;
     const c = new Check();
     const before = h.traps.length;
     try { await run(h, c); } catch (e) { c.failures.push(`threw ${e.stack}`); }

@@ -78,8 +78,9 @@ pub fn form_of(method: &[u8], content_type: Option<&[u8]>) -> Option<Form> {
     }
 }
 
-/// Whether a complete `POST` form body carries a `_method` other than `POST`. A multipart
-/// body that cannot be split counts as carrying one: where its fields are is then unknown.
+/// Whether a complete `POST` form body carries a `_method` other than `POST`. In a multipart
+/// body that cannot be split from its first line (a preamble, which RFC 2046 allows and Rack
+/// skips, or no structure at all), any part header naming `_method` counts as one.
 pub fn in_form(form: Form, body: &[u8]) -> bool {
     match form {
         Form::UrlEncoded => body.split(|&b| b == b'&').any(|pair| {
@@ -92,9 +93,17 @@ pub fn in_form(form: Form, body: &[u8]) -> bool {
         }),
         Form::Multipart => match multipart::parts(body) {
             Ok(parts) => parts.iter().any(|p| p.field_name() == Some(FIELD) && differs(p.content(), b"POST")),
-            Err(_) => true,
+            Err(_) => names_field_anywhere(body),
         },
     }
+}
+
+/// Whether any `Content-Disposition` header in `body` names the override field.
+fn names_field_anywhere(body: &[u8]) -> bool {
+    const HEADER: &[u8] = b"content-disposition:";
+    (0..body.len())
+        .filter(|&i| body.get(i..i + HEADER.len()).is_some_and(|h| h.eq_ignore_ascii_case(HEADER)))
+        .any(|i| multipart::Part { raw: body.get(i..).unwrap_or_default() }.field_name() == Some(FIELD))
 }
 
 #[cfg(test)]
@@ -137,6 +146,11 @@ mod tests {
         assert!(in_form(Form::Multipart, mp("_method", "DELETE").as_bytes()));
         assert!(!in_form(Form::Multipart, mp("_method", "POST").as_bytes()));
         assert!(!in_form(Form::Multipart, mp("comment", "_method=DELETE").as_bytes()));
-        assert!(in_form(Form::Multipart, b"not multipart"), "unsplittable: fail closed");
+        assert!(
+            !in_form(Form::Multipart, b"not multipart"),
+            "no field in it: the schema's refusal, not this one"
+        );
+        let preamble = format!("ignored\r\n{}", mp("_method", "DELETE"));
+        assert!(in_form(Form::Multipart, preamble.as_bytes()), "a preamble does not hide a field");
     }
 }

@@ -58,7 +58,6 @@ jwt-fixtures: ## Re-mint the JWT test fixtures with jose (Node), independent of 
 	cd tests/fixtures/jwt && npm ci --no-audit --no-fund --loglevel=error && node mint.mjs
 
 run: wasm envoy ## Serve the demo on 127.0.0.1:10000 (Ctrl-C to stop)
-	cargo build --release --example demo_upstream
 	@bash examples/demo.sh
 
 lint: fmt-check clippy ## rustfmt and clippy (native and wasm32-wasip1)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY="${ENVOY_BIN:-.tools/envoy/envoy/_bin/envoy}"
 
-target/release/examples/demo_upstream 127.0.0.1:10001 &
+python3 examples/demo_upstream.py 127.0.0.1:10001 &
 UP=$!
 "$ENVOY" -c envoy-config/envoy.yaml --concurrency 1 --disable-hot-restart -l info --log-path /tmp/api-guard-demo-envoy.log &
 ENV=$!

@@ -318,7 +318,7 @@ pub fn route(data: &[u8]) {
                 .headers
                 .iter()
                 .find_map(|op| match op {
-                    api_guard::policy::authz::HeaderOp::Set(n, v) if n == ":path" => Some(v.clone()),
+                    api_guard::policy::http::HeaderOp::Set(n, v) if n == ":path" => Some(v.clone()),
                     _ => None,
                 })
                 .unwrap_or(sent.clone());

@@ -8,9 +8,10 @@
 
 use std::rc::Rc;
 
-use api_guard::policy::authz::{HeaderOp, NoState, VerifyState};
+use api_guard::policy::authz::{NoState, VerifyState};
 use api_guard::policy::config;
 use api_guard::policy::denial::Reason;
+use api_guard::policy::http::HeaderOp;
 use api_guard::policy::jwt::alg::Alg;
 use api_guard::policy::jwt::budget::{ClientSource, FailureBudget, Throttle};
 use api_guard::policy::jwt::claims::ClaimError;

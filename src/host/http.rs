@@ -7,12 +7,12 @@ use super::abi::{self, LogLevel, MapType};
 use super::capabilities::Capabilities;
 use super::held;
 use super::root::Shared;
-use crate::policy::authz::{self, HeaderOp};
 use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::config::Oversize;
 use crate::policy::denial::{
     self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS,
 };
+use crate::policy::http::{apply_header_ops, HeaderOp};
 use crate::policy::jwt::budget::{self, ClientSource};
 use crate::policy::{cors, response};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
@@ -457,7 +457,7 @@ impl HttpContext for HttpFilter {
             if self.shared.caps.set_header_map && ops.len() > 1 {
                 // Every edit in one host call: the edited copy of what was read replaces the map.
                 let mut edited = upstream;
-                authz::apply_header_ops(&mut edited, &ops);
+                apply_header_ops(&mut edited, &ops);
                 if let Err(e) = abi::set_headers(MapType::ResponseHeaders, &edited) {
                     abi::log(
                         LogLevel::Warn,

@@ -9,12 +9,12 @@ use serde_json::Value;
 
 use super::config::{AuthConfig, ConfigError, JwtConfig, VerificationBudgetConfig};
 use super::denial::{Denial, Reason};
+use super::http::{HeaderOp, RequestHead};
 use super::jwt::budget::{BudgetRules, ClientSource, Throttle};
 use super::jwt::extract::{self, Source};
 use super::jwt::jwks::Availability;
 use super::jwt::{self, Provider, ProviderKeys, TokenError, Verified};
 use super::route::PathPattern;
-use super::RequestHead;
 
 /// A claim condition.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,38 +89,6 @@ pub struct JwtPolicy {
     /// Headers removed from every request before anything is forwarded (claim and payload
     /// headers), so a client cannot pose as a verified caller.
     pub scrub_headers: Vec<String>,
-}
-
-/// A change to the request headers sent upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderOp {
-    /// Remove every value of this header.
-    Remove(String),
-    /// Set this header to the value.
-    Set(String, String),
-}
-
-/// Applies `ops` in order to a header list (names lower-case): what the host's map holds after
-/// the same edits one call at a time. `Set` replaces every value of the header.
-pub fn apply_header_ops(headers: &mut Vec<(String, Vec<u8>)>, ops: &[HeaderOp]) {
-    for op in ops {
-        match op {
-            HeaderOp::Remove(name) => headers.retain(|(n, _)| n != name),
-            HeaderOp::Set(name, value) => match headers.iter().position(|(n, _)| n == name) {
-                Some(i) => {
-                    if let Some(slot) = headers.get_mut(i) {
-                        slot.1 = value.as_bytes().to_vec();
-                    }
-                    let mut k = 0;
-                    headers.retain(|(n, _)| {
-                        k += 1;
-                        k - 1 <= i || n != name
-                    });
-                }
-                None => headers.push((name.clone(), value.as_bytes().to_vec())),
-            },
-        }
-    }
 }
 
 /// Default signature checks per second per VM for over-budget addresses on fresh connections:
@@ -592,31 +560,4 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_ops_apply_in_order_like_single_calls() {
-        let mut h: Vec<(String, Vec<u8>)> = vec![
-            (":status".into(), b"200".to_vec()),
-            ("set-cookie".into(), b"a=1".to_vec()),
-            ("vary".into(), b"accept".to_vec()),
-            ("set-cookie".into(), b"b=2".to_vec()),
-            ("server".into(), b"x".to_vec()),
-        ];
-        apply_header_ops(
-            &mut h,
-            &[
-                HeaderOp::Remove("server".into()),
-                HeaderOp::Set("vary".into(), "accept, origin".into()),
-                HeaderOp::Set("x-new".into(), "1".into()),
-                HeaderOp::Set("set-cookie".into(), "c=3".into()),
-            ],
-        );
-        let want: Vec<(String, Vec<u8>)> = vec![
-            (":status".into(), b"200".to_vec()),
-            ("set-cookie".into(), b"c=3".to_vec()),
-            ("vary".into(), b"accept, origin".to_vec()),
-            ("x-new".into(), b"1".to_vec()),
-        ];
-        assert_eq!(h, want);
-    }
 }

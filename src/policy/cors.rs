@@ -16,11 +16,11 @@
 //! Configurations that are unsafe are refused at load: a wildcard origin with credentials,
 //! patterns that could match foreign origins, and the `null` origin unless enabled.
 
-use super::authz::HeaderOp;
 use super::config::{ConfigError, CorsConfig, CorsMode, RefuseDisallowed};
+use super::http::HeaderOp;
+use super::http::RequestHead;
 use super::media;
 use super::method::{Method, MethodSet};
-use super::RequestHead;
 
 /// Default preflight cache lifetime, seconds.
 pub const DEFAULT_MAX_AGE: u32 = 600;

@@ -17,6 +17,7 @@ pub mod body;
 pub mod config;
 pub mod cors;
 pub mod denial;
+pub mod http;
 pub mod json;
 pub mod json_limits;
 pub mod json_rewrite;
@@ -33,9 +34,10 @@ pub mod request_id;
 pub mod response;
 pub mod route;
 
-use authz::{HeaderOp, JwtPolicy, Requirement, VerifyState};
+use authz::{JwtPolicy, Requirement, VerifyState};
 use config::{Config, ConfigError};
 use denial::{Denial, Reason, Rendering};
+pub use http::{HeaderOp, RequestHead};
 use limits::{BodyFacts, RequestLimits};
 use method::Method;
 use route::{MatchRules, PathPattern, RouteMatcher, RouteTable};
@@ -109,26 +111,6 @@ pub struct Admission {
     pub authenticated: bool,
     /// What the response is owed: field rules, the schema allowlist, buffering.
     pub response: response::Duty,
-}
-
-/// The request head, as plain data.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestHead<'a> {
-    /// All request headers including pseudo-headers (`:method`, `:path`), names lower-case.
-    pub headers: &'a [(String, Vec<u8>)],
-    /// Whether the host said no body follows; `None` when the host cannot tell.
-    pub end_of_stream: Option<bool>,
-}
-
-impl<'a> RequestHead<'a> {
-    /// The first value of header `name` (lower-case).
-    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
-    }
-
-    fn header_str(&self, name: &str) -> &'a str {
-        self.header(name).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("")
-    }
 }
 
 /// What to do with the body of an admitted request.

@@ -11,8 +11,8 @@
 
 use base64::Engine;
 
-use super::authz::HeaderOp;
 use super::config::{ConfigError, FieldActionConfig, Oversize, ResponseConfig, RouteResponseConfig};
+use super::http::HeaderOp;
 use super::media;
 use super::redact::{self, Action, Selector};
 

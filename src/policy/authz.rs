@@ -557,7 +557,3 @@ pub fn authorize(
     Ok(grant)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-}

@@ -8,13 +8,10 @@ use super::capabilities::Capabilities;
 use super::held;
 use super::root::Shared;
 use crate::policy::body::{BodyCheck, BodyInspector};
-use crate::policy::config::Oversize;
-use crate::policy::denial::{
-    self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS,
-};
+use crate::policy::denial::{self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY};
 use crate::policy::http::{apply_header_ops, HeaderOp};
 use crate::policy::jwt::budget::{self, ClientSource};
-use crate::policy::{cors, response};
+use crate::policy::reply::{BodyChunk, BodyHost, BodyStep, BodyWork, Owed};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
 
 /// Where a request is in its life.
@@ -46,18 +43,11 @@ pub struct HttpFilter {
     end_of_stream: Option<bool>,
     /// The body check and its state, while the body arrives.
     body: Option<(BodyCheck, BodyInspector)>,
-    /// Headers to set on the response of an admitted request.
-    response_headers: Vec<(String, String)>,
-    /// On a CORS route: the CORS headers for every response (see `HeadDecision::cors`).
-    cors: Option<Vec<(String, String)>>,
-    /// Whether the request presented a verified token.
-    authenticated: bool,
-    /// What the response is owed (field rules, schema allowlist, buffering).
-    duty: response::Duty,
-    /// The rewrite of the response body being buffered.
-    rewrite: Option<response::Rewrite>,
-    /// An upstream 5xx whose body is being replaced.
-    replace: Option<u16>,
+    /// What the request phase decided for the response (CORS headers, field rules, the
+    /// operation's headers).
+    owed: Owed,
+    /// What the response body is owed, once its headers were judged.
+    work: BodyWork,
     /// The response headers have left (not paused, or resumed by the watch): a body that
     /// cannot be rewritten is emptied, since a local response can no longer replace it.
     headers_left: bool,
@@ -103,12 +93,8 @@ impl HttpFilter {
             headers: Vec::new(),
             end_of_stream: None,
             body: None,
-            response_headers: Vec::new(),
-            cors: None,
-            authenticated: false,
-            duty: response::Duty::default(),
-            rewrite: None,
-            replace: None,
+            owed: Owed::default(),
+            work: BodyWork::Pass,
             headers_left: false,
             emptying: false,
         }
@@ -130,17 +116,13 @@ impl HttpFilter {
     fn deny(&mut self, denial: &Denial) -> Action {
         self.release();
         let policy = &self.shared.policy;
-        let mut out =
-            denial::render(denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
-        // An allowed origin may read the denial (a script can then show why); others get no
-        // CORS headers. Either way caches must key on the origin.
-        if let Some(cors) = &self.cors {
-            out.response.headers.extend(cors.iter().cloned());
-            out.response.headers.push(("vary".to_string(), "Origin".to_string()));
-        }
-        if let Some(r) = &policy.response {
-            out.response.headers.extend(r.local_headers().iter().cloned());
-        }
+        let out = denial::render(
+            denial,
+            &policy.rendering,
+            policy.route_name(self.route),
+            &self.request_id,
+            self.owed.cors.as_deref(),
+        );
         self.stage = Stage::Denied;
         self.headers = Vec::new();
         self.body = None;
@@ -157,17 +139,63 @@ impl HttpFilter {
     /// headers have left, empties its body (`body_size` bytes buffered so far, and every chunk
     /// after): the body never reaches the client either way.
     fn withhold(&mut self, cause: &'static str, body_size: usize) -> Action {
-        self.rewrite = None;
-        self.replace = None;
+        self.work = BodyWork::Pass;
         let denial = Denial { cause: Some(cause), ..Denial::new(Reason::ResponseWithheld) };
         if !self.headers_left {
             return self.deny(&denial);
         }
         let policy = &self.shared.policy;
-        let out = denial::render(&denial, &policy.rendering, policy.route_name(self.route), &self.request_id);
+        let out = denial::render(
+            &denial,
+            &policy.rendering,
+            policy.route_name(self.route),
+            &self.request_id,
+            self.owed.cors.as_deref(),
+        );
         self.shared.account(&out);
         self.emptying = true;
         self.empty_body(body_size)
+    }
+
+    /// What this host can do with response bodies, as the core asks it.
+    fn body_host(&self) -> BodyHost {
+        BodyHost {
+            can_replace: self.shared.caps.body_rewrite,
+            buffer_limit: self.shared.caps.response_buffer_bytes,
+        }
+    }
+
+    /// Applies response header edits: in one host call where the host can replace the map
+    /// (the edited copy of what was read), one at a time elsewhere.
+    fn apply_response_ops(&self, upstream: Vec<(String, Vec<u8>)>, ops: &[HeaderOp]) {
+        if self.shared.caps.set_header_map && ops.len() > 1 && !upstream.is_empty() {
+            let mut edited = upstream;
+            apply_header_ops(&mut edited, ops);
+            if let Err(e) = abi::set_headers(MapType::ResponseHeaders, &edited) {
+                abi::log(
+                    LogLevel::Warn,
+                    &format!("api-guard: cannot edit response headers (host status {})", e.0),
+                );
+            }
+            // Replacing the map does not drop `Content-Length` on Kong (nginx keeps it outside
+            // the header list): a rewritten body would go out under the old length.
+            if ops.iter().any(|op| matches!(op, HeaderOp::Remove(n) if n == "content-length")) {
+                let _ = abi::remove_header(MapType::ResponseHeaders, "content-length");
+            }
+            return;
+        }
+        for op in ops {
+            let applied = match op {
+                HeaderOp::Remove(name) => abi::remove_header(MapType::ResponseHeaders, name),
+                HeaderOp::Set(name, value) => abi::set_header(MapType::ResponseHeaders, name, value),
+            };
+            if let Err(e) = applied {
+                abi::log(
+                    LogLevel::Warn,
+                    &format!("api-guard: cannot edit response headers (host status {})", e.0),
+                );
+            }
+        }
     }
 
     /// Empties the buffered response body (the chunk, when not buffering).
@@ -201,7 +229,7 @@ impl HttpFilter {
             policy.check_head(&head, &view, now)
         };
         self.route = decision.route;
-        self.cors = decision.cors;
+        self.owed.cors = decision.cors;
         if let Some(d) = &decision.shadow {
             self.shared.metrics.bump(METRIC_REPORT_ONLY);
             let line = denial::report_only_log_line(d, policy.route_name(self.route), &self.request_id);
@@ -227,9 +255,9 @@ impl HttpFilter {
     }
 
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
-        self.response_headers = admission.response_headers;
-        self.authenticated = admission.authenticated;
-        self.duty = admission.response;
+        self.owed.headers = admission.response_headers;
+        self.owed.authenticated = admission.authenticated;
+        self.owed.duty = admission.response;
         if let Some(reply) = admission.respond {
             // Answered here (a CORS preflight): nothing goes upstream.
             self.stage = Stage::Denied;
@@ -418,80 +446,23 @@ impl HttpContext for HttpFilter {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        if self.stage != Stage::Allowed {
+        let policy = std::rc::Rc::clone(&self.shared.policy);
+        if self.stage != Stage::Allowed || !self.owed.anything(&policy) {
             return Action::Continue;
         }
-        let policy = std::rc::Rc::clone(&self.shared.policy);
-        let hardening = policy.response.as_ref();
-        let mut hold = false;
-        if self.cors.is_some() || hardening.is_some() || self.duty.operation.is_some() {
-            // One read of the upstream's headers; the core decides every change.
-            let upstream = abi::get_headers(MapType::ResponseHeaders).unwrap_or_default();
-            let mut ops = hardening.map(|r| r.ops(&upstream, self.authenticated)).unwrap_or_default();
-            if let Some(ours) = &self.cors {
-                ops.extend(cors::response_ops(&upstream, ours));
-            }
-            if !end_of_stream {
-                match policy.plan_response(&self.duty, &upstream) {
-                    response::BodyPlan::Untouched => {}
-                    response::BodyPlan::Rewrite(plan) => {
-                        // The length changes with the rewrite; headers wait for the body.
-                        ops.push(HeaderOp::Remove("content-length".into()));
-                        self.rewrite = Some(plan);
-                        hold = true;
-                    }
-                    response::BodyPlan::Withhold(cause) => return self.withhold(cause, 0),
-                    // Without body rewrites (APISIX) an upstream failure's body passes as sent
-                    // (said once at load).
-                    response::BodyPlan::Replace(_) if !self.shared.caps.body_rewrite => {}
-                    response::BodyPlan::Replace(status) => {
-                        // An upstream failure: its body (stack traces, SQL) never leaves.
-                        ops.push(HeaderOp::Remove("content-length".into()));
-                        ops.push(HeaderOp::Set("content-type".into(), "application/problem+json".into()));
-                        self.replace = Some(status);
-                        hold = true;
-                    }
-                }
-            }
-            ops.extend(self.response_headers.drain(..).map(|(n, v)| HeaderOp::Set(n, v)));
-            if self.shared.caps.set_header_map && ops.len() > 1 {
-                // Every edit in one host call: the edited copy of what was read replaces the map.
-                let mut edited = upstream;
-                apply_header_ops(&mut edited, &ops);
-                if let Err(e) = abi::set_headers(MapType::ResponseHeaders, &edited) {
-                    abi::log(
-                        LogLevel::Warn,
-                        &format!("api-guard: cannot edit response headers (host status {})", e.0),
-                    );
-                }
-                // Replacing the map does not drop `Content-Length` on Kong (nginx keeps it
-                // outside the header list): a rewritten body would go out under the old length.
-                if ops.iter().any(|op| matches!(op, HeaderOp::Remove(n) if n == "content-length")) {
-                    let _ = abi::remove_header(MapType::ResponseHeaders, "content-length");
-                }
-            } else {
-                for op in ops {
-                    let applied = match &op {
-                        HeaderOp::Remove(name) => abi::remove_header(MapType::ResponseHeaders, name),
-                        HeaderOp::Set(name, value) => abi::set_header(MapType::ResponseHeaders, name, value),
-                    };
-                    if let Err(e) = applied {
-                        abi::log(
-                            LogLevel::Warn,
-                            &format!("api-guard: cannot edit response headers (host status {})", e.0),
-                        );
-                    }
-                }
-            }
+        // One read of the upstream's headers, where the decision needs them; one decision.
+        let upstream = if self.owed.reads_upstream_head(&policy) {
+            abi::get_headers(MapType::ResponseHeaders).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let plan = policy.response_head(&self.owed, &upstream, end_of_stream, self.body_host());
+        if let Some(cause) = plan.withhold {
+            return self.withhold(cause, 0);
         }
-        for (name, value) in &self.response_headers {
-            if let Err(e) = abi::set_header(MapType::ResponseHeaders, name, value) {
-                abi::log(
-                    LogLevel::Warn,
-                    &format!("api-guard: cannot set response header {name} (host status {})", e.0),
-                );
-            }
-        }
+        let hold = plan.hold();
+        self.apply_response_ops(upstream, &plan.ops);
+        self.work = plan.body;
         // Paused only where the host keeps delivering the body to paused headers (watched
         // until proven: `host::held`); otherwise the headers leave and the body is judged as
         // it passes.
@@ -509,7 +480,7 @@ impl HttpContext for HttpFilter {
         if self.emptying {
             return self.empty_body(body_size);
         }
-        if self.rewrite.is_none() && self.replace.is_none() {
+        if self.work == BodyWork::Pass {
             return Action::Continue;
         }
         if let Ok(mut watch) = self.shared.held.try_borrow_mut() {
@@ -522,55 +493,37 @@ impl HttpContext for HttpFilter {
                 }
             }
         }
-        if let Some(status) = self.replace {
-            if !end_of_stream {
-                return Action::Pause;
-            }
-            self.replace = None;
-            let policy = &self.shared.policy;
-            let problem =
-                response::ResponsePolicy::safe_error(status, &policy.rendering.type_base, &self.request_id);
-            if abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &problem).is_err() {
-                return self.withhold("unwritable", body_size);
-            }
-            self.shared.metrics.bump(METRIC_SAFE_ERRORS);
-            return Action::Continue;
-        }
-        let Some(plan) = self.rewrite.take() else { return Action::Continue };
-        if plan.framing == response::Framing::Sniffed && body_size > 0 {
-            // A body whose first bytes show it is not JSON passes without being buffered.
-            let prefix = abi::get_buffer_range(abi::BufferType::ResponseBody, 0, body_size.min(64));
-            if plan.passes_unread(&prefix.ok().flatten().unwrap_or_default()) {
-                return Action::Continue;
-            }
-        }
         let policy = std::rc::Rc::clone(&self.shared.policy);
-        // A host that stops buffering short of the whole body passes the rest unchanged:
-        // a body that fills its buffer and is not done is oversize.
-        let host_full =
-            !end_of_stream && self.shared.caps.response_buffer_bytes.is_some_and(|n| body_size as u64 >= n);
-        if body_size as u64 > self.duty.buffering.max_body_bytes || host_full {
-            return match self.duty.buffering.oversize {
-                Oversize::Fail => self.withhold("oversize", body_size),
-                Oversize::Pass => Action::Continue,
-            };
-        }
-        if !end_of_stream {
-            // Buffer until the whole body is here.
-            self.rewrite = Some(plan);
-            return Action::Pause;
-        }
-        let body = match abi::get_buffer_range(abi::BufferType::ResponseBody, 0, body_size) {
-            Ok(b) => b.unwrap_or_default(),
-            Err(_) => return self.withhold("unreadable", body_size),
+        let chunk = BodyChunk { size: body_size as u64, end_of_stream };
+        let mut read = |start: usize, len: usize| {
+            abi::get_buffer_range(abi::BufferType::ResponseBody, start, len)
+                .ok()
+                .map(Option::unwrap_or_default)
         };
-        match policy.finish_response(&plan, &body) {
-            Ok(None) => Action::Continue,
-            Ok(Some(new)) => match abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &new) {
-                Ok(()) => Action::Continue,
-                Err(_) => self.withhold("unwritable", body_size),
-            },
-            Err(_) => self.withhold("not-json", body_size),
+        match policy.response_body(
+            &self.owed,
+            &self.work,
+            chunk,
+            self.body_host(),
+            &self.request_id,
+            &mut read,
+        ) {
+            BodyStep::Pass => {
+                self.work = BodyWork::Pass;
+                Action::Continue
+            }
+            BodyStep::Hold => Action::Pause,
+            BodyStep::Replace { body, metric } => {
+                self.work = BodyWork::Pass;
+                if abi::set_buffer(abi::BufferType::ResponseBody, 0, body_size, &body).is_err() {
+                    return self.withhold("unwritable", body_size);
+                }
+                if let Some(m) = metric {
+                    self.shared.metrics.bump(m);
+                }
+                Action::Continue
+            }
+            BodyStep::Withhold(cause) => self.withhold(cause, body_size),
         }
     }
 }

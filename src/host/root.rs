@@ -168,6 +168,7 @@ fn watch_held(state: &Shared) -> bool {
             &policy.rendering,
             policy.route_name(s.route),
             &s.request_id,
+            None,
         );
         state.account(&out);
         if let Err(e) =

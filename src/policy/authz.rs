@@ -556,4 +556,3 @@ pub fn authorize(
     }
     Ok(grant)
 }
-

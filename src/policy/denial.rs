@@ -324,6 +324,9 @@ pub struct Rendering {
     pub type_base: String,
     /// `realm` of `WWW-Authenticate` challenges.
     pub realm: String,
+    /// Headers every response api-guard answers itself carries (the response hardening
+    /// preset, e.g. HSTS and `nosniff`).
+    pub local_headers: Vec<(String, String)>,
 }
 
 /// The RFC 6750 §3 challenge for an auth denial: no `error` when the token was missing,
@@ -390,8 +393,16 @@ pub struct Rendered {
 /// Maps a denial to its response, metric and log line. The only place that does.
 ///
 /// `route` is the matched route's name (`""` when none); `request_id` must already be
-/// validated (see [`super::request_id`]).
-pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &str) -> Rendered {
+/// validated (see [`super::request_id`]); `cors` are the request's CORS headers on a CORS
+/// route (see [`super::HeadDecision::cors`]): an allowed origin may then read the denial (a
+/// script can show why), and caches key on the origin either way.
+pub fn render(
+    denial: &Denial,
+    rendering: &Rendering,
+    route: &str,
+    request_id: &str,
+    cors: Option<&[(String, String)]>,
+) -> Rendered {
     let reason = denial.reason;
     let problem = Problem {
         type_uri: format!("{}{}", rendering.type_base, reason.slug()),
@@ -418,6 +429,11 @@ pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &
         (None, Reason::KeysUnavailable) => headers.push(("retry-after".to_string(), "5".to_string())),
         _ => {}
     }
+    if let Some(cors) = cors {
+        headers.extend(cors.iter().cloned());
+        headers.push(("vary".to_string(), "Origin".to_string()));
+    }
+    headers.extend(rendering.local_headers.iter().cloned());
     Rendered {
         response: LocalResponse { status: reason.status(), headers, body },
         metric: reason.metric(),
@@ -427,6 +443,19 @@ pub fn render(denial: &Denial, rendering: &Rendering, route: &str, request_id: &
         },
         log_line: log_line("api_guard_denied", denial, route, request_id),
     }
+}
+
+/// The generic problem that replaces an upstream 5xx body (`response.safe_errors`): nothing
+/// of the original, the request id kept so the failure can be found upstream.
+pub fn safe_error(status: u16, rendering: &Rendering, request_id: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "type": format!("{}upstream-error", rendering.type_base),
+        "title": "Upstream error",
+        "status": status,
+        "detail": "The service could not handle the request.",
+        "request_id": request_id,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 impl Rendered {
@@ -472,7 +501,11 @@ mod tests {
     }
 
     fn rendering() -> Rendering {
-        Rendering { type_base: "urn:api-guard:problem:".into(), realm: "api".into() }
+        Rendering {
+            type_base: "urn:api-guard:problem:".into(),
+            realm: "api".into(),
+            local_headers: Vec::new(),
+        }
     }
 
     fn www(out: &Rendered) -> Option<&str> {
@@ -481,18 +514,23 @@ mod tests {
 
     #[test]
     fn auth_denials_carry_rfc6750_challenges() {
-        let missing = render(&Denial::new(Reason::TokenMissing), &rendering(), "", "r");
+        let missing = render(&Denial::new(Reason::TokenMissing), &rendering(), "", "r", None);
         assert_eq!(missing.response.status, 401);
         assert_eq!(www(&missing), Some("Bearer realm=\"api\""));
-        let invalid =
-            render(&Denial::invalid_token(crate::policy::jwt::TokenError::Signature), &rendering(), "", "r");
+        let invalid = render(
+            &Denial::invalid_token(crate::policy::jwt::TokenError::Signature),
+            &rendering(),
+            "",
+            "r",
+            None,
+        );
         assert_eq!(www(&invalid), Some("Bearer realm=\"api\", error=\"invalid_token\""));
         assert!(invalid.log_line.contains("\"cause\":\"signature\""));
         assert!(!String::from_utf8_lossy(&invalid.response.body).contains("signature"));
-        let scope = render(&Denial::insufficient_scope("a b".into()), &rendering(), "", "r");
+        let scope = render(&Denial::insufficient_scope("a b".into()), &rendering(), "", "r", None);
         assert_eq!(scope.response.status, 403);
         assert_eq!(www(&scope), Some("Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"a b\""));
-        let denied = render(&Denial::new(Reason::AccessDenied), &rendering(), "", "r");
+        let denied = render(&Denial::new(Reason::AccessDenied), &rendering(), "", "r", None);
         assert_eq!(denied.response.status, 403);
         assert_eq!(www(&denied), None);
     }
@@ -500,7 +538,7 @@ mod tests {
     #[test]
     fn renders_problem_json() {
         let d = Denial { allow: Some("GET, POST".into()), ..Denial::new(Reason::MethodNotAllowed) };
-        let out = render(&d, &rendering(), "users", "req-1");
+        let out = render(&d, &rendering(), "users", "req-1", None);
         assert_eq!(out.response.status, 405);
         let v: serde_json::Value = serde_json::from_slice(&out.response.body).unwrap();
         assert_eq!(v["type"], "urn:api-guard:problem:method-not-allowed");

@@ -30,6 +30,7 @@ pub mod multipart;
 pub mod openapi;
 pub mod path;
 pub mod redact;
+pub mod reply;
 pub mod request_id;
 pub mod response;
 pub mod route;
@@ -251,7 +252,11 @@ impl Policy {
             table: RouteTable::with_rules(matchers, match_rules),
             jwt,
             default_auth,
-            rendering: Rendering { type_base, realm },
+            rendering: Rendering {
+                type_base,
+                realm,
+                local_headers: response.as_ref().map(|r| r.local_headers().to_vec()).unwrap_or_default(),
+            },
             request_id_header,
             api,
             cors,

@@ -349,18 +349,6 @@ impl ResponsePolicy {
             .collect()
     }
 
-    /// The generic problem that replaces an upstream 5xx body: nothing of the original.
-    pub fn safe_error(status: u16, type_base: &str, request_id: &str) -> Vec<u8> {
-        let body = serde_json::json!({
-            "type": format!("{type_base}upstream-error"),
-            "title": "Upstream error",
-            "status": status,
-            "detail": "The service could not handle the request.",
-            "request_id": request_id,
-        });
-        serde_json::to_vec(&body).unwrap_or_default()
-    }
-
     /// The rules `ids`, as the streaming rewrite takes them.
     pub fn rewrite_rules(&self, ids: &[usize]) -> Vec<super::json_rewrite::Rule<'_>> {
         ids.iter()
@@ -578,7 +566,12 @@ mod tests {
         for json in [&b" {\"a\":1}"[..], b"[1]", b"\xEF\xBB\xBF{}", b"   ", b""] {
             assert!(!plan.passes_unread(json), "{json:?}");
         }
-        let body = ResponsePolicy::safe_error(500, "urn:x:", "id-1");
+        let rendering = super::super::denial::Rendering {
+            type_base: "urn:x:".into(),
+            realm: "api".into(),
+            local_headers: Vec::new(),
+        };
+        let body = super::super::denial::safe_error(500, &rendering, "id-1");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             (v["type"].as_str(), v["status"].as_u64(), v["request_id"].as_str()),

@@ -211,7 +211,7 @@ mod tests {
 
     fn owed(p: &Policy) -> Owed {
         let rules = p.response.as_ref().map(|r| r.active_rules(None, &[])).unwrap_or_default();
-        Owed { duty: Duty { rules, operation: None, buffering: p.buffering.clone() }, ..Owed::default() }
+        Owed { duty: Duty { rules, operation: None, buffering: p.buffering }, ..Owed::default() }
     }
 
     fn upstream(status: &str, ct: &str) -> Vec<(String, Vec<u8>)> {

@@ -131,83 +131,312 @@ extern "C" {
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
 }
 
-// Natively there is no host: the core is tested on its own, and the host layer only has to
-// compile (clippy runs on it for both targets). Every call reports `Unimplemented`.
+// Natively the host is `fake`: a Proxy-Wasm host in a thread-local, behind the same raw ABI
+// functions, so the host layer's state machine runs in native tests through these very
+// wrappers (statuses, map encoding, buffer ownership included).
 #[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::missing_safety_doc)]
+pub mod fake {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// A header map as (name, raw value) pairs.
+    pub type Map = Vec<(String, Vec<u8>)>;
+
+    /// A local response: status, headers, body.
+    pub type Local = (u32, Map, Vec<u8>);
+
+    /// What the fake host holds and what the filter did to it.
+    #[derive(Debug, Default)]
+    pub struct FakeHost {
+        /// Header maps by ABI map type (0 request, 2 response, 6 call response).
+        pub maps: HashMap<u32, Map>,
+        /// Buffers by ABI buffer type (0 request body, 1 response body, 4 call body, 7 config).
+        pub buffers: HashMap<u32, Vec<u8>>,
+        /// Properties by NUL-joined path.
+        pub properties: HashMap<String, Vec<u8>>,
+        /// Log lines (level, message).
+        pub logs: Vec<(u32, String)>,
+        /// The local response sent, if any: status, headers, body.
+        pub local: Option<Local>,
+        /// Counters by id: name and value.
+        pub metrics: Vec<(String, i64)>,
+        /// Shared data: value and CAS.
+        pub shared: HashMap<String, (Vec<u8>, u32)>,
+        /// Streams resumed (0 request, 1 response).
+        pub resumed: Vec<u32>,
+        /// HTTP calls made: upstream and headers.
+        pub calls: Vec<(String, Map)>,
+        /// Header edits one at a time (replace or remove), in order: map type and name.
+        pub edits: Vec<(u32, String)>,
+        /// Calls answered `Unimplemented`, by ABI function name (a profile's missing calls).
+        pub unimplemented: Vec<&'static str>,
+    }
+
+    thread_local! {
+        static HOST: RefCell<FakeHost> = RefCell::new(FakeHost::default());
+    }
+
+    /// Runs `f` on this thread's fake host.
+    pub fn with<R>(f: impl FnOnce(&mut FakeHost) -> R) -> R {
+        HOST.with(|h| f(&mut h.borrow_mut()))
+    }
+
+    /// Starts over with an empty host.
+    pub fn reset() {
+        with(|h| *h = FakeHost::default());
+    }
+
+    /// A counter's value by name (0 when never defined).
+    pub fn counter(name: &str) -> i64 {
+        with(|h| h.metrics.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v))
+    }
+
+    pub(super) fn missing(h: &FakeHost, call: &'static str) -> bool {
+        h.unimplemented.contains(&call)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
 mod native {
-    pub unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 {
-        12
+    use super::fake::{missing, with};
+    use super::{decode_map, encode_map};
+
+    const OK: u32 = 0;
+    const NOT_FOUND: u32 = 1;
+    const UNIMPLEMENTED: u32 = 12;
+
+    fn text(p: *const u8, n: usize) -> String {
+        // SAFETY: the wrappers pass pointers and lengths of live buffers.
+        String::from_utf8_lossy(unsafe { bytes(p, n) }).into_owned()
     }
-    pub unsafe fn proxy_set_buffer_bytes(_: u32, _: usize, _: usize, _: *const u8, _: usize) -> u32 {
-        12
+
+    unsafe fn bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
+        if p.is_null() || n == 0 {
+            &[]
+        } else {
+            // SAFETY: as `text`.
+            unsafe { std::slice::from_raw_parts(p, n) }
+        }
     }
-    pub unsafe fn proxy_get_buffer_bytes(_: u32, _: usize, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
-        12
+
+    /// Hands `data` to the caller as `proxy_on_memory_allocate` would: a heap block of
+    /// exactly its length, which `take` turns back into a `Vec`.
+    unsafe fn give(data: Vec<u8>, out: *mut *mut u8, size: *mut usize) -> u32 {
+        let len = data.len();
+        let ptr = Box::into_raw(data.into_boxed_slice()).cast::<u8>();
+        // SAFETY: the wrappers pass valid out-pointers.
+        unsafe {
+            *out = ptr;
+            *size = len;
+        }
+        OK
     }
-    pub unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 {
-        12
+
+    pub unsafe fn proxy_log(level: u32, p: *const u8, n: usize) -> u32 {
+        let line = text(p, n);
+        with(|h| h.logs.push((level, line)));
+        OK
     }
-    pub unsafe fn proxy_get_property(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
-        12
+    pub unsafe fn proxy_set_buffer_bytes(t: u32, start: usize, len: usize, p: *const u8, n: usize) -> u32 {
+        // SAFETY: as `text`.
+        let new = unsafe { bytes(p, n) }.to_vec();
+        with(|h| {
+            if missing(h, "proxy_set_buffer_bytes") {
+                return UNIMPLEMENTED;
+            }
+            let buf = h.buffers.entry(t).or_default();
+            let start = start.min(buf.len());
+            let end = start.saturating_add(len).min(buf.len());
+            buf.splice(start..end, new);
+            OK
+        })
     }
-    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn proxy_get_buffer_bytes(
+        t: u32,
+        start: usize,
+        max: usize,
+        out: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32 {
+        let Some(data) = with(|h| {
+            h.buffers.get(&t).map(|b| {
+                b.get(start.min(b.len())..start.saturating_add(max).min(b.len())).unwrap_or_default().to_vec()
+            })
+        }) else {
+            return NOT_FOUND;
+        };
+        // SAFETY: valid out-pointers.
+        unsafe { give(data, out, size) }
+    }
+    pub unsafe fn proxy_get_header_map_pairs(t: u32, out: *mut *mut u8, size: *mut usize) -> u32 {
+        let data = with(|h| encode_map(h.maps.get(&t).map_or(&[][..], Vec::as_slice)));
+        // SAFETY: valid out-pointers.
+        unsafe { give(data, out, size) }
+    }
+    pub unsafe fn proxy_get_property(p: *const u8, n: usize, out: *mut *mut u8, size: *mut usize) -> u32 {
+        let key = text(p, n);
+        match with(|h| h.properties.get(&key).cloned()) {
+            // SAFETY: valid out-pointers.
+            Some(v) => unsafe { give(v, out, size) },
+            None => NOT_FOUND,
+        }
+    }
     pub unsafe fn proxy_send_local_response(
-        _: u32,
+        status: u32,
         _: *const u8,
         _: usize,
-        _: *const u8,
-        _: usize,
-        _: *const u8,
-        _: usize,
+        body: *const u8,
+        body_len: usize,
+        headers: *const u8,
+        headers_len: usize,
         _: i32,
     ) -> u32 {
-        12
+        // SAFETY: as `text`.
+        let (body, headers) = unsafe { (bytes(body, body_len).to_vec(), bytes(headers, headers_len)) };
+        let headers = decode_map(headers).unwrap_or_default();
+        with(|h| h.local = Some((status, headers, body)));
+        OK
     }
-    pub unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 {
-        12
+    pub unsafe fn proxy_define_metric(_: u32, p: *const u8, n: usize, id: *mut u32) -> u32 {
+        let name = text(p, n);
+        let index = with(|h| {
+            h.metrics.push((name, 0));
+            h.metrics.len() - 1
+        });
+        // SAFETY: valid out-pointer.
+        unsafe { *id = u32::try_from(index).unwrap_or(u32::MAX) };
+        OK
     }
-    pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 {
-        12
+    pub unsafe fn proxy_increment_metric(id: u32, by: i64) -> u32 {
+        with(|h| match h.metrics.get_mut(id as usize) {
+            Some(m) => {
+                m.1 += by;
+                OK
+            }
+            None => NOT_FOUND,
+        })
     }
-    pub unsafe fn proxy_continue_stream(_: u32) -> u32 {
-        12
+    pub unsafe fn proxy_continue_stream(t: u32) -> u32 {
+        with(|h| h.resumed.push(t));
+        OK
     }
     pub unsafe fn proxy_set_effective_context(_: u32) -> u32 {
-        12
+        OK
     }
     pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 {
-        12
+        with(|h| if missing(h, "proxy_set_tick_period_milliseconds") { UNIMPLEMENTED } else { OK })
     }
-    pub unsafe fn proxy_set_property(_: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
-        12
+    pub unsafe fn proxy_set_property(p: *const u8, n: usize, v: *const u8, vn: usize) -> u32 {
+        let key = text(p, n);
+        // SAFETY: as `text`.
+        let value = unsafe { bytes(v, vn) }.to_vec();
+        with(|h| h.properties.insert(key, value));
+        OK
     }
-    pub unsafe fn proxy_set_header_map_pairs(_: u32, _: *const u8, _: usize) -> u32 {
-        12
+    pub unsafe fn proxy_set_header_map_pairs(t: u32, p: *const u8, n: usize) -> u32 {
+        // SAFETY: as `text`.
+        let pairs = decode_map(unsafe { bytes(p, n) }).unwrap_or_default();
+        with(|h| {
+            if missing(h, "proxy_set_header_map_pairs") {
+                return UNIMPLEMENTED;
+            }
+            h.maps.insert(t, pairs);
+            OK
+        })
     }
     pub unsafe fn proxy_get_shared_data(
-        _: *const u8,
-        _: usize,
-        _: *mut *mut u8,
-        _: *mut usize,
-        _: *mut u32,
+        p: *const u8,
+        n: usize,
+        out: *mut *mut u8,
+        size: *mut usize,
+        cas: *mut u32,
     ) -> u32 {
-        12
+        let key = text(p, n);
+        match with(|h| {
+            if missing(h, "proxy_get_shared_data") {
+                Err(UNIMPLEMENTED)
+            } else {
+                Ok(h.shared.get(&key).cloned())
+            }
+        }) {
+            Ok(Some((v, c))) => {
+                // SAFETY: valid out-pointers.
+                unsafe { *cas = c };
+                // SAFETY: valid out-pointers.
+                unsafe { give(v, out, size) }
+            }
+            Ok(None) => NOT_FOUND,
+            Err(s) => s,
+        }
     }
-    pub unsafe fn proxy_set_shared_data(_: *const u8, _: usize, _: *const u8, _: usize, _: u32) -> u32 {
-        12
+    pub unsafe fn proxy_set_shared_data(p: *const u8, n: usize, v: *const u8, vn: usize, cas: u32) -> u32 {
+        let key = text(p, n);
+        // SAFETY: as `text`.
+        let value = unsafe { bytes(v, vn) }.to_vec();
+        with(|h| {
+            if missing(h, "proxy_set_shared_data") {
+                return UNIMPLEMENTED;
+            }
+            let current = h.shared.get(&key).map_or(0, |(_, c)| *c);
+            if cas != 0 && cas != current {
+                return 8; // CasMismatch
+            }
+            h.shared.insert(key, (value, current + 1));
+            OK
+        })
     }
     pub unsafe fn proxy_replace_header_map_value(
-        _: u32,
-        _: *const u8,
-        _: usize,
-        _: *const u8,
-        _: usize,
+        t: u32,
+        k: *const u8,
+        kn: usize,
+        v: *const u8,
+        vn: usize,
     ) -> u32 {
-        12
+        let name = text(k, kn);
+        // SAFETY: as `text`.
+        let value = unsafe { bytes(v, vn) }.to_vec();
+        with(|h| {
+            h.edits.push((t, name.clone()));
+            let map = h.maps.entry(t).or_default();
+            map.retain(|(n, _)| *n != name);
+            map.push((name, value));
+        });
+        OK
     }
-    pub unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 {
-        12
+    pub unsafe fn proxy_remove_header_map_value(t: u32, k: *const u8, kn: usize) -> u32 {
+        let name = text(k, kn);
+        with(|h| {
+            h.edits.push((t, name.clone()));
+            h.maps.entry(t).or_default().retain(|(n, _)| *n != name);
+        });
+        OK
+    }
+
+    /// The SDK's own import for HTTP calls (it keeps the token to route the answer).
+    #[no_mangle]
+    pub unsafe extern "C" fn proxy_http_call(
+        up: *const u8,
+        up_len: usize,
+        headers: *const u8,
+        headers_len: usize,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: u32,
+        token: *mut u32,
+    ) -> u32 {
+        let upstream = text(up, up_len);
+        // SAFETY: as `text`.
+        let headers = decode_map(unsafe { bytes(headers, headers_len) }).unwrap_or_default();
+        let n = with(|h| {
+            h.calls.push((upstream, headers));
+            h.calls.len()
+        });
+        // SAFETY: valid out-pointer.
+        unsafe { *token = u32::try_from(n).unwrap_or(u32::MAX) };
+        OK
     }
 }
 #[cfg(not(target_arch = "wasm32"))]

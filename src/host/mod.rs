@@ -13,6 +13,8 @@ pub mod http;
 pub mod keystore;
 pub mod metrics;
 pub mod root;
+#[cfg(test)]
+mod tests;
 
 proxy_wasm::main! {{
     // A panic aborts the VM; say why in the host log before it does.

@@ -187,6 +187,15 @@ impl Root {
     }
 }
 
+#[cfg(test)]
+impl Root {
+    /// What its HTTP contexts share, once configured (native tests make filters from it
+    /// directly: the SDK's trait objects would need every host import).
+    pub(crate) fn shared(&self) -> Option<Shared> {
+        self.state.clone()
+    }
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = match abi::get_buffer(BufferType::PluginConfiguration, MAX_CONFIG_BYTES) {

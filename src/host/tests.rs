@@ -1,0 +1,189 @@
+//! The host layer's state machine, natively, against the fake host behind the ABI seam
+//! (`abi::fake`): each callback's reads, the one core decision, and what it applied to the
+//! host: local responses, header edits, body replacements, counters.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use proxy_wasm::traits::{HttpContext, RootContext};
+use proxy_wasm::types::Action;
+use serde_json::json;
+
+use super::abi::fake;
+use super::http::HttpFilter;
+use super::root::Root;
+
+const TOKENS: &str = include_str!("../../tests/fixtures/jwt/tokens.json");
+const JWKS: &str = include_str!("../../tests/fixtures/jwt/jwks.json");
+
+fn token(name: &str) -> String {
+    let t: serde_json::Value = serde_json::from_str(TOKENS).unwrap();
+    format!("Bearer {}", t[name].as_str().unwrap())
+}
+
+/// A fresh fake host configured with `policy` (plus `host.kind`); the root context.
+fn configure(kind: &str, mut policy: serde_json::Value) -> Root {
+    fake::reset();
+    policy["host"] = json!({"kind": kind});
+    let bytes = policy.to_string().into_bytes();
+    let size = bytes.len();
+    fake::with(|h| h.buffers.insert(7, bytes));
+    let mut root = Root::new(1);
+    assert!(root.on_configure(size), "refused: {:?}", fake::with(|h| h.logs.clone()));
+    root
+}
+
+fn jwt_policy() -> serde_json::Value {
+    json!({
+        "jwt": {"providers": {"idp": {"issuer": "https://issuer.test", "audiences": ["api://orders"],
+                "algorithms": ["RS256"], "local_jwks": serde_json::from_str::<serde_json::Value>(JWKS).unwrap(),
+                "claim_to_headers": [{"claim": "sub", "header": "x-user"}]}},
+                "default": {"type": "jwt", "providers": ["idp"]}},
+        "response": {"rules": [{"select": ["$..password"], "action": {"type": "remove"}}]}
+    })
+}
+
+fn request(root: &Root, id: u32, headers: &[(&str, &str)]) -> (HttpFilter, Action) {
+    let mut map: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/orders".to_vec()),
+        (":authority".into(), b"api.test".to_vec()),
+    ];
+    for (n, v) in headers {
+        map.retain(|(k, _)| k != n);
+        map.push(((*n).to_string(), v.as_bytes().to_vec()));
+    }
+    fake::with(|h| {
+        h.local = None;
+        h.maps.insert(0, map);
+    });
+    let mut filter = HttpFilter::new(root.shared().unwrap(), id);
+    let action = filter.on_http_request_headers(3, true);
+    (filter, action)
+}
+
+fn request_header(name: &str) -> Option<String> {
+    fake::with(|h| {
+        h.maps
+            .get(&0)
+            .and_then(|m| m.iter().find(|(n, _)| n == name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+#[test]
+fn a_request_without_a_token_is_answered_here_and_counted() {
+    let mut root = configure("envoy", jwt_policy());
+    let (_, action) = request(&root, 2, &[]);
+    assert_eq!(action, Action::Pause);
+    let (status, headers, body) = fake::with(|h| h.local.clone()).expect("no local response");
+    assert_eq!(status, 401);
+    assert!(headers.iter().any(|(n, v)| n == "www-authenticate" && v.starts_with(b"Bearer realm=")));
+    assert!(headers.iter().any(|(n, _)| n == "strict-transport-security"), "hardening headers on a denial");
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["type"], "urn:api-guard:problem:token-missing");
+    root.on_tick();
+    assert_eq!(fake::counter("api_guard_denied_total"), 1);
+    assert_eq!(fake::counter("api_guard_denied_token_missing_total"), 1);
+}
+
+#[test]
+fn an_admitted_request_goes_on_without_its_token_and_with_its_claims_only() {
+    let root = configure("envoy", jwt_policy());
+    let (_, action) = request(&root, 2, &[("authorization", &token("rs256")), ("x-user", "admin")]);
+    assert_eq!(action, Action::Continue, "{:?}", fake::with(|h| h.local.clone()));
+    assert_eq!(request_header("authorization"), None);
+    assert_eq!(request_header("x-user").as_deref(), Some("user-42"), "the verified claim, not the client's");
+}
+
+#[test]
+fn where_removal_does_not_reach_the_upstream_the_value_is_emptied() {
+    let root = configure("kong", jwt_policy());
+    let (_, action) = request(&root, 2, &[("authorization", &token("rs256"))]);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(request_header("authorization").as_deref(), Some(""), "Kong forwards removed headers");
+}
+
+fn respond(filter: &mut HttpFilter, headers: &[(&str, &str)], body: &[u8]) -> (Action, Action) {
+    let map = headers.iter().map(|(n, v)| ((*n).to_string(), v.as_bytes().to_vec())).collect();
+    fake::with(|h| {
+        h.maps.insert(2, map);
+        h.buffers.insert(1, body.to_vec());
+    });
+    let head = filter.on_http_response_headers(headers.len(), false);
+    let first = filter.on_http_response_body(body.len() / 2, false);
+    let last = filter.on_http_response_body(body.len(), true);
+    assert!(first == Action::Pause || first == Action::Continue);
+    (head, last)
+}
+
+fn response_header(name: &str) -> Option<String> {
+    fake::with(|h| {
+        h.maps
+            .get(&2)
+            .and_then(|m| m.iter().find(|(n, _)| n == name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+#[test]
+fn a_response_owed_a_rewrite_is_held_rewritten_and_loses_its_length() {
+    let root = configure("envoy", jwt_policy());
+    let (mut filter, _) = request(&root, 2, &[("authorization", &token("rs256"))]);
+    let body = br#"{"id":1,"password":"hunter2"}"#;
+    let (head, last) = respond(
+        &mut filter,
+        &[(":status", "200"), ("content-type", "application/json"), ("content-length", "29")],
+        body,
+    );
+    assert_eq!(head, Action::Pause, "Envoy: headers wait for the rewritten body");
+    assert_eq!(last, Action::Continue);
+    assert_eq!(fake::with(|h| h.buffers[&1].clone()), br#"{"id":1}"#.to_vec());
+    assert_eq!(response_header("content-length"), None);
+    assert_eq!(
+        response_header("cache-control").as_deref(),
+        Some("no-store"),
+        "authenticated answers are not cached"
+    );
+}
+
+#[test]
+fn a_body_withheld_after_its_headers_left_is_emptied_never_answered_late() {
+    let root = configure("kong", jwt_policy());
+    let (mut filter, _) = request(&root, 2, &[("authorization", &token("rs256"))]);
+    let (head, _) = respond(
+        &mut filter,
+        &[(":status", "200"), ("content-type", "application/json")],
+        br#"{"password":"hunter2""#,
+    );
+    assert_eq!(head, Action::Continue, "Kong sends response heads at once");
+    assert!(fake::with(|h| h.local.is_none()), "a local response after the head left traps Kong's instance");
+    assert!(fake::with(|h| h.buffers[&1].is_empty()), "the secret went out");
+    let logs = fake::with(|h| h.logs.clone());
+    assert!(
+        logs.iter().any(|(_, l)| l.contains(r#""reason":"response-withheld","cause":"not-json""#)),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn an_allowed_preflight_is_answered_here() {
+    let mut policy = jwt_policy();
+    policy["cors"] =
+        json!({"allowed_origins": ["https://app.example"], "allowed_headers": ["authorization"]});
+    let root = configure("envoy", policy);
+    let (_, action) = request(
+        &root,
+        2,
+        &[
+            (":method", "OPTIONS"),
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
+    );
+    assert_eq!(action, Action::Pause);
+    let (status, headers, _) = fake::with(|h| h.local.clone()).expect("not answered");
+    assert_eq!(status, 204);
+    assert!(headers.iter().any(|(n, v)| n == "access-control-allow-origin" && v == b"https://app.example"));
+}

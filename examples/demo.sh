@@ -5,15 +5,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY="${ENVOY_BIN:-.tools/envoy/envoy/_bin/envoy}"
 
+# POLICY=file.json serves that policy instead of examples/policy.json, in the same bootstrap.
+BOOTSTRAP=envoy-config/envoy.yaml
+if [ -n "${POLICY:-}" ]; then
+  BOOTSTRAP=$(mktemp /tmp/api-guard-demo-XXXXXX.yaml)
+  python3 - "$POLICY" "$BOOTSTRAP" <<'PY'
+import json, sys
+policy = json.dumps(json.load(open(sys.argv[1])), indent=2)
+lines = open("envoy-config/envoy.yaml").read().split("\n")
+start = next(i for i, l in enumerate(lines) if l.strip() == "value: |")
+end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "vm_config:")
+indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 2)
+lines[start + 1:end] = [indent + l for l in policy.split("\n")]
+open(sys.argv[2], "w").write("\n".join(lines))
+PY
+  echo "serving $POLICY (bootstrap: $BOOTSTRAP)"
+fi
+
 python3 examples/demo_upstream.py 127.0.0.1:10001 &
 UP=$!
-"$ENVOY" -c envoy-config/envoy.yaml --concurrency 1 --disable-hot-restart -l info --log-path /tmp/api-guard-demo-envoy.log &
+"$ENVOY" -c "$BOOTSTRAP" --concurrency 1 --disable-hot-restart -l info --log-path /tmp/api-guard-demo-envoy.log &
 ENV=$!
 trap 'kill $UP $ENV 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
 for _ in $(seq 100); do
   curl -fs http://127.0.0.1:9901/ready >/dev/null 2>&1 && break
-  kill -0 $ENV 2>/dev/null || { echo "Envoy exited; see /tmp/api-guard-demo-envoy.log"; exit 1; }
+  kill -0 $ENV 2>/dev/null || { echo "Envoy exited; see /tmp/api-guard-demo-envoy.log"; grep -m3 "api-guard" /tmp/api-guard-demo-envoy.log; exit 1; }
   sleep 0.1
 done
 

@@ -38,6 +38,10 @@ done
 # whose public half is in the demo policy. Never use these keys outside a demo.
 TOKEN=$(python3 -c 'import json;print(json.load(open("tests/fixtures/jwt/tokens.json"))["rs256"])')
 
+if [ -n "${POLICY:-}" ]; then
+  echo "api-guard: Envoy on http://127.0.0.1:10000 with $POLICY -> upstream on 127.0.0.1:10001 (log: /tmp/api-guard-demo-envoy.log)"
+  echo "A demo token (for a provider trusting tests/fixtures/jwt/jwks.json): export TOKEN=$TOKEN"
+else
 cat <<MSG
 
 api-guard demo: Envoy on http://127.0.0.1:10000 -> api-guard -> upstream on 127.0.0.1:10001
@@ -71,4 +75,5 @@ Response protection (the demo upstream echoes the body given in x-test-echo-body
 
 Press Ctrl-C to stop.
 MSG
+fi
 wait $ENV

@@ -6,7 +6,7 @@ use proxy_wasm::types::Action;
 use super::abi::{self, LogLevel, MapType};
 use super::capabilities::Capabilities;
 use super::held;
-use super::root::Shared;
+use super::shared::Shared;
 use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::denial::{self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY};
 use crate::policy::http::{apply_header_ops, HeaderOp};
@@ -53,14 +53,6 @@ pub struct HttpFilter {
     headers_left: bool,
     /// The response body is being withheld after its headers left: every chunk is emptied.
     emptying: bool,
-}
-
-/// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
-/// Proxy-Wasm time call, which APISIX lacks). A clock before 1970 reads as 0.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The request's client (its budget key, see [`budget::client_of`]) and the host's name for

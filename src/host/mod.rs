@@ -3,7 +3,8 @@
 //!
 //! - [`abi`]: every host call, with every status handled (no SDK wrapper that panics).
 //! - [`capabilities`]: what the running host can do.
-//! - [`root`]: configuration loading; [`http`]: the per-stream filter; [`metrics`]: counters.
+//! - [`root`]: configuration loading; [`http`]: the per-stream filter; [`shared`]: what the
+//!   filters of one configuration share; [`metrics`]: counters.
 //! - [`held`]: requests held for their body, and the check that the host delivers it.
 
 pub mod abi;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod keystore;
 pub mod metrics;
 pub mod root;
+pub mod shared;
 #[cfg(test)]
 mod tests;
 

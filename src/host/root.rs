@@ -11,10 +11,11 @@ use proxy_wasm::types::ContextType;
 use super::abi::{self, BufferType, LogLevel};
 use super::capabilities::{Capabilities, HostKind};
 use super::held::{self, Held};
-use super::http::{now_unix, HttpFilter};
+use super::http::HttpFilter;
 use super::keystore::{KeyStore, SharedTokens};
 use super::metrics::Metrics;
-use crate::policy::denial::{self, Denial, Reason, METRIC_DENIED};
+use super::shared::{now_unix, Shared};
+use crate::policy::denial::{self, Denial, Reason};
 use crate::policy::jwt::budget::{ClientSource, FailureBudget};
 use crate::policy::jwt::cache::{shared_namespace, TokenCache};
 use crate::policy::jwt::keys::KeySet;
@@ -36,31 +37,6 @@ pub struct Root {
     pending: HashMap<u32, usize>,
 }
 
-/// What every HTTP context of this root shares.
-#[derive(Clone)]
-pub struct Shared {
-    /// The compiled policy.
-    pub policy: Rc<Policy>,
-    /// Counter ids.
-    pub metrics: Rc<Metrics>,
-    /// What the host can do.
-    pub caps: Capabilities,
-    /// Remote key sets of this VM.
-    pub keys: Rc<RefCell<KeyStore>>,
-    /// Verified tokens of this VM.
-    pub tokens: Rc<RefCell<TokenCache>>,
-    /// The verified-token tier shared with the other worker VMs (`None` without shared data
-    /// or with the cache off).
-    pub shared_tokens: Option<Rc<SharedTokens>>,
-    /// Failed verifications per client, in this VM (`None` when the budget is off).
-    pub budget: Option<Rc<RefCell<FailureBudget>>>,
-    /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
-    /// not each pay a host call for the time (half a second of staleness is far inside any skew).
-    pub clock: Rc<Cell<Option<i64>>>,
-    /// Requests held for their body, watched for a host that does not deliver it.
-    pub held: Rc<RefCell<Held>>,
-}
-
 /// Names the key-set entries a provider left out (never key material): a warning for those
 /// it could not use, an info line for those none of its algorithms needs.
 pub fn log_skipped(provider: &str, set: &KeySet) {
@@ -78,31 +54,6 @@ pub fn log_skipped(provider: &str, set: &KeySet) {
                 set.unused.join("; ")
             ),
         );
-    }
-}
-
-impl Shared {
-    /// Counts a denial (the total, its reason and its cause) and writes its log line: the one
-    /// place a rendered denial is accounted for, whether it is then sent or a body is emptied.
-    pub fn account(&self, out: &denial::Rendered) {
-        self.metrics.bump(METRIC_DENIED);
-        for m in out.metrics() {
-            self.metrics.bump(m);
-        }
-        abi::log(LogLevel::Info, &out.log_line);
-    }
-
-    /// The current time in Unix seconds: the tick-refreshed value, or the WASI clock.
-    pub fn now(&self) -> i64 {
-        self.clock.get().unwrap_or_else(now_unix)
-    }
-
-    /// Takes in a key-set response for provider `index` (from whichever context sent the
-    /// request). A changed key set empties the token cache, so a removed key cannot live on.
-    pub fn complete_fetch(&self, index: usize, body_size: usize) {
-        if self.keys.borrow_mut().complete(index, body_size, self.now(), &self.caps) {
-            self.tokens.borrow_mut().clear();
-        }
     }
 }
 

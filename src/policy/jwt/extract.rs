@@ -9,7 +9,7 @@
 //! (401 `invalid_token`, cause `malformed`), never a trimmed valid one. Cookies and query
 //! parameters that are not a `b64token` are passed over.
 
-use crate::policy::RequestHead;
+use crate::policy::http::RequestHead;
 
 /// One configured token location.
 #[derive(Debug, Clone, PartialEq, Eq)]

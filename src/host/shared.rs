@@ -1,0 +1,75 @@
+//! What every HTTP context of one root context shares: the compiled policy, counters, the
+//! host's capabilities, key sets, token caches, the budget, the clock and the held-request
+//! watch. Its own module so the root context (which makes filters) and the filters (which use
+//! it) do not import each other.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use super::abi::{self, LogLevel};
+use super::capabilities::Capabilities;
+use super::held::Held;
+use super::keystore::{KeyStore, SharedTokens};
+use super::metrics::Metrics;
+use crate::policy::denial::{self, METRIC_DENIED};
+use crate::policy::jwt::budget::FailureBudget;
+use crate::policy::jwt::cache::TokenCache;
+use crate::policy::Policy;
+
+/// What every HTTP context of this root shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The compiled policy.
+    pub policy: Rc<Policy>,
+    /// Counter ids.
+    pub metrics: Rc<Metrics>,
+    /// What the host can do.
+    pub caps: Capabilities,
+    /// Remote key sets of this VM.
+    pub keys: Rc<RefCell<KeyStore>>,
+    /// Verified tokens of this VM.
+    pub tokens: Rc<RefCell<TokenCache>>,
+    /// The verified-token tier shared with the other worker VMs (`None` without shared data
+    /// or with the cache off).
+    pub shared_tokens: Option<Rc<SharedTokens>>,
+    /// Failed verifications per client, in this VM (`None` when the budget is off).
+    pub budget: Option<Rc<RefCell<FailureBudget>>>,
+    /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
+    /// not each pay a host call for the time (half a second of staleness is far inside any skew).
+    pub clock: Rc<Cell<Option<i64>>>,
+    /// Requests held for their body, watched for a host that does not deliver it.
+    pub held: Rc<RefCell<Held>>,
+}
+
+/// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the
+/// Proxy-Wasm time call, which APISIX lacks). A clock before 1970 reads as 0.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Shared {
+    /// Counts a denial (the total, its reason and its cause) and writes its log line: the one
+    /// place a rendered denial is accounted for, whether it is then sent or a body is emptied.
+    pub fn account(&self, out: &denial::Rendered) {
+        self.metrics.bump(METRIC_DENIED);
+        for m in out.metrics() {
+            self.metrics.bump(m);
+        }
+        abi::log(LogLevel::Info, &out.log_line);
+    }
+
+    /// The current time in Unix seconds: the tick-refreshed value, or the WASI clock.
+    pub fn now(&self) -> i64 {
+        self.clock.get().unwrap_or_else(now_unix)
+    }
+
+    /// Takes in a key-set response for provider `index` (from whichever context sent the
+    /// request). A changed key set empties the token cache, so a removed key cannot live on.
+    pub fn complete_fetch(&self, index: usize, body_size: usize) {
+        if self.keys.borrow_mut().complete(index, body_size, self.now(), &self.caps) {
+            self.tokens.borrow_mut().clear();
+        }
+    }
+}

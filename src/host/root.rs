@@ -138,7 +138,7 @@ impl Root {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 impl Root {
     /// What its HTTP contexts share, once configured (native tests make filters from it
     /// directly: the SDK's trait objects would need every host import).

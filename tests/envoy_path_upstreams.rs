@@ -15,24 +15,15 @@ mod support;
 #[allow(unused)]
 mod targets;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{repo_root, Client, Envoy, EnvoyOptions};
+use support::{repo_root, start_helper, Client, Envoy, EnvoyOptions, Helper};
 
 /// A framework's test application (`tests/upstreams/`), killed on drop.
 struct App {
     name: &'static str,
-    child: Child,
-    port: u16,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    helper: Helper,
 }
 
 impl App {
@@ -41,7 +32,7 @@ impl App {
         assert!(tools.join("flask").is_dir(), "run `make path-upstreams` (installs Flask into .tools/flask)");
         let mut cmd = Command::new("python3");
         cmd.arg(repo_root().join("tests/upstreams/flask_app.py")).env("PYTHONPATH", tools);
-        App::start("flask", &mut cmd)
+        App { name: "flask", helper: start_helper("flask", &mut cmd, "") }
     }
 
     fn express() -> App {
@@ -49,20 +40,16 @@ impl App {
         assert!(dir.join("node_modules/express").is_dir(), "run `make path-upstreams` (npm express)");
         let mut cmd = Command::new("node");
         cmd.arg(dir.join("express_app.mjs"));
-        App::start("express", &mut cmd)
+        App { name: "express", helper: start_helper("express", &mut cmd, "") }
     }
 
-    fn start(name: &'static str, cmd: &mut Command) -> App {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("{name} printed no port: {line:?}"));
-        App { name, child, port }
+    fn port(&self) -> u16 {
+        self.helper.port
     }
 
     /// The request targets that reached the application, as they arrived.
     fn seen(&self) -> Vec<String> {
-        let r = Client::new(self.port).get("/__seen");
+        let r = Client::new(self.port()).get("/__seen");
         serde_json::from_slice::<Vec<String>>(&r.body).unwrap()
     }
 }
@@ -105,7 +92,7 @@ fn run(app: &App, paths: Value, hcm: Vec<&'static str>) -> Tally {
     let (case_insensitive, format_suffix) = (declared("case_insensitive"), declared("format_suffix"));
     let views = |raw: &str| targets::folding_views(raw, case_insensitive, format_suffix);
     let opts = EnvoyOptions { hcm, ..EnvoyOptions::default() };
-    let envoy = Envoy::start_with(&policy(paths.clone()), app.port, opts).unwrap();
+    let envoy = Envoy::start_with(&policy(paths.clone()), app.port(), opts).unwrap();
     let api = Client::new(envoy.port);
     let before = app.seen().len();
     let mut tally = Tally::default();
@@ -177,7 +164,7 @@ fn flask_never_serves_a_refused_form_as_admin() {
 fn express_never_serves_a_refused_form_as_admin_once_its_case_rule_is_declared() {
     let express = App::express();
     run(&express, json!({"case_insensitive": true}), vec![]);
-    let envoy = Envoy::start(&policy(json!({})), express.port);
+    let envoy = Envoy::start(&policy(json!({})), express.port());
     let r = Client::new(envoy.port).get("/Admin/x");
     assert_eq!(
         (r.status, r.json()["served"].clone()),

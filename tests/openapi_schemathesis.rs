@@ -10,9 +10,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use support::{repo_root, Envoy, EnvoyOptions};
@@ -21,36 +20,20 @@ fn tools() -> PathBuf {
     repo_root().join(".tools/schemathesis")
 }
 
-/// The validating upstream (tests/schemathesis/upstream.py): its port and process.
+/// The validating upstream (tests/schemathesis/upstream.py): its process and report.
 struct Judge {
-    port: u16,
-    child: Child,
+    helper: support::Helper,
     report: PathBuf,
-}
-
-impl Drop for Judge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn judge(doc: &PathBuf, dir: &std::path::Path) -> Judge {
     let report = dir.join("upstream.ndjson");
-    let mut child = Command::new("python3")
-        .arg(repo_root().join("tests/schemathesis/upstream.py"))
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_root().join("tests/schemathesis/upstream.py"))
         .arg(doc)
         .arg(&report)
-        .env("PYTHONPATH", tools())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("listening ").and_then(|p| p.parse().ok());
-    let port = port.unwrap_or_else(|| panic!("the validating upstream did not start: {line:?}"));
-    Judge { port, child, report }
+        .env("PYTHONPATH", tools());
+    Judge { helper: support::start_helper("the validating upstream", &mut cmd, "listening "), report }
 }
 
 /// What one document's run found.
@@ -140,7 +123,7 @@ fn run_document(name: &str, doc: Value, examples: u32) -> Tally {
     let judge = judge(&judge_path, &dir);
     let policy = json!({"openapi": {"document": doc}}).to_string();
     let opts = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
-    let envoy = Envoy::start_with(&policy, judge.port, opts).unwrap_or_else(|l| panic!("{name}: {l}"));
+    let envoy = Envoy::start_with(&policy, judge.helper.port, opts).unwrap_or_else(|l| panic!("{name}: {l}"));
     let mut tally = Tally::default();
     for mode in ["positive", "negative"] {
         let junit = dir.join(format!("{mode}.xml"));

@@ -62,13 +62,18 @@ fn request(root: &Root, id: u32, headers: &[(&str, &str)]) -> (HttpFilter, Actio
     (filter, action)
 }
 
-fn request_header(name: &str) -> Option<String> {
+/// A header of map `map` (0 request, 2 response) as the host holds it now.
+fn header(map: u32, name: &str) -> Option<String> {
     fake::with(|h| {
         h.maps
-            .get(&0)
+            .get(&map)
             .and_then(|m| m.iter().find(|(n, _)| n == name))
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     })
+}
+
+fn request_header(name: &str) -> Option<String> {
+    header(0, name)
 }
 
 #[test]
@@ -118,12 +123,7 @@ fn respond(filter: &mut HttpFilter, headers: &[(&str, &str)], body: &[u8]) -> (A
 }
 
 fn response_header(name: &str) -> Option<String> {
-    fake::with(|h| {
-        h.maps
-            .get(&2)
-            .and_then(|m| m.iter().find(|(n, _)| n == name))
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    })
+    header(2, name)
 }
 
 #[test]

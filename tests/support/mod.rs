@@ -11,8 +11,10 @@ pub use client::{Client, Response};
 pub use envoy::{Envoy, EnvoyOptions};
 pub use upstream::{Recorded, Upstream};
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 /// A JSON fixture, by path under `tests/fixtures`.
 pub fn fixture(path: &str) -> serde_json::Value {
@@ -84,4 +86,29 @@ impl Rng {
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
     }
+}
+
+/// A helper process (a test upstream written in another language), killed on drop.
+pub struct Helper {
+    pub child: Child,
+    /// The port it listens on, as it printed it.
+    pub port: u16,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd`, which binds a port of its own and prints it on its first line of stdout
+/// after `prefix` (nothing picks a port for another process to bind).
+pub fn start_helper(name: &str, cmd: &mut Command, prefix: &str) -> Helper {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().strip_prefix(prefix).and_then(|p| p.parse().ok());
+    let port = port.unwrap_or_else(|| panic!("{name} did not start: {line:?}"));
+    Helper { child, port }
 }

@@ -7,7 +7,6 @@
 mod support;
 
 use serde_json::json;
-use support::{Client, Envoy, EnvoyOptions, Upstream};
 
 const APP: &str = "https://app.example.com";
 
@@ -33,18 +32,10 @@ fn config() -> String {
     .to_string()
 }
 
-struct Setup {
-    upstream: Upstream,
-    envoy: Envoy,
-    client: Client,
-}
+type Setup = support::Gateway;
 
 fn setup() -> Setup {
-    let upstream = Upstream::start();
-    let envoy = Envoy::start_with(&config(), upstream.port, EnvoyOptions::default())
-        .unwrap_or_else(|l| panic!("{l}"));
-    let client = Client::new(envoy.port);
-    Setup { upstream, envoy, client }
+    support::Gateway::start(&config())
 }
 
 fn preflight(s: &Setup, path: &str, origin: &str, method: &str, headers: &str) -> support::Response {

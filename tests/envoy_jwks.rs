@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::jwks_server::{JwksServer, Mode};
 use support::{Client, Envoy, EnvoyOptions, Upstream};
 
@@ -17,10 +17,7 @@ fn fixture_bytes(name: &str) -> Vec<u8> {
     std::fs::read(support::repo_root().join("tests/fixtures/jwt").join(name)).unwrap()
 }
 
-fn token(name: &str) -> String {
-    let v: Value = serde_json::from_slice(&fixture_bytes("tokens.json")).unwrap();
-    v[name].as_str().unwrap().to_string()
-}
+use support::token;
 
 struct Setup {
     jwks: JwksServer,

@@ -12,13 +12,10 @@ use serde_json::{json, Value};
 use support::{Client, Envoy, EnvoyOptions, Upstream};
 
 fn fixture(name: &str) -> Value {
-    let path = support::repo_root().join("tests/fixtures/jwt").join(name);
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    support::fixture(&format!("jwt/{name}"))
 }
 
-fn token(name: &str) -> String {
-    fixture("tokens.json")[name].as_str().unwrap().to_string()
-}
+use support::token;
 
 fn config() -> String {
     // One entry the module cannot use: skipped with a warning, the rest of the set still loads.
@@ -58,18 +55,13 @@ fn config() -> String {
     .to_string()
 }
 
-struct Setup {
-    upstream: Upstream,
-    envoy: Envoy,
-    client: Client,
-}
+type Setup = support::Gateway;
 
 fn setup() -> Setup {
-    let upstream = Upstream::start();
-    let opts = EnvoyOptions { wasm_log_level: Some("trace"), ..EnvoyOptions::default() };
-    let envoy = Envoy::start_with(&config(), upstream.port, opts).unwrap_or_else(|l| panic!("{l}"));
-    let client = Client::new(envoy.port);
-    Setup { upstream, envoy, client }
+    support::Gateway::start_with(
+        &config(),
+        EnvoyOptions { wasm_log_level: Some("trace"), ..EnvoyOptions::default() },
+    )
 }
 
 fn get(s: &Setup, path: &str, token: Option<&str>) -> support::Response {

@@ -20,17 +20,10 @@ const CONFIG: &str = r#"{
   "host": {"hold_headers_for_body": true}
 }"#;
 
-struct Setup {
-    upstream: Upstream,
-    envoy: Envoy,
-    client: Client,
-}
+type Setup = support::Gateway;
 
 fn setup(config: &str) -> Setup {
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(config, upstream.port);
-    let client = Client::new(envoy.port);
-    Setup { upstream, envoy, client }
+    support::Gateway::start(config)
 }
 
 /// A JSON string of exactly `n` bytes (`n` ≥ 2): bodies are JSON-checked, so sizes are

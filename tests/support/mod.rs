@@ -22,6 +22,34 @@ pub fn fixture(path: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// A token minted into `tests/fixtures/jwt/tokens.json`, by name.
+pub fn token(name: &str) -> String {
+    fixture("jwt/tokens.json")[name].as_str().unwrap().to_string()
+}
+
+/// A recording upstream, an Envoy with the module in front of it, and a client of that Envoy:
+/// what most integration tests start with.
+pub struct Gateway {
+    pub upstream: Upstream,
+    pub envoy: Envoy,
+    pub client: Client,
+}
+
+impl Gateway {
+    /// Starts one with `config` as the policy.
+    pub fn start(config: &str) -> Gateway {
+        Gateway::start_with(config, EnvoyOptions::default())
+    }
+
+    /// Starts one with `config` and Envoy options.
+    pub fn start_with(config: &str, opts: EnvoyOptions) -> Gateway {
+        let upstream = Upstream::start();
+        let envoy = Envoy::start_with(config, upstream.port, opts).unwrap_or_else(|log| panic!("{log}"));
+        let client = Client::new(envoy.port);
+        Gateway { upstream, envoy, client }
+    }
+}
+
 /// `Bearer <token>` for a token minted into `tests/fixtures/jwt/tokens.json`.
 pub fn bearer(name: &str) -> String {
     format!("Bearer {}", fixture("jwt/tokens.json")[name].as_str().unwrap())

@@ -11,36 +11,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::envoy::{cluster_yaml, wasm_filter_yaml, wasm_path};
+use support::envoy::{cluster_yaml, listener_yaml, wasm_filter_yaml, wasm_path};
 use support::{Client, Envoy, EnvoyOptions, Upstream};
 
 /// The listener binds port 0 (Envoy picks a free one); a later version of it with the same
 /// address keeps the socket it has, so the port stays the same across reloads.
 fn listener(policy: &str) -> String {
     let filters = wasm_filter_yaml(&wasm_path().display().to_string(), policy, true);
-    format!(
-        r#"resources:
-- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
-  name: main
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-  filter_chains:
-  - filters:
-    - name: envoy.filters.network.http_connection_manager
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-        stat_prefix: ingress
-        route_config:
-          virtual_hosts:
-          - name: all
-            domains: ["*"]
-            routes:
-            - match: {{ prefix: "/" }}
-              route: {{ cluster: upstream }}
-        http_filters:{filters}
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-"#
-    )
+    let entry = listener_yaml(&filters, "route: { cluster: upstream }", "");
+    let typed = entry.replacen(
+        "  - name: main",
+        "  - \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n    name: main",
+        1,
+    );
+    format!("resources:\n{typed}\n")
 }
 
 /// Replaces the watched file in one rename, as Envoy's file watch expects.

@@ -115,7 +115,18 @@ admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
 static_resources:
   listeners:
-  - name: main
+{listener}
+  clusters:
+{clusters}"#,
+        listener = listener_yaml(filters, route_action, vhost_extra)
+    )
+}
+
+/// The one listener of the test bootstraps (`main`, port 0), as an entry of a `listeners:`
+/// list; also published as a listener resource by the LDS reload test.
+pub fn listener_yaml(filters: &str, route_action: &str, vhost_extra: &str) -> String {
+    format!(
+        r#"  - name: main
     address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
     filter_chains:
     - filters:
@@ -132,9 +143,7 @@ static_resources:
                 {route_action}
           http_filters:{filters}
           - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-  clusters:
-{clusters}"#
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}"#
     )
 }
 

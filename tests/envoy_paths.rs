@@ -11,7 +11,13 @@ use serde_json::json;
 use support::{Client, Envoy, Upstream};
 
 fn policy() -> String {
+    policy_with_paths(json!({}))
+}
+
+/// The policy with a `paths` section.
+fn policy_with_paths(paths: serde_json::Value) -> String {
     json!({
+        "paths": paths,
         "routes": [
             {"name": "admin", "match": {"prefix": "/admin"}, "auth": {"type": "deny"}},
             {"name": "public", "match": {"prefix": "/public"}, "auth": {"type": "public"}}
@@ -76,9 +82,8 @@ fn an_admitted_request_goes_upstream_with_the_path_it_was_judged_on() {
 #[test]
 fn path_parameters_and_encoded_percent_can_be_allowed_with_their_risk() {
     let upstream = Upstream::start();
-    let mut cfg: serde_json::Value = serde_json::from_str(&policy()).unwrap();
-    cfg["paths"] = json!({"allow_path_parameters": true, "allow_encoded_percent": true});
-    let envoy = Envoy::start(&cfg.to_string(), upstream.port);
+    let paths = json!({"allow_path_parameters": true, "allow_encoded_percent": true});
+    let envoy = Envoy::start(&policy_with_paths(paths), upstream.port);
     let api = Client::new(envoy.port);
     assert_eq!(api.get("/public/a;v=1/b").status, 200);
     assert_eq!(api.get("/public/100%25").status, 200);
@@ -133,9 +138,8 @@ fn a_method_override_in_a_form_body_never_reaches_the_upstream() {
 #[test]
 fn declared_case_and_suffix_insensitive_upstreams_are_matched_as_they_route() {
     let upstream = Upstream::start();
-    let mut cfg: serde_json::Value = serde_json::from_str(&policy()).unwrap();
-    cfg["paths"] = json!({"case_insensitive": true, "format_suffix": true});
-    let envoy = Envoy::start(&cfg.to_string(), upstream.port);
+    let paths = json!({"case_insensitive": true, "format_suffix": true});
+    let envoy = Envoy::start(&policy_with_paths(paths), upstream.port);
     let api = Client::new(envoy.port);
     for path in ["/Admin/x", "/ADMIN", "/admin.json", "/Admin.JSON/", "/%41dmin.x.json"] {
         assert_eq!(api.get(path).status, 403, "{path}");

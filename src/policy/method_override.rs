@@ -89,12 +89,22 @@ pub fn in_form(form: Form, body: &[u8]) -> bool {
                 None => (pair, &b""[..]),
             };
             let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            percent_decode(&text(k), true) == FIELD && differs(&percent_decode(&text(v), true), b"POST")
+            // No spelling of `_method` is longer than every byte escaped.
+            k.len() <= FIELD.len() * 3
+                && percent_decode(&text(k), true) == FIELD
+                && differs(&percent_decode(&text(v), true), b"POST")
         }),
-        Form::Multipart => match multipart::parts(body) {
-            Ok(parts) => parts.iter().any(|p| p.field_name() == Some(FIELD) && differs(p.content(), b"POST")),
-            Err(_) => names_field_anywhere(body),
-        },
+        Form::Multipart => {
+            let mut unsplit = false;
+            let named = multipart::parts(body).any(|p| match p {
+                Ok(p) => p.field_name() == Some(FIELD) && differs(p.content(), b"POST"),
+                Err(_) => {
+                    unsplit = true;
+                    false
+                }
+            });
+            named || (unsplit && names_field_anywhere(body))
+        }
     }
 }
 

@@ -60,25 +60,52 @@ impl<'a> Part<'a> {
     }
 }
 
-/// The parts of a multipart body, in order. The delimiter is the body's first line, so the
-/// `boundary` of its `Content-Type` need not be kept.
-pub fn parts(bytes: &[u8]) -> Result<Vec<Part<'_>>, MultipartError> {
+/// The parts of a multipart body, in order, read one at a time (a caller that stops early,
+/// at a part limit or at the field it looks for, reads no further). The delimiter is the
+/// body's first line, so the `boundary` of its `Content-Type` need not be kept.
+pub fn parts(bytes: &[u8]) -> Parts<'_> {
     let line_end = find(bytes, b"\r\n");
-    let delimiter = match line_end.and_then(|e| bytes.get(..e)) {
-        Some(d) if d.starts_with(b"--") && d.len() > 2 && d.len() <= 72 => d,
-        _ => return Err(MultipartError::NotMultipart),
-    };
-    let mut sep = b"\r\n".to_vec();
-    sep.extend_from_slice(delimiter);
-    let mut out = Vec::new();
-    let mut rest = bytes.get(delimiter.len()..).unwrap_or_default();
-    loop {
-        if rest.starts_with(b"--") {
-            return Ok(out); // the close delimiter
+    match line_end.and_then(|e| bytes.get(..e)) {
+        Some(d) if d.starts_with(b"--") && d.len() > 2 && d.len() <= 72 => {
+            let mut sep = b"\r\n".to_vec();
+            sep.extend_from_slice(d);
+            Parts { rest: bytes.get(d.len()..).unwrap_or_default(), sep: Some(sep), not_multipart: false }
         }
-        let end = find(rest, &sep).ok_or(MultipartError::Unterminated)?;
-        out.push(Part { raw: rest.get(..end).unwrap_or_default() });
-        rest = rest.get(end + sep.len()..).unwrap_or_default();
+        _ => Parts { rest: &[], sep: None, not_multipart: true },
+    }
+}
+
+/// The iterator [`parts`] returns: each item a part, or the error that ends the body.
+#[derive(Debug)]
+pub struct Parts<'a> {
+    rest: &'a [u8],
+    /// `CRLF` and the delimiter; `None` once done.
+    sep: Option<Vec<u8>>,
+    /// The body has no delimiter line: the first item is that error.
+    not_multipart: bool,
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = Result<Part<'a>, MultipartError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if std::mem::take(&mut self.not_multipart) {
+            return Some(Err(MultipartError::NotMultipart));
+        }
+        let sep = self.sep.as_ref()?;
+        if self.rest.starts_with(b"--") {
+            self.sep = None; // the close delimiter
+            self.rest = &[];
+            return None;
+        }
+        let Some(end) = find(self.rest, sep) else {
+            self.sep = None;
+            self.rest = &[];
+            return Some(Err(MultipartError::Unterminated));
+        };
+        let part = Part { raw: self.rest.get(..end).unwrap_or_default() };
+        self.rest = self.rest.get(end + sep.len()..).unwrap_or_default();
+        Some(Ok(part))
     }
 }
 
@@ -94,13 +121,20 @@ mod tests {
     fn splits_parts_and_reads_their_names() {
         let body = b"--xyz\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--xyz\r\n\
 content-disposition: form-data; filename=\"a.txt\"; NAME=file\r\nContent-Type: text/plain\r\n\r\nhi\r\n\r\n--xyz--\r\n";
-        let p = parts(body).unwrap();
+        let p: Vec<Part<'_>> = parts(body).collect::<Result<_, _>>().unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].field_name(), Some(&b"_method"[..]));
         assert_eq!(p[0].content(), b"DELETE");
         assert_eq!(p[1].field_name(), Some(&b"file"[..]));
         assert_eq!(p[1].content(), b"hi\r\n");
-        assert_eq!(parts(b"hello"), Err(MultipartError::NotMultipart));
-        assert_eq!(parts(b"--xyz\r\nabc"), Err(MultipartError::Unterminated));
+        assert_eq!(parts(b"hello").collect::<Vec<_>>(), [Err(MultipartError::NotMultipart)]);
+        assert_eq!(parts(b"").collect::<Vec<_>>(), [Err(MultipartError::NotMultipart)]);
+        assert_eq!(parts(b"--xyz\r\nabc").collect::<Vec<_>>(), [Err(MultipartError::Unterminated)]);
+        // A caller that stops early reads no further than it went.
+        let mut many = b"--b\r\n".to_vec();
+        for _ in 0..1000 {
+            many.extend_from_slice(b"x\r\n--b\r\n");
+        }
+        assert_eq!(parts(&many).take(3).filter(Result::is_ok).count(), 3);
     }
 }

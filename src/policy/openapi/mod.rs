@@ -861,19 +861,17 @@ impl ApiSpec {
         let mut problem = |keyword: &str, message: String| {
             errors.push(ProblemError { pointer: "/body".into(), keyword: keyword.into(), message });
         };
-        let parts = match multipart::parts(bytes) {
-            Ok(p) => p,
-            Err(e) => return problem("multipart", e.message().into()),
-        };
-        if parts.len() > self.max_parts as usize {
-            return problem("maxParts", format!("must have at most {} parts", self.max_parts));
-        }
-        if let Some((n, _)) = parts
-            .iter()
-            .enumerate()
-            .find(|(_, p)| self.max_part_bytes.is_some_and(|max| p.raw.len() as u64 > max))
-        {
-            problem("maxPartBytes", format!("part {} is too large", n + 1));
+        for (n, part) in multipart::parts(bytes).enumerate() {
+            let part = match part {
+                Ok(p) => p,
+                Err(e) => return problem("multipart", e.message().into()),
+            };
+            if n >= self.max_parts as usize {
+                return problem("maxParts", format!("must have at most {} parts", self.max_parts));
+            }
+            if self.max_part_bytes.is_some_and(|max| part.raw.len() as u64 > max) {
+                return problem("maxPartBytes", format!("part {} is too large", n + 1));
+            }
         }
     }
 }

@@ -5,16 +5,14 @@
 // Bench code: a failed unwrap is a broken bench.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::hint::black_box;
-use std::rc::Rc;
 use std::time::Instant;
 
-use api_guard::policy::authz::{NoState, VerifyState};
-use api_guard::policy::jwt::cache::TokenCache;
-use api_guard::policy::jwt::jwks::Availability;
+use api_guard::policy::authz::NoState;
 use api_guard::policy::jwt::keys::KeySet;
-use api_guard::policy::jwt::{ProviderKeys, Verified};
+use api_guard::policy::jwt::state::{NoSharedData, State, View};
+use api_guard::policy::jwt::ProviderKeys;
 use api_guard::policy::{config, Policy, RequestHead};
 use serde_json::{json, Value};
 
@@ -64,20 +62,6 @@ fn time(name: &str, iters: u32, mut f: impl FnMut()) {
         .collect();
     runs.sort_by(|a, b| a.total_cmp(b));
     println!("{name:<44} {:>10.2} µs/op", runs[2]);
-}
-
-struct Cache(RefCell<TokenCache>, Cell<i64>);
-
-impl VerifyState for Cache {
-    fn lookup(&self, _: usize) -> Availability {
-        Availability::Unavailable
-    }
-    fn cached(&self, p: usize, t: &str) -> Option<Rc<Verified>> {
-        self.0.borrow().get(p, t, self.1.get())
-    }
-    fn remember(&self, p: usize, t: &str, v: &Rc<Verified>, until: i64) {
-        self.0.borrow_mut().put(p, t, Rc::clone(v), until, self.1.get());
-    }
 }
 
 fn main() {
@@ -176,9 +160,11 @@ fn main() {
     time("check_head, RS256 token, no cache", 200, || {
         black_box(policy.check_head(&head, &NoState, NOW).outcome.unwrap());
     });
-    let cache = Cache(RefCell::new(TokenCache::new(1024)), Cell::new(NOW));
+    // The VM's verification state, read through a view per request, as the host does.
+    let state = RefCell::new(State::new(&policy, None, None));
     time("check_head, RS256 token, cache hit", 20_000, || {
-        black_box(policy.check_head(&head, &cache, NOW).outcome.unwrap());
+        let view = View::new(&state, NOW, &NoSharedData);
+        black_box(policy.check_head(&head, &view, NOW).outcome.unwrap());
     });
     let public: Vec<(String, Vec<u8>)> =
         vec![(":method".into(), b"GET".to_vec()), (":path".into(), b"/users/42".to_vec())];

@@ -6,17 +6,18 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::rc::Rc;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
-use api_guard::policy::authz::{NoState, VerifyState};
+use api_guard::policy::authz::NoState;
 use api_guard::policy::config;
 use api_guard::policy::denial::Reason;
 use api_guard::policy::http::HeaderOp;
 use api_guard::policy::jwt::alg::Alg;
-use api_guard::policy::jwt::budget::{ClientSource, FailureBudget, Throttle};
+use api_guard::policy::jwt::budget::ClientSource;
 use api_guard::policy::jwt::claims::ClaimError;
-use api_guard::policy::jwt::jwks::Availability;
 use api_guard::policy::jwt::keys::KeySet;
+use api_guard::policy::jwt::state::{NoSharedData, SharedData, State, View};
 use api_guard::policy::jwt::token::ParseError;
 use api_guard::policy::jwt::{Provider, ProviderKeys, TokenError, Verified};
 use api_guard::policy::{HeadDecision, Policy, RequestHead};
@@ -539,21 +540,29 @@ fn query_tokens_only_where_a_provider_allows_them() {
 
 // ---------------------------------------------------------------- remote key sets
 
-/// A host's view of remote keys, fixed for one test.
-struct Fixed(Availability);
+/// Shared data as the worker VMs of one host see it.
+#[derive(Default)]
+struct MapShared(RefCell<HashMap<String, Vec<u8>>>);
 
-impl VerifyState for Fixed {
-    fn lookup(&self, _: usize) -> Availability {
-        self.0.clone()
+impl SharedData for MapShared {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0.borrow().get(key).cloned()
+    }
+    fn set(&self, key: &str, value: &[u8]) {
+        self.0.borrow_mut().insert(key.to_string(), value.to_vec());
     }
 }
 
 fn remote_policy() -> Policy {
+    remote_policy_at("http://127.0.0.1:9/jwks")
+}
+
+fn remote_policy_at(uri: &str) -> Policy {
     let c = json!({
         "jwt": {"providers": {"idp": {
             "issuer": "https://issuer.test", "audiences": ["api://orders"], "algorithms": ["RS256"],
             "token_type": "at+jwt",
-            "remote_jwks": {"http_uri": {"uri": "http://127.0.0.1:9/jwks", "cluster": "idp", "timeout_ms": 500}}
+            "remote_jwks": {"http_uri": {"uri": uri, "cluster": "idp", "timeout_ms": 500}}
         }}, "default": {"type": "jwt", "providers": ["idp"]}}
     });
     config::parse(c.to_string().as_bytes()).unwrap()
@@ -562,44 +571,114 @@ fn remote_policy() -> Policy {
 #[test]
 fn remote_keys_missing_means_fetch_or_503_never_a_pass() {
     let p = remote_policy();
+    let ProviderKeys::Remote(spec) = &p.jwt.as_ref().unwrap().providers[0].keys else { panic!() };
+    let state = RefCell::new(State::new(&p, None, None));
+    let check = |headers: &[(String, Vec<u8>)], now: i64| {
+        p.check_head(
+            &RequestHead { headers, end_of_stream: Some(true) },
+            &View::new(&state, now, &NoSharedData),
+            now,
+        )
+    };
     let h: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), b"GET".to_vec()),
         (":path".into(), b"/x".to_vec()),
         ("authorization".into(), bearer("rs256").into_bytes()),
     ];
-    let head = RequestHead { headers: &h, end_of_stream: Some(true) };
     // Nothing loaded yet, a fetch may start: the host is asked to fetch; 503 otherwise.
-    let d = p.check_head(&head, &Fixed(Availability::Loading), NOW);
+    let d = check(&h, NOW);
     assert_eq!(d.fetch_keys, Some(0));
     assert_eq!(reason(&d), Some(Reason::KeysUnavailable));
-    // Nothing loaded and no fetch possible: 503, no hint.
-    let d = p.check_head(&head, &Fixed(Availability::Unavailable), NOW);
+    // The fetch the core asks for: to the cluster where the host has clusters.
+    let request = state.borrow_mut().start_fetch(0, NOW, true).unwrap();
+    assert_eq!((request.upstream.as_str(), request.timeout_ms), ("idp", 500));
+    assert!(request.headers.contains(&(":path".to_string(), "/jwks".to_string())), "{request:?}");
+    // Nothing loaded and a fetch in flight: 503, no hint.
+    let d = check(&h, NOW);
     assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::KeysUnavailable), None));
     // Loaded keys verify.
-    let keys = Rc::new(KeySet::from_jwks(&serde_json::from_str(JWKS).unwrap()).unwrap());
-    let d = p.check_head(&head, &Fixed(Availability::Ready { keys: Rc::clone(&keys), refetch: false }), NOW);
-    assert_eq!(reason(&d), None);
-    // A token signed by a key the set lacks (rotation): refetch if allowed, else 401.
+    let loaded = state.borrow_mut().complete_fetch(0, Some(200), Some(JWKS.as_bytes()), NOW, &NoSharedData);
+    assert!(loaded.unwrap() > 0);
+    assert_eq!(reason(&check(&h, NOW)), None);
+    // A token signed by a key the set lacks (rotation): 401, and a refetch once the minimum
+    // interval since the last one has passed.
     let rotated: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), b"GET".to_vec()),
         (":path".into(), b"/x".to_vec()),
         ("authorization".into(), bearer("unknown_kid").into_bytes()),
     ];
-    let head = RequestHead { headers: &rotated, end_of_stream: Some(true) };
-    let d = p.check_head(&head, &Fixed(Availability::Ready { keys: Rc::clone(&keys), refetch: true }), NOW);
-    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), Some(0)));
-    let d = p.check_head(&head, &Fixed(Availability::Ready { keys, refetch: false }), NOW);
+    let d = check(&rotated, NOW);
     assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), None));
+    let later = NOW + spec.min_refetch_interval;
+    let d = check(&rotated, later);
+    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), Some(0)));
     // A bad signature with a known kid never triggers a fetch.
     let forged: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), b"GET".to_vec()),
         (":path".into(), b"/x".to_vec()),
         ("authorization".into(), bearer("wrong_key_same_kid").into_bytes()),
     ];
-    let head = RequestHead { headers: &forged, end_of_stream: Some(true) };
-    let keys = Rc::new(KeySet::from_jwks(&serde_json::from_str(JWKS).unwrap()).unwrap());
-    let d = p.check_head(&head, &Fixed(Availability::Ready { keys, refetch: true }), NOW);
+    let d = check(&forged, later);
     assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), None));
+    // A failed refetch keeps the last good keys.
+    state.borrow_mut().start_fetch(0, later, true).unwrap();
+    let failed = state.borrow_mut().complete_fetch(0, Some(500), Some(b"oops"), later, &NoSharedData);
+    assert_eq!(failed.unwrap_err().name(), "status");
+    assert_eq!(reason(&check(&h, later)), None);
+}
+
+#[test]
+fn a_key_set_one_worker_fetched_is_adopted_by_the_others() {
+    let p = remote_policy();
+    let shared = MapShared::default();
+    let first = RefCell::new(State::new(&p, None, None));
+    let second = RefCell::new(State::new(&p, None, None));
+    first.borrow_mut().start_fetch(0, NOW, true).unwrap();
+    first.borrow_mut().complete_fetch(0, Some(200), Some(JWKS.as_bytes()), NOW, &shared).unwrap();
+    assert_eq!(second.borrow_mut().adopt_shared(&shared), vec![0]);
+    assert_eq!(second.borrow_mut().adopt_shared(&shared), Vec::<usize>::new(), "not newer: kept");
+    let h: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/x".to_vec()),
+        ("authorization".into(), bearer("rs256").into_bytes()),
+    ];
+    let head = RequestHead { headers: &h, end_of_stream: Some(true) };
+    assert_eq!(reason(&p.check_head(&head, &View::new(&second, NOW, &NoSharedData), NOW)), None);
+    // A reconfiguration that keeps the provider's URL keeps its keys; another URL does not.
+    let kept = State::new(&p, Some(second.into_inner()), None);
+    assert!(kept.keys(0).is_some());
+    let moved = remote_policy_at("http://127.0.0.1:9/other");
+    assert!(State::new(&moved, Some(kept), None).keys(0).is_none());
+}
+
+#[test]
+fn a_token_one_worker_verified_is_not_checked_again_by_the_others() {
+    let p = policy();
+    let shared = MapShared::default();
+    let namespace = Some(api_guard::policy::jwt::cache::shared_namespace(config().as_bytes()));
+    let first = RefCell::new(State::new(&p, None, namespace.clone()));
+    let second = RefCell::new(State::new(&p, None, namespace));
+    let h: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/orders".to_vec()),
+        ("authorization".into(), bearer("scope_read").into_bytes()),
+    ];
+    let head = RequestHead { headers: &h, end_of_stream: Some(true) };
+    let view = View::new(&first, NOW, &shared);
+    assert_eq!(reason(&p.check_head(&head, &view, NOW)), None);
+    assert_eq!((view.hits(), view.shared_hits()), (0, 0));
+    let view = View::new(&second, NOW, &shared);
+    assert_eq!(reason(&p.check_head(&head, &view, NOW)), None);
+    assert_eq!((view.hits(), view.shared_hits()), (0, 1), "taken from the shared tier");
+    let view = View::new(&second, NOW, &shared);
+    assert_eq!(reason(&p.check_head(&head, &view, NOW)), None);
+    assert_eq!((view.hits(), view.shared_hits()), (1, 0), "then kept by this worker too");
+    // A forged token in a slot a good one was shared under is a miss, never a pass.
+    let bad: Vec<(String, Vec<u8>)> =
+        vec![h[0].clone(), h[1].clone(), ("authorization".into(), bearer("wrong_key_same_kid").into_bytes())];
+    let view = View::new(&second, NOW, &shared);
+    let d = p.check_head(&RequestHead { headers: &bad, end_of_stream: Some(true) }, &view, NOW);
+    assert_eq!((reason(&d), view.shared_hits()), (Some(Reason::TokenInvalid), 0));
 }
 
 #[test]
@@ -648,108 +727,45 @@ fn remote_jwks_config_is_checked() {
 
 // ---------------------------------------------------------------- the token cache
 
-struct Cached {
-    cache: std::cell::RefCell<api_guard::policy::jwt::cache::TokenCache>,
-    hits: std::cell::Cell<usize>,
-    now: i64,
-}
-
-impl VerifyState for Cached {
-    fn lookup(&self, _: usize) -> Availability {
-        Availability::Unavailable
-    }
-    fn cached(&self, provider: usize, token: &str) -> Option<Rc<Verified>> {
-        let v = self.cache.borrow().get(provider, token, self.now);
-        if v.is_some() {
-            self.hits.set(self.hits.get() + 1);
-        }
-        v
-    }
-    fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
-        self.cache.borrow_mut().put(provider, token, Rc::clone(verified), until, self.now);
-    }
-}
-
 #[test]
 fn repeated_tokens_hit_the_cache_until_they_expire() {
     let p = policy();
-    let state = |now| Cached {
-        cache: std::cell::RefCell::new(api_guard::policy::jwt::cache::TokenCache::new(16)),
-        hits: std::cell::Cell::new(0),
-        now,
+    let state = RefCell::new(State::new(&p, None, None));
+    let hits = std::cell::Cell::new(0);
+    let check = |headers: &[(String, Vec<u8>)], now: i64| {
+        let view = View::new(&state, now, &NoSharedData);
+        let d = p.check_head(&RequestHead { headers, end_of_stream: Some(true) }, &view, now);
+        hits.set(hits.get() + view.hits());
+        d
     };
-    let s = state(NOW);
     let h: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), b"GET".to_vec()),
         (":path".into(), b"/orders".to_vec()),
         ("authorization".into(), bearer("scope_read").into_bytes()),
     ];
-    let head = RequestHead { headers: &h, end_of_stream: Some(true) };
     for _ in 0..3 {
-        assert_eq!(reason(&p.check_head(&head, &s, NOW)), None);
+        assert_eq!(reason(&check(&h, NOW)), None);
     }
-    assert_eq!(s.hits.get(), 2, "the second and third checks come from the cache");
+    assert_eq!(hits.get(), 2, "the second and third checks come from the cache");
+    assert_eq!(state.borrow().cached_tokens(), 1);
     // Route rules still apply to cached tokens.
     let post: Vec<(String, Vec<u8>)> =
         vec![(":method".into(), b"POST".to_vec()), (":path".into(), b"/orders".to_vec()), h[2].clone()];
-    let d = p.check_head(&RequestHead { headers: &post, end_of_stream: Some(true) }, &s, NOW);
-    assert_eq!(reason(&d), Some(Reason::InsufficientScope));
-    assert_eq!(s.hits.get(), 3);
-    // Failures are never cached.
+    assert_eq!(reason(&check(&post, NOW)), Some(Reason::InsufficientScope));
+    assert_eq!(hits.get(), 3);
+    // Failures are never cached as verified.
     let bad: Vec<(String, Vec<u8>)> =
         vec![h[0].clone(), h[1].clone(), ("authorization".into(), bearer("wrong_key_same_kid").into_bytes())];
     for _ in 0..2 {
-        let d = p.check_head(&RequestHead { headers: &bad, end_of_stream: Some(true) }, &s, NOW);
-        assert_eq!(reason(&d), Some(Reason::TokenInvalid));
+        assert_eq!(reason(&check(&bad, NOW)), Some(Reason::TokenInvalid));
     }
-    assert_eq!(s.hits.get(), 3);
+    assert_eq!((hits.get(), state.borrow().cached_tokens()), (3, 1));
     // An entry dies with its token: past exp + skew the cache no longer answers.
-    let cache = s.cache.into_inner();
-    let later = Cached {
-        cache: std::cell::RefCell::new(cache),
-        hits: std::cell::Cell::new(0),
-        now: 2_001_001_001 + 60,
-    };
-    let d = p.check_head(&head, &later, 2_001_001_001 + 60);
-    assert_eq!(reason(&d), Some(Reason::TokenInvalid));
-    assert_eq!(later.hits.get(), 0);
+    assert_eq!(reason(&check(&h, 2_001_001_001 + 60)), Some(Reason::TokenInvalid));
+    assert_eq!(hits.get(), 3);
 }
 
 // ---------------------------------------------------------------- the failed-verification budget
-
-/// The state a host keeps: the token cache and the budget, for one client.
-struct Budgeted {
-    cache: std::cell::RefCell<api_guard::policy::jwt::cache::TokenCache>,
-    budget: std::cell::RefCell<FailureBudget>,
-    client: &'static str,
-    /// The connection the host names for this request.
-    connection: Option<u64>,
-    now: i64,
-}
-
-impl VerifyState for Budgeted {
-    fn lookup(&self, _: usize) -> Availability {
-        Availability::Unavailable
-    }
-    fn cached(&self, provider: usize, token: &str) -> Option<Rc<Verified>> {
-        self.cache.borrow().get(provider, token, self.now)
-    }
-    fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
-        self.cache.borrow_mut().put(provider, token, Rc::clone(verified), until, self.now);
-    }
-    fn may_verify(&self) -> Result<(), Throttle> {
-        self.budget.borrow_mut().admit(Some(self.client), self.connection, self.now)
-    }
-    fn verification_failed(&self) {
-        self.budget.borrow_mut().record(self.client, self.connection, self.now);
-    }
-    fn known_bad(&self, provider: usize, token: &str) -> bool {
-        self.cache.borrow().is_bad(provider, token, self.now)
-    }
-    fn remember_bad(&self, provider: usize, token: &str) {
-        self.cache.borrow_mut().put_bad(provider, token, self.now);
-    }
-}
 
 /// `wrong_key_same_kid` with its signature's first character replaced by `c`: a distinct
 /// forgery, as a flood of them would send.
@@ -767,38 +783,33 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     let p = config::parse(cfg.to_string().as_bytes()).unwrap();
     let rules = p.jwt.as_ref().unwrap().budget.clone().unwrap();
     assert_eq!((rules.max_failures, rules.window), (3, 10));
-    let state = |client, now| Budgeted {
-        cache: std::cell::RefCell::new(api_guard::policy::jwt::cache::TokenCache::new(16)),
-        budget: std::cell::RefCell::new(FailureBudget::new(&rules)),
-        client,
-        connection: Some(1),
-        now,
-    };
-    let check_raw = |s: &Budgeted, t: &str| {
+    let state = RefCell::new(State::new(&p, None, None));
+    // One request from `client` on `connection` at `now`, with the token `t`.
+    let check_raw = |client: &str, connection: Option<u64>, now: i64, t: &str| {
         let h: Vec<(String, Vec<u8>)> = vec![
             (":method".into(), b"GET".to_vec()),
             (":path".into(), b"/orders".to_vec()),
             ("authorization".into(), format!("Bearer {t}").into_bytes()),
         ];
-        p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, s, s.now)
+        let named = || (Some(client.to_string()), connection);
+        let view = View::new(&state, now, &NoSharedData).with_client(&named);
+        p.check_head(&RequestHead { headers: &h, end_of_stream: Some(true) }, &view, now)
     };
-    let check = |s: &Budgeted, name: &str| check_raw(s, &token(name));
-    let s = state("198.51.100.7", NOW);
-    assert_eq!(reason(&check(&s, "scope_read")), None, "verified and cached before the flood");
+    let attacker = |t: &str| check_raw("198.51.100.7", Some(1), NOW, t);
+    assert_eq!(reason(&attacker(&token("scope_read"))), None, "verified and cached before the flood");
     // The same forgery again and again costs one signature check: it is remembered.
     for _ in 0..5 {
-        assert_eq!(reason(&check(&s, "wrong_key_same_kid")), Some(Reason::TokenInvalid));
+        assert_eq!(reason(&attacker(&token("wrong_key_same_kid"))), Some(Reason::TokenInvalid));
     }
-    assert_eq!(s.budget.borrow().len(), 1);
+    assert_eq!(state.borrow().budgeted_clients(), 1);
     // Two more distinct forgeries: three failed checks, the budget is spent.
     for c in ['A', 'B'] {
-        assert_eq!(reason(&check_raw(&s, &forged(c))), Some(Reason::TokenInvalid), "{c}");
+        assert_eq!(reason(&attacker(&forged(c))), Some(Reason::TokenInvalid), "{c}");
     }
     // A known forgery is still refused for its own cause, without a check.
-    let again = check(&s, "wrong_key_same_kid").outcome.unwrap_err();
+    let again = attacker(&token("wrong_key_same_kid")).outcome.unwrap_err();
     assert_eq!((again.reason, again.cause), (Reason::TokenInvalid, Some("signature")));
-    let d = check_raw(&s, &forged('C'));
-    let denial = d.outcome.unwrap_err();
+    let denial = attacker(&forged('C')).outcome.unwrap_err();
     assert_eq!(denial.reason, Reason::VerificationBudget);
     assert_eq!(denial.retry_after, Some(10));
     let rendered = api_guard::policy::denial::render(&denial, &p.rendering, "read", "id-1", None);
@@ -810,25 +821,28 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     assert!(body["type"].as_str().unwrap().ends_with("verification-budget"), "{body}");
     // A new genuine token on the connection that carried the forgeries is refused unchecked
     // too; the cached one still passes.
-    assert_eq!(reason(&check(&s, "claims_rich")), Some(Reason::VerificationBudget));
-    assert_eq!(reason(&check(&s, "scope_read")), None, "cached tokens are not affected");
+    assert_eq!(reason(&attacker(&token("claims_rich"))), Some(Reason::VerificationBudget));
+    assert_eq!(reason(&attacker(&token("scope_read"))), None, "cached tokens are not affected");
     // A client behind the same address on a connection of its own is checked, and passes; a
     // forgery sent there marks that connection too.
-    let neighbour = Budgeted { connection: Some(2), budget: s.budget, ..state("198.51.100.7", NOW) };
-    assert_eq!(reason(&check(&neighbour, "claims_rich")), None, "the neighbour's new token");
-    assert_eq!(reason(&check_raw(&neighbour, &forged('E'))), Some(Reason::TokenInvalid));
-    assert_eq!(reason(&check(&neighbour, "ps256")), Some(Reason::VerificationBudget));
+    let neighbour = |t: &str| check_raw("198.51.100.7", Some(2), NOW, t);
+    assert_eq!(reason(&neighbour(&token("claims_rich"))), None, "the neighbour's new token");
+    assert_eq!(reason(&neighbour(&forged('E'))), Some(Reason::TokenInvalid));
+    assert_eq!(reason(&neighbour(&token("ps256"))), Some(Reason::VerificationBudget));
     // Without a connection id the whole address is judged.
-    let unnamed = Budgeted { connection: None, budget: neighbour.budget, ..state("198.51.100.7", NOW) };
-    assert_eq!(reason(&check(&unnamed, "es256")), Some(Reason::VerificationBudget));
+    assert_eq!(
+        reason(&check_raw("198.51.100.7", None, NOW, &token("es256"))),
+        Some(Reason::VerificationBudget)
+    );
     // Another client is not affected, and the window ends.
-    let other = Budgeted { client: "203.0.113.9", budget: unnamed.budget, ..state("", NOW) };
-    assert_eq!(reason(&check(&other, "claims_rich")), None);
-    let later = Budgeted { budget: other.budget, ..state("198.51.100.7", NOW + 10) };
-    assert_eq!(reason(&check_raw(&later, &forged('D'))), Some(Reason::TokenInvalid));
+    assert_eq!(reason(&check_raw("203.0.113.9", Some(3), NOW, &token("es384"))), None);
+    assert_eq!(
+        reason(&check_raw("198.51.100.7", Some(1), NOW + 10, &forged('D'))),
+        Some(Reason::TokenInvalid)
+    );
 
     // Refusals that cost no signature check are not counted.
-    let cheap = state("192.0.2.1", NOW);
+    let clients = state.borrow().budgeted_clients();
     for _ in 0..10 {
         for name in [
             "alg_none",
@@ -842,10 +856,14 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
             "wrong_aud",
             "exp_as_string",
         ] {
-            assert_eq!(reason(&check(&cheap, name)), Some(Reason::TokenInvalid), "{name}");
+            assert_eq!(
+                reason(&check_raw("192.0.2.1", Some(4), NOW, &token(name))),
+                Some(Reason::TokenInvalid),
+                "{name}"
+            );
         }
     }
-    assert!(cheap.budget.borrow().is_empty(), "no failure was recorded");
+    assert_eq!(state.borrow().budgeted_clients(), clients, "no failure was recorded");
 
     // `max_failures: 0` turns the budget off; without the section it is on (20 per 10 s).
     cfg["jwt"]["verification_budget"] = json!({"max_failures": 0, "max_checks_per_second": 0});

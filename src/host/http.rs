@@ -5,12 +5,14 @@ use proxy_wasm::types::Action;
 
 use super::abi::{self, LogLevel, MapType};
 use super::capabilities::Capabilities;
-use super::held;
 use super::shared::Shared;
+use super::{held, keystore};
 use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::denial::{self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY};
 use crate::policy::http::{apply_header_ops, HeaderOp};
 use crate::policy::jwt::budget::{self, ClientSource};
+use crate::policy::jwt::cache::METRIC_SHARED_HITS;
+use crate::policy::jwt::state::View;
 use crate::policy::reply::{BodyChunk, BodyHost, BodyStep, BodyWork, Owed};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
 
@@ -209,16 +211,16 @@ impl HttpFilter {
         let now = self.shared.now();
         let decision = {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
-            let keys = self.shared.keys.borrow();
             let rules = policy.jwt.as_ref().and_then(|j| j.budget.as_ref());
             let source = rules.map_or(&ClientSource::Peer, |r| &r.client);
             let client = || client_and_connection(&self.headers, source, &self.shared.caps);
-            let view = match (&self.shared.budget, rules) {
-                (Some(budget), Some(_)) => keys.view_with_budget(&self.shared.tokens, now, budget, &client),
-                _ => keys.view(&self.shared.tokens, now),
+            let view = View::new(&self.shared.verify, now, keystore::shared_data(&self.shared.caps))
+                .with_client(&client);
+            let decision = policy.check_head(&head, &view, now);
+            for _ in 0..view.shared_hits() {
+                self.shared.metrics.bump(METRIC_SHARED_HITS);
             }
-            .with_shared(self.shared.shared_tokens.as_deref(), &self.shared.metrics);
-            policy.check_head(&head, &view, now)
+            decision
         };
         self.route = decision.route;
         self.owed.cors = decision.cors;
@@ -230,7 +232,7 @@ impl HttpFilter {
         let admission = match (decision.outcome, decision.fetch_keys) {
             (Ok(a), _) => a,
             (Err(denial), Some(index)) if may_fetch => {
-                let token = self.shared.keys.borrow_mut().fetch(index, now, self.shared.caps.clusters);
+                let token = keystore::fetch(&self.shared.verify, index, now, &self.shared.caps);
                 return match token {
                     Some(token) => {
                         self.stage =

@@ -12,13 +12,14 @@ use super::abi::{self, BufferType, LogLevel};
 use super::capabilities::{Capabilities, HostKind};
 use super::held::{self, Held};
 use super::http::HttpFilter;
-use super::keystore::{KeyStore, SharedTokens};
+use super::keystore;
 use super::metrics::Metrics;
 use super::shared::{now_unix, Shared};
 use crate::policy::denial::{self, Denial, Reason};
-use crate::policy::jwt::budget::{ClientSource, FailureBudget};
-use crate::policy::jwt::cache::{shared_namespace, TokenCache};
+use crate::policy::jwt::budget::ClientSource;
+use crate::policy::jwt::cache::shared_namespace;
 use crate::policy::jwt::keys::KeySet;
+use crate::policy::jwt::state::State;
 use crate::policy::jwt::ProviderKeys;
 use crate::policy::{config, Policy};
 
@@ -207,11 +208,10 @@ impl RootContext for Root {
             }
         }
         // Keep already-defined metrics and still-valid key sets across reconfiguration.
-        let (metrics, previous_keys) = match self.state.take() {
-            Some(s) => (s.metrics, Rc::try_unwrap(s.keys).ok().map(RefCell::into_inner)),
+        let (metrics, previous) = match self.state.take() {
+            Some(s) => (s.metrics, Rc::try_unwrap(s.verify).ok().map(RefCell::into_inner)),
             None => (Rc::new(Metrics::define()), None),
         };
-        let keys = KeyStore::for_policy(&policy, previous_keys);
         // A live clock (and key-set refresh) on every tick where the host has timers.
         let clock = Rc::new(Cell::new(None));
         let mut ticking = false;
@@ -238,32 +238,25 @@ impl RootContext for Root {
                 caps.kind
             ),
         );
-        // A new configuration may change providers or claims rules: start with an empty cache.
-        let cache_size = policy.jwt.as_ref().map_or(0, |j| j.token_cache_size);
-        let tokens = TokenCache::new(cache_size);
-        // Workers share verified tokens where the host has shared data: as many slots as
-        // the cache has entries, named by this configuration.
-        let shared_tokens = (caps.shared_data && cache_size > 0)
-            .then(|| Rc::new(SharedTokens { namespace: shared_namespace(&bytes), slots: cache_size }));
-        let budget = policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).map(|rules| {
-            if rules.max_failures > 0 && rules.client == ClientSource::Peer && caps.client_address.is_empty() {
-                // Nothing tells clients apart: one shared count would let any client lock out
-                // every other's new tokens, so only the per-VM capacity applies (said once).
-                abi::log(
-                    LogLevel::Warn,
-                    "api-guard: jwt.verification_budget.max_failures is off: this host reports no client address (set client_header)",
-                );
-            }
-            Rc::new(RefCell::new(FailureBudget::new(rules)))
-        });
+        if policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).is_some_and(|rules| {
+            rules.max_failures > 0 && rules.client == ClientSource::Peer && caps.client_address.is_empty()
+        }) {
+            // Nothing tells clients apart: one shared count would let any client lock out
+            // every other's new tokens, so only the per-VM capacity applies (said once).
+            abi::log(
+                LogLevel::Warn,
+                "api-guard: jwt.verification_budget.max_failures is off: this host reports no client address (set client_header)",
+            );
+        }
+        // Workers share verified tokens where the host has shared data, in slots named by
+        // this configuration.
+        let namespace = caps.shared_data.then(|| shared_namespace(&bytes));
+        let verify = State::new(&policy, previous, namespace);
         self.state = Some(Shared {
             policy: Rc::new(policy),
             metrics,
             caps,
-            keys: Rc::new(RefCell::new(keys)),
-            tokens: Rc::new(RefCell::new(tokens)),
-            shared_tokens,
-            budget,
+            verify: Rc::new(RefCell::new(verify)),
             clock,
             held: Rc::new(RefCell::new(Held::default())),
         });
@@ -279,15 +272,13 @@ impl RootContext for Root {
         state.metrics.flush();
         let now = now_unix();
         state.clock.set(Some(now));
-        let mut store = state.keys.borrow_mut();
-        if !store.has_remote() {
+        if !state.verify.borrow().has_remote() {
             return;
         }
-        if store.adopt_shared(&state.caps) {
-            state.tokens.borrow_mut().clear();
-        }
-        for index in store.due(now) {
-            if let Some(token) = store.fetch(index, now, state.caps.clusters) {
+        keystore::adopt_shared(&state.verify, &state.caps);
+        let due = state.verify.borrow().due(now);
+        for index in due {
+            if let Some(token) = keystore::fetch(&state.verify, index, now, &state.caps) {
                 self.pending.insert(token, index);
             }
         }

@@ -1,6 +1,6 @@
 //! What every HTTP context of one root context shares: the compiled policy, counters, the
-//! host's capabilities, key sets, token caches, the budget, the clock and the held-request
-//! watch. Its own module so the root context (which makes filters) and the filters (which use
+//! host's capabilities, the verification state (key sets, token cache, budget), the clock and
+//! the held-request watch. Its own module so the root context (which makes filters) and the filters (which use
 //! it) do not import each other.
 
 use std::cell::{Cell, RefCell};
@@ -9,11 +9,10 @@ use std::rc::Rc;
 use super::abi::{self, LogLevel};
 use super::capabilities::Capabilities;
 use super::held::Held;
-use super::keystore::{KeyStore, SharedTokens};
+use super::keystore;
 use super::metrics::Metrics;
 use crate::policy::denial::{self, METRIC_DENIED};
-use crate::policy::jwt::budget::FailureBudget;
-use crate::policy::jwt::cache::TokenCache;
+use crate::policy::jwt::state::State;
 use crate::policy::Policy;
 
 /// What every HTTP context of this root shares.
@@ -25,15 +24,8 @@ pub struct Shared {
     pub metrics: Rc<Metrics>,
     /// What the host can do.
     pub caps: Capabilities,
-    /// Remote key sets of this VM.
-    pub keys: Rc<RefCell<KeyStore>>,
-    /// Verified tokens of this VM.
-    pub tokens: Rc<RefCell<TokenCache>>,
-    /// The verified-token tier shared with the other worker VMs (`None` without shared data
-    /// or with the cache off).
-    pub shared_tokens: Option<Rc<SharedTokens>>,
-    /// Failed verifications per client, in this VM (`None` when the budget is off).
-    pub budget: Option<Rc<RefCell<FailureBudget>>>,
+    /// This VM's verification state: remote key sets, verified tokens, failed verifications.
+    pub verify: Rc<RefCell<State>>,
     /// Wall-clock seconds, refreshed on every tick where the host has timers, so requests do
     /// not each pay a host call for the time (half a second of staleness is far inside any skew).
     pub clock: Rc<Cell<Option<i64>>>,
@@ -68,8 +60,6 @@ impl Shared {
     /// Takes in a key-set response for provider `index` (from whichever context sent the
     /// request). A changed key set empties the token cache, so a removed key cannot live on.
     pub fn complete_fetch(&self, index: usize, body_size: usize) {
-        if self.keys.borrow_mut().complete(index, body_size, self.now(), &self.caps) {
-            self.tokens.borrow_mut().clear();
-        }
+        keystore::complete(&self.verify, index, body_size, self.now(), &self.caps);
     }
 }

@@ -4,6 +4,8 @@
 //! - [`token`]: parsing a compact JWS without trusting it;
 //! - [`alg`] and [`keys`]: the algorithm allowlist, key selection and signature check;
 //! - [`claims`]: `iss`, `aud`, `exp`, `nbf`, `iat`, lifetime and `typ`;
+//! - [`jwks`], [`cache`], [`budget`] and [`state`]: remote key sets, the verified-token cache,
+//!   the failed-verification budget, and the per-VM [`state::State`] that holds them;
 //! - this module: a [`Provider`] compiled from config, and [`Provider::verify`], which runs the
 //!   steps in order and says why a token failed.
 //!
@@ -20,6 +22,7 @@ pub mod extract;
 pub mod jwks;
 pub mod keys;
 pub mod rsa;
+pub mod state;
 pub mod token;
 
 use serde_json::{Map, Value};

@@ -1,0 +1,367 @@
+//! The verification state of one VM, and the view one request checks its tokens through.
+//!
+//! [`State`] owns everything token checks remember between requests: the remote key sets
+//! ([`KeyCache`] per remote provider), the verified-token cache ([`TokenCache`]) and the
+//! failed-verification budget ([`FailureBudget`]). A request reads and updates it through a
+//! [`View`], which is what [`crate::policy::Policy::check_head`] is given. The host keeps one
+//! `State` per VM and supplies only what it alone has: the time, the client's name (asked at
+//! most once, and only when a token needs a signature check) and its shared data
+//! ([`SharedData`], the tier of verified tokens and key sets the worker VMs share). Key-set
+//! fetches are data both ways: [`State::start_fetch`] says what to send,
+//! [`State::complete_fetch`] takes what came back.
+//!
+//! Tests and benchmarks drive this same type; nothing of it is re-implemented on the host side.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::rc::Rc;
+
+use super::budget::{FailureBudget, Throttle};
+use super::cache::{SharedSlot, TokenCache};
+use super::jwks::{self, Availability, FetchError, KeyCache, RemoteSpec};
+use super::keys::KeySet;
+use super::{ProviderKeys, Verified};
+use crate::policy::authz::VerifyState;
+use crate::policy::Policy;
+
+/// The host's shared data (one store for all worker VMs), as verification uses it.
+pub trait SharedData {
+    /// The value stored under `key`, if any.
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// Stores `value` under `key`. A lost race with another VM's write only costs a check.
+    fn set(&self, key: &str, value: &[u8]);
+}
+
+/// A host without shared data: each VM keeps its own state only.
+pub struct NoSharedData;
+
+impl SharedData for NoSharedData {
+    fn get(&self, _: &str) -> Option<Vec<u8>> {
+        None
+    }
+    fn set(&self, _: &str, _: &[u8]) {}
+}
+
+/// One remote provider's key set.
+#[derive(Debug)]
+struct Remote {
+    name: String,
+    spec: RemoteSpec,
+    cache: KeyCache,
+}
+
+impl Remote {
+    /// The shared-data key of this key set. It names the URL and the upstream as well as the
+    /// provider: plugin configurations that share a VM may reuse a provider name for another
+    /// key set, and must never adopt each other's keys.
+    fn shared_key(&self) -> String {
+        format!(
+            "api_guard.jwks.{}|{}|{}",
+            self.name,
+            self.spec.cluster.as_deref().unwrap_or(""),
+            self.spec.uri
+        )
+    }
+}
+
+/// A key-set request for the host to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// The cluster, or `host:port` where the host has no clusters.
+    pub upstream: String,
+    /// The request's headers, pseudo-headers first.
+    pub headers: Vec<(String, String)>,
+    /// How long to wait, milliseconds.
+    pub timeout_ms: u32,
+}
+
+/// The verification state of one VM.
+#[derive(Debug)]
+pub struct State {
+    /// Remote key sets, indexed like the policy's providers (`None`: local keys).
+    remotes: Vec<Option<Remote>>,
+    tokens: TokenCache,
+    /// The shared tier's namespace (a digest of the configuration) and slot count, where the
+    /// host has shared data and the cache is on.
+    shared_tokens: Option<(String, usize)>,
+    budget: Option<FailureBudget>,
+}
+
+impl State {
+    /// The state for `policy`: key sets of remote providers (kept from `previous` where the
+    /// provider's key-set URL did not change, so a reconfiguration does not drop good keys),
+    /// an empty token cache (a new configuration may change claims rules) and budget.
+    /// `shared_namespace` names this configuration's shared token slots where the host has
+    /// shared data ([`super::cache::shared_namespace`]).
+    pub fn new(policy: &Policy, previous: Option<State>, shared_namespace: Option<String>) -> State {
+        let mut previous: Vec<Remote> =
+            previous.map(|p| p.remotes.into_iter().flatten().collect()).unwrap_or_default();
+        let remotes = policy
+            .jwt
+            .iter()
+            .flat_map(|j| j.providers.iter())
+            .map(|p| match &p.keys {
+                ProviderKeys::Remote(spec) => {
+                    let kept = previous.iter().position(|e| e.name == p.name && e.spec == *spec);
+                    let cache = kept.map(|i| previous.swap_remove(i).cache).unwrap_or_default();
+                    Some(Remote { name: p.name.clone(), spec: spec.clone(), cache })
+                }
+                ProviderKeys::Local(_) => None,
+            })
+            .collect();
+        let cache_size = policy.jwt.as_ref().map_or(0, |j| j.token_cache_size);
+        State {
+            remotes,
+            tokens: TokenCache::new(cache_size),
+            shared_tokens: shared_namespace.filter(|_| cache_size > 0).map(|n| (n, cache_size)),
+            budget: policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).map(FailureBudget::new),
+        }
+    }
+
+    /// Whether any provider uses remote keys.
+    pub fn has_remote(&self) -> bool {
+        self.remotes.iter().any(Option::is_some)
+    }
+
+    /// Whether failed verifications are budgeted (the host then names each request's client).
+    pub fn has_budget(&self) -> bool {
+        self.budget.is_some()
+    }
+
+    /// The name of provider `index`, if its keys are remote.
+    pub fn provider_name(&self, index: usize) -> Option<&str> {
+        Some(self.remotes.get(index)?.as_ref()?.name.as_str())
+    }
+
+    /// Provider `index`'s current remote key set, if one is loaded.
+    pub fn keys(&self, index: usize) -> Option<&Rc<KeySet>> {
+        self.remotes.get(index)?.as_ref()?.cache.keys()
+    }
+
+    /// How many tokens this VM's cache holds.
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// How many clients the budget is tracking.
+    pub fn budgeted_clients(&self) -> usize {
+        self.budget.as_ref().map_or(0, FailureBudget::len)
+    }
+
+    /// Providers whose background refresh is due.
+    pub fn due(&self, now: i64) -> Vec<usize> {
+        self.remotes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().filter(|e| e.cache.due(&e.spec, now)).map(|_| i))
+            .collect()
+    }
+
+    /// Starts a fetch of provider `index`'s key set: what to send (to its cluster where the
+    /// host has `clusters`). Until [`Self::complete_fetch`] or [`Self::fetch_not_sent`], no other
+    /// fetch of it starts.
+    pub fn start_fetch(&mut self, index: usize, now: i64, clusters: bool) -> Option<FetchRequest> {
+        let e = self.remotes.get_mut(index)?.as_mut()?;
+        e.cache.start(now);
+        Some(FetchRequest {
+            upstream: e.spec.upstream(clusters).to_string(),
+            headers: vec![
+                (":method".to_string(), "GET".to_string()),
+                (":path".to_string(), e.spec.path.clone()),
+                (":authority".to_string(), e.spec.authority.clone()),
+                (":scheme".to_string(), e.spec.scheme.clone()),
+                ("accept".to_string(), "application/jwk-set+json, application/json".to_string()),
+            ],
+            timeout_ms: u32::try_from(e.spec.timeout_ms).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// The host could not send a fetch [`Self::start_fetch`] asked for.
+    pub fn fetch_not_sent(&mut self, index: usize) {
+        if let Some(Some(e)) = self.remotes.get_mut(index) {
+            e.cache.abort();
+        }
+    }
+
+    /// Takes in the answer to a key-set fetch: its status (`None`: no response) and body (at
+    /// most [`jwks::MAX_JWKS_BYTES`] + 1 bytes). A good set replaces the keys, empties the token
+    /// cache (a removed key cannot live on in it) and is published to `shared` for the other
+    /// VMs; anything else keeps the last good keys. Returns how many keys were loaded.
+    pub fn complete_fetch(
+        &mut self,
+        index: usize,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+        now: i64,
+        shared: &dyn SharedData,
+    ) -> Result<usize, FetchError> {
+        let Some(Some(e)) = self.remotes.get_mut(index) else { return Err(FetchError::NoResponse) };
+        let n = e.cache.complete(&e.spec, status, body, now)?;
+        if let Some(b) = body {
+            shared.set(&e.shared_key(), &jwks::encode_shared(now, b));
+        }
+        self.tokens.clear();
+        Ok(n)
+    }
+
+    /// Adopts newer key sets other VMs published to `shared`; returns the providers whose keys
+    /// changed (the token cache is then emptied).
+    pub fn adopt_shared(&mut self, shared: &dyn SharedData) -> Vec<usize> {
+        let mut changed = Vec::new();
+        for (i, e) in self.remotes.iter_mut().enumerate() {
+            let Some(e) = e else { continue };
+            if let Some(bytes) = shared.get(&e.shared_key()) {
+                if let Some((at, body)) = jwks::decode_shared(&bytes) {
+                    if e.cache.adopt(&e.spec, body, at) {
+                        changed.push(i);
+                    }
+                }
+            }
+        }
+        if !changed.is_empty() {
+            self.tokens.clear();
+        }
+        changed
+    }
+}
+
+/// Names the request's client (its budget key, see [`super::budget::client_key`]) and its
+/// connection, for the failed-verification budget.
+pub type ClientFn<'a> = dyn Fn() -> (Option<String>, Option<u64>) + 'a;
+
+/// A token by provider and place in the request (address and length of its text).
+type TokenPlace = (usize, *const u8, usize);
+
+/// One request's view of the VM's verification state at one instant.
+pub struct View<'s> {
+    state: &'s RefCell<State>,
+    now: i64,
+    /// Names this request's client; looked up only when a token needs checking (a cached
+    /// token costs no host call), and at most once.
+    client_fn: Option<&'s ClientFn<'s>>,
+    client: OnceCell<(Option<String>, Option<u64>)>,
+    shared: &'s dyn SharedData,
+    /// The slot the last shared-tier lookup computed, by (provider, token's place): the write
+    /// after that token's check reuses it instead of hashing the token again.
+    last_slot: RefCell<Option<(TokenPlace, SharedSlot)>>,
+    hits: Cell<u32>,
+    shared_hits: Cell<u32>,
+}
+
+impl<'s> View<'s> {
+    /// The view of `state` at `now`, with `shared` as the tier the worker VMs share.
+    pub fn new(state: &'s RefCell<State>, now: i64, shared: &'s dyn SharedData) -> View<'s> {
+        View {
+            state,
+            now,
+            client_fn: None,
+            client: OnceCell::new(),
+            shared,
+            last_slot: RefCell::new(None),
+            hits: Cell::new(0),
+            shared_hits: Cell::new(0),
+        }
+    }
+
+    /// Names the request's client for the failed-verification budget.
+    pub fn with_client(self, client: &'s ClientFn<'s>) -> View<'s> {
+        View { client_fn: Some(client), ..self }
+    }
+
+    /// How many tokens this request took from this VM's cache.
+    pub fn hits(&self) -> u32 {
+        self.hits.get()
+    }
+
+    /// How many tokens this request took from the shared tier (verified by another VM).
+    pub fn shared_hits(&self) -> u32 {
+        self.shared_hits.get()
+    }
+
+    fn client(&self) -> (Option<&str>, Option<u64>) {
+        let (key, connection) = self.client.get_or_init(|| self.client_fn.map_or((None, None), |f| f()));
+        (key.as_deref(), *connection)
+    }
+
+    fn slot(&self, provider: usize, token: &str) -> Option<SharedSlot> {
+        let at = (provider, token.as_ptr(), token.len());
+        if let Some((_, slot)) = self.last_slot.borrow().as_ref().filter(|(k, _)| *k == at) {
+            return Some(slot.clone());
+        }
+        let slot = {
+            let state = self.state.try_borrow().ok()?;
+            let (namespace, slots) = state.shared_tokens.as_ref()?;
+            SharedSlot::new(namespace, *slots, provider, token)?
+        };
+        *self.last_slot.borrow_mut() = Some((at, slot.clone()));
+        Some(slot)
+    }
+
+    /// Runs `f` on the state, unless it is already borrowed (never, in one request's check:
+    /// the state is then simply not consulted, which costs a check, never a pass).
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> Option<T> {
+        self.state.try_borrow_mut().ok().map(|mut s| f(&mut s))
+    }
+}
+
+impl VerifyState for View<'_> {
+    fn lookup(&self, index: usize) -> Availability {
+        self.with(|s| match s.remotes.get(index) {
+            Some(Some(e)) => e.cache.availability(&e.spec, self.now),
+            _ => Availability::Unavailable,
+        })
+        .unwrap_or(Availability::Unavailable)
+    }
+
+    fn cached(&self, provider: usize, token: &str) -> Option<Rc<Verified>> {
+        let found = self.with(|s| s.tokens.get(provider, token, self.now))??;
+        self.hits.set(self.hits.get().saturating_add(1));
+        Some(found)
+    }
+
+    fn remember(&self, provider: usize, token: &str, verified: &Rc<Verified>, until: i64) {
+        self.with(|s| s.tokens.put(provider, token, Rc::clone(verified), until, self.now));
+    }
+
+    fn shared(&self, provider: usize, token: &str, keys: u64) -> Option<Rc<Verified>> {
+        let slot = self.slot(provider, token)?;
+        let value = self.shared.get(&slot.key)?;
+        let (verified, until) = slot.decode(&value, keys, self.now)?;
+        let verified = Rc::new(verified);
+        // This VM keeps it too: the next request with it costs no host call.
+        self.remember(provider, token, &verified, until);
+        self.shared_hits.set(self.shared_hits.get().saturating_add(1));
+        Some(verified)
+    }
+
+    fn share(&self, provider: usize, token: &str, keys: u64, verified: &Verified, until: i64) {
+        if let Some(slot) = self.slot(provider, token) {
+            self.shared.set(&slot.key, &slot.encode(keys, until, verified));
+        }
+    }
+
+    fn may_verify(&self) -> Result<(), Throttle> {
+        if !self.state.try_borrow().is_ok_and(|s| s.budget.is_some()) {
+            return Ok(());
+        }
+        let (client, connection) = self.client();
+        self.with(|s| s.budget.as_mut().map_or(Ok(()), |b| b.admit(client, connection, self.now)))
+            .unwrap_or(Ok(()))
+    }
+
+    fn verification_failed(&self) {
+        if !self.state.try_borrow().is_ok_and(|s| s.budget.is_some()) {
+            return;
+        }
+        if let (Some(client), connection) = self.client() {
+            self.with(|s| s.budget.as_mut().map(|b| b.record(client, connection, self.now)));
+        }
+    }
+
+    fn known_bad(&self, provider: usize, token: &str) -> bool {
+        self.with(|s| s.tokens.is_bad(provider, token, self.now)).unwrap_or(false)
+    }
+
+    fn remember_bad(&self, provider: usize, token: &str) {
+        self.with(|s| s.tokens.put_bad(provider, token, self.now));
+    }
+}

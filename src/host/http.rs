@@ -8,7 +8,9 @@ use super::capabilities::Capabilities;
 use super::shared::Shared;
 use super::{held, keystore};
 use crate::policy::body::{BodyCheck, BodyInspector};
-use crate::policy::denial::{self, Denial, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY};
+use crate::policy::denial::{
+    self, Denial, LocalResponse, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
+};
 use crate::policy::http::{apply_header_ops, HeaderOp};
 use crate::policy::jwt::budget::{self, ClientSource};
 use crate::policy::jwt::cache::METRIC_SHARED_HITS;
@@ -30,6 +32,8 @@ enum Stage {
     Allowed,
     /// Denied; a local response was sent.
     Denied,
+    /// Answered here (an allowed CORS preflight); a local response was sent.
+    Answered,
 }
 
 /// One per HTTP stream.
@@ -248,24 +252,43 @@ impl HttpFilter {
         self.admit(admission, buffered, body_done)
     }
 
+    /// Applies an admission: what the response is owed, a local answer (a CORS preflight), the
+    /// request header edits, then the body plan. `buffered`/`body_done` describe body bytes
+    /// that arrived while a key set was fetched.
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
         self.owed.headers = admission.response_headers;
         self.owed.authenticated = admission.authenticated;
         self.owed.duty = admission.response;
         if let Some(reply) = admission.respond {
-            // Answered here (a CORS preflight): nothing goes upstream.
-            self.stage = Stage::Denied;
-            self.headers = Vec::new();
-            self.shared.metrics.bump(METRIC_PREFLIGHT);
-            if let Err(e) = abi::send_local_response(reply.status, &reply.headers, &reply.body) {
-                abi::log(
-                    LogLevel::Error,
-                    &format!("api-guard: host refused local response (status {})", e.0),
-                );
-            }
-            return Action::Pause;
+            return self.answer(&reply);
         }
-        for op in &admission.headers {
+        if let Err(denial) = self.edit_request(&admission.headers) {
+            return self.deny(&denial);
+        }
+        match admission.body {
+            BodyPlan::None => {
+                self.allow();
+                Action::Continue
+            }
+            BodyPlan::Check(check) => self.follow_body(check, buffered, body_done),
+        }
+    }
+
+    /// Answers here (an allowed CORS preflight): nothing goes upstream.
+    fn answer(&mut self, reply: &LocalResponse) -> Action {
+        self.stage = Stage::Answered;
+        self.headers = Vec::new();
+        self.shared.metrics.bump(METRIC_PREFLIGHT);
+        if let Err(e) = abi::send_local_response(reply.status, &reply.headers, &reply.body) {
+            abi::log(LogLevel::Error, &format!("api-guard: host refused local response (status {})", e.0));
+        }
+        Action::Pause
+    }
+
+    /// Applies the request header edits. Forwarding without the scrub or the verified claims
+    /// could let a spoofed header through, so a failed edit is a denial (fail closed).
+    fn edit_request(&self, ops: &[HeaderOp]) -> Result<(), Denial> {
+        for op in ops {
             let applied = match op {
                 HeaderOp::Remove(name) if self.shared.caps.remove_request_header => {
                     abi::remove_header(MapType::RequestHeaders, name)
@@ -276,63 +299,55 @@ impl HttpFilter {
                 HeaderOp::Set(name, value) => abi::set_header(MapType::RequestHeaders, name, value),
             };
             if let Err(e) = applied {
-                // Forwarding without the scrub or the verified claims could let a spoofed header
-                // through: fail closed.
                 abi::log(
                     LogLevel::Error,
                     &format!("api-guard: cannot rewrite request headers (host status {})", e.0),
                 );
+                return Err(Denial::new(Reason::AccessDenied));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts following the body under `check`: asks for it where the host needs asking, holds
+    /// the headers where the body could still be refused after they would have gone on, and
+    /// judges bytes that already arrived.
+    fn follow_body(&mut self, check: BodyCheck, buffered: u64, body_done: bool) -> Action {
+        if self.shared.caps.request_body_opt_in {
+            // APISIX calls the body callback only when asked, with the whole body.
+            if let Err(e) = abi::set_property(&["wasm_process_req_body"], b"on") {
+                abi::log(
+                    LogLevel::Error,
+                    &format!("api-guard: cannot ask for the request body (host status {})", e.0),
+                );
                 return self.deny(&Denial::new(Reason::AccessDenied));
             }
         }
-        match admission.body {
-            BodyPlan::None => {
-                self.allow();
-                Action::Continue
+        // Hold the headers where the host allows whenever the body could still be
+        // refused after they would have gone on: an unknown length, or bytes to judge.
+        let hold =
+            self.shared.caps.hold_headers_for_body && (check.declared.is_none() || check.needs_bytes());
+        let buffering = hold || check.needs_whole();
+        self.body = Some((check, BodyInspector::new(&check)));
+        self.stage = Stage::Body { buffering };
+        if buffered > 0 || body_done {
+            // Bytes that arrived while the head was judged sit in the host's buffer.
+            self.on_body(usize::try_from(buffered).unwrap_or(usize::MAX), body_done, true);
+            match self.stage {
+                Stage::Allowed => return Action::Continue,
+                Stage::Denied => return Action::Pause,
+                _ => {}
             }
-            BodyPlan::Check(check) => {
-                if self.shared.caps.request_body_opt_in {
-                    // APISIX calls the body callback only when asked, with the whole body.
-                    if let Err(e) = abi::set_property(&["wasm_process_req_body"], b"on") {
-                        abi::log(
-                            LogLevel::Error,
-                            &format!("api-guard: cannot ask for the request body (host status {})", e.0),
-                        );
-                        return self.deny(&Denial::new(Reason::AccessDenied));
-                    }
-                }
-                // Hold the headers where the host allows whenever the body could still be
-                // refused after they would have gone on: an unknown length, or bytes to judge.
-                let hold = self.shared.caps.hold_headers_for_body
-                    && (check.declared.is_none() || check.needs_bytes());
-                let buffering = hold || check.needs_whole();
-                self.body = Some((check, BodyInspector::new(&check)));
-                self.stage = Stage::Body { buffering };
-                if buffered > 0 || body_done {
-                    // Bytes that arrived while the head was judged sit in the host's buffer.
-                    self.on_body(usize::try_from(buffered).unwrap_or(usize::MAX), body_done, true);
-                    match self.stage {
-                        Stage::Allowed => return Action::Continue,
-                        Stage::Denied => return Action::Pause,
-                        _ => {}
-                    }
-                }
-                if hold {
-                    // A host seen not to deliver held bodies would hang this request.
-                    if self.shared.held.borrow().broken {
-                        return self.deny(&Denial::new(Reason::HostMisconfigured));
-                    }
-                    self.shared.held.borrow_mut().hold(
-                        self.context,
-                        check.declared,
-                        &self.request_id,
-                        self.route,
-                    );
-                    Action::Pause
-                } else {
-                    Action::Continue
-                }
+        }
+        if hold {
+            // A host seen not to deliver held bodies would hang this request.
+            if self.shared.held.borrow().broken {
+                return self.deny(&Denial::new(Reason::HostMisconfigured));
             }
+            self.shared.held.borrow_mut().hold(self.context, check.declared, &self.request_id, self.route);
+            Action::Pause
+        } else {
+            Action::Continue
         }
     }
 
@@ -434,7 +449,7 @@ impl HttpContext for HttpFilter {
                 Action::Pause
             }
             Stage::Body { buffering } => self.on_body(body_size, end_of_stream, buffering),
-            Stage::Denied => Action::Pause,
+            Stage::Denied | Stage::Answered => Action::Pause,
             Stage::Start | Stage::Allowed => Action::Continue,
         }
     }

@@ -5,7 +5,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use proxy_wasm::traits::{HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::Action;
 use serde_json::json;
 
@@ -186,4 +186,36 @@ fn an_allowed_preflight_is_answered_here() {
     let (status, headers, _) = fake::with(|h| h.local.clone()).expect("not answered");
     assert_eq!(status, 204);
     assert!(headers.iter().any(|(n, v)| n == "access-control-allow-origin" && v == b"https://app.example"));
+}
+
+#[test]
+fn a_request_waits_for_its_key_set_and_other_workers_adopt_it() {
+    let mut policy = jwt_policy();
+    let idp = &mut policy["jwt"]["providers"]["idp"];
+    idp.as_object_mut().unwrap().remove("local_jwks");
+    idp["remote_jwks"] =
+        json!({"http_uri": {"uri": "http://idp.test/jwks", "cluster": "idp", "timeout_ms": 500}});
+    let root = configure("envoy", policy);
+    let (mut filter, action) = request(&root, 2, &[("authorization", &token("rs256"))]);
+    assert_eq!(action, Action::Pause, "held for the key set");
+    let (upstream, headers) = fake::with(|h| h.calls.last().cloned()).expect("no fetch");
+    assert_eq!(upstream, "idp");
+    assert!(headers.iter().any(|(n, v)| n == ":path" && v == b"/jwks"), "{headers:?}");
+    fake::with(|h| {
+        h.maps.insert(6, vec![(":status".into(), b"200".to_vec())]);
+        h.buffers.insert(4, JWKS.as_bytes().to_vec());
+    });
+    filter.on_http_call_response(1, 1, JWKS.len(), 0);
+    assert_eq!(fake::with(|h| h.resumed.clone()), vec![0], "resumed once the keys came");
+    assert_eq!(request_header("x-user").as_deref(), Some("user-42"));
+    assert!(fake::with(|h| h.shared.keys().any(|k| k.starts_with("api_guard.jwks.idp|idp|"))));
+    // Another worker VM of the same configuration adopts the set on its tick: no fetch.
+    let calls = fake::with(|h| h.calls.len());
+    let size = fake::with(|h| h.buffers[&7].len());
+    let mut other = Root::new(9);
+    assert!(other.on_configure(size));
+    other.on_tick();
+    let (_, action) = request(&other, 3, &[("authorization", &token("rs256"))]);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(fake::with(|h| h.calls.len()), calls, "the other worker fetched nothing");
 }

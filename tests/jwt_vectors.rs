@@ -587,19 +587,26 @@ fn remote_keys_missing_means_fetch_or_503_never_a_pass() {
     ];
     // Nothing loaded yet, a fetch may start: the host is asked to fetch; 503 otherwise.
     let d = check(&h, NOW);
-    assert_eq!(d.fetch_keys, Some(0));
+    assert_eq!(d.fetch_keys(), Some(0));
     assert_eq!(reason(&d), Some(Reason::KeysUnavailable));
+    let suspended = d.suspended.clone().unwrap();
     // The fetch the core asks for: to the cluster where the host has clusters.
     let request = state.borrow_mut().start_fetch(0, NOW, true).unwrap();
     assert_eq!((request.upstream.as_str(), request.timeout_ms), ("idp", 500));
     assert!(request.headers.contains(&(":path".to_string(), "/jwks".to_string())), "{request:?}");
     // Nothing loaded and a fetch in flight: 503, no hint.
     let d = check(&h, NOW);
-    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::KeysUnavailable), None));
+    assert_eq!((reason(&d), d.fetch_keys()), (Some(Reason::KeysUnavailable), None));
     // Loaded keys verify.
     let loaded = state.borrow_mut().complete_fetch(0, Some(200), Some(JWKS.as_bytes()), NOW, &NoSharedData);
     assert!(loaded.unwrap() > 0);
     assert_eq!(reason(&check(&h, NOW)), None);
+    // The suspended decision resumes from the token check to the same admission a whole
+    // check gives now.
+    let head = RequestHead { headers: &h, end_of_stream: Some(true) };
+    let resumed = p.resume_head(&suspended, &head, &View::new(&state, NOW, &NoSharedData), NOW);
+    assert_eq!(resumed, check(&h, NOW));
+    assert!(resumed.outcome.is_ok());
     // A token signed by a key the set lacks (rotation): 401, and a refetch once the minimum
     // interval since the last one has passed.
     let rotated: Vec<(String, Vec<u8>)> = vec![
@@ -608,10 +615,10 @@ fn remote_keys_missing_means_fetch_or_503_never_a_pass() {
         ("authorization".into(), bearer("unknown_kid").into_bytes()),
     ];
     let d = check(&rotated, NOW);
-    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), None));
+    assert_eq!((reason(&d), d.fetch_keys()), (Some(Reason::TokenInvalid), None));
     let later = NOW + spec.min_refetch_interval;
     let d = check(&rotated, later);
-    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), Some(0)));
+    assert_eq!((reason(&d), d.fetch_keys()), (Some(Reason::TokenInvalid), Some(0)));
     // A bad signature with a known kid never triggers a fetch.
     let forged: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), b"GET".to_vec()),
@@ -619,12 +626,51 @@ fn remote_keys_missing_means_fetch_or_503_never_a_pass() {
         ("authorization".into(), bearer("wrong_key_same_kid").into_bytes()),
     ];
     let d = check(&forged, later);
-    assert_eq!((reason(&d), d.fetch_keys), (Some(Reason::TokenInvalid), None));
+    assert_eq!((reason(&d), d.fetch_keys()), (Some(Reason::TokenInvalid), None));
     // A failed refetch keeps the last good keys.
     state.borrow_mut().start_fetch(0, later, true).unwrap();
     let failed = state.borrow_mut().complete_fetch(0, Some(500), Some(b"oops"), later, &NoSharedData);
     assert_eq!(failed.unwrap_err().name(), "status");
     assert_eq!(reason(&check(&h, later)), None);
+}
+
+#[test]
+fn a_resumed_decision_keeps_what_was_judged_before_the_token_check() {
+    // A route binding a path parameter to the token's subject, behind remote keys: the
+    // resumed decision still binds `id` (judged before the suspension) to `sub`.
+    let c = json!({
+        "jwt": {"providers": {"idp": {
+            "issuer": "https://issuer.test", "audiences": ["api://orders"], "algorithms": ["RS256"],
+            "token_type": "at+jwt",
+            "remote_jwks": {"http_uri": {"uri": "http://127.0.0.1:9/jwks", "cluster": "idp"}}
+        }}},
+        "routes": [{"name": "users", "match": {"path": "/users/{id}"},
+                    "auth": {"type": "jwt", "providers": ["idp"], "bind": [{"param": "id", "claim": "sub"}]}}]
+    });
+    let p = config::parse(c.to_string().as_bytes()).unwrap();
+    let state = RefCell::new(State::new(&p, None, None));
+    let at = |path: &str| -> Vec<(String, Vec<u8>)> {
+        vec![
+            (":method".into(), b"GET".to_vec()),
+            (":path".into(), path.as_bytes().to_vec()),
+            ("authorization".into(), bearer("rs256").into_bytes()),
+        ]
+    };
+    let (own, other) = (at("/users/user-42"), at("/users/user-43"));
+    let suspend = |h: &[(String, Vec<u8>)]| {
+        let head = RequestHead { headers: h, end_of_stream: Some(true) };
+        p.check_head(&head, &View::new(&state, NOW, &NoSharedData), NOW).suspended.unwrap()
+    };
+    let (mine, theirs) = (suspend(&own), suspend(&other));
+    state.borrow_mut().start_fetch(0, NOW, true).unwrap();
+    state.borrow_mut().complete_fetch(0, Some(200), Some(JWKS.as_bytes()), NOW, &NoSharedData).unwrap();
+    let resume = |s, h: &[(String, Vec<u8>)]| {
+        let head = RequestHead { headers: h, end_of_stream: Some(true) };
+        p.resume_head(s, &head, &View::new(&state, NOW, &NoSharedData), NOW)
+    };
+    let d = resume(&mine, &own);
+    assert_eq!((d.route, reason(&d)), (Some(0), None));
+    assert_eq!(reason(&resume(&theirs, &other)), Some(Reason::AccessDenied), "not your user");
 }
 
 #[test]

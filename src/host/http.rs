@@ -16,7 +16,7 @@ use crate::policy::jwt::budget::{self, ClientSource};
 use crate::policy::jwt::cache::METRIC_SHARED_HITS;
 use crate::policy::jwt::state::View;
 use crate::policy::reply::{BodyChunk, BodyHost, BodyStep, BodyWork, Owed};
-use crate::policy::{request_id, Admission, BodyPlan, RequestHead};
+use crate::policy::{request_id, Admission, BodyPlan, RequestHead, Suspended};
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub struct HttpFilter {
     request_id: String,
     /// The request head, kept only while a decision waits for a key set.
     headers: Vec<(String, Vec<u8>)>,
+    /// The decision waiting for a key set (with `Stage::AwaitingKeys`).
+    waiting: Option<Suspended>,
     end_of_stream: Option<bool>,
     /// The body check and its state, while the body arrives.
     body: Option<(BodyCheck, BodyInspector)>,
@@ -89,6 +91,7 @@ impl HttpFilter {
             route: None,
             request_id: String::new(),
             headers: Vec::new(),
+            waiting: None,
             end_of_stream: None,
             body: None,
             owed: Owed::default(),
@@ -207,12 +210,14 @@ impl HttpFilter {
         Action::Continue
     }
 
-    /// Judges the kept request head. With `may_fetch`, a missing or rotated key set is
-    /// fetched first (the request waits); otherwise the policy's fallback denial applies.
+    /// Judges the kept request head: the whole of it (`resume` is `None`), or a decision that
+    /// waited for a key set, from where it stopped. A first decision may fetch a missing or
+    /// rotated key set (the request waits); a resumed one sends the policy's fallback denial.
     /// `buffered`/`body_done` describe body bytes that arrived while waiting.
-    fn decide(&mut self, may_fetch: bool, buffered: u64, body_done: bool) -> Action {
+    fn decide(&mut self, resume: Option<Suspended>, buffered: u64, body_done: bool) -> Action {
         let policy = std::rc::Rc::clone(&self.shared.policy);
         let now = self.shared.now();
+        let first = resume.is_none();
         let decision = {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
             let rules = policy.jwt.as_ref().and_then(|j| j.budget.as_ref());
@@ -220,7 +225,10 @@ impl HttpFilter {
             let client = || client_and_connection(&self.headers, source, &self.shared.caps);
             let view = View::new(&self.shared.verify, now, keystore::shared_data(&self.shared.caps))
                 .with_client(&client);
-            let decision = policy.check_head(&head, &view, now);
+            let decision = match &resume {
+                None => policy.check_head(&head, &view, now),
+                Some(s) => policy.resume_head(s, &head, &view, now),
+            };
             for _ in 0..view.shared_hits() {
                 self.shared.metrics.bump(METRIC_SHARED_HITS);
             }
@@ -233,12 +241,14 @@ impl HttpFilter {
             let line = denial::report_only_log_line(d, policy.route_name(self.route), &self.request_id);
             abi::log(LogLevel::Info, &line);
         }
-        let admission = match (decision.outcome, decision.fetch_keys) {
+        let admission = match (decision.outcome, decision.suspended) {
             (Ok(a), _) => a,
-            (Err(denial), Some(index)) if may_fetch => {
+            (Err(denial), Some(suspended)) if first => {
+                let index = suspended.provider;
                 let token = keystore::fetch(&self.shared.verify, index, now, &self.shared.caps);
                 return match token {
                     Some(token) => {
+                        self.waiting = Some(suspended);
                         self.stage =
                             Stage::AwaitingKeys { token, provider: index, buffered: 0, end_of_stream: false };
                         Action::Pause
@@ -418,7 +428,8 @@ impl Context for HttpFilter {
             return;
         }
         self.shared.complete_fetch(provider, body_size);
-        if self.decide(false, buffered, end_of_stream) == Action::Continue {
+        let Some(suspended) = self.waiting.take() else { return };
+        if self.decide(Some(suspended), buffered, end_of_stream) == Action::Continue {
             if let Err(e) = abi::resume_request() {
                 abi::log(LogLevel::Error, &format!("api-guard: cannot resume request (host status {})", e.0));
             }
@@ -433,7 +444,7 @@ impl HttpContext for HttpFilter {
         let id_header = &self.shared.policy.request_id_header;
         let id = self.headers.iter().find(|(n, _)| n == id_header).map(|(_, v)| v.as_slice());
         self.request_id = request_id::resolve(id);
-        self.decide(true, 0, false)
+        self.decide(None, 0, false)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

@@ -130,15 +130,63 @@ pub struct HeadDecision {
     pub route: Option<usize>,
     /// Admitted, or denied.
     pub outcome: Result<Admission, Denial>,
-    /// When denied: a remote provider whose keys, once fetched, may change the outcome.
-    /// The host may fetch them and ask again; otherwise it sends the denial.
-    pub fetch_keys: Option<usize>,
+    /// When denied for want of a key set: the decision, suspended where it stopped. The host
+    /// may fetch the keys and resume it ([`Policy::resume_head`]); otherwise it sends the
+    /// denial.
+    pub suspended: Option<Suspended>,
     /// On a CORS route: the CORS headers every response to this request carries (empty when
     /// the request is not cross-origin or its origin is not allowed; `Vary: Origin` is added
     /// regardless). `None` when no CORS policy applies.
     pub cors: Option<Vec<(String, String)>>,
     /// Under a report-only policy: the denial that enforcement would have sent.
     pub shadow: Option<Denial>,
+}
+
+impl HeadDecision {
+    /// The remote provider whose key set, once fetched, may change a denial.
+    pub fn fetch_keys(&self) -> Option<usize> {
+        self.suspended.as_ref().map(|s| s.provider)
+    }
+}
+
+/// A request-head decision waiting for a callout (a key-set fetch): what was judged before
+/// the token check, kept so [`Policy::resume_head`] goes on from the token check without
+/// judging the rest again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspended {
+    /// The remote provider whose keys to fetch.
+    pub provider: usize,
+    route: Option<usize>,
+    cors: Option<Vec<(String, String)>>,
+    /// Route template values, and the documented operation with its values.
+    params: Vec<(String, String)>,
+    found: Option<(usize, Vec<(String, String)>)>,
+    forward_path: Option<String>,
+}
+
+/// What the checks before the token check established, for the checks after it.
+struct Judged<'a> {
+    route: Option<usize>,
+    params: &'a [(String, &'a str)],
+    found: Option<&'a openapi::Found<'a>>,
+    forward_path: Option<&'a str>,
+    query: &'a str,
+}
+
+/// How the checks before the token check ended, when they did not refuse.
+enum Prelude<'p> {
+    /// Answered here (an allowed preflight).
+    Answer(Box<Admission>),
+    /// On to the token check, with the documented operation if any.
+    Judge(Option<openapi::Found<'p>>),
+}
+
+fn owned(params: &[(String, &str)]) -> Vec<(String, String)> {
+    params.iter().map(|(k, v)| (k.clone(), (*v).to_string())).collect()
+}
+
+fn borrowed(params: &[(String, String)]) -> Vec<(String, &str)> {
+    params.iter().map(|(k, v)| (k.clone(), v.as_str())).collect()
 }
 
 impl Policy {
@@ -406,7 +454,7 @@ impl Policy {
         let refuse_path = |cause: &'static str| HeadDecision {
             route: None,
             outcome: Err(Denial { cause: Some(cause), ..Denial::new(Reason::InvalidPath) }),
-            fetch_keys: None,
+            suspended: None,
             cors: None,
             shadow: None,
         };
@@ -428,7 +476,6 @@ impl Policy {
         let route = matched.as_ref().map(|m| m.index);
         let params = matched.map(|m| m.params).unwrap_or_default();
         let limits = self.limits_for(route);
-        let mut fetch_keys = None;
         let cors_policy = self.cors_for(route);
         let verdict = cors_policy.map(|c| c.decide(head, method));
         let cors = verdict.as_ref().map(|v| match v {
@@ -436,7 +483,7 @@ impl Policy {
             _ => Vec::new(),
         });
         let mut shadow = None;
-        let outcome = (|| {
+        let prelude = (|| {
             limits.check_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))?;
             self.check_spellings(head, query)?;
             // CORS comes before everything a preflight cannot satisfy (methods, tokens, the
@@ -444,14 +491,14 @@ impl Policy {
             let refusal = match &verdict {
                 Some(cors::Verdict::PreflightAllowed(h)) => {
                     let respond = denial::LocalResponse { status: 204, headers: h.clone(), body: Vec::new() };
-                    return Ok(Admission {
+                    return Ok(Prelude::Answer(Box::new(Admission {
                         body: BodyPlan::None,
                         headers: Vec::new(),
                         response_headers: Vec::new(),
                         respond: Some(respond),
                         authenticated: false,
                         response: response::Duty::default(),
-                    });
+                    })));
                 }
                 Some(cors::Verdict::PreflightRefused { cause }) => {
                     Some(Denial { cause: Some(cause), ..Denial::new(Reason::CorsRejected) })
@@ -476,78 +523,151 @@ impl Policy {
                 Some(api) => api.find(method, &normal)?,
                 None => None,
             };
-            let grant =
-                authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, &params, keys, now)
-                    .map_err(|r| {
-                        fetch_keys = r.fetch;
-                        r.denial
-                    })?;
-            // Parameters are judged after authentication: only callers who may use the
-            // operation learn what it expects.
-            let mut validate = None;
-            let mut response_headers = Vec::new();
-            if let (Some(api), Some(found)) = (&self.api, &found) {
-                api.check_request(found, query, head)?;
-                validate = api.body_target(found.operation, facts.has_body, facts.content_type)?;
-                if let Some(op) = api.operations.get(found.operation) {
-                    response_headers.clone_from(&op.response_headers);
-                }
-            }
-            let body = if facts.has_body {
-                let json = facts
-                    .content_type
-                    .and_then(media::essence)
-                    .filter(|e| media::is_json(e))
-                    .map(|_| limits.json);
-                BodyPlan::Check(body::BodyCheck {
-                    limit: limits.max_body_bytes,
-                    declared: facts.content_length,
-                    json,
-                    validate,
-                    form_override: method_override::form_of(
-                        head.header_str(":method").as_bytes(),
-                        facts.content_type,
-                    ),
-                })
-            } else {
-                BodyPlan::None
-            };
-            // Client-sent copies of claim headers never reach the upstream, on any route. Only
-            // headers the request actually carries are removed: every host call costs.
-            let mut headers: Vec<HeaderOp> = self
-                .jwt
-                .iter()
-                .flat_map(|j| j.scrub_headers.iter())
-                .filter(|h| head.header(h).is_some())
-                .map(|h| HeaderOp::Remove(h.clone()))
-                .collect();
-            let authenticated = !grant.tokens.is_empty();
-            // Scopes are gathered only where field rules may be waived by them.
-            let rules = match self.response.as_ref().filter(|r| r.has_rules()) {
-                Some(r) => {
-                    let scopes: Vec<&str> =
-                        grant.tokens.iter().flat_map(|(_, v)| authz::granted_scopes(&v.claims)).collect();
-                    r.active_rules(route, &scopes)
-                }
-                None => Vec::new(),
-            };
-            let operation = match (&self.api, &found) {
-                (Some(api), Some(f)) if api.prunes_responses() => Some(f.operation),
-                _ => None,
-            };
-            let buffering = route.and_then(|i| self.routes.get(i)).map_or(self.buffering, |r| r.buffering);
-            let response = response::Duty { rules, operation, buffering };
-            if response.may_rewrite() && head.header("accept-encoding").is_some() {
-                // Rewrites need the body as JSON: ask the upstream for an uncompressed one.
-                headers.push(HeaderOp::Remove("accept-encoding".into()));
-            }
-            headers.extend(grant.headers);
-            if let Some(p) = &forward_path {
-                headers.push(HeaderOp::Set(":path".into(), p.clone()));
-            }
-            Ok(Admission { body, headers, response_headers, respond: None, authenticated, response })
+            Ok(Prelude::Judge(found))
         })();
-        HeadDecision { route, outcome, fetch_keys, cors, shadow }
+        let (outcome, suspended) = match prelude {
+            Err(d) => (Err(d), None),
+            Ok(Prelude::Answer(a)) => (Ok(*a), None),
+            Ok(Prelude::Judge(found)) => {
+                let judged = Judged {
+                    route,
+                    params: &params,
+                    found: found.as_ref(),
+                    forward_path: forward_path.as_deref(),
+                    query,
+                };
+                match self.finish_head(head, &judged, keys, now) {
+                    Ok(a) => (Ok(a), None),
+                    Err(r) => {
+                        let suspended = r.fetch.map(|provider| Suspended {
+                            provider,
+                            route,
+                            cors: cors.clone(),
+                            params: owned(&params),
+                            found: found.as_ref().map(|f| (f.operation, owned(&f.params))),
+                            forward_path: forward_path.clone(),
+                        });
+                        (Err(r.denial), suspended)
+                    }
+                }
+            }
+        };
+        HeadDecision { route, outcome, suspended, cors, shadow }
+    }
+
+    /// Goes on with a suspended decision once its key set was fetched (or could not be):
+    /// from the token check, with what was judged before it. `head` is the same request head.
+    pub fn resume_head(
+        &self,
+        suspended: &Suspended,
+        head: &RequestHead<'_>,
+        keys: &dyn VerifyState,
+        now: i64,
+    ) -> HeadDecision {
+        let params = borrowed(&suspended.params);
+        let found = suspended
+            .found
+            .as_ref()
+            .map(|(operation, p)| openapi::Found { operation: *operation, params: borrowed(p) });
+        let (_, query) = path::split_target(head.header_str(":path"));
+        let judged = Judged {
+            route: suspended.route,
+            params: &params,
+            found: found.as_ref(),
+            forward_path: suspended.forward_path.as_deref(),
+            query,
+        };
+        let (outcome, again) = match self.finish_head(head, &judged, keys, now) {
+            Ok(a) => (Ok(a), None),
+            Err(r) => (Err(r.denial), r.fetch.map(|provider| Suspended { provider, ..suspended.clone() })),
+        };
+        HeadDecision {
+            route: suspended.route,
+            outcome,
+            suspended: again,
+            cors: suspended.cors.clone(),
+            shadow: None,
+        }
+    }
+
+    /// The request-head checks from the token check on: authorization, then the operation's
+    /// parameters, the body plan and the header edits.
+    fn finish_head(
+        &self,
+        head: &RequestHead<'_>,
+        judged: &Judged<'_>,
+        keys: &dyn VerifyState,
+        now: i64,
+    ) -> Result<Admission, authz::Refusal> {
+        let Judged { route, params, found, forward_path, query } = *judged;
+        let limits = self.limits_for(route);
+        let facts = body_facts(head);
+        let grant =
+            authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, params, keys, now)?;
+        // Parameters are judged after authentication: only callers who may use the
+        // operation learn what it expects.
+        let mut validate = None;
+        let mut response_headers = Vec::new();
+        if let (Some(api), Some(found)) = (&self.api, found) {
+            api.check_request(found, query, head)?;
+            validate = api.body_target(found.operation, facts.has_body, facts.content_type)?;
+            if let Some(op) = api.operations.get(found.operation) {
+                response_headers.clone_from(&op.response_headers);
+            }
+        }
+        let body = if facts.has_body {
+            let json = facts
+                .content_type
+                .and_then(media::essence)
+                .filter(|e| media::is_json(e))
+                .map(|_| limits.json);
+            BodyPlan::Check(body::BodyCheck {
+                limit: limits.max_body_bytes,
+                declared: facts.content_length,
+                json,
+                validate,
+                form_override: method_override::form_of(
+                    head.header_str(":method").as_bytes(),
+                    facts.content_type,
+                ),
+            })
+        } else {
+            BodyPlan::None
+        };
+        // Client-sent copies of claim headers never reach the upstream, on any route. Only
+        // headers the request actually carries are removed: every host call costs.
+        let mut headers: Vec<HeaderOp> = self
+            .jwt
+            .iter()
+            .flat_map(|j| j.scrub_headers.iter())
+            .filter(|h| head.header(h).is_some())
+            .map(|h| HeaderOp::Remove(h.clone()))
+            .collect();
+        let authenticated = !grant.tokens.is_empty();
+        // Scopes are gathered only where field rules may be waived by them.
+        let rules = match self.response.as_ref().filter(|r| r.has_rules()) {
+            Some(r) => {
+                let scopes: Vec<&str> =
+                    grant.tokens.iter().flat_map(|(_, v)| authz::granted_scopes(&v.claims)).collect();
+                r.active_rules(route, &scopes)
+            }
+            None => Vec::new(),
+        };
+        let operation = match (&self.api, &found) {
+            (Some(api), Some(f)) if api.prunes_responses() => Some(f.operation),
+            _ => None,
+        };
+        let buffering = route.and_then(|i| self.routes.get(i)).map_or(self.buffering, |r| r.buffering);
+        let response = response::Duty { rules, operation, buffering };
+        if response.may_rewrite() && head.header("accept-encoding").is_some() {
+            // Rewrites need the body as JSON: ask the upstream for an uncompressed one.
+            headers.push(HeaderOp::Remove("accept-encoding".into()));
+        }
+        headers.extend(grant.headers);
+        if let Some(p) = forward_path {
+            headers.push(HeaderOp::Set(":path".into(), p.to_string()));
+        }
+        Ok(Admission { body, headers, response_headers, respond: None, authenticated, response })
     }
 }
 
@@ -654,7 +774,7 @@ mod tests {
                     authenticated: false,
                     response: response::Duty::default(),
                 }),
-                fetch_keys: None,
+                suspended: None,
                 cors: None,
                 shadow: None,
             }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use api_guard::policy::authz::NoState;
 use api_guard::policy::jwt::keys::KeySet;
-use api_guard::policy::jwt::state::{NoSharedData, State, View};
+use api_guard::policy::jwt::state::{NoSharedData, View};
 use api_guard::policy::jwt::ProviderKeys;
 use api_guard::policy::{config, Policy, RequestHead};
 use serde_json::{json, Value};
@@ -161,7 +161,7 @@ fn main() {
         black_box(policy.check_head(&head, &NoState, NOW).outcome.unwrap());
     });
     // The VM's verification state, read through a view per request, as the host does.
-    let state = RefCell::new(State::new(&policy, None, None));
+    let state = RefCell::new(policy.verification_state(None, None));
     time("check_head, RS256 token, cache hit", 20_000, || {
         let view = View::new(&state, NOW, &NoSharedData);
         black_box(policy.check_head(&head, &view, NOW).outcome.unwrap());

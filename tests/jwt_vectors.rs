@@ -17,7 +17,7 @@ use api_guard::policy::jwt::alg::Alg;
 use api_guard::policy::jwt::budget::ClientSource;
 use api_guard::policy::jwt::claims::ClaimError;
 use api_guard::policy::jwt::keys::KeySet;
-use api_guard::policy::jwt::state::{NoSharedData, SharedData, State, View};
+use api_guard::policy::jwt::state::{NoSharedData, SharedData, View};
 use api_guard::policy::jwt::token::ParseError;
 use api_guard::policy::jwt::{Provider, ProviderKeys, TokenError, Verified};
 use api_guard::policy::{HeadDecision, Policy, RequestHead};
@@ -572,7 +572,7 @@ fn remote_policy_at(uri: &str) -> Policy {
 fn remote_keys_missing_means_fetch_or_503_never_a_pass() {
     let p = remote_policy();
     let ProviderKeys::Remote(spec) = &p.jwt.as_ref().unwrap().providers[0].keys else { panic!() };
-    let state = RefCell::new(State::new(&p, None, None));
+    let state = RefCell::new(p.verification_state(None, None));
     let check = |headers: &[(String, Vec<u8>)], now: i64| {
         p.check_head(
             &RequestHead { headers, end_of_stream: Some(true) },
@@ -648,7 +648,7 @@ fn a_resumed_decision_keeps_what_was_judged_before_the_token_check() {
                     "auth": {"type": "jwt", "providers": ["idp"], "bind": [{"param": "id", "claim": "sub"}]}}]
     });
     let p = config::parse(c.to_string().as_bytes()).unwrap();
-    let state = RefCell::new(State::new(&p, None, None));
+    let state = RefCell::new(p.verification_state(None, None));
     let at = |path: &str| -> Vec<(String, Vec<u8>)> {
         vec![
             (":method".into(), b"GET".to_vec()),
@@ -677,8 +677,8 @@ fn a_resumed_decision_keeps_what_was_judged_before_the_token_check() {
 fn a_key_set_one_worker_fetched_is_adopted_by_the_others() {
     let p = remote_policy();
     let shared = MapShared::default();
-    let first = RefCell::new(State::new(&p, None, None));
-    let second = RefCell::new(State::new(&p, None, None));
+    let first = RefCell::new(p.verification_state(None, None));
+    let second = RefCell::new(p.verification_state(None, None));
     first.borrow_mut().start_fetch(0, NOW, true).unwrap();
     first.borrow_mut().complete_fetch(0, Some(200), Some(JWKS.as_bytes()), NOW, &shared).unwrap();
     assert_eq!(second.borrow_mut().adopt_shared(&shared), vec![0]);
@@ -691,10 +691,10 @@ fn a_key_set_one_worker_fetched_is_adopted_by_the_others() {
     let head = RequestHead { headers: &h, end_of_stream: Some(true) };
     assert_eq!(reason(&p.check_head(&head, &View::new(&second, NOW, &NoSharedData), NOW)), None);
     // A reconfiguration that keeps the provider's URL keeps its keys; another URL does not.
-    let kept = State::new(&p, Some(second.into_inner()), None);
+    let kept = p.verification_state(Some(second.into_inner()), None);
     assert!(kept.keys(0).is_some());
     let moved = remote_policy_at("http://127.0.0.1:9/other");
-    assert!(State::new(&moved, Some(kept), None).keys(0).is_none());
+    assert!(moved.verification_state(Some(kept), None).keys(0).is_none());
 }
 
 #[test]
@@ -702,8 +702,8 @@ fn a_token_one_worker_verified_is_not_checked_again_by_the_others() {
     let p = policy();
     let shared = MapShared::default();
     let namespace = Some(api_guard::policy::jwt::cache::shared_namespace(config().as_bytes()));
-    let first = RefCell::new(State::new(&p, None, namespace.clone()));
-    let second = RefCell::new(State::new(&p, None, namespace));
+    let first = RefCell::new(p.verification_state(None, namespace.clone()));
+    let second = RefCell::new(p.verification_state(None, namespace));
     let h: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), b"GET".to_vec()),
         (":path".into(), b"/orders".to_vec()),
@@ -776,7 +776,7 @@ fn remote_jwks_config_is_checked() {
 #[test]
 fn repeated_tokens_hit_the_cache_until_they_expire() {
     let p = policy();
-    let state = RefCell::new(State::new(&p, None, None));
+    let state = RefCell::new(p.verification_state(None, None));
     let hits = std::cell::Cell::new(0);
     let check = |headers: &[(String, Vec<u8>)], now: i64| {
         let view = View::new(&state, now, &NoSharedData);
@@ -829,7 +829,7 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     let p = config::parse(cfg.to_string().as_bytes()).unwrap();
     let rules = p.jwt.as_ref().unwrap().budget.clone().unwrap();
     assert_eq!((rules.max_failures, rules.window), (3, 10));
-    let state = RefCell::new(State::new(&p, None, None));
+    let state = RefCell::new(p.verification_state(None, None));
     // One request from `client` on `connection` at `now`, with the token `t`.
     let check_raw = |client: &str, connection: Option<u64>, now: i64, t: &str| {
         let h: Vec<(String, Vec<u8>)> = vec![

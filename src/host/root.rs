@@ -19,7 +19,6 @@ use crate::policy::denial::{self, Denial, Reason};
 use crate::policy::jwt::budget::ClientSource;
 use crate::policy::jwt::cache::shared_namespace;
 use crate::policy::jwt::keys::KeySet;
-use crate::policy::jwt::state::State;
 use crate::policy::jwt::ProviderKeys;
 use crate::policy::{config, Policy};
 
@@ -251,7 +250,7 @@ impl RootContext for Root {
         // Workers share verified tokens where the host has shared data, in slots named by
         // this configuration.
         let namespace = caps.shared_data.then(|| shared_namespace(&bytes));
-        let verify = State::new(&policy, previous, namespace);
+        let verify = policy.verification_state(previous, namespace);
         self.state = Some(Shared {
             policy: Rc::new(policy),
             metrics,

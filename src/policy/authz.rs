@@ -13,6 +13,7 @@ use super::http::{HeaderOp, RequestHead};
 use super::jwt::budget::{BudgetRules, ClientSource, Throttle};
 use super::jwt::extract::{self, Source};
 use super::jwt::jwks::Availability;
+pub use super::jwt::state::{NoState, VerifyState};
 use super::jwt::{self, Provider, ProviderKeys, TokenError, Verified};
 use super::route::PathPattern;
 
@@ -300,48 +301,6 @@ fn holds(condition: &Condition, value: Option<&Value>) -> bool {
             Value::String(s) => want.as_str().is_some_and(|w| s.split(' ').any(|x| x == w)),
             _ => false,
         },
-    }
-}
-
-/// Verification state the host keeps per VM: remote key sets and the verified-token cache.
-pub trait VerifyState {
-    /// The state of provider `index`'s remote keys now (local keys never go through this).
-    fn lookup(&self, index: usize) -> Availability;
-    /// A cached verification of `token` by `provider`, if any is still valid.
-    fn cached(&self, _provider: usize, _token: &str) -> Option<Rc<Verified>> {
-        None
-    }
-    /// Caches a verification until `until` (Unix seconds).
-    fn remember(&self, _provider: usize, _token: &str, _verified: &Rc<Verified>, _until: i64) {}
-    /// A verification of `token` by `provider` that another worker VM shared, made with the
-    /// key set whose fingerprint is `keys` (asked only when [`VerifyState::cached`] missed).
-    fn shared(&self, _provider: usize, _token: &str, _keys: u64) -> Option<Rc<Verified>> {
-        None
-    }
-    /// Shares a verification made with the key set `keys` with the other worker VMs.
-    fn share(&self, _provider: usize, _token: &str, _keys: u64, _verified: &Verified, _until: i64) {}
-    /// Whether a token of this request may have its signature checked now: not when its
-    /// client is over budget on this connection, or the VM is out of checks this second (see
-    /// [`jwt::budget`]).
-    fn may_verify(&self) -> Result<(), Throttle> {
-        Ok(())
-    }
-    /// A token of this request's client failed its signature.
-    fn verification_failed(&self) {}
-    /// Whether `token` recently failed its signature for `provider` (refused again unchecked).
-    fn known_bad(&self, _provider: usize, _token: &str) -> bool {
-        false
-    }
-    /// Remembers that `token` failed its signature for `provider`.
-    fn remember_bad(&self, _provider: usize, _token: &str) {}
-}
-
-/// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
-pub struct NoState;
-
-impl VerifyState for NoState {
-    fn lookup(&self, _: usize) -> Availability {
-        Availability::Unavailable
     }
 }
 

@@ -555,6 +555,23 @@ impl Policy {
         HeadDecision { route, outcome, suspended, cors, shadow }
     }
 
+    /// This policy's verification state for a VM ([`jwt::state::State::new`]), keeping the
+    /// key sets of `previous` whose providers did not change.
+    pub fn verification_state(
+        &self,
+        previous: Option<jwt::state::State>,
+        shared_namespace: Option<String>,
+    ) -> jwt::state::State {
+        let j = self.jwt.as_ref();
+        jwt::state::State::new(
+            j.map_or(&[], |j| j.providers.as_slice()),
+            j.map_or(0, |j| j.token_cache_size),
+            j.and_then(|j| j.budget.as_ref()),
+            previous,
+            shared_namespace,
+        )
+    }
+
     /// Goes on with a suspended decision once its key set was fetched (or could not be):
     /// from the token check, with what was judged before it. `head` is the same request head.
     pub fn resume_head(

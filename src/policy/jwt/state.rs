@@ -3,7 +3,7 @@
 //! [`State`] owns everything token checks remember between requests: the remote key sets
 //! ([`KeyCache`] per remote provider), the verified-token cache ([`TokenCache`]) and the
 //! failed-verification budget ([`FailureBudget`]). A request reads and updates it through a
-//! [`View`], which is what [`crate::policy::Policy::check_head`] is given. The host keeps one
+//! [`View`] (the [`VerifyState`] that [`crate::policy::Policy::check_head`] is given). The host keeps one
 //! `State` per VM and supplies only what it alone has: the time, the client's name (asked at
 //! most once, and only when a token needs a signature check) and its shared data
 //! ([`SharedData`], the tier of verified tokens and key sets the worker VMs share). Key-set
@@ -15,13 +15,11 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
-use super::budget::{FailureBudget, Throttle};
+use super::budget::{BudgetRules, FailureBudget, Throttle};
 use super::cache::{SharedSlot, TokenCache};
 use super::jwks::{self, Availability, FetchError, KeyCache, RemoteSpec};
 use super::keys::KeySet;
-use super::{ProviderKeys, Verified};
-use crate::policy::authz::VerifyState;
-use crate::policy::Policy;
+use super::{Provider, ProviderKeys, Verified};
 
 /// The host's shared data (one store for all worker VMs), as verification uses it.
 pub trait SharedData {
@@ -39,6 +37,49 @@ impl SharedData for NoSharedData {
         None
     }
     fn set(&self, _: &str, _: &[u8]) {}
+}
+
+/// What token checks read and update between requests: remote key sets, the verified-token
+/// cache (both tiers), known-bad tokens and the failure budget. [`View`] is the real one.
+pub trait VerifyState {
+    /// The state of provider `index`'s remote keys now (local keys never go through this).
+    fn lookup(&self, index: usize) -> Availability;
+    /// A cached verification of `token` by `provider`, if any is still valid.
+    fn cached(&self, _provider: usize, _token: &str) -> Option<Rc<Verified>> {
+        None
+    }
+    /// Caches a verification until `until` (Unix seconds).
+    fn remember(&self, _provider: usize, _token: &str, _verified: &Rc<Verified>, _until: i64) {}
+    /// A verification of `token` by `provider` that another worker VM shared, made with the
+    /// key set whose fingerprint is `keys` (asked only when [`VerifyState::cached`] missed).
+    fn shared(&self, _provider: usize, _token: &str, _keys: u64) -> Option<Rc<Verified>> {
+        None
+    }
+    /// Shares a verification made with the key set `keys` with the other worker VMs.
+    fn share(&self, _provider: usize, _token: &str, _keys: u64, _verified: &Verified, _until: i64) {}
+    /// Whether a token of this request may have its signature checked now: not when its
+    /// client is over budget on this connection, or the VM is out of checks this second (see
+    /// [`super::budget`]).
+    fn may_verify(&self) -> Result<(), Throttle> {
+        Ok(())
+    }
+    /// A token of this request's client failed its signature.
+    fn verification_failed(&self) {}
+    /// Whether `token` recently failed its signature for `provider` (refused again unchecked).
+    fn known_bad(&self, _provider: usize, _token: &str) -> bool {
+        false
+    }
+    /// Remembers that `token` failed its signature for `provider`.
+    fn remember_bad(&self, _provider: usize, _token: &str) {}
+}
+
+/// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
+pub struct NoState;
+
+impl VerifyState for NoState {
+    fn lookup(&self, _: usize) -> Availability {
+        Availability::Unavailable
+    }
 }
 
 /// One remote provider's key set.
@@ -87,18 +128,24 @@ pub struct State {
 }
 
 impl State {
-    /// The state for `policy`: key sets of remote providers (kept from `previous` where the
-    /// provider's key-set URL did not change, so a reconfiguration does not drop good keys),
-    /// an empty token cache (a new configuration may change claims rules) and budget.
+    /// The state for a policy's `providers`: key sets of remote providers (kept from
+    /// `previous` where the provider's key-set URL did not change, so a reconfiguration does
+    /// not drop good keys), an empty token cache of `cache_size` entries (a new configuration
+    /// may change claims rules) and, under `budget`'s rules, an empty failure budget.
     /// `shared_namespace` names this configuration's shared token slots where the host has
-    /// shared data ([`super::cache::shared_namespace`]).
-    pub fn new(policy: &Policy, previous: Option<State>, shared_namespace: Option<String>) -> State {
+    /// shared data ([`super::cache::shared_namespace`]). See
+    /// [`crate::policy::Policy::verification_state`].
+    pub fn new(
+        providers: &[Provider],
+        cache_size: usize,
+        budget: Option<&BudgetRules>,
+        previous: Option<State>,
+        shared_namespace: Option<String>,
+    ) -> State {
         let mut previous: Vec<Remote> =
             previous.map(|p| p.remotes.into_iter().flatten().collect()).unwrap_or_default();
-        let remotes = policy
-            .jwt
+        let remotes = providers
             .iter()
-            .flat_map(|j| j.providers.iter())
             .map(|p| match &p.keys {
                 ProviderKeys::Remote(spec) => {
                     let kept = previous.iter().position(|e| e.name == p.name && e.spec == *spec);
@@ -108,12 +155,11 @@ impl State {
                 ProviderKeys::Local(_) => None,
             })
             .collect();
-        let cache_size = policy.jwt.as_ref().map_or(0, |j| j.token_cache_size);
         State {
             remotes,
             tokens: TokenCache::new(cache_size),
             shared_tokens: shared_namespace.filter(|_| cache_size > 0).map(|n| (n, cache_size)),
-            budget: policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).map(FailureBudget::new),
+            budget: budget.map(FailureBudget::new),
         }
     }
 

@@ -719,7 +719,8 @@ fn a_token_one_worker_verified_is_not_checked_again_by_the_others() {
     let view = View::new(&second, NOW, &shared);
     assert_eq!(reason(&p.check_head(&head, &view, NOW)), None);
     assert_eq!((view.hits(), view.shared_hits()), (1, 0), "then kept by this worker too");
-    // A forged token in a slot a good one was shared under is a miss, never a pass.
+    // A forgery of those claims (another signature) is another token to the shared tier: a
+    // miss, then a failed check.
     let bad: Vec<(String, Vec<u8>)> =
         vec![h[0].clone(), h[1].clone(), ("authorization".into(), bearer("wrong_key_same_kid").into_bytes())];
     let view = View::new(&second, NOW, &shared);

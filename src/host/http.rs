@@ -24,7 +24,7 @@ enum Stage {
     /// Waiting for request headers.
     Start,
     /// Headers paused while a key set is fetched; body bytes buffered meanwhile.
-    AwaitingKeys { token: u32, provider: usize, buffered: u64, end_of_stream: bool },
+    AwaitingKeys { token: u32, buffered: u64, end_of_stream: bool },
     /// Following the body (see `HttpFilter::body`); `buffering` when the host keeps it whole
     /// (headers held, or a final validation needs every byte).
     Body { buffering: bool },
@@ -46,7 +46,7 @@ pub struct HttpFilter {
     request_id: String,
     /// The request head, kept only while a decision waits for a key set.
     headers: Vec<(String, Vec<u8>)>,
-    /// The decision waiting for a key set (with `Stage::AwaitingKeys`).
+    /// The decision waiting for a key set (with `Stage::AwaitingKeys`), naming its provider.
     waiting: Option<Suspended>,
     end_of_stream: Option<bool>,
     /// The body check and its state, while the body arrives.
@@ -249,8 +249,7 @@ impl HttpFilter {
                 return match token {
                     Some(token) => {
                         self.waiting = Some(suspended);
-                        self.stage =
-                            Stage::AwaitingKeys { token, provider: index, buffered: 0, end_of_stream: false };
+                        self.stage = Stage::AwaitingKeys { token, buffered: 0, end_of_stream: false };
                         Action::Pause
                     }
                     None => self.deny(&denial),
@@ -423,12 +422,12 @@ impl Context for HttpFilter {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let Stage::AwaitingKeys { token, provider, buffered, end_of_stream } = self.stage else { return };
+        let Stage::AwaitingKeys { token, buffered, end_of_stream } = self.stage else { return };
         if token != token_id {
             return;
         }
-        self.shared.complete_fetch(provider, body_size);
         let Some(suspended) = self.waiting.take() else { return };
+        self.shared.complete_fetch(suspended.provider, body_size);
         if self.decide(Some(suspended), buffered, end_of_stream) == Action::Continue {
             if let Err(e) = abi::resume_request() {
                 abi::log(LogLevel::Error, &format!("api-guard: cannot resume request (host status {})", e.0));
@@ -453,10 +452,9 @@ impl HttpContext for HttpFilter {
             held.request_body(self.context);
         }
         match self.stage {
-            Stage::AwaitingKeys { token, provider, .. } => {
+            Stage::AwaitingKeys { token, .. } => {
                 // Buffer (Pause) until the decision; the host then reports the total so far.
-                self.stage =
-                    Stage::AwaitingKeys { token, provider, buffered: body_size as u64, end_of_stream };
+                self.stage = Stage::AwaitingKeys { token, buffered: body_size as u64, end_of_stream };
                 Action::Pause
             }
             Stage::Body { buffering } => self.on_body(body_size, end_of_stream, buffering),

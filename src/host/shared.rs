@@ -1,7 +1,7 @@
 //! What every HTTP context of one root context shares: the compiled policy, counters, the
 //! host's capabilities, the verification state (key sets, token cache, budget), the clock and
-//! the held-request watch. Its own module so the root context (which makes filters) and the filters (which use
-//! it) do not import each other.
+//! the held-request watch. Its own module so the root context (which makes filters) and the
+//! filters (which use it) do not import each other.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

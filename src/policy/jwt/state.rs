@@ -168,11 +168,6 @@ impl State {
         self.remotes.iter().any(Option::is_some)
     }
 
-    /// Whether failed verifications are budgeted (the host then names each request's client).
-    pub fn has_budget(&self) -> bool {
-        self.budget.is_some()
-    }
-
     /// The name of provider `index`, if its keys are remote.
     pub fn provider_name(&self, index: usize) -> Option<&str> {
         Some(self.remotes.get(index)?.as_ref()?.name.as_str())
@@ -386,21 +381,25 @@ impl VerifyState for View<'_> {
     }
 
     fn may_verify(&self) -> Result<(), Throttle> {
-        if !self.state.try_borrow().is_ok_and(|s| s.budget.is_some()) {
-            return Ok(());
-        }
-        let (client, connection) = self.client();
-        self.with(|s| s.budget.as_mut().map_or(Ok(()), |b| b.admit(client, connection, self.now)))
-            .unwrap_or(Ok(()))
+        self.with(|s| match s.budget.as_mut() {
+            Some(b) => {
+                let (client, connection) = self.client();
+                b.admit(client, connection, self.now)
+            }
+            None => Ok(()),
+        })
+        .unwrap_or(Ok(()))
     }
 
     fn verification_failed(&self) {
-        if !self.state.try_borrow().is_ok_and(|s| s.budget.is_some()) {
-            return;
-        }
-        if let (Some(client), connection) = self.client() {
-            self.with(|s| s.budget.as_mut().map(|b| b.record(client, connection, self.now)));
-        }
+        // The client is named only where a budget counts it (naming it may cost host calls).
+        self.with(|s| {
+            if let Some(b) = s.budget.as_mut() {
+                if let (Some(client), connection) = self.client() {
+                    b.record(client, connection, self.now);
+                }
+            }
+        });
     }
 
     fn known_bad(&self, provider: usize, token: &str) -> bool {

@@ -23,7 +23,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
+.PHONY: cli install help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ target: ## Install the wasm32-wasip1 Rust target
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
 wasm: target ## Build the module (target/wasm32-wasip1/release/api_guard.wasm)
-	cargo build --release --target wasm32-wasip1
+	cargo build --release --target wasm32-wasip1 --lib
 	@echo "module: $(WASM) ($$(stat -c %s $(WASM)) bytes)"
 
 build: wasm ## Alias for wasm
@@ -165,10 +165,16 @@ size: wasm ## Print the module size (and fail above the 4 MB budget)
 	@stat -c '%s bytes  %n' $(WASM)
 	@test $$(stat -c '%s' $(WASM)) -lt 4194304 || { echo "module over the 4 MB budget"; exit 1; }
 
-openapi-json: ## SPEC=api.yaml [POLICY=policy.json]: YAML/JSON OpenAPI to JSON (into POLICY's openapi.document)
-	@test -n "$(SPEC)" || { echo "usage: make openapi-json SPEC=api.yaml [POLICY=policy.json]"; exit 2; }
-	@python3 -c 'import yaml' 2>/dev/null || test -d .tools/pyyaml || python3 -m pip install -q --target .tools/pyyaml pyyaml
-	PYTHONPATH=.tools/pyyaml python3 examples/openapi_embed.py $(SPEC) $(if $(POLICY),--into $(POLICY))
+cli: ## Build the command line, target/release/api-guard (check, explain, import-openapi, render)
+	@cargo build --quiet --release --bin api-guard
+	@echo "target/release/api-guard" >&2
+
+install: ## Install the command line into Cargo's bin directory (cargo install --path .)
+	cargo install --locked --path . --bin api-guard
+
+openapi-json: cli ## SPEC=api.yaml [POLICY=policy.json]: `api-guard import-openapi` (JSON on stdout, or into POLICY)
+	@test -n "$(SPEC)" || { echo "usage: make openapi-json SPEC=api.yaml [POLICY=policy.json]" >&2; exit 2; }
+	@target/release/api-guard import-openapi $(SPEC) $(if $(POLICY),--into $(POLICY))
 
 test: lint unit wasm-unit host-profiles integration size repro ## Everything a release needs
 

@@ -87,7 +87,7 @@ fn a_host_that_cannot_rewrite_bodies_refuses_response_rewrites() {
             Err(log) => log,
         };
         assert!(
-            log.contains(&format!("invalid api-guard configuration at `{field}`: this host (Apisix) cannot rewrite response bodies")),
+            log.contains(&format!("invalid api-guard configuration at `{field}`: this host (APISIX) cannot rewrite response bodies")),
             "{log}"
         );
     }

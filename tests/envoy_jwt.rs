@@ -107,7 +107,7 @@ fn missing_tokens_get_401_with_a_bare_challenge() {
     assert!(
         s.envoy
             .log()
-            .contains("provider 'idp': key-set entries skipped: keys[4]: curve P-521 is not supported"),
+            .contains("jwt.providers.idp: key-set entries skipped: keys[4]: curve P-521 is not supported"),
         "no warning for the unusable key-set entry"
     );
 }

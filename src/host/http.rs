@@ -4,10 +4,10 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::abi::{self, LogLevel, MapType};
-use super::capabilities::Capabilities;
 use super::shared::Shared;
 use super::{held, keystore};
 use crate::policy::body::{BodyCheck, BodyInspector};
+use crate::policy::capabilities::Capabilities;
 use crate::policy::denial::{
     self, Denial, LocalResponse, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
 };
@@ -393,12 +393,7 @@ impl HttpFilter {
         if !end_of_stream {
             return if buffering { Action::Pause } else { Action::Continue };
         }
-        let mut verdict = inspector.finish();
-        if let (Ok(()), Some(target)) = (&verdict, check.validate) {
-            // The inspector kept every byte it read: no second read from the host.
-            verdict = self.shared.policy.check_body(target, inspector.kept().unwrap_or_default());
-        }
-        match verdict {
+        match self.shared.policy.finish_body(check, inspector) {
             Ok(()) => {
                 self.body = None;
                 self.allow();

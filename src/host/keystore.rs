@@ -6,9 +6,10 @@
 use std::cell::RefCell;
 
 use super::abi::{self, BufferType, LogLevel, MapType};
-use super::capabilities::Capabilities;
+use crate::policy::capabilities::Capabilities;
 use crate::policy::jwt::jwks::MAX_JWKS_BYTES;
 use crate::policy::jwt::state::{NoSharedData, SharedData, State};
+use crate::policy::load;
 
 /// The host's shared data (Envoy and Kong; APISIX has none).
 pub struct HostShared;
@@ -88,7 +89,7 @@ pub fn complete(state: &RefCell<State>, index: usize, body_size: usize, now: i64
         Ok(n) => {
             abi::log(LogLevel::Info, &format!("api-guard: jwks for provider '{name}' loaded ({n} keys)"));
             if let Some(set) = state.keys(index) {
-                super::root::log_skipped(name, set);
+                super::root::log_notes(&load::key_set_notes(name, set));
             }
         }
         Err(err) => abi::log(

@@ -2,13 +2,11 @@
 //! [`crate::policy`] calls and carry out the decisions. No policy lives here.
 //!
 //! - [`abi`]: every host call, with every status handled (no SDK wrapper that panics).
-//! - [`capabilities`]: what the running host can do.
 //! - [`root`]: configuration loading; [`http`]: the per-stream filter; [`shared`]: what the
 //!   filters of one configuration share; [`metrics`]: counters.
 //! - [`held`]: requests held for their body, and the check that the host delivers it.
 
 pub mod abi;
-pub mod capabilities;
 pub mod held;
 pub mod http;
 pub mod keystore;

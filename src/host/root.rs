@@ -9,18 +9,15 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use super::abi::{self, BufferType, LogLevel};
-use super::capabilities::{Capabilities, HostKind};
 use super::held::{self, Held};
 use super::http::HttpFilter;
 use super::keystore;
 use super::metrics::Metrics;
 use super::shared::{now_unix, Shared};
+use crate::policy::capabilities::HostKind;
 use crate::policy::denial::{self, Denial, Reason};
-use crate::policy::jwt::budget::ClientSource;
 use crate::policy::jwt::cache::shared_namespace;
-use crate::policy::jwt::keys::KeySet;
-use crate::policy::jwt::ProviderKeys;
-use crate::policy::{config, Policy};
+use crate::policy::load::{self, Level, Loaded, Note};
 
 /// Largest configuration accepted, so a host bug cannot make us parse unbounded input.
 const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
@@ -37,23 +34,14 @@ pub struct Root {
     pending: HashMap<u32, usize>,
 }
 
-/// Names the key-set entries a provider left out (never key material): a warning for those
-/// it could not use, an info line for those none of its algorithms needs.
-pub fn log_skipped(provider: &str, set: &KeySet) {
-    if !set.skipped.is_empty() {
-        abi::log(
-            LogLevel::Warn,
-            &format!("api-guard: provider '{provider}': key-set entries skipped: {}", set.skipped.join("; ")),
-        );
-    }
-    if !set.unused.is_empty() {
-        abi::log(
-            LogLevel::Info,
-            &format!(
-                "api-guard: provider '{provider}': key-set entries not prepared (no allowed algorithm uses them): {}",
-                set.unused.join("; ")
-            ),
-        );
+/// Logs what [`load`] noted, one line each.
+pub fn log_notes(notes: &[Note]) {
+    for n in notes {
+        let level = match n.level {
+            Level::Warn => LogLevel::Warn,
+            Level::Info => LogLevel::Info,
+        };
+        abi::log(level, &format!("api-guard: {}: {}", n.path, n.message));
     }
 }
 
@@ -159,53 +147,23 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let parsed = config::parse_document(&bytes).and_then(|doc| {
-            let policy = Policy::compile(&doc)?;
-            Ok((policy, doc.host))
+        let loaded = load::load(&bytes, || {
+            // Envoy answers the `plugin_vm_id` property from a root context; other hosts either
+            // lack it or refuse property reads outside a request, and get the cautious profile.
+            match abi::get_property(&["plugin_vm_id"]) {
+                Ok(Some(_)) => HostKind::Envoy,
+                _ => HostKind::Unknown,
+            }
         });
-        let (mut policy, host) = match parsed {
-            Ok(p) => p,
+        let Loaded { policy, caps, notes } = match loaded {
+            Ok(l) => l,
             Err(e) => {
                 // One line that names the field; the previous configuration (if any) stays.
                 abi::log(LogLevel::Error, &format!("api-guard: {e}"));
                 return false;
             }
         };
-        let caps = Capabilities::detect(&host);
-        policy.rewrite_path = caps.rewrite_path;
-        if caps.kind == HostKind::Envoy && host.hold_headers_for_body == Some(false) {
-            abi::log(
-                LogLevel::Warn,
-                "api-guard: host.hold_headers_for_body is false: request bodies stream to the upstream before they are judged, so the upstream sees the head (and bytes) of a request whose body is then refused",
-            );
-        }
-        // Rewrites this host cannot carry out would forward unredacted data: refuse them.
-        if let (Some(field), false) = (policy.rewrites_responses(), caps.body_rewrite) {
-            abi::log(
-                LogLevel::Error,
-                &format!(
-                    "api-guard: invalid api-guard configuration at `{field}`: this host ({:?}) cannot rewrite response bodies, so it cannot be enforced; remove it or run on a host that can",
-                    caps.kind
-                ),
-            );
-            return false;
-        }
-        if policy.response.as_ref().is_some_and(|r| r.safe_errors) && !caps.body_rewrite {
-            abi::log(
-                LogLevel::Warn,
-                &format!(
-                    "api-guard: response.safe_errors: this host ({:?}) cannot replace response bodies; upstream 5xx bodies pass as sent",
-                    caps.kind
-                ),
-            );
-        }
-        // Key-set entries that cannot verify anything (an unknown curve) or that no allowed
-        // algorithm uses are left out rather than failing the whole set; say which, once.
-        for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {
-            if let ProviderKeys::Local(set) = &p.keys {
-                log_skipped(&p.name, set);
-            }
-        }
+        log_notes(&notes);
         // Keep already-defined metrics and still-valid key sets across reconfiguration.
         let (metrics, previous) = match self.state.take() {
             Some(s) => (s.metrics, Rc::try_unwrap(s.verify).ok().map(RefCell::into_inner)),
@@ -237,16 +195,6 @@ impl RootContext for Root {
                 caps.kind
             ),
         );
-        if policy.jwt.as_ref().and_then(|j| j.budget.as_ref()).is_some_and(|rules| {
-            rules.max_failures > 0 && rules.client == ClientSource::Peer && caps.client_address.is_empty()
-        }) {
-            // Nothing tells clients apart: one shared count would let any client lock out
-            // every other's new tokens, so only the per-VM capacity applies (said once).
-            abi::log(
-                LogLevel::Warn,
-                "api-guard: jwt.verification_budget.max_failures is off: this host reports no client address (set client_header)",
-            );
-        }
         // Workers share verified tokens where the host has shared data, in slots named by
         // this configuration.
         let namespace = caps.shared_data.then(|| shared_namespace(&bytes));

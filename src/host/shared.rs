@@ -7,10 +7,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::abi::{self, LogLevel};
-use super::capabilities::Capabilities;
 use super::held::Held;
 use super::keystore;
 use super::metrics::Metrics;
+use crate::policy::capabilities::Capabilities;
 use crate::policy::denial::{self, METRIC_DENIED};
 use crate::policy::jwt::state::State;
 use crate::policy::Policy;

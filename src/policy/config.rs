@@ -306,7 +306,10 @@ pub struct VerificationBudgetConfig {
     pub max_checks_per_second: Option<u32>,
 }
 
-/// One token issuer. Field names follow Envoy's `jwt_authn` `JwtProvider`.
+/// One token issuer. Where a field means what one of Envoy's `jwt_authn` `JwtProvider` fields
+/// means it has the same name (`issuer`, `audiences`, `local_jwks`, `remote_jwks.http_uri`,
+/// `from_headers`); protobuf wrappers are not copied (a key set is an object, a timeout is
+/// `timeout_ms`), and their spellings are refused with the api-guard one suggested.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -711,12 +714,14 @@ pub struct ConfigError {
     pub path: String,
     /// What is wrong, in words a user can act on.
     pub message: String,
+    /// The line of the document the parser stopped at (1-based), where it knows one.
+    pub line: Option<usize>,
 }
 
 impl ConfigError {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError { path: path.into(), message: message.into() }
+        ConfigError { path: path.into(), message: message.into(), line: None }
     }
 }
 
@@ -763,8 +768,156 @@ pub fn parse_document(bytes: &[u8]) -> Result<Config, ConfigError> {
             p => p,
         };
         let inner = e.into_inner();
-        ConfigError::new(path, inner.to_string())
+        let line = inner.line();
+        let (path, message) = match inner.classify() {
+            // A syntax error has no field: where it is in the text is all there is to say.
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                (".".to_string(), inner.to_string())
+            }
+            _ => (path, in_users_words(&without_position(&inner.to_string()))),
+        };
+        ConfigError { path, message, line: (line > 0).then_some(line) }
     })
+}
+
+/// serde_json's message without its trailing ` at line L column C` (the path says where).
+fn without_position(message: &str) -> String {
+    match message.rsplit_once(" at line ") {
+        Some((head, tail)) if tail.contains(" column ") => head.to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// Field names another gateway filter uses for something api-guard spells differently: the
+/// name, and what to write instead.
+const FOREIGN_FIELDS: &[(&str, &str)] = &[
+    ("header_name", "`claim_to_headers` entries are `{\"claim\": ..., \"header\": ...}`; write `header`"),
+    ("claim_name", "`claim_to_headers` entries are `{\"claim\": ..., \"header\": ...}`; write `claim`"),
+    ("inline_string", "write the key set itself as `local_jwks`, an object with `keys`"),
+    ("local_jwks.inline_string", "write the key set itself as `local_jwks`, an object with `keys`"),
+    ("timeout", "write `timeout_ms`, a whole number of milliseconds (`\"2s\"` is `2000`)"),
+    ("forward_payload_header", "verified claims reach the upstream through `claim_to_headers`"),
+    ("payload_in_metadata", "verified claims reach the upstream through `claim_to_headers`"),
+    ("from_params", "`from_params` is a list of query parameter names"),
+];
+
+/// serde's wording (`invalid type: string "x", expected u32`, `unknown variant`) in the words
+/// of someone writing the document.
+fn in_users_words(raw: &str) -> String {
+    if let Some(rest) = raw.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let choices = backticked(expected);
+        let hint = FOREIGN_FIELDS
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, hint)| format!("; {hint}"))
+            .or_else(|| closest(field, &choices).map(|c| format!("; did you mean `{c}`?")))
+            .unwrap_or_default();
+        let known = match choices.is_empty() {
+            true => "no fields are allowed here".to_string(),
+            false => format!("the fields here are {}", choices.join(", ")),
+        };
+        return format!("unknown field `{field}` ({known}){hint}");
+    }
+    if let Some(rest) = raw.strip_prefix("unknown variant `") {
+        let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let choices = backticked(expected);
+        let hint = closest(value, &choices).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+        return format!("must be one of {}, not `{value}`{hint}", choices.join(", "));
+    }
+    if let Some(rest) = raw.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        return format!("`{field}` is required here");
+    }
+    if let Some(rest) = raw.strip_prefix("duplicate field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        return format!("`{field}` is given twice");
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = raw.strip_prefix(prefix) {
+            if let Some((found, expected)) = rest.rsplit_once(", expected ") {
+                return format!("must be {}, not {}", expected_words(expected), found_words(found));
+            }
+        }
+    }
+    if let Some(rest) = raw.strip_prefix("invalid length ") {
+        if let Some((n, expected)) = rest.split_once(", expected ") {
+            // serde also reads an object's fields from a list: it is the list that is wrong.
+            if expected.starts_with("struct ") {
+                return "must be an object, not a list".into();
+            }
+            return format!("must have {}, not {n}", expected_words(expected));
+        }
+    }
+    raw.to_string()
+}
+
+/// The `a`, `b` names in serde's "expected one of `a`, `b`".
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`').skip(1).step_by(2).map(|s| format!("`{s}`")).collect()
+}
+
+/// The choice nearest `word` (a typo: at most a quarter of its letters off), if any.
+fn closest(word: &str, choices: &[String]) -> Option<String> {
+    let best =
+        choices.iter().map(|c| (edit_distance(word, c.trim_matches('`')), c)).min_by_key(|(d, _)| *d)?;
+    (best.0 > 0 && best.0 <= (word.len() / 4).max(1)).then(|| best.1.trim_matches('`').to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(0);
+            let left = row.get(j).copied().unwrap_or(0);
+            let value = (prev + usize::from(ca != *cb)).min(above + 1).min(left + 1);
+            prev = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
+/// What serde expected, as a reader of the document says it.
+fn expected_words(expected: &str) -> String {
+    let words = match expected {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a boolean" => "true or false",
+        "a string" | "a borrowed string" | "a char" => "a string",
+        "a sequence" => "a list",
+        "a map" => "an object",
+        e if e.starts_with("struct ") => "an object",
+        e if e.starts_with("internally tagged enum") => "an object with a `type`",
+        e => return e.replace("a sequence", "a list").replace("a map", "an object"),
+    };
+    words.to_string()
+}
+
+/// What the document had instead, in the same words.
+fn found_words(found: &str) -> String {
+    let value = || found.split('`').nth(1).unwrap_or(found).to_string();
+    match found {
+        "map" => "an object".into(),
+        "sequence" => "a list".into(),
+        "null" | "unit value" => "null".into(),
+        f if f.starts_with("string ") => format!("the {f}"),
+        f if f.starts_with("integer ") || f.starts_with("floating point ") || f.starts_with("boolean ") => {
+            value()
+        }
+        f => f.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -817,5 +970,55 @@ mod tests {
     fn string_wrapped_documents_are_unwrapped() {
         let e = err(r#""{\"limits\":{\"max_body_bytes\":-1}}""#);
         assert_eq!(e.path, "limits.max_body_bytes");
+    }
+
+    #[test]
+    fn messages_are_in_the_users_words() {
+        let cases = [
+            (
+                r#"{"limits":{"max_body_bytes":"big"}}"#,
+                r#"must be a whole number, 0 or more, not the string "big""#,
+            ),
+            (r#"{"limits":{"max_body_bytes":-1}}"#, "must be a whole number, 0 or more, not -1"),
+            (r#"{"limits":{"max_header_count":1.5}}"#, "not 1.5"),
+            (r#"{"limits":{"allowed_methods":"GET"}}"#, r#"must be a list, not the string "GET""#),
+            (r#"{"limits":[]}"#, "must be an object, not a list"),
+            (r#"{"limits":{"query_credentials":{"action":"maybe"}}}"#, "must be one of `deny`"),
+            (r#"{"limits":{"max_body_byte":10}}"#, "did you mean `max_body_bytes`?"),
+            (r#"{"jwt":{}}"#, "`providers` is required here"),
+        ];
+        for (doc, words) in cases {
+            let e = err(doc);
+            assert!(e.message.contains(words), "{doc}: {e}");
+            for rust in [
+                "expected u",
+                "invalid type",
+                "invalid value",
+                "unknown variant",
+                "struct ",
+                "sequence",
+                " map",
+            ] {
+                assert!(!e.message.contains(rust), "{doc}: {e}");
+            }
+            assert!(!e.message.contains(" at line "), "the path says where: {e}");
+            assert_eq!(e.line, Some(1), "{doc}");
+        }
+    }
+
+    #[test]
+    fn other_filters_spellings_get_the_api_guard_one() {
+        let jwt = |provider: &str| {
+            format!(
+                r#"{{"jwt":{{"providers":{{"idp":{{"issuer":"i","audiences":["a"],"algorithms":["RS256"],{provider}}}}}}}}}"#
+            )
+        };
+        let e = err(&jwt(r#""remote_jwks":{"http_uri":{"uri":"http://k","cluster":"c","timeout":"2s"}}"#));
+        assert_eq!(e.path, "jwt.providers.idp.remote_jwks.http_uri.timeout");
+        assert!(e.message.contains("`timeout_ms`"), "{e}");
+        let e = err(&jwt(
+            r#""local_jwks":{"keys":[]},"claim_to_headers":[{"header_name":"x-sub","claim_name":"sub"}]"#,
+        ));
+        assert!(e.message.contains("write `header`"), "{e}");
     }
 }

@@ -11,9 +11,12 @@
 //!   requirements (providers, scopes, claim conditions, path bindings).
 //! - [`denial`]: the closed set of reasons and the single mapping to problem+json, metric and log.
 //! - [`request_id`]: request ids echoed in denials.
+//! - [`capabilities`]: what each gateway can do; [`load`]: whether a configuration loads on
+//!   one (the module's `on_configure` and the command line's `check`).
 
 pub mod authz;
 pub mod body;
+pub mod capabilities;
 pub mod config;
 pub mod cors;
 pub mod denial;
@@ -23,6 +26,7 @@ pub mod json_limits;
 pub mod json_rewrite;
 pub mod jwt;
 pub mod limits;
+pub mod load;
 pub mod media;
 pub mod method;
 pub mod method_override;
@@ -442,6 +446,21 @@ impl Policy {
     pub fn check_body(&self, target: body::BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
         match &self.api {
             Some(api) => api.check_body(target, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Judges a whole request body once it has all arrived: what `inspector` followed, then the
+    /// validation `check` asks for against the bytes the inspector kept (so the host reads
+    /// each byte once).
+    pub fn finish_body(
+        &self,
+        check: &body::BodyCheck,
+        inspector: &mut body::BodyInspector,
+    ) -> Result<(), Denial> {
+        inspector.finish()?;
+        match check.validate {
+            Some(target) => self.check_body(target, inspector.kept().unwrap_or_default()),
             None => Ok(()),
         }
     }

@@ -186,7 +186,7 @@ const scenarios = {
     const ok = h.configure(policy);
     if (h.name === "apisix") {
       c.that(!ok, "APISIX accepted response rules");
-      c.that(h.logs.some(([, m]) => m.includes("`response.rules`: this host (Apisix) cannot rewrite response bodies")), "no refusal message");
+      c.that(h.logs.some(([, m]) => m.includes("`response.rules`: this host (APISIX) cannot rewrite response bodies")), "no refusal message");
       h.configure(core(h.name));
       return;
     }

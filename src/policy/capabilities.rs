@@ -1,11 +1,13 @@
-//! The host-capability seam: what the running gateway can do, decided once at configure time.
+//! The host-capability seam: what each gateway can do, as data.
 //!
 //! Envoy, Kong (ngx_wasm_module) and APISIX (wasm-nginx-module) implement different parts of
-//! the Proxy-Wasm ABI, and a call a host lacks may trap or return `Unimplemented`. The rest of
-//! the host layer asks these flags instead of assuming, and degrades safely when a flag is off.
+//! the Proxy-Wasm ABI, and a call a host lacks may trap or return `Unimplemented`. The host
+//! layer asks these flags instead of assuming, and [`super::load`] refuses at load time what a
+//! host cannot enforce. The profiles live in the core so that the command line checks a policy
+//! against exactly the profile the module uses; only detecting the running host is the host
+//! layer's (`host::root`).
 
-use super::abi;
-use crate::policy::config::{HostConfig, HostKindConfig};
+use super::config::{HostConfig, HostKindConfig};
 
 /// Which gateway the module runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,17 +95,27 @@ impl IdFormat {
     }
 }
 
+impl HostKind {
+    /// The gateway's name, as its users write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostKind::Envoy => "Envoy",
+            HostKind::Kong => "Kong",
+            HostKind::Apisix => "APISIX",
+            HostKind::Unknown => "an unidentified host",
+        }
+    }
+}
+
 impl Capabilities {
-    /// The host's profile: the one the configuration names (`host.kind`), else the detected
-    /// one. Envoy answers the `plugin_vm_id` property from a root context; other hosts either
-    /// lack it or refuse property reads outside a request, and get the cautious profile.
-    pub fn detect(host: &HostConfig) -> Capabilities {
+    /// The host's profile: the one the configuration names (`host.kind`), else `detected`
+    /// (called only when the configuration names none).
+    pub fn for_config(host: &HostConfig, detected: impl FnOnce() -> HostKind) -> Capabilities {
         let kind = match host.kind {
             Some(HostKindConfig::Envoy) => HostKind::Envoy,
             Some(HostKindConfig::Kong) => HostKind::Kong,
             Some(HostKindConfig::Apisix) => HostKind::Apisix,
-            None if matches!(abi::get_property(&["plugin_vm_id"]), Ok(Some(_))) => HostKind::Envoy,
-            None => HostKind::Unknown,
+            None => detected(),
         };
         let caps = Capabilities::of(kind, host.hold_headers_for_body.unwrap_or(kind == HostKind::Envoy));
         match (kind, host.response_body_buffer_bytes) {

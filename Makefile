@@ -23,7 +23,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: cli install help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
+.PHONY: cli install render help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,7 +57,7 @@ browser: tests/browser/node_modules/.package-lock.json ## Install headless chrom
 jwt-fixtures: ## Re-mint the JWT test fixtures with jose (Node), independent of the verifier
 	cd tests/fixtures/jwt && npm ci --no-audit --no-fund --loglevel=error && node mint.mjs
 
-run: wasm envoy ## Serve the demo on 127.0.0.1:10000 (Ctrl-C to stop)
+run: wasm envoy cli ## Serve the demo on 127.0.0.1:10000 (Ctrl-C to stop)
 	@bash examples/demo.sh
 
 lint: fmt-check clippy ## rustfmt and clippy (native and wasm32-wasip1)
@@ -87,7 +87,7 @@ $(TOOLS)/flask/flask:
 
 path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
 
-integration: wasm envoy idp browser oci-tools path-upstreams ## Tests against the real Envoy with the built module
+integration: wasm envoy idp browser oci-tools path-upstreams tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
 	cargo test --release --test 'envoy_*' --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types
@@ -168,6 +168,12 @@ size: wasm ## Print the module size (and fail above the 4 MB budget)
 cli: ## Build the command line, target/release/api-guard (check, explain, import-openapi, render)
 	@cargo build --quiet --release --bin api-guard
 	@echo "target/release/api-guard" >&2
+
+render: cli ## Regenerate the shipped host files from the policies they carry (tests/cli.rs fails when they are stale)
+	target/release/api-guard render envoy examples/policy.json > envoy-config/envoy.yaml.new && mv envoy-config/envoy.yaml.new envoy-config/envoy.yaml
+	for f in remote-jwks:envoy istio-wasmplugin:istio envoy-gateway:envoy-gateway; do \
+	  target/release/api-guard render $${f#*:} envoy-config/$${f%:*}.yaml > envoy-config/$${f%:*}.yaml.new && mv envoy-config/$${f%:*}.yaml.new envoy-config/$${f%:*}.yaml || exit 1; done
+	target/release/api-guard render apisix examples/apisix/route.json --upstream 127.0.0.1:8080 > examples/apisix/route.json.new && mv examples/apisix/route.json.new examples/apisix/route.json
 
 install: ## Install the command line into Cargo's bin directory (cargo install --path .)
 	cargo install --locked --path . --bin api-guard

@@ -9,16 +9,8 @@ ENVOY="${ENVOY_BIN:-.tools/envoy/envoy/_bin/envoy}"
 BOOTSTRAP=envoy-config/envoy.yaml
 if [ -n "${POLICY:-}" ]; then
   BOOTSTRAP=$(mktemp /tmp/api-guard-demo-XXXXXX.yaml)
-  python3 - "$POLICY" "$BOOTSTRAP" <<'PY'
-import json, sys
-policy = json.dumps(json.load(open(sys.argv[1])), indent=2)
-lines = open("envoy-config/envoy.yaml").read().split("\n")
-start = next(i for i, l in enumerate(lines) if l.strip() == "value: |")
-end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "vm_config:")
-indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 2)
-lines[start + 1:end] = [indent + l for l in policy.split("\n")]
-open(sys.argv[2], "w").write("\n".join(lines))
-PY
+  # The policy checked for Envoy and put in a bootstrap like envoy-config/envoy.yaml.
+  target/release/api-guard render envoy "$POLICY" > "$BOOTSTRAP" || { cat "$BOOTSTRAP"; exit 1; }
   echo "serving $POLICY (bootstrap: $BOOTSTRAP)"
 fi
 

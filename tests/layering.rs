@@ -56,3 +56,18 @@ fn only_the_host_layer_names_proxy_wasm() {
         }
     }
 }
+
+/// The command line runs the core natively: it never reaches into the host layer, so what it
+/// checks and explains is the core's decision, not a host's.
+#[test]
+fn the_command_line_uses_only_the_core() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/bin"), &mut files);
+    assert!(files.len() >= 3, "command-line sources not found");
+    for f in &files {
+        let text = code(f);
+        assert!(!text.contains("api_guard::host"), "{} reaches into the host layer", f.display());
+        assert!(!text.contains("proxy_wasm"), "{} names proxy_wasm", f.display());
+    }
+}

@@ -96,6 +96,16 @@ impl IdFormat {
 }
 
 impl HostKind {
+    /// What the module finds running on this host when the configuration names none: Envoy
+    /// answers the `plugin_vm_id` property from a root context and is recognised; Kong and
+    /// APISIX do not, and their module runs with the profile of an unidentified host.
+    pub fn as_detected(self) -> HostKind {
+        match self {
+            HostKind::Envoy => HostKind::Envoy,
+            _ => HostKind::Unknown,
+        }
+    }
+
     /// The gateway's name, as its users write it.
     pub fn name(self) -> &'static str {
         match self {

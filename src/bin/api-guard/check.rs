@@ -2,6 +2,7 @@
 //! compiles it (`policy::load::load`), errors and notes with the file's line numbers.
 
 use api_guard::policy::capabilities::HostKind;
+use api_guard::policy::config;
 use api_guard::policy::jwt::ProviderKeys;
 use api_guard::policy::load::{self, Level, Loaded};
 
@@ -119,10 +120,19 @@ fn check_one(file: &str, e: &Embedded, host: HostKind, choice: HostChoice) -> Ex
         (at, ".") => at.to_string(),
         (at, p) => format!("{at} → {p}"),
     };
-    let loaded = match load::load(&e.bytes, || host) {
+    // Without `host.kind`, the module uses what it detects on that host.
+    let loaded = match load::load(&e.bytes, || host.as_detected()) {
         Ok(l) => l,
         Err(err) => {
             println!("{}: error: {}: {}", place(&err.path, err.line), field(&err.path), err.message);
+            let unnamed = config::parse_document(&e.bytes).is_ok_and(|d| d.host.kind.is_none());
+            if unnamed && host.as_detected() != host {
+                println!(
+                    "{file}: note: the policy names no `host.kind`, and {} does not identify itself to the module, which then runs with the cautious profile of an unidentified host; set \"host\": {{\"kind\": \"{}\"}}",
+                    host.name(),
+                    host.name().to_lowercase()
+                );
+            }
             return Exit::Refused;
         }
     };
@@ -134,7 +144,13 @@ fn check_one(file: &str, e: &Embedded, host: HostKind, choice: HostChoice) -> Ex
         };
         println!("{}: {level}: {}: {}", place(&n.path, None), field(&n.path), n.message);
     }
-    if caps.kind != host {
+    if caps.kind == HostKind::Unknown {
+        println!(
+            "{file}: warning: no `host.kind`: {} does not identify itself to the module, which then runs with the cautious profile of an unidentified host (no timers, no shared data, no body rewrites); set \"host\": {{\"kind\": \"{}\"}}",
+            host.name(),
+            host.name().to_lowercase()
+        );
+    } else if caps.kind != host {
         // host.kind decides the profile, whatever the host.
         println!(
             "{}: note: {}: the policy names {}, so the module uses that profile on any host",

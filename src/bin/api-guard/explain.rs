@@ -126,7 +126,7 @@ pub fn run(args: &[String]) -> Exit {
         (Some(h), _) | (None, HostChoice::Named(h)) => h,
         (None, HostChoice::Auto) => HostKind::Envoy,
     };
-    let loaded = match load::load(&embedded.bytes, || kind) {
+    let loaded = match load::load(&embedded.bytes, || kind.as_detected()) {
         Ok(l) => l,
         Err(e) => {
             println!("{file}: error: {}: {} (run `api-guard check {file}`)", e.path, e.message);

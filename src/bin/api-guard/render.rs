@@ -120,14 +120,63 @@ pub fn render(target: &str, policy: &Value, o: &Options) -> String {
     }
 }
 
-/// `value` as pretty JSON, every line but the first indented by `n` spaces.
+/// `value` as JSON laid out for reading, every line but the first indented by `n` spaces: an
+/// array or object that fits on its line stays on it, anything longer opens one member per line.
 fn indented(value: &Value, n: usize) -> String {
-    let pad = " ".repeat(n);
-    serde_json::to_string_pretty(value)
-        .unwrap_or_default()
-        .lines()
-        .collect::<Vec<_>>()
-        .join(&format!("\n{pad}"))
+    let mut out = String::new();
+    layout(value, n, n, &mut out);
+    out
+}
+
+/// The widest line a rendered policy gets, indentation included.
+const WIDTH: usize = 100;
+
+fn layout(value: &Value, indent: usize, column: usize, out: &mut String) {
+    let flat = flat(value);
+    let members: Vec<(Option<&String>, &Value)> = match value {
+        Value::Array(items) if !items.is_empty() => items.iter().map(|v| (None, v)).collect(),
+        Value::Object(map) if !map.is_empty() => map.iter().map(|(k, v)| (Some(k), v)).collect(),
+        _ => Vec::new(),
+    };
+    if members.is_empty() || column + flat.len() <= WIDTH {
+        out.push_str(&flat);
+        return;
+    }
+    let (open, close) = if value.is_array() { ('[', ']') } else { ('{', '}') };
+    let pad = " ".repeat(indent + 2);
+    out.push(open);
+    for (i, (key, v)) in members.iter().enumerate() {
+        out.push('\n');
+        out.push_str(&pad);
+        let mut at = indent + 2;
+        if let Some(k) = key {
+            let k = format!("{}: ", Value::String((*k).clone()));
+            at += k.len();
+            out.push_str(&k);
+        }
+        layout(v, indent + 2, at, out);
+        if i + 1 < members.len() {
+            out.push(',');
+        }
+    }
+    out.push('\n');
+    out.push_str(&" ".repeat(indent));
+    out.push(close);
+}
+
+/// One-line JSON with a space after `,` and `:`.
+fn flat(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!("[{}]", items.iter().map(flat).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), flat(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        v => v.to_string(),
+    }
 }
 
 /// A remote key set's endpoint: cluster name, host, port, TLS.
@@ -434,7 +483,7 @@ fn apisix(policy: &Value, o: &Options) -> String {
         "plugins": {"api_guard": {"conf": policy}},
         "upstream": {"type": "roundrobin", "nodes": {o.upstream.clone(): 1}},
     });
-    format!("{}\n", serde_json::to_string_pretty(&route).unwrap_or_default())
+    format!("{}\n", indented(&route, 0))
 }
 
 /// A YAML scalar for a cluster name (`outbound|443||host` needs quotes).

@@ -74,6 +74,25 @@ impl Node {
     /// The line of the value at `path` (`routes[1].match.path`, as configuration errors name
     /// fields), or of the deepest part of it that exists.
     pub fn line_of(&self, path: &str) -> usize {
+        // A field inside the OpenAPI document is named by a JSON pointer after `#`.
+        let (path, pointer) = path.split_once('#').unwrap_or((path, ""));
+        let mut node = self.at_path(path);
+        for token in pointer.split('/').skip(1) {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            let next = match &node.value {
+                Tree::Map(_) => node.get(&token),
+                Tree::Seq(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+                Tree::Scalar(_) => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node.line
+    }
+
+    fn at_path(&self, path: &str) -> &Node {
         let mut node = self;
         let mut rest = path.trim_start_matches('.');
         while !rest.is_empty() {
@@ -97,7 +116,7 @@ impl Node {
             node = child;
             rest = after.strip_prefix('.').unwrap_or(after);
         }
-        node.line
+        node
     }
 }
 
@@ -116,8 +135,18 @@ pub fn load(text: &str) -> Result<Vec<Node>, YamlError> {
 
 /// A container being read.
 enum Frame {
-    Seq { items: Vec<Node>, line: usize, anchor: usize },
-    Map { entries: Vec<(String, Node)>, merged: Vec<Node>, key: Option<String>, line: usize, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        line: usize,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(String, Node)>,
+        merged: Vec<(usize, Node)>,
+        key: Option<String>,
+        line: usize,
+        anchor: usize,
+    },
 }
 
 #[derive(Default)]
@@ -146,7 +175,7 @@ impl Builder {
                     Some(k) => *key = Some(k),
                     None => self.fail(line, "a mapping key must be a string, number or boolean".into()),
                 },
-                Some(k) if k == "<<" => merged.push(node),
+                Some(k) if k == "<<" => merged.push((entries.len(), node)),
                 Some(k) => {
                     if entries.iter().any(|(e, _)| *e == k) {
                         self.fail(line, format!("the key `{k}` is given twice in one mapping"));
@@ -156,6 +185,43 @@ impl Builder {
                 }
             },
         }
+    }
+
+    /// A mapping's entries with its `<<` merges: the merged mappings' keys (earlier ones first)
+    /// where the `<<` stood, except those the mapping sets itself.
+    fn merge(&mut self, entries: Vec<(String, Node)>, merged: Vec<(usize, Node)>) -> Vec<(String, Node)> {
+        if merged.is_empty() {
+            return entries;
+        }
+        let own: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+        let mut out: Vec<(String, Node)> = Vec::new();
+        let mut merged = merged.into_iter().peekable();
+        let total = entries.len();
+        let mut entries = entries.into_iter();
+        for i in 0..=total {
+            while let Some((_, source)) = merged.next_if(|(at, _)| *at <= i) {
+                let maps = match source.value {
+                    Tree::Seq(items) => items,
+                    value => vec![Node { value, ..source }],
+                };
+                for m in maps {
+                    match m.value {
+                        Tree::Map(more) => {
+                            for (k, v) in more {
+                                if !own.contains(&k) && !out.iter().any(|(e, _)| *e == k) {
+                                    out.push((k, v));
+                                }
+                            }
+                        }
+                        _ => self.fail(m.line, "`<<` merges only mappings".into()),
+                    }
+                }
+            }
+            if let Some(e) = entries.next() {
+                out.push(e);
+            }
+        }
+        out
     }
 
     fn close(&mut self, node: Node, anchor: usize) {
@@ -189,30 +255,14 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { mut entries, merged, line, anchor, .. }) = self.stack.pop() {
-                    // Merged mappings fill in what the mapping does not say itself, earlier
-                    // ones first.
-                    let sources = merged.into_iter().flat_map(|n| match n.value {
-                        Tree::Seq(items) => items,
-                        _ => vec![n],
-                    });
-                    for source in sources {
-                        match source.value {
-                            Tree::Map(more) => {
-                                for (k, v) in more {
-                                    if !entries.iter().any(|(e, _)| *e == k) {
-                                        entries.push((k, v));
-                                    }
-                                }
-                            }
-                            _ => self.fail(source.line, "`<<` merges only mappings".into()),
-                        }
-                    }
+                if let Some(Frame::Map { entries, merged, line, anchor, .. }) = self.stack.pop() {
+                    let entries = self.merge(entries, merged);
                     self.close(Node { value: Tree::Map(entries), line, block: None }, anchor);
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
-                let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded).then_some(line + 1);
+                // A block scalar's mark is where its text starts (the line after `|`).
+                let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded).then_some(line);
                 match resolve(&text, style, tag.as_ref()) {
                     Ok(value) => {
                         let node = Node { value: Tree::Scalar(value), line, block };
@@ -355,7 +405,9 @@ mod tests {
     fn anchors_aliases_and_merges() {
         let v = json("base: &b {type: string, maxLength: 3}\nx: *b\ny:\n  <<: *b\n  maxLength: 5\n");
         assert_eq!(v["x"], serde_json::json!({"type": "string", "maxLength": 3}));
-        assert_eq!(v["y"], serde_json::json!({"maxLength": 5, "type": "string"}));
+        assert_eq!(v["y"], serde_json::json!({"type": "string", "maxLength": 5}));
+        let keys: Vec<&String> = v["y"].as_object().expect("map").keys().collect();
+        assert_eq!(keys, ["type", "maxLength"], "merged keys where the `<<` stood");
     }
 
     #[test]
@@ -375,5 +427,8 @@ mod tests {
         assert_eq!(root.line_of("routes[0].name"), 3);
         assert_eq!(root.line_of("routes[0].nope"), 3);
         assert_eq!(root.line_of("."), 1);
+        let doc = load("openapi:\n  document:\n    paths:\n      /u/{id}:\n        get: {}\n").expect("yaml");
+        let root = doc.first().expect("doc");
+        assert_eq!(root.line_of("openapi.document#/paths/~1u~1{id}/get"), 5);
     }
 }

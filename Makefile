@@ -23,7 +23,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: cli install render help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
+.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -87,7 +87,7 @@ $(TOOLS)/flask/flask:
 
 path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
 
-integration: wasm envoy idp browser oci-tools path-upstreams tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
+integration: wasm envoy idp browser oci-tools prometheus path-upstreams tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
 	cargo test --profile release-tests --test 'envoy_*' --test cli --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types
@@ -142,6 +142,13 @@ fuzz-smoke: ## Run each cargo-fuzz target for FUZZ_SECONDS (default 30) from its
 	  rm -rf $$out; \
 	done
 
+prometheus: ## Install Prometheus and promtool (Debian) for the metrics tests and the alert-rule tests
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }
+
+rules: prometheus ## The shipped alert rules: promtool check rules, and their unit tests (promtool test rules)
+	promtool check rules examples/observability/alerts.yaml
+	promtool test rules tests/prometheus/alerts_test.yaml
+
 oci-tools: ## Install skopeo and docker-registry (Debian) for the OCI tests and pushes
 	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || { apt-get install -y -qq skopeo docker-registry >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq skopeo docker-registry >/dev/null; }; }
 
@@ -182,7 +189,7 @@ openapi-json: cli ## SPEC=api.yaml [POLICY=policy.json]: `api-guard import-opena
 	@test -n "$(SPEC)" || { echo "usage: make openapi-json SPEC=api.yaml [POLICY=policy.json]" >&2; exit 2; }
 	@target/release/api-guard import-openapi $(SPEC) $(if $(POLICY),--into $(POLICY))
 
-test: lint unit wasm-unit host-profiles integration size repro ## Everything a release needs
+test: lint unit rules wasm-unit host-profiles integration size repro ## Everything a release needs
 
 clean:
 	cargo clean

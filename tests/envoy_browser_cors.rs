@@ -133,6 +133,6 @@ fn a_real_browser_sees_the_cors_policy() {
     refused("evil_put");
     assert!(upstream.seen_path("/cred/evil").is_empty(), "{:?}", upstream.seen_path("/cred/evil"));
     refused("evil_get");
-    assert_eq!(envoy.counter("api_guard_cors_preflight_total"), 1);
-    assert_eq!(envoy.counter("api_guard_denied_cors_rejected_total"), 1);
+    assert_eq!(envoy.preflights(), 1);
+    assert_eq!(envoy.denied("cors_rejected"), 1);
 }

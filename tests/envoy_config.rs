@@ -127,6 +127,12 @@ fn every_shipped_envoy_bootstrap_validates() {
             "{}: not every api-guard filter loaded:\n{log}",
             path.display()
         );
+        // Each carries the tag extraction that turns api-guard's metric names into labels.
+        assert!(
+            text.contains(&api_guard::policy::telemetry::stats_config_yaml(0)),
+            "{}: no (or stale) stats_config for api-guard's labels",
+            path.display()
+        );
         checked += 1;
     }
     assert!(checked >= 3, "only {checked} bootstraps found");

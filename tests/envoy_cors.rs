@@ -100,8 +100,8 @@ fn preflights_are_answered_at_the_gateway_and_never_forwarded() {
         "a preflight reached the upstream: {:?}",
         s.upstream.requests()
     );
-    assert_eq!(s.envoy.counter("api_guard_cors_preflight_total"), 2);
-    assert_eq!(s.envoy.counter("api_guard_denied_cors_rejected_total"), 6);
+    assert_eq!(s.envoy.preflights(), 2);
+    assert_eq!(s.envoy.denied("cors_rejected"), 6);
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn report_only_mode_counts_what_it_would_refuse() {
     let r = preflight(&s, "/shadow/x", "https://evil.example", "GET", "");
     assert_ne!(r.status, 403, "report-only must not refuse a preflight");
     assert!(cors_headers(&r).is_empty(), "a refused origin gets no CORS headers even in report-only mode");
-    assert_eq!(s.envoy.counter("api_guard_report_only_denied_total"), 2);
-    assert_eq!(s.envoy.counter("api_guard_denied_total"), 0);
+    assert_eq!(s.envoy.counter("api_guard_report_only_total"), 2);
+    assert_eq!(s.envoy.denied_total(), 0);
     assert!(s.envoy.log().contains("api_guard_report_only_denied"), "the would-be denial is logged");
 }

@@ -92,5 +92,5 @@ fn hostile_json_bodies_are_refused_before_the_upstream() {
     assert_eq!(client.request("POST", "/after", &ct, b"[]").status, 200);
     let grown = rss_kib(envoy.pid()).saturating_sub(rss_before);
     assert!(grown < 64 * 1024, "Envoy grew by {grown} KiB");
-    assert_eq!(envoy.counter("api_guard_denied_invalid_json_total"), 7);
+    assert_eq!(envoy.denied("invalid_json"), 7);
 }

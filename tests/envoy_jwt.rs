@@ -89,7 +89,7 @@ fn valid_tokens_pass_with_claims_and_without_the_token() {
         assert_eq!(seen[0].headers.iter().filter(|(n, _)| n == "x-user").count(), 1, "spoofed copy kept");
     }
     assert_eq!(s.upstream.seen_path("/ok/claims_rich")[0].header("x-roles"), Some("admin,user"));
-    assert_eq!(s.envoy.counter("api_guard_allowed_total"), 6);
+    assert_eq!(s.envoy.allowed(), 6);
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn the_attack_corpus_never_reaches_the_upstream_nor_the_log() {
         assert!(!r.text().contains(&t), "{name}: the token was echoed");
     }
     assert!(s.upstream.seen_path("/attack").is_empty(), "an attack token reached the upstream");
-    assert_eq!(s.envoy.counter("api_guard_denied_token_invalid_total"), corpus.len() as u64);
+    assert_eq!(s.envoy.denied("token_invalid"), corpus.len() as u64);
 
     // A 1 MB token: refused (by Envoy's own header limit before the module, or by the
     // module's size cap), and the VM is still alive afterwards.
@@ -302,8 +302,8 @@ fn a_client_over_its_failure_budget_gets_429_for_new_tokens_and_keeps_its_cached
     assert!(upstream.seen_path("/forged").is_empty() && upstream.seen_path("/new").is_empty());
     assert_eq!(upstream.seen_path("/cached").len(), 2);
     assert_eq!(upstream.seen_path("/neighbour").len(), 1);
-    assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 2);
-    assert_eq!(envoy.counter("api_guard_token_invalid_signature_total"), 7);
+    assert_eq!(envoy.denied("verification_budget"), 2);
+    assert_eq!(envoy.token_invalid("signature"), 7);
 }
 
 #[test]
@@ -336,7 +336,7 @@ fn a_token_one_worker_verified_is_not_checked_again_by_the_other() {
     let users: Vec<String> =
         upstream.requests().iter().map(|r| r.header("x-user").unwrap_or_default().to_string()).collect();
     assert_eq!(users, ["user-42", "user-42"]);
-    assert_eq!(envoy.counter("api_guard_token_cache_shared_hits_total"), 1, "{}", envoy.log());
+    assert_eq!(envoy.counter("api_guard_shared_token_cache_hits_total"), 1, "{}", envoy.log());
 }
 
 /// A corpus of bad tokens from one client, then genuine tokens never seen before: every bad
@@ -384,7 +384,7 @@ fn bad_tokens_are_refused_for_their_own_cause_and_do_not_lock_out_good_ones() {
     }
     assert!(upstream.seen_path("/bad").is_empty(), "a refused request reached the upstream");
     assert_eq!(upstream.seen_path("/good").len(), 5);
-    assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 0);
+    assert_eq!(envoy.denied("verification_budget"), 0);
     for (cause, n) in [
         ("expired", 5),
         ("not_yet_valid", 5),
@@ -399,7 +399,7 @@ fn bad_tokens_are_refused_for_their_own_cause_and_do_not_lock_out_good_ones() {
         ("signature", 5),
         ("too_large", 1),
     ] {
-        assert_eq!(envoy.counter(&format!("api_guard_token_invalid_{cause}_total")), n, "{cause}");
+        assert_eq!(envoy.token_invalid(cause), n, "{cause}");
     }
 }
 
@@ -443,6 +443,6 @@ fn spoofed_claim_header_spellings_and_method_overrides_never_reach_the_upstream(
         s.upstream.seen_path("/health/spoof").is_empty()
             && s.upstream.seen_path("/health/override").is_empty()
     );
-    assert_eq!(s.envoy.counter("api_guard_denied_ambiguous_header_total"), 3);
-    assert_eq!(s.envoy.counter("api_guard_denied_method_override_total"), 5);
+    assert_eq!(s.envoy.denied("ambiguous_header"), 3);
+    assert_eq!(s.envoy.denied("method_override"), 5);
 }

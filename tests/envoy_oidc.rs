@@ -219,7 +219,7 @@ fn tokens_from_a_real_provider_and_key_rotation_without_restart() {
     }
     assert_eq!(call("/orders/5", &new).status, 200);
     assert!(upstream.seen_path("/orders/4").is_empty());
-    assert_eq!(envoy.counter("api_guard_denied_keys_unavailable_total"), 0);
+    assert_eq!(envoy.denied("keys_unavailable"), 0);
 }
 
 /// Attack tokens made from a genuine one: distinct forgeries (its signature's first two
@@ -345,14 +345,14 @@ fn an_attacker_cannot_lock_out_the_clients_behind_its_address() {
     }
     assert!(upstream.seen_path("/attack").is_empty(), "an attacker request reached the upstream");
     assert_eq!(upstream.seen_path("/orders/innocent").len(), 40);
-    assert_eq!(envoy.counter("api_guard_token_invalid_signature_total"), 20 + 20);
-    assert_eq!(envoy.counter("api_guard_denied_verification_budget_total"), 180);
+    assert_eq!(envoy.token_invalid("signature"), 20 + 20);
+    assert_eq!(envoy.denied("verification_budget"), 180);
     for (cause, n) in &tally.cheap {
         let all: Vec<(&str, u64)> = ["malformed", "unknown_key", "algorithm", "token_type", "signature"]
             .iter()
-            .map(|c| (*c, envoy.counter(&format!("api_guard_token_invalid_{c}_total"))))
+            .map(|c| (*c, envoy.token_invalid(c)))
             .collect();
-        assert_eq!(envoy.counter(&format!("api_guard_token_invalid_{cause}_total")), *n, "{cause}: {all:?}");
+        assert_eq!(envoy.token_invalid(cause), *n, "{cause}: {all:?}");
     }
     assert_eq!(tally.cheap.values().sum::<u64>(), 200);
 }
@@ -453,7 +453,7 @@ fn fresh_connections_of_an_over_budget_address_get_503_past_the_capacity() {
         );
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    assert!(envoy.counter("api_guard_denied_verification_overload_total") >= 1);
+    assert!(envoy.denied("verification_overload") >= 1);
     assert!(upstream.seen_path("/attack").is_empty());
     assert_eq!(upstream.seen_path("/orders/cached").len(), 2);
     assert_eq!(upstream.seen_path("/orders/other").len(), 5);

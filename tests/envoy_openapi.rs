@@ -201,8 +201,8 @@ fn valid_requests_reach_the_upstream_unchanged_and_invalid_ones_never_do() {
     assert_eq!(r.status, 401);
 
     assert_eq!(upstream.requests().len(), served + 1, "an invalid request reached the upstream");
-    assert_eq!(envoy.counter("api_guard_denied_unknown_operation_total"), 2);
-    assert_eq!(envoy.counter("api_guard_denied_invalid_request_total"), 14);
+    assert_eq!(envoy.denied("unknown_operation"), 2);
+    assert_eq!(envoy.denied("invalid_request"), 14);
 }
 
 /// Envoy's filter without `allow_on_headers_stop_iteration: true` never delivers the body of a
@@ -227,7 +227,7 @@ fn a_filter_without_the_envoy_setting_fails_fast_instead_of_hanging() {
     }
     assert_eq!(send(&client, &case("GET", "/v1/pets/42", None, ""), true).status, 200);
     assert_eq!(upstream.requests().len(), 1, "only the GET may reach the upstream");
-    assert_eq!(envoy.counter("api_guard_denied_host_misconfigured_total"), 2);
+    assert_eq!(envoy.denied("host_misconfigured"), 2);
     let log = envoy.log();
     assert_eq!(log.matches("set `allow_on_headers_stop_iteration: true`").count(), 1, "{log}");
 }

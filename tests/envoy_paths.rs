@@ -56,7 +56,7 @@ fn forms_upstreams_read_as_another_path_are_refused() {
         "a refused path reached the upstream: {:?}",
         upstream.requests().iter().map(|r| r.path.clone()).collect::<Vec<_>>()
     );
-    assert_eq!(envoy.counter("api_guard_denied_invalid_path_total"), 10);
+    assert_eq!(envoy.denied("invalid_path"), 10);
 }
 
 #[test]
@@ -129,7 +129,7 @@ fn a_method_override_in_a_form_body_never_reaches_the_upstream() {
         assert_eq!(r.status, 200, "{method} {body}: {}", r.text());
         assert_eq!(upstream.requests().last().map(|r| r.body.clone()), Some(body.into_bytes()));
     }
-    assert_eq!(envoy.counter("api_guard_denied_method_override_total"), 4);
+    assert_eq!(envoy.denied("method_override"), 4);
 }
 
 /// With `paths.case_insensitive` and `paths.format_suffix` (the upstream routes `/Admin` and

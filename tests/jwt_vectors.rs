@@ -859,7 +859,12 @@ fn a_client_that_spends_its_failure_budget_gets_429_for_new_tokens_only() {
     let denial = attacker(&forged('C')).outcome.unwrap_err();
     assert_eq!(denial.reason, Reason::VerificationBudget);
     assert_eq!(denial.retry_after, Some(10));
-    let rendered = api_guard::policy::denial::render(&denial, &p.rendering, "read", "id-1", None);
+    let rendered = api_guard::policy::denial::render(
+        &denial,
+        &p.rendering,
+        &api_guard::policy::denial::RequestTag { route: "read", method: None, request_id: "id-1" },
+        None,
+    );
     assert_eq!(rendered.response.status, 429);
     let header = |n: &str| rendered.response.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     assert_eq!(header("retry-after").as_deref(), Some("10"));

@@ -129,6 +129,7 @@ extern "C" {
         cas: u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
 // Natively the host is `fake`: a Proxy-Wasm host in a thread-local, behind the same raw ABI
@@ -158,6 +159,8 @@ pub mod fake {
         pub logs: Vec<(u32, String)>,
         /// The local response sent, if any: status, headers, body.
         pub local: Option<Local>,
+        /// The details string of that local response (Envoy's response code details).
+        pub details: Option<String>,
         /// Counters by id: name and value.
         pub metrics: Vec<(String, i64)>,
         /// Shared data: value and CAS.
@@ -284,8 +287,8 @@ mod native {
     }
     pub unsafe fn proxy_send_local_response(
         status: u32,
-        _: *const u8,
-        _: usize,
+        details: *const u8,
+        details_len: usize,
         body: *const u8,
         body_len: usize,
         headers: *const u8,
@@ -295,7 +298,11 @@ mod native {
         // SAFETY: as `text`.
         let (body, headers) = unsafe { (bytes(body, body_len).to_vec(), bytes(headers, headers_len)) };
         let headers = decode_map(headers).unwrap_or_default();
-        with(|h| h.local = Some((status, headers, body)));
+        let details = text(details, details_len);
+        with(|h| {
+            h.local = Some((status, headers, body));
+            h.details = Some(details);
+        });
         OK
     }
     pub unsafe fn proxy_define_metric(_: u32, p: *const u8, n: usize, id: *mut u32) -> u32 {
@@ -307,6 +314,15 @@ mod native {
         // SAFETY: valid out-pointer.
         unsafe { *id = u32::try_from(index).unwrap_or(u32::MAX) };
         OK
+    }
+    pub unsafe fn proxy_record_metric(id: u32, value: u64) -> u32 {
+        with(|h| match h.metrics.get_mut(id as usize) {
+            Some(m) => {
+                m.1 = i64::try_from(value).unwrap_or(i64::MAX);
+                OK
+            }
+            None => NOT_FOUND,
+        })
     }
     pub unsafe fn proxy_increment_metric(id: u32, by: i64) -> u32 {
         with(|h| match h.metrics.get_mut(id as usize) {
@@ -543,14 +559,19 @@ pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
 }
 
 /// Sends a local response and stops the stream.
-pub fn send_local_response(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), HostError> {
+pub fn send_local_response(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    details: &str,
+) -> Result<(), HostError> {
     let map = encode_map(headers);
     // SAFETY: all pointers and lengths describe live buffers.
     let s = unsafe {
         proxy_send_local_response(
             u32::from(status),
-            null_mut(),
-            0,
+            details.as_ptr(),
+            details.len(),
             body.as_ptr(),
             body.len(),
             map.as_ptr(),
@@ -567,14 +588,30 @@ pub fn send_local_response(status: u16, headers: &[(String, String)], body: &[u8
 
 /// Defines a counter, returning its id.
 pub fn define_counter(name: &str) -> Result<u32, HostError> {
+    define_metric(0, name)
+}
+
+/// Defines a gauge, returning its id.
+pub fn define_gauge(name: &str) -> Result<u32, HostError> {
+    define_metric(1, name)
+}
+
+/// `kind`: the ABI's metric type (0 counter, 1 gauge, 2 histogram).
+fn define_metric(kind: u32, name: &str) -> Result<u32, HostError> {
     let mut id = 0u32;
     // SAFETY: pointer and length describe a live string; out-pointer is valid.
-    let s = unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) };
+    let s = unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
     if s == OK {
         Ok(id)
     } else {
         Err(HostError(s))
     }
+}
+
+/// Sets a gauge. Errors are ignored: a metric must never fail a request.
+pub fn record(id: u32, value: u64) {
+    // SAFETY: plain values.
+    let _ = unsafe { proxy_record_metric(id, value) };
 }
 
 /// Sets a header (replacing every existing value).

@@ -8,14 +8,13 @@ use super::shared::Shared;
 use super::{held, keystore};
 use crate::policy::body::{BodyCheck, BodyInspector};
 use crate::policy::capabilities::Capabilities;
-use crate::policy::denial::{
-    self, Denial, LocalResponse, Reason, METRIC_ALLOWED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY,
-};
+use crate::policy::denial::{self, Denial, LocalResponse, Reason, RequestTag};
 use crate::policy::http::{apply_header_ops, HeaderOp};
 use crate::policy::jwt::budget::{self, ClientSource};
-use crate::policy::jwt::cache::METRIC_SHARED_HITS;
 use crate::policy::jwt::state::View;
+use crate::policy::method::Method;
 use crate::policy::reply::{BodyChunk, BodyHost, BodyStep, BodyWork, Owed};
+use crate::policy::telemetry::{self, Decision};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead, Suspended};
 
 /// Where a request is in its life.
@@ -44,6 +43,8 @@ pub struct HttpFilter {
     stage: Stage,
     route: Option<usize>,
     request_id: String,
+    /// The request's method, where it is one api-guard knows (for log lines).
+    method: Option<Method>,
     /// The request head, kept only while a decision waits for a key set.
     headers: Vec<(String, Vec<u8>)>,
     /// The decision waiting for a key set (with `Stage::AwaitingKeys`), naming its provider.
@@ -90,6 +91,7 @@ impl HttpFilter {
             stage: Stage::Start,
             route: None,
             request_id: String::new(),
+            method: None,
             headers: Vec::new(),
             waiting: None,
             end_of_stream: None,
@@ -104,7 +106,22 @@ impl HttpFilter {
     fn allow(&mut self) {
         self.release();
         self.stage = Stage::Allowed;
-        self.shared.metrics.bump(METRIC_ALLOWED);
+        self.count(Decision::Allowed);
+    }
+
+    /// What this request's denials and log lines name it by.
+    fn tag(&self) -> RequestTag<'_> {
+        RequestTag {
+            route: self.shared.policy.route_name(self.route),
+            method: self.method,
+            request_id: &self.request_id,
+        }
+    }
+
+    /// Counts a request that was not denied.
+    fn count(&self, decision: Decision) {
+        let name = self.shared.policy.route_name(self.route);
+        self.shared.metrics.request(decision, None, None, self.route, name);
     }
 
     /// The request is no longer held for its body.
@@ -117,20 +134,17 @@ impl HttpFilter {
     fn deny(&mut self, denial: &Denial) -> Action {
         self.release();
         let policy = &self.shared.policy;
-        let out = denial::render(
-            denial,
-            &policy.rendering,
-            policy.route_name(self.route),
-            &self.request_id,
-            self.owed.cors.as_deref(),
-        );
+        let out = denial::render(denial, &policy.rendering, &self.tag(), self.owed.cors.as_deref());
         self.stage = Stage::Denied;
         self.headers = Vec::new();
         self.body = None;
-        self.shared.account(&out);
-        if let Err(e) =
-            abi::send_local_response(out.response.status, &out.response.headers, &out.response.body)
-        {
+        self.shared.account(&out, self.route);
+        if let Err(e) = abi::send_local_response(
+            out.response.status,
+            &out.response.headers,
+            &out.response.body,
+            &out.response.details,
+        ) {
             abi::log(LogLevel::Error, &format!("api-guard: host refused local response (status {})", e.0));
         }
         Action::Pause
@@ -146,14 +160,8 @@ impl HttpFilter {
             return self.deny(&denial);
         }
         let policy = &self.shared.policy;
-        let out = denial::render(
-            &denial,
-            &policy.rendering,
-            policy.route_name(self.route),
-            &self.request_id,
-            self.owed.cors.as_deref(),
-        );
-        self.shared.account(&out);
+        let out = denial::render(&denial, &policy.rendering, &self.tag(), self.owed.cors.as_deref());
+        self.shared.account(&out, self.route);
         self.emptying = true;
         self.empty_body(body_size)
     }
@@ -230,15 +238,16 @@ impl HttpFilter {
                 Some(s) => policy.resume_head(s, &head, &view, now),
             };
             for _ in 0..view.shared_hits() {
-                self.shared.metrics.bump(METRIC_SHARED_HITS);
+                self.shared.metrics.bump(telemetry::SHARED_TOKEN_HITS);
             }
             decision
         };
         self.route = decision.route;
         self.owed.cors = decision.cors;
         if let Some(d) = &decision.shadow {
-            self.shared.metrics.bump(METRIC_REPORT_ONLY);
-            let line = denial::report_only_log_line(d, policy.route_name(self.route), &self.request_id);
+            let route = telemetry::label_value(policy.route_name(self.route));
+            self.shared.metrics.bump(&telemetry::report_only(d.reason, &route));
+            let line = denial::report_only_log_line(d, &self.tag());
             abi::log(LogLevel::Info, &line);
         }
         let admission = match (decision.outcome, decision.suspended) {
@@ -287,8 +296,8 @@ impl HttpFilter {
     fn answer(&mut self, reply: &LocalResponse) -> Action {
         self.stage = Stage::Answered;
         self.headers = Vec::new();
-        self.shared.metrics.bump(METRIC_PREFLIGHT);
-        if let Err(e) = abi::send_local_response(reply.status, &reply.headers, &reply.body) {
+        self.count(Decision::Preflight);
+        if let Err(e) = abi::send_local_response(reply.status, &reply.headers, &reply.body, &reply.details) {
             abi::log(LogLevel::Error, &format!("api-guard: host refused local response (status {})", e.0));
         }
         Action::Pause
@@ -438,6 +447,8 @@ impl HttpContext for HttpFilter {
         let id_header = &self.shared.policy.request_id_header;
         let id = self.headers.iter().find(|(n, _)| n == id_header).map(|(_, v)| v.as_slice());
         self.request_id = request_id::resolve(id);
+        let head = RequestHead { headers: &self.headers, end_of_stream: None };
+        self.method = Method::parse(head.header_str(":method"));
         self.decide(None, 0, false)
     }
 

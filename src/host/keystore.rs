@@ -10,6 +10,9 @@ use crate::policy::capabilities::Capabilities;
 use crate::policy::jwt::jwks::MAX_JWKS_BYTES;
 use crate::policy::jwt::state::{NoSharedData, SharedData, State};
 use crate::policy::load;
+use crate::policy::telemetry;
+
+use super::metrics::Metrics;
 
 /// The host's shared data (Envoy and Kong; APISIX has none).
 pub struct HostShared;
@@ -72,7 +75,16 @@ pub fn fetch(state: &RefCell<State>, index: usize, now: i64, caps: &Capabilities
 
 /// Handles the response to a key-set request: reads its status and at most 64 KiB + 1 of the
 /// body and gives them to the core (which keeps the last good keys on any failure).
-pub fn complete(state: &RefCell<State>, index: usize, body_size: usize, now: i64, caps: &Capabilities) {
+/// Reads the answer to provider `index`'s key-set fetch, hands it to the core, logs and counts
+/// the outcome.
+pub fn complete(
+    state: &RefCell<State>,
+    index: usize,
+    body_size: usize,
+    now: i64,
+    caps: &Capabilities,
+    metrics: &Metrics,
+) {
     let status = abi::get_headers(MapType::HttpCallResponseHeaders)
         .ok()
         .and_then(|h| h.into_iter().find(|(n, _)| n == ":status"))
@@ -85,6 +97,8 @@ pub fn complete(state: &RefCell<State>, index: usize, body_size: usize, now: i64
     let mut state = state.borrow_mut();
     let result = state.complete_fetch(index, status, body.as_deref(), now, shared_data(caps));
     let name = state.provider_name(index).unwrap_or_default();
+    let outcome = result.as_ref().map_or_else(|e| e.name(), |_| "ok");
+    metrics.bump(&telemetry::fetches(name, outcome));
     match result {
         Ok(n) => {
             abi::log(LogLevel::Info, &format!("api-guard: jwks for provider '{name}' loaded ({n} keys)"));

@@ -1,57 +1,53 @@
-//! Counters, defined once per VM at configure time and shared by every HTTP context.
+//! Counters and gauges, shared by every HTTP context of a configuration.
 //!
-//! A counter bumped through the host is one more call across the wasm boundary on every request
-//! (`make bench` rows `W-h` and `W-hm` compare an empty filter with and without one). Where the
-//! host has timers, increments are therefore counted in the VM and handed to the host as one
-//! delta per counter on each tick (every 500 ms) and when the VM stops, the way Envoy's own
-//! thread-local counters are flushed. Without timers every increment goes to the host at once.
+//! Series are named by the core ([`crate::policy::telemetry`]: labels written into the name)
+//! and defined with the host the first time they are used, so only series that happen exist,
+//! and their number is bounded by the configuration. A counter bumped through the host is one
+//! more call across the wasm boundary on every request (`make bench` rows `W-h` and `W-hm`
+//! compare an empty filter with and without one). Where the host has timers, increments are
+//! therefore counted in the VM and handed to the host as one delta per series on each tick
+//! (every 500 ms) and when the VM stops, the way Envoy's own thread-local counters are flushed.
+//! Without timers every increment goes to the host at once.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use super::abi;
-use crate::policy::denial::{
-    Reason, METRIC_ALLOWED, METRIC_DENIED, METRIC_PREFLIGHT, METRIC_REPORT_ONLY, METRIC_SAFE_ERRORS,
-};
-use crate::policy::jwt::cache::METRIC_SHARED_HITS;
-use crate::policy::jwt::CAUSES;
+use crate::policy::denial::Reason;
+use crate::policy::telemetry::{self, Decision};
 
-/// One defined counter and what it has counted since the last flush.
+/// One series and what it has counted since the last flush; `id` is `None` where the host
+/// refused to define it (it is then not asked again).
 #[derive(Debug)]
 struct Counter {
-    id: u32,
+    id: Option<u32>,
     pending: Cell<u64>,
 }
 
-/// Counters by name. A counter the host refused to define is simply absent.
+impl Counter {
+    fn define(name: &str) -> Counter {
+        Counter { id: abi::define_counter(name).ok(), pending: Cell::new(0) }
+    }
+}
+
+/// A `requests_total` series: decision, reason, cause, route index.
+type RequestKey = (Decision, Option<Reason>, Option<&'static str>, Option<usize>);
+
+/// The series of one VM.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: HashMap<&'static str, Counter>,
+    /// `requests_total` by its labels; the most frequent series, looked up without building
+    /// its name.
+    requests: RefCell<HashMap<RequestKey, Counter>>,
+    /// Every other counter, by its full name.
+    named: RefCell<HashMap<String, Counter>>,
+    /// Gauges by full name.
+    gauges: RefCell<HashMap<String, Option<u32>>>,
     /// Whether increments wait for [`Metrics::flush`] (the host calls it on every tick).
     batched: Cell<bool>,
 }
 
 impl Metrics {
-    /// Defines every decision counter: allowed, denied, one per denial reason, and one per
-    /// invalid-token cause.
-    pub fn define() -> Metrics {
-        let names = [
-            METRIC_ALLOWED,
-            METRIC_DENIED,
-            METRIC_PREFLIGHT,
-            METRIC_REPORT_ONLY,
-            METRIC_SAFE_ERRORS,
-            METRIC_SHARED_HITS,
-        ]
-        .into_iter()
-        .chain(Reason::ALL.iter().map(|r| r.metric()))
-        .chain(CAUSES.iter().map(|(_, m)| *m));
-        let counters = names
-            .filter_map(|n| abi::define_counter(n).ok().map(|id| (n, Counter { id, pending: Cell::new(0) })))
-            .collect();
-        Metrics { counters, batched: Cell::new(false) }
-    }
-
     /// Batch increments until the next [`Metrics::flush`] (only once a tick is set up), or
     /// send each at once (flushing what was batched).
     pub fn set_batched(&self, batched: bool) {
@@ -61,24 +57,68 @@ impl Metrics {
         self.batched.set(batched);
     }
 
-    /// Adds one to a counter.
+    fn add(&self, c: &Counter) {
+        if self.batched.get() {
+            c.pending.set(c.pending.get().saturating_add(1));
+        } else if let Some(id) = c.id {
+            abi::increment(id, 1);
+        }
+    }
+
+    /// Counts one request: its decision, the denial's reason and cause, and its route
+    /// (`route_name` names the series the first time; `""` when no route matched).
+    pub fn request(
+        &self,
+        decision: Decision,
+        reason: Option<Reason>,
+        cause: Option<&'static str>,
+        route: Option<usize>,
+        route_name: &str,
+    ) {
+        let key = (decision, reason, cause, route);
+        let mut map = self.requests.borrow_mut();
+        let c = map.entry(key).or_insert_with(|| {
+            Counter::define(&telemetry::requests(
+                decision,
+                reason,
+                cause,
+                &telemetry::label_value(route_name),
+            ))
+        });
+        self.add(c);
+    }
+
+    /// Adds one to the counter named `name` (a [`telemetry`] name).
     pub fn bump(&self, name: &str) {
-        if let Some(c) = self.counters.get(name) {
-            if self.batched.get() {
-                c.pending.set(c.pending.get().saturating_add(1));
-            } else {
-                abi::increment(c.id, 1);
-            }
+        let mut map = self.named.borrow_mut();
+        if !map.contains_key(name) {
+            map.insert(name.to_string(), Counter::define(name));
+        }
+        if let Some(c) = map.get(name) {
+            self.add(c);
+        }
+    }
+
+    /// Sets the gauge named `name`.
+    pub fn set_gauge(&self, name: &str, value: u64) {
+        let mut map = self.gauges.borrow_mut();
+        if !map.contains_key(name) {
+            map.insert(name.to_string(), abi::define_gauge(name).ok());
+        }
+        if let Some(Some(id)) = map.get(name) {
+            abi::record(*id, value);
         }
     }
 
     /// Hands every batched increment to the host.
     pub fn flush(&self) {
-        for c in self.counters.values() {
+        let send = |c: &Counter| {
             let n = c.pending.replace(0);
-            if n > 0 {
-                abi::increment(c.id, n);
+            if let (true, Some(id)) = (n > 0, c.id) {
+                abi::increment(id, n);
             }
-        }
+        };
+        self.requests.borrow().values().for_each(send);
+        self.named.borrow().values().for_each(send);
     }
 }

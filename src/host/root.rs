@@ -15,9 +15,10 @@ use super::keystore;
 use super::metrics::Metrics;
 use super::shared::{now_unix, Shared};
 use crate::policy::capabilities::HostKind;
-use crate::policy::denial::{self, Denial, Reason};
+use crate::policy::denial::{self, Denial, Reason, RequestTag};
 use crate::policy::jwt::cache::shared_namespace;
 use crate::policy::load::{self, Level, Loaded, Note};
+use crate::policy::telemetry;
 
 /// Largest configuration accepted, so a host bug cannot make us parse unbounded input.
 const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
@@ -105,14 +106,16 @@ fn watch_held(state: &Shared) -> bool {
         let out = denial::render(
             &Denial::new(Reason::HostMisconfigured),
             &policy.rendering,
-            policy.route_name(s.route),
-            &s.request_id,
+            &RequestTag { route: policy.route_name(s.route), method: None, request_id: &s.request_id },
             None,
         );
-        state.account(&out);
-        if let Err(e) =
-            abi::send_local_response(out.response.status, &out.response.headers, &out.response.body)
-        {
+        state.account(&out, s.route);
+        if let Err(e) = abi::send_local_response(
+            out.response.status,
+            &out.response.headers,
+            &out.response.body,
+            &out.response.details,
+        ) {
             abi::log(LogLevel::Error, &format!("api-guard: host refused local response (status {})", e.0));
         }
     }
@@ -167,7 +170,7 @@ impl RootContext for Root {
         // Keep already-defined metrics and still-valid key sets across reconfiguration.
         let (metrics, previous) = match self.state.take() {
             Some(s) => (s.metrics, Rc::try_unwrap(s.verify).ok().map(RefCell::into_inner)),
-            None => (Rc::new(Metrics::define()), None),
+            None => (Rc::new(Metrics::default()), None),
         };
         // A live clock (and key-set refresh) on every tick where the host has timers.
         let clock = Rc::new(Cell::new(None));
@@ -216,12 +219,20 @@ impl RootContext for Root {
             // Calls after this (key fetches, metrics) are the root's own again.
             let _ = abi::set_effective_context(self.id);
         }
-        state.metrics.flush();
         let now = now_unix();
         state.clock.set(Some(now));
         if !state.verify.borrow().has_remote() {
+            state.metrics.flush();
             return;
         }
+        // Key-set health, as the core sees it (gauges are set, not batched).
+        for h in state.verify.borrow().health(now) {
+            let m = &state.metrics;
+            m.set_gauge(&telemetry::key_set(telemetry::JWKS_KEYS, h.provider), h.keys as u64);
+            m.set_gauge(&telemetry::key_set(telemetry::JWKS_AGE, h.provider), h.age_seconds.unsigned_abs());
+            m.set_gauge(&telemetry::key_set(telemetry::JWKS_STALE, h.provider), u64::from(h.stale));
+        }
+        state.metrics.flush();
         keystore::adopt_shared(&state.verify, &state.caps);
         let due = state.verify.borrow().due(now);
         for index in due {

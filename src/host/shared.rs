@@ -11,8 +11,9 @@ use super::held::Held;
 use super::keystore;
 use super::metrics::Metrics;
 use crate::policy::capabilities::Capabilities;
-use crate::policy::denial::{self, METRIC_DENIED};
+use crate::policy::denial;
 use crate::policy::jwt::state::State;
+use crate::policy::telemetry::Decision;
 use crate::policy::Policy;
 
 /// What every HTTP context of this root shares.
@@ -42,13 +43,11 @@ pub fn now_unix() -> i64 {
 }
 
 impl Shared {
-    /// Counts a denial (the total, its reason and its cause) and writes its log line: the one
-    /// place a rendered denial is accounted for, whether it is then sent or a body is emptied.
-    pub fn account(&self, out: &denial::Rendered) {
-        self.metrics.bump(METRIC_DENIED);
-        for m in out.metrics() {
-            self.metrics.bump(m);
-        }
+    /// Counts a denial (its reason, cause and route) and writes its log line: the one place a
+    /// rendered denial is accounted for, whether it is then sent or a body is emptied.
+    pub fn account(&self, out: &denial::Rendered, route: Option<usize>) {
+        let name = self.policy.route_name(route);
+        self.metrics.request(Decision::Denied, Some(out.reason), out.cause, route, name);
         abi::log(LogLevel::Info, &out.log_line);
     }
 
@@ -60,6 +59,6 @@ impl Shared {
     /// Takes in a key-set response for provider `index` (from whichever context sent the
     /// request). A changed key set empties the token cache, so a removed key cannot live on.
     pub fn complete_fetch(&self, index: usize, body_size: usize) {
-        keystore::complete(&self.verify, index, body_size, self.now(), &self.caps);
+        keystore::complete(&self.verify, index, body_size, self.now(), &self.caps, &self.metrics);
     }
 }

@@ -87,9 +87,17 @@ fn a_request_without_a_token_is_answered_here_and_counted() {
     assert!(headers.iter().any(|(n, _)| n == "strict-transport-security"), "hardening headers on a denial");
     let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(problem["type"], "urn:api-guard:problem:token-missing");
+    // The reason for the access log, and one labelled series counted once the tick flushes.
+    assert_eq!(fake::with(|h| h.details.clone()).as_deref(), Some("api_guard.token_missing"));
+    let series = "api_guard_requests_total.decision.denied.reason.token_missing.cause.none.route.unmatched";
+    assert_eq!(fake::counter(series), 0, "batched until the tick");
     root.on_tick();
-    assert_eq!(fake::counter("api_guard_denied_total"), 1);
-    assert_eq!(fake::counter("api_guard_denied_token_missing_total"), 1);
+    assert_eq!(fake::counter(series), 1);
+    let log = fake::with(|h| h.logs.iter().find(|(_, l)| l.contains("api_guard_denied")).cloned())
+        .expect("log line");
+    let log: serde_json::Value = serde_json::from_str(&log.1).unwrap();
+    assert_eq!(log["method"], "GET");
+    assert!(log["route"].is_null(), "{log}");
 }
 
 #[test]

@@ -224,46 +224,7 @@ impl Reason {
             }
         }
     }
-
-    /// Name of the counter incremented for this reason (valid as a Prometheus name).
-    pub fn metric(self) -> &'static str {
-        match self {
-            Reason::InvalidPath => "api_guard_denied_invalid_path_total",
-            Reason::HeadersTooLarge => "api_guard_denied_headers_too_large_total",
-            Reason::MethodNotAllowed => "api_guard_denied_method_not_allowed_total",
-            Reason::CredentialInQuery => "api_guard_denied_credential_in_query_total",
-            Reason::BodyTooLarge => "api_guard_denied_body_too_large_total",
-            Reason::UnsupportedMediaType => "api_guard_denied_unsupported_media_type_total",
-            Reason::TokenMissing => "api_guard_denied_token_missing_total",
-            Reason::TokenInvalid => "api_guard_denied_token_invalid_total",
-            Reason::InsufficientScope => "api_guard_denied_insufficient_scope_total",
-            Reason::AccessDenied => "api_guard_denied_access_denied_total",
-            Reason::KeysUnavailable => "api_guard_denied_keys_unavailable_total",
-            Reason::VerificationBudget => "api_guard_denied_verification_budget_total",
-            Reason::VerificationOverload => "api_guard_denied_verification_overload_total",
-            Reason::AmbiguousHeader => "api_guard_denied_ambiguous_header_total",
-            Reason::MethodOverride => "api_guard_denied_method_override_total",
-            Reason::InvalidJson => "api_guard_denied_invalid_json_total",
-            Reason::UnknownOperation => "api_guard_denied_unknown_operation_total",
-            Reason::InvalidRequest => "api_guard_denied_invalid_request_total",
-            Reason::DeprecatedOperation => "api_guard_denied_deprecated_operation_total",
-            Reason::CorsRejected => "api_guard_denied_cors_rejected_total",
-            Reason::ResponseWithheld => "api_guard_denied_response_withheld_total",
-            Reason::HostMisconfigured => "api_guard_denied_host_misconfigured_total",
-        }
-    }
 }
-
-/// Counter of requests allowed through.
-pub const METRIC_ALLOWED: &str = "api_guard_allowed_total";
-/// Counter of requests denied, whatever the reason.
-pub const METRIC_DENIED: &str = "api_guard_denied_total";
-/// Counter of CORS preflights answered (allowed ones; refused ones count as denials).
-pub const METRIC_PREFLIGHT: &str = "api_guard_cors_preflight_total";
-/// Counter of upstream 5xx bodies replaced by a generic problem.
-pub const METRIC_SAFE_ERRORS: &str = "api_guard_upstream_errors_replaced_total";
-/// Counter of requests a report-only policy would have refused.
-pub const METRIC_REPORT_ONLY: &str = "api_guard_report_only_denied_total";
 
 /// A decision to refuse a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,6 +313,9 @@ pub struct LocalResponse {
     pub headers: Vec<(String, String)>,
     /// Response body.
     pub body: Vec<u8>,
+    /// Why, for the gateway's access log (Envoy's `%RESPONSE_CODE_DETAILS%`):
+    /// `api_guard.<reason>` ([`super::telemetry::details`]).
+    pub details: String,
 }
 
 #[derive(Serialize)]
@@ -373,8 +337,23 @@ struct DenialLog<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cause: Option<&'static str>,
     status: u16,
-    route: &'a str,
+    /// One of the methods api-guard knows, or null: never the client's own text.
+    method: Option<&'static str>,
+    /// The matched route's configured name, or null.
+    route: Option<&'a str>,
     request_id: &'a str,
+}
+
+/// What a denial's response and log line say about its request: all from the configuration,
+/// the closed set of methods, and the validated request id; nothing the client wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTag<'a> {
+    /// The matched route's name (`""` when none matched).
+    pub route: &'a str,
+    /// The request's method, where it is one api-guard knows.
+    pub method: Option<super::method::Method>,
+    /// The request id (see [`super::request_id`]).
+    pub request_id: &'a str,
 }
 
 /// Everything the host needs to carry out a denial.
@@ -382,27 +361,26 @@ struct DenialLog<'a> {
 pub struct Rendered {
     /// The response to send.
     pub response: LocalResponse,
-    /// The reason's counter name.
-    pub metric: &'static str,
-    /// The cause's counter, for an invalid token (see [`super::jwt::CAUSES`]).
-    pub cause_metric: Option<&'static str>,
+    /// Why (the `reason` label of its counter, see [`super::telemetry`]).
+    pub reason: Reason,
+    /// The finer cause, if any (the `cause` label).
+    pub cause: Option<&'static str>,
     /// One JSON log line: reason, status, route, request id. No header values.
     pub log_line: String,
 }
 
 /// Maps a denial to its response, metric and log line. The only place that does.
 ///
-/// `route` is the matched route's name (`""` when none); `request_id` must already be
-/// validated (see [`super::request_id`]); `cors` are the request's CORS headers on a CORS
+/// `tag` names the request (its route, method and validated request id); `cors` are the request's CORS headers on a CORS
 /// route (see [`super::HeadDecision::cors`]): an allowed origin may then read the denial (a
 /// script can show why), and caches key on the origin either way.
 pub fn render(
     denial: &Denial,
     rendering: &Rendering,
-    route: &str,
-    request_id: &str,
+    tag: &RequestTag<'_>,
     cors: Option<&[(String, String)]>,
 ) -> Rendered {
+    let request_id = tag.request_id;
     let reason = denial.reason;
     let problem = Problem {
         type_uri: format!("{}{}", rendering.type_base, reason.slug()),
@@ -435,13 +413,15 @@ pub fn render(
     }
     headers.extend(rendering.local_headers.iter().cloned());
     Rendered {
-        response: LocalResponse { status: reason.status(), headers, body },
-        metric: reason.metric(),
-        cause_metric: match reason {
-            Reason::TokenInvalid => denial.cause.and_then(super::jwt::cause_metric),
-            _ => None,
+        response: LocalResponse {
+            status: reason.status(),
+            headers,
+            body,
+            details: super::telemetry::details(&super::telemetry::reason_label(reason)),
         },
-        log_line: log_line("api_guard_denied", denial, route, request_id),
+        reason,
+        cause: denial.cause,
+        log_line: log_line("api_guard_denied", denial, tag),
     }
 }
 
@@ -458,26 +438,20 @@ pub fn safe_error(status: u16, rendering: &Rendering, request_id: &str) -> Vec<u
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-impl Rendered {
-    /// Every counter this denial bumps besides the total: its reason's, and its cause's.
-    pub fn metrics(&self) -> impl Iterator<Item = &'static str> {
-        std::iter::once(self.metric).chain(self.cause_metric)
-    }
-}
-
 /// The log line for a denial a report-only policy did not send.
-pub fn report_only_log_line(denial: &Denial, route: &str, request_id: &str) -> String {
-    log_line("api_guard_report_only_denied", denial, route, request_id)
+pub fn report_only_log_line(denial: &Denial, tag: &RequestTag<'_>) -> String {
+    log_line("api_guard_report_only_denied", denial, tag)
 }
 
-fn log_line(event: &'static str, denial: &Denial, route: &str, request_id: &str) -> String {
+fn log_line(event: &'static str, denial: &Denial, tag: &RequestTag<'_>) -> String {
     let log = DenialLog {
         event,
         reason: denial.reason.slug(),
         cause: denial.cause,
         status: denial.reason.status(),
-        route,
-        request_id,
+        method: tag.method.map(super::method::Method::as_str),
+        route: (!tag.route.is_empty()).then_some(tag.route),
+        request_id: tag.request_id,
     };
     serde_json::to_string(&log).unwrap_or_default()
 }
@@ -490,14 +464,15 @@ mod tests {
     #[test]
     fn every_reason_has_distinct_stable_names() {
         let slugs: HashSet<_> = Reason::ALL.iter().map(|r| r.slug()).collect();
-        let metrics: HashSet<_> = Reason::ALL.iter().map(|r| r.metric()).collect();
         assert_eq!(slugs.len(), Reason::ALL.len());
-        assert_eq!(metrics.len(), Reason::ALL.len());
         for r in Reason::ALL {
-            assert_eq!(r.metric(), format!("api_guard_denied_{}_total", r.slug().replace('-', "_")));
             assert!((400..600).contains(&r.status()));
             assert!(!r.detail().is_empty() && !r.title().is_empty());
         }
+    }
+
+    fn tag<'a>(route: &'a str, request_id: &'a str) -> RequestTag<'a> {
+        RequestTag { route, method: Some(super::super::method::Method::GET), request_id }
     }
 
     fn rendering() -> Rendering {
@@ -514,23 +489,22 @@ mod tests {
 
     #[test]
     fn auth_denials_carry_rfc6750_challenges() {
-        let missing = render(&Denial::new(Reason::TokenMissing), &rendering(), "", "r", None);
+        let missing = render(&Denial::new(Reason::TokenMissing), &rendering(), &tag("", "r"), None);
         assert_eq!(missing.response.status, 401);
         assert_eq!(www(&missing), Some("Bearer realm=\"api\""));
         let invalid = render(
             &Denial::invalid_token(crate::policy::jwt::TokenError::Signature),
             &rendering(),
-            "",
-            "r",
+            &tag("", "r"),
             None,
         );
         assert_eq!(www(&invalid), Some("Bearer realm=\"api\", error=\"invalid_token\""));
         assert!(invalid.log_line.contains("\"cause\":\"signature\""));
         assert!(!String::from_utf8_lossy(&invalid.response.body).contains("signature"));
-        let scope = render(&Denial::insufficient_scope("a b".into()), &rendering(), "", "r", None);
+        let scope = render(&Denial::insufficient_scope("a b".into()), &rendering(), &tag("", "r"), None);
         assert_eq!(scope.response.status, 403);
         assert_eq!(www(&scope), Some("Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"a b\""));
-        let denied = render(&Denial::new(Reason::AccessDenied), &rendering(), "", "r", None);
+        let denied = render(&Denial::new(Reason::AccessDenied), &rendering(), &tag("", "r"), None);
         assert_eq!(denied.response.status, 403);
         assert_eq!(www(&denied), None);
     }
@@ -538,7 +512,7 @@ mod tests {
     #[test]
     fn renders_problem_json() {
         let d = Denial { allow: Some("GET, POST".into()), ..Denial::new(Reason::MethodNotAllowed) };
-        let out = render(&d, &rendering(), "users", "req-1", None);
+        let out = render(&d, &rendering(), &tag("users", "req-1"), None);
         assert_eq!(out.response.status, 405);
         let v: serde_json::Value = serde_json::from_slice(&out.response.body).unwrap();
         assert_eq!(v["type"], "urn:api-guard:problem:method-not-allowed");
@@ -551,6 +525,12 @@ mod tests {
         let log: serde_json::Value = serde_json::from_str(&out.log_line).unwrap();
         assert_eq!(log["reason"], "method-not-allowed");
         assert_eq!(log["route"], "users");
-        assert_eq!(out.metric, "api_guard_denied_method_not_allowed_total");
+        assert_eq!(log["method"], "GET");
+        assert_eq!(out.reason, Reason::MethodNotAllowed);
+        assert_eq!(out.response.details, "api_guard.method_not_allowed");
+        // No route matched: null, not "".
+        let out = render(&d, &rendering(), &tag("", "req-1"), None);
+        let log: serde_json::Value = serde_json::from_str(&out.log_line).unwrap();
+        assert!(log["route"].is_null(), "{log}");
     }
 }

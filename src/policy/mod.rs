@@ -10,7 +10,7 @@
 //! - [`jwt`]: token extraction, parsing, signature and claim checks; [`authz`]: per-route
 //!   requirements (providers, scopes, claim conditions, path bindings).
 //! - [`denial`]: the closed set of reasons and the single mapping to problem+json, metric and log.
-//! - [`request_id`]: request ids echoed in denials.
+//! - [`request_id`]: request ids echoed in denials; [`telemetry`]: metric names and their labels.
 //! - [`capabilities`]: what each gateway can do; [`load`]: whether a configuration loads on
 //!   one (the module's `on_configure` and the command line's `check`).
 
@@ -38,6 +38,7 @@ pub mod reply;
 pub mod request_id;
 pub mod response;
 pub mod route;
+pub mod telemetry;
 
 use authz::{JwtPolicy, Requirement, VerifyState};
 use config::{Config, ConfigError};
@@ -509,7 +510,12 @@ impl Policy {
             // API description): a preflight is answered here, never forwarded.
             let refusal = match &verdict {
                 Some(cors::Verdict::PreflightAllowed(h)) => {
-                    let respond = denial::LocalResponse { status: 204, headers: h.clone(), body: Vec::new() };
+                    let respond = denial::LocalResponse {
+                        status: 204,
+                        headers: h.clone(),
+                        body: Vec::new(),
+                        details: telemetry::details("cors_preflight"),
+                    };
                     return Ok(Prelude::Answer(Box::new(Admission {
                         body: BodyPlan::None,
                         headers: Vec::new(),

@@ -7,9 +7,10 @@
 //! request phase decided for the response travels in [`Owed`].
 
 use super::config::Oversize;
-use super::denial::{self, METRIC_SAFE_ERRORS};
+use super::denial;
 use super::http::HeaderOp;
 use super::response::{self, Duty, Framing, Rewrite};
+use super::telemetry::UPSTREAM_ERRORS_REPLACED;
 use super::{cors, Policy};
 
 /// What the request phase leaves for the response phases, carried by the host from one to
@@ -165,7 +166,7 @@ impl Policy {
             BodyWork::Replace(_) if !chunk.end_of_stream => BodyStep::Hold,
             BodyWork::Replace(status) => BodyStep::Replace {
                 body: denial::safe_error(*status, &self.rendering, request_id),
-                metric: Some(METRIC_SAFE_ERRORS),
+                metric: Some(UPSTREAM_ERRORS_REPLACED),
             },
             BodyWork::Rewrite(plan) => {
                 if plan.framing == Framing::Sniffed && size > 0 {
@@ -285,7 +286,7 @@ mod tests {
         else {
             panic!("not replaced")
         };
-        assert_eq!(metric, Some(METRIC_SAFE_ERRORS));
+        assert_eq!(metric, Some(UPSTREAM_ERRORS_REPLACED));
         assert!(String::from_utf8(problem).unwrap().contains("\"request_id\":\"id-1\""));
         let apisix = BodyHost { can_replace: false, buffer_limit: None };
         assert_eq!(safe.response_head(&o, &upstream("500", "text/html"), false, apisix).body, BodyWork::Pass);

@@ -100,6 +100,9 @@ pub fn cluster_yaml(name: &str, port: u16) -> String {
 
 /// Stands for the Envoy's own run directory in a bootstrap; [`Envoy::start_yaml`] replaces it
 /// with the directory it makes for that Envoy (e.g. for an access log path).
+/// The labelled request counter.
+pub const REQUESTS: &str = api_guard::policy::telemetry::REQUESTS;
+
 pub const RUN_DIR: &str = "@RUN_DIR@";
 
 /// A bootstrap with one listener: `filters` (entries of `http_filters`) then the router;
@@ -113,12 +116,13 @@ pub fn listener_bootstrap(filters: &str, route_action: &str, vhost_extra: &str, 
         r#"
 admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-static_resources:
+{stats}static_resources:
   listeners:
 {listener}
   clusters:
 {clusters}"#,
-        listener = listener_yaml(filters, route_action, vhost_extra)
+        listener = listener_yaml(filters, route_action, vhost_extra),
+        stats = api_guard::policy::telemetry::stats_config_yaml(0)
     )
 }
 
@@ -163,7 +167,7 @@ pub fn bootstrap(upstream_port: u16, config: &str, opts: &EnvoyOptions) -> Strin
     yaml.replacen(
         "stat_prefix: ingress\n",
         &format!(
-            "stat_prefix: ingress\n{hcm}          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format: {{ text_format_source: {{ inline_string: \"%START_TIME% %REQ(:METHOD)% %PATH(NQ)% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %REQ(X-REQUEST-ID)%\\n\" }} }}\n",
+            "stat_prefix: ingress\n{hcm}          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format: {{ text_format_source: {{ inline_string: \"%START_TIME% %REQ(:METHOD)% %PATH(NQ)% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %REQ(X-REQUEST-ID)% %RESPONSE_CODE_DETAILS%\\n\" }} }}\n",
             yaml_string(&format!("{RUN_DIR}/access.log"))
         ),
         1,
@@ -334,17 +338,57 @@ impl Envoy {
     }
 
     /// A module counter's value from `/stats` (0 when absent). Envoy 1.40 lists module
-    /// metrics under the `wasmcustom.` namespace there. The module hands its counts to Envoy on
-    /// each 500 ms tick, so this first waits for two ticks.
+    /// metrics under the `wasmcustom.` namespace there, by their full names (labels written
+    /// in). The module hands its counts to Envoy on each 500 ms tick, so this first waits for
+    /// two ticks.
     pub fn counter(&self, name: &str) -> u64 {
+        self.series(name, &[])
+    }
+
+    /// The sum of the series of the labelled metric `base` whose labels include `labels`
+    /// (`api_guard_requests_total.decision.denied.reason.token_invalid...`), from `/stats`.
+    pub fn series(&self, base: &str, labels: &[(&str, &str)]) -> u64 {
         settle_counters();
-        let full = format!("wasmcustom.{name}");
-        let (_, body) = self.admin(&format!("/stats?filter={name}")).unwrap_or_default();
+        let prefix = format!("wasmcustom.{base}");
+        let (_, body) = self.admin(&format!("/stats?filter={base}")).unwrap_or_default();
         body.lines()
             .filter_map(|l| l.split_once(": "))
-            .find(|(k, _)| k.trim() == full)
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0)
+            .filter_map(|(k, v)| {
+                let rest = k.trim().strip_prefix(&prefix)?;
+                let parts: Vec<&str> = rest.split('.').skip(1).collect();
+                if !rest.is_empty() && !rest.starts_with('.') {
+                    return None;
+                }
+                let have: Vec<(&str, &str)> =
+                    parts.chunks(2).filter_map(|c| Some((*c.first()?, *c.get(1)?))).collect();
+                labels.iter().all(|l| have.contains(l)).then(|| v.trim().parse::<u64>().ok()).flatten()
+            })
+            .sum()
+    }
+
+    /// Requests denied for `reason` (`token_invalid`), on every route.
+    pub fn denied(&self, reason: &str) -> u64 {
+        self.series(REQUESTS, &[("decision", "denied"), ("reason", reason)])
+    }
+
+    /// Requests denied, whatever the reason.
+    pub fn denied_total(&self) -> u64 {
+        self.series(REQUESTS, &[("decision", "denied")])
+    }
+
+    /// Requests allowed through.
+    pub fn allowed(&self) -> u64 {
+        self.series(REQUESTS, &[("decision", "allowed")])
+    }
+
+    /// Tokens refused as invalid for `cause` (`signature`, `expired`, ...).
+    pub fn token_invalid(&self, cause: &str) -> u64 {
+        self.series(REQUESTS, &[("reason", "token_invalid"), ("cause", cause)])
+    }
+
+    /// CORS preflights answered.
+    pub fn preflights(&self) -> u64 {
+        self.series(REQUESTS, &[("decision", "preflight")])
     }
 
     /// The run directory: bootstrap, log and access log of this Envoy only.

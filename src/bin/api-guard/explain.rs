@@ -15,6 +15,7 @@ use api_guard::policy::denial::{self, Denial, Reason};
 use api_guard::policy::jwt::state::{NoSharedData, View};
 use api_guard::policy::jwt::ProviderKeys;
 use api_guard::policy::load;
+use api_guard::policy::method::Method;
 use api_guard::policy::{BodyPlan, HeaderOp, Policy, RequestHead};
 
 use crate::check::{host_choice, HostChoice};
@@ -274,8 +275,12 @@ fn explain(
     }
     match (denial, admission) {
         (Some(d), _) => {
-            let out =
-                denial::render(&d, &policy.rendering, policy.route_name(route), "explain", cors.as_deref());
+            let tag = denial::RequestTag {
+                route: policy.route_name(route),
+                method: Method::parse(&request.method),
+                request_id: "explain",
+            };
+            let out = denial::render(&d, &policy.rendering, &tag, cors.as_deref());
             let problem: serde_json::Value = serde_json::from_slice(&out.response.body).unwrap_or_default();
             println!(
                 "decision   denied: {} {}",

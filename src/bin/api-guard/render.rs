@@ -9,6 +9,7 @@
 use api_guard::policy::capabilities::HostKind;
 use api_guard::policy::jwt::ProviderKeys;
 use api_guard::policy::load;
+use api_guard::policy::telemetry;
 use serde_json::Value;
 
 use crate::{source, usage, Exit};
@@ -284,7 +285,9 @@ fn envoy(policy: &Value, o: &Options) -> String {
 {key_lines}# The module path is relative to where Envoy starts (`make wasm` builds it).
 admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9901 }} }}
-static_resources:
+# api-guard writes its labels into its metric names; these rules turn them back into labels
+# (`api_guard_requests_total{{decision=\"denied\",reason=\"token_invalid\",...}}`).
+{stats}static_resources:
   listeners:
   - name: api
     address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
@@ -337,6 +340,7 @@ static_resources:
   clusters:
 {clusters}",
         upstream = o.upstream,
+        stats = telemetry::stats_config_yaml(0),
         policy = indented(policy, 20),
         module = o.module,
     )

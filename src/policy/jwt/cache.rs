@@ -147,9 +147,6 @@ impl TokenCache {
     }
 }
 
-/// Counter of tokens taken from the cache the worker VMs share (verified by another VM).
-pub const METRIC_SHARED_HITS: &str = "api_guard_token_cache_shared_hits_total";
-
 /// Names the shared slots of one plugin configuration: hex of the first 8 bytes of the
 /// configuration's SHA-256.
 pub fn shared_namespace(configuration: &[u8]) -> String {

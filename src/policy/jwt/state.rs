@@ -197,6 +197,24 @@ impl State {
             .collect()
     }
 
+    /// The health of every remote key set at `now`, for its gauges.
+    pub fn health(&self, now: i64) -> Vec<KeySetHealth<'_>> {
+        self.remotes
+            .iter()
+            .flatten()
+            .map(|r| {
+                let keys = r.cache.keys().map_or(0, |k| k.keys.len());
+                let age = (keys > 0).then(|| now.saturating_sub(r.cache.fetched_at()).max(0));
+                KeySetHealth {
+                    provider: &r.name,
+                    keys,
+                    age_seconds: age.unwrap_or(0),
+                    stale: age.is_none_or(|a| a > r.spec.cache_duration),
+                }
+            })
+            .collect()
+    }
+
     /// Starts a fetch of provider `index`'s key set: what to send (to its cluster where the
     /// host has `clusters`). Until [`Self::complete_fetch`] or [`Self::fetch_not_sent`], no other
     /// fetch of it starts.
@@ -263,6 +281,19 @@ impl State {
         }
         changed
     }
+}
+
+/// How a remote key set is doing, for its gauges ([`crate::policy::telemetry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySetHealth<'s> {
+    /// The provider.
+    pub provider: &'s str,
+    /// Usable keys (0 before the first good fetch).
+    pub keys: usize,
+    /// Seconds since the last good fetch (0 before it).
+    pub age_seconds: i64,
+    /// Missing, or older than `cache_duration_seconds`: every refresh since has failed.
+    pub stale: bool,
 }
 
 /// Names the request's client (its budget key, see [`super::budget::client_key`]) and its

@@ -449,6 +449,16 @@ export class Host {
     for (const m of this.metrics.values()) if (m.name === name) return Number(m.value);
     return 0;
   }
+
+  // The sum of the series of a labelled metric (labels written into the name, see
+  // src/policy/telemetry.rs) whose name starts with `prefix`, e.g.
+  // "api_guard_requests_total.decision.denied.".
+  series(prefix, { tick = true } = {}) {
+    if (tick) this.runTick();
+    let n = 0;
+    for (const m of this.metrics.values()) if (m.name.startsWith(prefix)) n += Number(m.value);
+    return n;
+  }
 }
 
 export const header = (pairs, name) => pairs?.find(([k]) => k === name)?.[1];

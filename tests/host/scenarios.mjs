@@ -132,7 +132,7 @@ const scenarios = {
     const r = w2.request({ path: "/orders", headers: [bearer("rs256")] });
     c.that(header(r.forwarded?.headers, "x-user") === "user-99", `worker 2 x-user ${header(r.forwarded?.headers, "x-user")}`);
     if (h.name === "envoy") {
-      const hits = w2.metric("api_guard_token_cache_shared_hits_total");
+      const hits = w2.metric("api_guard_shared_token_cache_hits_total");
       c.that(hits === 1, `shared hits ${hits}`);
     }
     // Another configuration (other limits here; other issuers or audiences alike) never
@@ -292,16 +292,17 @@ for (const profile of ["envoy", "kong", "apisix"]) {
   rows.push([profile, "no call the host lacks was made", ok ? [] : [...h.unimplemented, ...h.traps]]);
   if (!ok) failed++;
   if (profile === "envoy") {
-    const denied = h.metric("api_guard_denied_total");
-    rows.push([profile, "denials counted", denied > 0 ? [] : ["api_guard_denied_total is 0"]]);
+    const DENIED = "api_guard_requests_total.decision.denied.";
+    const denied = h.series(DENIED);
+    rows.push([profile, "denials counted", denied > 0 ? [] : ["no denied series counted"]]);
     if (!(denied > 0)) failed++;
     // Where the host has timers, counts reach it as one delta per tick, not one call per request.
-    const host = () => Number([...h.metrics.values()].find((m) => m.name === "api_guard_denied_total")?.value ?? 0);
+    const host = () => h.series(DENIED, { tick: false });
     const calls = h.counts.proxy_increment_metric ?? 0;
     for (let i = 0; i < 3; i++) h.request({ path: "/orders" });
     const unflushed = host() === denied && (h.counts.proxy_increment_metric ?? 0) === calls;
-    const flushed = h.metric("api_guard_denied_total") === denied + 3;
-    const batching = unflushed && flushed ? [] : [`before the tick ${host()} (calls +${(h.counts.proxy_increment_metric ?? 0) - calls}), after ${h.metric("api_guard_denied_total")}, want ${denied} then ${denied + 3}`];
+    const flushed = h.series(DENIED) === denied + 3;
+    const batching = unflushed && flushed ? [] : [`before the tick ${host()} (calls +${(h.counts.proxy_increment_metric ?? 0) - calls}), after ${h.series(DENIED)}, want ${denied} then ${denied + 3}`];
     rows.push([profile, "counters batched per tick", batching]);
     if (batching.length) failed++;
   }

@@ -145,6 +145,19 @@ fn every_shipped_policy_passes_check() {
         assert_eq!(out.status.code(), Some(0), "{}:\n{}", f.display(), stdout(&out));
         assert!(stdout(&out).contains(" ok"), "{}", stdout(&out));
     }
+    // The shipped bootstraps extract api-guard's labels; one without the rules is told so.
+    for f in &files {
+        let out = stdout(&cli(&["check", f.to_str().unwrap()]));
+        assert!(!out.contains("lacks api-guard's stats_tags"), "{}: {out}", f.display());
+    }
+    let dir = support::unique_dir("cli-tags");
+    let envoy = std::fs::read_to_string(repo_root().join("envoy-config/envoy.yaml")).unwrap();
+    let untagged = envoy.replace(&api_guard::policy::telemetry::stats_config_yaml(0), "");
+    assert_ne!(untagged, envoy);
+    let f = write(&dir, "envoy.yaml", &untagged);
+    let out = cli(&["check", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("lacks api-guard's stats_tags"), "{}", stdout(&out));
     // Each Envoy filter of per-listener.yaml, each Kong chain and plugin: one verdict each.
     let out = stdout(&cli(&["check", "kong-config/kong.yml"]));
     assert_eq!(out.matches("ok for Kong").count(), 3, "{out}");

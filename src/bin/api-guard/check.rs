@@ -184,6 +184,11 @@ fn check_one(file: &str, e: &Embedded, host: HostKind, choice: HostChoice) -> Ex
             }
         }
     }
+    if e.stats_tags == Some(false) {
+        println!(
+            "{file}: note: the bootstrap's stats_config lacks api-guard's stats_tags: its metrics keep their labels in their names (`api-guard render envoy` writes the rules; README, Metrics and logs)"
+        );
+    }
     let at = if e.at.is_empty() { String::new() } else { format!(" {}:", e.at) };
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(

@@ -25,6 +25,8 @@ pub struct Embedded {
     text_line: Option<usize>,
     /// Cluster names the file defines (Envoy bootstraps), to check `remote_jwks` clusters.
     pub clusters: Option<Vec<String>>,
+    /// For an Envoy bootstrap: whether its `stats_config.stats_tags` extract api-guard's labels.
+    pub stats_tags: Option<bool>,
 }
 
 impl Embedded {
@@ -106,6 +108,7 @@ fn whole(text: &str, tree: Option<Node>) -> Embedded {
         tree,
         text_line: Some(1),
         clusters: None,
+        stats_tags: None,
     }
 }
 
@@ -118,6 +121,7 @@ fn yaml_policy(node: &Node, at: String, host: Option<HostKind>) -> Embedded {
         tree: Some(node.clone()),
         text_line: None,
         clusters: None,
+        stats_tags: None,
     }
 }
 
@@ -129,7 +133,15 @@ fn string_policy(node: &Node, text: &str, at: String, host: Option<HostKind>) ->
         shift(&mut t, start - 1);
         t
     });
-    Embedded { at, host, bytes: text.as_bytes().to_vec(), tree, text_line: Some(start), clusters: None }
+    Embedded {
+        at,
+        host,
+        bytes: text.as_bytes().to_vec(),
+        tree,
+        text_line: Some(start),
+        clusters: None,
+        stats_tags: None,
+    }
 }
 
 fn shift(node: &mut Node, by: usize) {
@@ -152,6 +164,7 @@ fn policy_at(node: &Node, at: String, host: HostKind) -> Embedded {
 fn embedded_in(doc: &Node, prefix: &str, found: &mut Vec<Embedded>) {
     if doc.get("static_resources").is_some() {
         let clusters = cluster_names(doc);
+        let tags = has_stats_tags(doc);
         let mut paths = Vec::new();
         find(doc, String::new(), &mut paths, &|n| {
             n.get("name").and_then(Node::as_str) == Some("envoy.filters.http.wasm")
@@ -164,7 +177,11 @@ fn embedded_in(doc: &Node, prefix: &str, found: &mut Vec<Embedded>) {
             let Some(config) = filter.get("typed_config").and_then(|t| t.get("config")) else { continue };
             let Some(configuration) = config.get("configuration") else {
                 // No configuration: the module gets an empty one (the defaults).
-                found.push(Embedded { clusters: Some(clusters.clone()), ..empty(prefix, &path, config) });
+                found.push(Embedded {
+                    clusters: Some(clusters.clone()),
+                    stats_tags: Some(tags),
+                    ..empty(prefix, &path, config)
+                });
                 continue;
             };
             let at = format!("{prefix}{path}.typed_config.config.configuration");
@@ -177,6 +194,7 @@ fn embedded_in(doc: &Node, prefix: &str, found: &mut Vec<Embedded>) {
                 None => empty(prefix, &at, configuration),
             };
             e.clusters = Some(clusters.clone());
+            e.stats_tags = Some(tags);
             found.push(e);
         }
         return;
@@ -220,6 +238,7 @@ fn empty(prefix: &str, at: &str, node: &Node) -> Embedded {
         tree: None,
         text_line: Some(node.line),
         clusters: None,
+        stats_tags: None,
     }
 }
 
@@ -243,6 +262,19 @@ fn find<'a>(node: &'a Node, path: String, out: &mut Vec<(String, &'a Node)>, wan
             }
         }
     }
+}
+
+/// Whether the bootstrap's `stats_config.stats_tags` holds every rule api-guard's labels need.
+fn has_stats_tags(doc: &Node) -> bool {
+    let have: Vec<(&str, &str)> =
+        match doc.get("stats_config").and_then(|s| s.get("stats_tags")).map(|t| &t.value) {
+            Some(Tree::Seq(items)) => items
+                .iter()
+                .filter_map(|t| Some((t.get("tag_name")?.as_str()?, t.get("regex")?.as_str()?)))
+                .collect(),
+            _ => Vec::new(),
+        };
+    api_guard::policy::telemetry::STATS_TAGS.iter().all(|want| have.contains(want))
 }
 
 fn cluster_names(doc: &Node) -> Vec<String> {

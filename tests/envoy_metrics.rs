@@ -270,6 +270,16 @@ fn labelled_metrics_key_set_health_access_log_dashboard_and_alerts() {
     assert_eq!(requests(&[("decision", "allowed"), ("route", "health")]), Some(1.0));
     assert!(requests(&[("decision", "allowed"), ("route", "orders")]).is_some_and(|n| n >= 1.0));
     assert!(prom.contains("# TYPE api_guard_requests_total counter"));
+    // The provider whose token was judged; `none` where there was no token.
+    assert_eq!(
+        requests(&[("reason", "token_invalid"), ("cause", "expired"), ("provider", "idp")]),
+        Some(3.0)
+    );
+    assert_eq!(requests(&[("reason", "keys_unavailable"), ("provider", "idp")]), Some(refused as f64));
+    assert_eq!(requests(&[("reason", "token_missing"), ("provider", "none")]), Some(4.0));
+    assert!(requests(&[("decision", "allowed"), ("route", "orders"), ("provider", "idp")])
+        .is_some_and(|n| n >= 1.0));
+    assert_eq!(requests(&[("decision", "allowed"), ("route", "health"), ("provider", "none")]), Some(1.0));
     // No label carries request data: every route label is a configured name.
     for l in prom.lines().filter(|l| l.starts_with("api_guard_requests_total{")) {
         assert!(l.contains("route=\"orders\"") || l.contains("route=\"health\""), "{l}");

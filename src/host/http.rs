@@ -120,8 +120,8 @@ impl HttpFilter {
 
     /// Counts a request that was not denied.
     fn count(&self, decision: Decision) {
-        let name = self.shared.policy.route_name(self.route);
-        self.shared.metrics.request(decision, None, None, self.route, name);
+        let (provider, route) = (self.owed.provider, self.route);
+        self.shared.metrics.request(decision, None, None, provider, route, &self.shared.policy);
     }
 
     /// The request is no longer held for its body.
@@ -276,6 +276,7 @@ impl HttpFilter {
     fn admit(&mut self, admission: Admission, buffered: u64, body_done: bool) -> Action {
         self.owed.headers = admission.response_headers;
         self.owed.authenticated = admission.authenticated;
+        self.owed.provider = admission.provider;
         self.owed.duty = admission.response;
         if let Some(reply) = admission.respond {
             return self.answer(&reply);

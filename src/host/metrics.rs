@@ -14,7 +14,8 @@ use std::collections::HashMap;
 
 use super::abi;
 use crate::policy::denial::Reason;
-use crate::policy::telemetry::{self, Decision};
+use crate::policy::telemetry::{self, Decision, RequestLabels};
+use crate::policy::Policy;
 
 /// One series and what it has counted since the last flush; `id` is `None` where the host
 /// refused to define it (it is then not asked again).
@@ -30,8 +31,8 @@ impl Counter {
     }
 }
 
-/// A `requests_total` series: decision, reason, cause, route index.
-type RequestKey = (Decision, Option<Reason>, Option<&'static str>, Option<usize>);
+/// A `requests_total` series: decision, reason, cause, provider index, route index.
+type RequestKey = (Decision, Option<Reason>, Option<&'static str>, Option<usize>, Option<usize>);
 
 /// The series of one VM.
 #[derive(Debug, Default)]
@@ -65,25 +66,25 @@ impl Metrics {
         }
     }
 
-    /// Counts one request: its decision, the denial's reason and cause, and its route
-    /// (`route_name` names the series the first time; `""` when no route matched).
+    /// Counts one request: its decision, the denial's reason and cause, the provider whose
+    /// token was judged and its route (indexes into `policy`, which names the series the
+    /// first time it is used).
     pub fn request(
         &self,
         decision: Decision,
         reason: Option<Reason>,
         cause: Option<&'static str>,
+        provider: Option<usize>,
         route: Option<usize>,
-        route_name: &str,
+        policy: &Policy,
     ) {
-        let key = (decision, reason, cause, route);
+        let key = (decision, reason, cause, provider, route);
         let mut map = self.requests.borrow_mut();
         let c = map.entry(key).or_insert_with(|| {
-            Counter::define(&telemetry::requests(
-                decision,
-                reason,
-                cause,
-                &telemetry::label_value(route_name),
-            ))
+            let provider =
+                provider.and_then(|i| policy.jwt.as_ref()?.providers.get(i)).map(|p| p.name.as_str());
+            let labels = RequestLabels { decision, reason, cause, provider, route: policy.route_name(route) };
+            Counter::define(&telemetry::requests(&labels))
         });
         self.add(c);
     }

@@ -43,11 +43,17 @@ pub fn now_unix() -> i64 {
 }
 
 impl Shared {
-    /// Counts a denial (its reason, cause and route) and writes its log line: the one place a
-    /// rendered denial is accounted for, whether it is then sent or a body is emptied.
+    /// Counts a denial (its reason, cause, provider and route) and writes its log line: the one
+    /// place a rendered denial is accounted for, whether it is then sent or a body is emptied.
     pub fn account(&self, out: &denial::Rendered, route: Option<usize>) {
-        let name = self.policy.route_name(route);
-        self.metrics.request(Decision::Denied, Some(out.reason), out.cause, route, name);
+        self.metrics.request(
+            Decision::Denied,
+            Some(out.reason),
+            out.cause,
+            out.provider,
+            route,
+            &self.policy,
+        );
         abi::log(LogLevel::Info, &out.log_line);
     }
 

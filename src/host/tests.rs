@@ -89,7 +89,7 @@ fn a_request_without_a_token_is_answered_here_and_counted() {
     assert_eq!(problem["type"], "urn:api-guard:problem:token-missing");
     // The reason for the access log, and one labelled series counted once the tick flushes.
     assert_eq!(fake::with(|h| h.details.clone()).as_deref(), Some("api_guard.token_missing"));
-    let series = "api_guard_requests_total.decision.denied.reason.token_missing.cause.none.route.unmatched";
+    let series = "api_guard_requests_total.decision.denied.reason.token_missing.cause.none.provider.none.route.unmatched";
     assert_eq!(fake::counter(series), 0, "batched until the tick");
     root.on_tick();
     assert_eq!(fake::counter(series), 1);

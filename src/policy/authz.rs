@@ -403,15 +403,17 @@ fn verify_with(
     Ok(verified)
 }
 
-fn token_denial(e: TokenError) -> Denial {
-    match e {
+/// The denial for provider `provider`'s token failing with `e`.
+fn token_denial(e: TokenError, provider: usize) -> Denial {
+    let d = match e {
         TokenError::KeysUnavailable => Denial::new(Reason::KeysUnavailable),
         TokenError::Budget(seconds) => {
             Denial { retry_after: Some(seconds), ..Denial::new(Reason::VerificationBudget) }
         }
         TokenError::Overload => Denial { retry_after: Some(1), ..Denial::new(Reason::VerificationOverload) },
         e => Denial::invalid_token(e),
-    }
+    };
+    Denial { provider: u16::try_from(provider).ok(), ..d }
 }
 
 /// Judges a request against `requirement`.
@@ -434,7 +436,7 @@ pub fn authorize(
     let mut fetch = None;
     let mut grant = Grant::default();
     let mut missing = true;
-    let mut failure: Option<TokenError> = None;
+    let mut failure: Option<(TokenError, usize)> = None;
     for &pi in &rule.providers {
         let Some(provider) = jwt.providers.get(pi) else { continue };
         let Some(found) = extract::find(&provider.sources, head, query) else {
@@ -468,19 +470,19 @@ pub fn authorize(
             }
             Err(e) => {
                 if rule.require_all {
-                    return Err(Refusal { denial: token_denial(e), fetch });
+                    return Err(Refusal { denial: token_denial(e, pi), fetch });
                 }
                 // An unavailable key set outranks a bad token from another provider: the
                 // caller should retry rather than re-authenticate.
                 if failure.is_none() || e == TokenError::KeysUnavailable {
-                    failure = Some(e);
+                    failure = Some((e, pi));
                 }
             }
         }
     }
     if grant.tokens.is_empty() {
         let denial = match failure {
-            Some(e) => token_denial(e),
+            Some((e, pi)) => token_denial(e, pi),
             None => {
                 debug_assert!(missing);
                 Denial::new(Reason::TokenMissing)
@@ -489,14 +491,17 @@ pub fn authorize(
         return Err(Refusal { denial, fetch });
     }
     let all_claims = || grant.tokens.iter().map(|(_, v)| &v.claims);
+    // A refusal after verification names the provider of the (first) verified token.
+    let verified = grant.tokens.first().and_then(|(pi, _)| u16::try_from(*pi).ok());
+    let refuse = |d: Denial| -> Refusal { Denial { provider: verified, ..d }.into() };
     for scope in &rule.scopes {
         if !all_claims().any(|c| granted_scopes(c).contains(&scope.as_str())) {
-            return Err(Denial::insufficient_scope(rule.scope_challenge.clone()).into());
+            return Err(refuse(Denial::insufficient_scope(rule.scope_challenge.clone())));
         }
     }
     for cond in &rule.claims {
         if !all_claims().any(|c| holds(&cond.condition, jwt::claim(c, &cond.path))) {
-            return Err(Denial::new(Reason::AccessDenied).into());
+            return Err(refuse(Denial::new(Reason::AccessDenied)));
         }
     }
     for b in &rule.bind {
@@ -510,7 +515,7 @@ pub fn authorize(
             })
         });
         if !ok {
-            return Err(Denial::new(Reason::AccessDenied).into());
+            return Err(refuse(Denial::new(Reason::AccessDenied)));
         }
     }
     Ok(grant)

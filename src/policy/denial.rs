@@ -241,6 +241,10 @@ pub struct Denial {
     pub errors: Vec<ProblemError>,
     /// Seconds for `Retry-After`, where the denial knows when to come back.
     pub retry_after: Option<u32>,
+    /// The JWT provider whose token was judged (index into the policy's providers), for the
+    /// `provider` label of the request counter; `None` where no token was. (`u16` keeps the
+    /// denial small: it travels in every `Result` of the request path.)
+    pub provider: Option<u16>,
 }
 
 /// One entry of a problem's `errors` array: where, which rule, and why, in words that never
@@ -259,7 +263,15 @@ pub struct ProblemError {
 impl Denial {
     /// A denial with no extra headers.
     pub fn new(reason: Reason) -> Denial {
-        Denial { reason, allow: None, scope: None, cause: None, errors: Vec::new(), retry_after: None }
+        Denial {
+            reason,
+            allow: None,
+            scope: None,
+            cause: None,
+            errors: Vec::new(),
+            retry_after: None,
+            provider: None,
+        }
     }
 
     /// A denial listing what failed validation.
@@ -365,6 +377,8 @@ pub struct Rendered {
     pub reason: Reason,
     /// The finer cause, if any (the `cause` label).
     pub cause: Option<&'static str>,
+    /// The provider whose token was judged, if any (the `provider` label).
+    pub provider: Option<usize>,
     /// One JSON log line: reason, status, route, request id. No header values.
     pub log_line: String,
 }
@@ -421,6 +435,7 @@ pub fn render(
         },
         reason,
         cause: denial.cause,
+        provider: denial.provider.map(usize::from),
         log_line: log_line("api_guard_denied", denial, tag),
     }
 }

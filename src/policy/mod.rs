@@ -115,6 +115,9 @@ pub struct Admission {
     /// Whether the request presented a verified token (its response must not be cached by
     /// shared caches).
     pub authenticated: bool,
+    /// The provider of the (first) verified token, for the `provider` label of the request
+    /// counter.
+    pub provider: Option<usize>,
     /// What the response is owed: field rules, the schema allowlist, buffering.
     pub response: response::Duty,
 }
@@ -522,6 +525,7 @@ impl Policy {
                         response_headers: Vec::new(),
                         respond: Some(respond),
                         authenticated: false,
+                        provider: None,
                         response: response::Duty::default(),
                     })));
                 }
@@ -686,6 +690,7 @@ impl Policy {
             .map(|h| HeaderOp::Remove(h.clone()))
             .collect();
         let authenticated = !grant.tokens.is_empty();
+        let provider = grant.tokens.first().map(|(pi, _)| *pi);
         // Scopes are gathered only where field rules may be waived by them.
         let rules = match self.response.as_ref().filter(|r| r.has_rules()) {
             Some(r) => {
@@ -709,7 +714,7 @@ impl Policy {
         if let Some(p) = forward_path {
             headers.push(HeaderOp::Set(":path".into(), p.to_string()));
         }
-        Ok(Admission { body, headers, response_headers, respond: None, authenticated, response })
+        Ok(Admission { body, headers, response_headers, respond: None, authenticated, provider, response })
     }
 }
 
@@ -814,6 +819,7 @@ mod tests {
                     response_headers: vec![],
                     respond: None,
                     authenticated: false,
+                    provider: None,
                     response: response::Duty::default(),
                 }),
                 suspended: None,

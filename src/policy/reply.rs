@@ -23,6 +23,8 @@ pub struct Owed {
     pub cors: Option<Vec<(String, String)>>,
     /// Whether the request presented a verified token (its answer must not be cached).
     pub authenticated: bool,
+    /// The provider of that token, for the request counter's `provider` label.
+    pub provider: Option<usize>,
     /// Headers of the matched operation (`Deprecation`, `Sunset`).
     pub headers: Vec<(String, String)>,
 }

@@ -2,7 +2,7 @@
 //!
 //! Proxy-Wasm metrics have names, not labels. As Istio's stats filter does, each series' labels
 //! are written into its name (`api_guard_requests_total.decision.denied.reason.token_invalid
-//! .cause.expired.route.orders`), and the gateway's tag extraction ([`STATS_TAGS`], which
+//! .cause.expired.provider.idp.route.orders`), and the gateway's tag extraction ([`STATS_TAGS`], which
 //! `api-guard render` writes into every Envoy bootstrap as `stats_config.stats_tags`) turns them
 //! back into labels: `/stats/prometheus` then shows
 //! `api_guard_requests_total{decision="denied",reason="token_invalid",cause="expired",route="orders"}`.
@@ -14,7 +14,7 @@
 
 use super::denial::Reason;
 
-/// Requests judged, by decision, reason, cause and route.
+/// Requests judged, by decision, reason, cause, provider and route.
 pub const REQUESTS: &str = "api_guard_requests_total";
 /// Denials a report-only policy did not send, by reason and route.
 pub const REPORT_ONLY: &str = "api_guard_report_only_total";
@@ -90,13 +90,30 @@ pub fn reason_label(reason: Reason) -> String {
     reason.slug().replace('-', "_")
 }
 
-/// The name of a `requests_total` series. `route` is a [`label_value`].
-pub fn requests(decision: Decision, reason: Option<Reason>, cause: Option<&str>, route: &str) -> String {
+/// The labels of one `requests_total` series.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLabels<'a> {
+    /// What happened.
+    pub decision: Decision,
+    /// The denial's reason.
+    pub reason: Option<Reason>,
+    /// The denial's finer cause.
+    pub cause: Option<&'a str>,
+    /// The configured name of the provider whose token was judged (`None`: no token).
+    pub provider: Option<&'a str>,
+    /// The matched route's configured name (`""`: none matched).
+    pub route: &'a str,
+}
+
+/// The name of a `requests_total` series.
+pub fn requests(l: &RequestLabels<'_>) -> String {
     format!(
-        "{REQUESTS}.decision.{}.reason.{}.cause.{}.route.{route}",
-        decision.name(),
-        reason.map_or_else(|| NONE.to_string(), reason_label),
-        cause.map_or_else(|| NONE.to_string(), cause_label)
+        "{REQUESTS}.decision.{}.reason.{}.cause.{}.provider.{}.route.{}",
+        l.decision.name(),
+        l.reason.map_or_else(|| NONE.to_string(), reason_label),
+        l.cause.map_or_else(|| NONE.to_string(), cause_label),
+        l.provider.map_or_else(|| NONE.to_string(), label_value),
+        label_value(l.route)
     )
 }
 
@@ -160,12 +177,13 @@ mod tests {
 
     #[test]
     fn names_carry_their_labels_and_nothing_else() {
-        let n = requests(
-            Decision::Denied,
-            Some(Reason::TokenInvalid),
-            Some("expired"),
-            &label_value("orders.v2 api"),
-        );
+        let n = requests(&RequestLabels {
+            decision: Decision::Denied,
+            reason: Some(Reason::TokenInvalid),
+            cause: Some("expired"),
+            provider: Some("corp.idp"),
+            route: "orders.v2 api",
+        });
         let (base, tags) = extract(&format!("wasmcustom.{n}"));
         assert_eq!(base, "wasmcustom.api_guard_requests_total");
         let want = [
@@ -173,6 +191,7 @@ mod tests {
             ("reason", "token_invalid"),
             ("cause", "expired"),
             ("route", "orders_v2_api"),
+            ("provider", "corp_idp"),
         ];
         assert_eq!(tags, want.map(|(a, b)| (a.to_string(), b.to_string())));
         let (base, tags) = extract(&format!("wasmcustom.{}", fetches("corp.idp", "no_response")));

@@ -10,6 +10,7 @@ use api_guard::policy::capabilities::HostKind;
 use api_guard::policy::jwt::ProviderKeys;
 use api_guard::policy::load;
 use api_guard::policy::telemetry;
+use api_guard::policy::Policy;
 use serde_json::Value;
 
 use crate::{source, usage, Exit};
@@ -73,13 +74,15 @@ pub fn run(args: &[String]) -> Exit {
             return Exit::Refused;
         }
     };
-    print!("{}", render(target, &policy, &options));
+    let (policy, keys) = policy;
+    print!("{}", render(target, &policy, &keys, &options));
     Exit::Ok
 }
 
 /// The one policy in `text` (a policy file, or a host file that carries one), checked for
-/// `host`, with `host.kind` set where the host does not identify itself.
-pub fn policy_of(text: &str, host: HostKind) -> Result<Value, String> {
+/// `host`, with `host.kind` set where the host does not identify itself; and the endpoints of
+/// its remote key sets, read off the compiled policy.
+pub fn policy_of(text: &str, host: HostKind) -> Result<(Value, Vec<KeyHost>), String> {
     let found =
         source::policies(text).map_err(|e| format!("line {}: not YAML or JSON: {}", e.line, e.message))?;
     let [one] = found.as_slice() else {
@@ -111,14 +114,14 @@ pub fn policy_of(text: &str, host: HostKind) -> Result<Value, String> {
     if loaded.caps.kind != host {
         return Err(format!("`host.kind` names {}, not {}", loaded.caps.kind.name(), host.name()));
     }
-    Ok(policy)
+    Ok((policy, key_hosts(&loaded.policy)))
 }
 
 /// The rendered file for `target`.
-pub fn render(target: &str, policy: &Value, o: &Options) -> String {
+pub fn render(target: &str, policy: &Value, keys: &[KeyHost], o: &Options) -> String {
     match target {
-        "envoy" => envoy(policy, o),
-        "istio" => istio(policy, o),
+        "envoy" => envoy(policy, keys, o),
+        "istio" => istio(policy, keys, o),
         "envoy-gateway" => envoy_gateway(policy, o),
         "kong" => kong(policy, o),
         _ => apisix(policy, o),
@@ -185,17 +188,16 @@ fn flat(value: &Value) -> String {
 }
 
 /// A remote key set's endpoint: cluster name, host, port, TLS.
-struct KeyHost {
+pub struct KeyHost {
     cluster: String,
     host: String,
     port: u16,
     tls: bool,
 }
 
-fn key_hosts(policy: &Value) -> Vec<KeyHost> {
-    let Ok(loaded) = load::load(policy.to_string().as_bytes(), || HostKind::Envoy) else { return Vec::new() };
+fn key_hosts(policy: &Policy) -> Vec<KeyHost> {
     let mut hosts: Vec<KeyHost> = Vec::new();
-    for p in loaded.policy.jwt.iter().flat_map(|j| j.providers.iter()) {
+    for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {
         let ProviderKeys::Remote(spec) = &p.keys else { continue };
         let (host, port) = spec.host_port.rsplit_once(':').unwrap_or((&spec.host_port, "443"));
         let cluster = spec.cluster.clone().unwrap_or_else(|| spec.host_port.clone());
@@ -216,8 +218,7 @@ fn split_host_port(upstream: &str) -> (&str, &str) {
     upstream.rsplit_once(':').unwrap_or((upstream, "80"))
 }
 
-fn envoy(policy: &Value, o: &Options) -> String {
-    let keys = key_hosts(policy);
+fn envoy(policy: &Value, keys: &[KeyHost], o: &Options) -> String {
     let (up_host, up_port) = split_host_port(&o.upstream);
     let mut clusters = format!(
         "  - name: backend
@@ -229,7 +230,7 @@ fn envoy(policy: &Value, o: &Options) -> String {
         - endpoint: {{ address: {{ socket_address: {{ address: {up_host}, port_value: {up_port} }} }} }}
 "
     );
-    for k in &keys {
+    for k in keys {
         let is_ip = k.host.parse::<std::net::IpAddr>().is_ok();
         clusters.push_str(&format!(
             "  - name: {name}
@@ -352,7 +353,7 @@ fn image(o: &Options, prefix: &str) -> String {
         .unwrap_or_else(|| format!("{prefix}registry.example.com/api-guard:{}", env!("CARGO_PKG_VERSION")))
 }
 
-fn istio(policy: &Value, o: &Options) -> String {
+fn istio(policy: &Value, keys: &[KeyHost], o: &Options) -> String {
     let mut out = format!(
         "# Istio: api-guard on the ingress gateway, pulled by istio-agent from an OCI registry
 # (rendered by `api-guard render istio`). `make oci-push REGISTRY=...` publishes the image; pin
@@ -379,7 +380,7 @@ spec:
     );
     // A key set's `outbound|port||host` cluster exists only for a host the mesh knows, and TLS
     // to it must be originated.
-    for k in key_hosts(policy) {
+    for k in keys {
         let name = k.host.replace('.', "-");
         out.push_str(&format!(
             "---

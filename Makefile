@@ -93,21 +93,27 @@ integration: wasm envoy idp browser oci-tools prometheus path-upstreams tests/co
 schema: ## Regenerate config.schema.json from the Rust types
 	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
 
+# The command line binary cargo builds beside a bench would abort on panic (the release
+# profile's setting) while the bench's own copy of the library unwinds: two builds of the
+# library under one file name, a race that now and then fails the link. Unwinding for both
+# builds the library once.
+BENCH_CARGO := CARGO_PROFILE_BENCH_PANIC=unwind cargo bench
+
 bench: wasm envoy ## api-guard vs Envoy's native filters, side by side (not part of make test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo build --release --target wasm32-wasip1 --example empty_filter
-	cargo bench --bench envoy
+	$(BENCH_CARGO) --bench envoy
 
 soak: wasm envoy ## SOAK_SECONDS (default 600) of mixed traffic through the full example policy; RSS, statuses, VM health (not part of make test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) cargo bench --bench envoy
+	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) $(BENCH_CARGO) --bench envoy
 
 size-by-crate: target ## Module code by dependency (crate groups), from a release build kept with its name section
 	CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --target wasm32-wasip1 --target-dir target/size
 	node tests/wasm/sizes.mjs target/size/wasm32-wasip1/release/api_guard.wasm
 
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
-	cargo bench --bench core
+	$(BENCH_CARGO) --bench core
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
 
 tests/corpus/node_modules/.package-lock.json: tests/corpus/package-lock.json

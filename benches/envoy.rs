@@ -454,6 +454,11 @@ fn main() {
         v["jwt"]["verification_budget"] = json!({ "max_failures": max_failures });
         v.to_string()
     };
+    let with_latency = |policy: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
+        v["metrics"] = json!({ "decision_latency": true });
+        v.to_string()
+    };
     // BENCH_POLICY=file measures D with another policy (then D's response is not checked).
     let custom = std::env::var("BENCH_POLICY").ok();
     let full = std::fs::read_to_string(
@@ -494,6 +499,14 @@ fn main() {
             false,
         ),
         Case::new(
+            "W-hml",
+            "empty Rust wasm filter that reads the request headers, bumps a counter and records its own time in a histogram",
+            wasm_filter_yaml(&empty_s, "headers+metric+latency", false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
             "L",
             "api-guard, default limits only",
             wasm_filter_yaml(&module_s, "", false),
@@ -505,6 +518,14 @@ fn main() {
             "B",
             "api-guard JWT, RS256, token cache",
             wasm_filter_yaml(&module_s, &jwt_only(&["RS256"], 1024), false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "B-lat",
+            "api-guard JWT, RS256, token cache, decision-latency histogram (`metrics.decision_latency`)",
+            wasm_filter_yaml(&module_s, &with_latency(&jwt_only(&["RS256"], 1024)), false),
             "/orders",
             token("rs256"),
             false,

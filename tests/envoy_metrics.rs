@@ -348,3 +348,58 @@ fn labelled_metrics_key_set_health_access_log_dashboard_and_alerts() {
         }
     }
 }
+
+#[test]
+fn decision_latency_is_a_histogram_per_phase_with_microsecond_buckets() {
+    let upstream = Upstream::start();
+    let policy = |latency: bool| {
+        json!({
+            "jwt": {"providers": {"idp": {
+                "issuer": "https://issuer.test", "audiences": ["api://orders"], "algorithms": ["RS256"],
+                "local_jwks": serde_json::from_slice::<Value>(
+                    &std::fs::read(repo_root().join("tests/fixtures/jwt/jwks.json")).unwrap()).unwrap()}},
+                "default": {"type": "jwt", "providers": ["idp"]}},
+            "metrics": {"decision_latency": latency}
+        })
+        .to_string()
+    };
+    let bearer = format!("Bearer {}", token("rs256"));
+    for latency in [true, false] {
+        let envoy = Envoy::start(&policy(latency), upstream.port);
+        let client = Client::new(envoy.port);
+        for _ in 0..5 {
+            assert_eq!(client.request("GET", "/orders", &[("authorization", &bearer)], b"").status, 200);
+        }
+        for _ in 0..2 {
+            assert_eq!(client.get("/orders").status, 401);
+        }
+        let metric = "api_guard_decision_duration_microseconds";
+        if !latency {
+            // Envoy merges histograms on its stats flush (every 5 s): wait one out.
+            std::thread::sleep(Duration::from_secs(6));
+            let (_, prom) = envoy.admin("/stats/prometheus").unwrap();
+            assert!(!prom.contains(metric), "measured without being asked:\n{prom}");
+            assert!(sample(&prom, "api_guard_requests_total", &[("decision", "allowed")]) == Some(5.0));
+            continue;
+        }
+        let count = format!("{metric}_count");
+        eventually("seven request-phase samples", 20, || {
+            let (_, prom) = envoy.admin("/stats/prometheus").unwrap();
+            sample(&prom, &count, &[("phase", "request")]) == Some(7.0)
+        });
+        let (_, prom) = envoy.admin("/stats/prometheus").unwrap();
+        let bucket = format!("{metric}_bucket");
+        // The shipped bucket settings apply (Envoy's defaults have no 5, 25 or 100000 bucket
+        // boundary), and the allowed requests' responses were timed too.
+        for le in ["5", "25", "100000"] {
+            assert!(
+                sample(&prom, &bucket, &[("phase", "request"), ("le", le)]).is_some(),
+                "no le={le}:\n{prom}"
+            );
+        }
+        assert_eq!(sample(&prom, &bucket, &[("phase", "request"), ("le", "+Inf")]), Some(7.0));
+        assert!(sample(&prom, &count, &[("phase", "response")]).is_some_and(|n| n >= 5.0), "{prom}");
+        let sum = sample(&prom, &format!("{metric}_sum"), &[("phase", "request")]).unwrap();
+        assert!(sum > 0.0, "request-phase time summed to {sum}");
+    }
+}

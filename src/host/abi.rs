@@ -163,6 +163,8 @@ pub mod fake {
         pub details: Option<String>,
         /// Counters by id: name and value.
         pub metrics: Vec<(String, i64)>,
+        /// Every value recorded (gauges set, histogram samples), in order: id and value.
+        pub records: Vec<(u32, u64)>,
         /// Shared data: value and CAS.
         pub shared: HashMap<String, (Vec<u8>, u32)>,
         /// Streams resumed (0 request, 1 response).
@@ -192,6 +194,15 @@ pub mod fake {
     /// A counter's value by name (0 when never defined).
     pub fn counter(name: &str) -> i64 {
         with(|h| h.metrics.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v))
+    }
+
+    /// The values recorded in the metric named `name`, in order.
+    pub fn samples(name: &str) -> Vec<u64> {
+        with(|h| {
+            let ids: Vec<usize> =
+                h.metrics.iter().enumerate().filter(|(_, (n, _))| n == name).map(|(i, _)| i).collect();
+            h.records.iter().filter(|(id, _)| ids.contains(&(*id as usize))).map(|(_, v)| *v).collect()
+        })
     }
 
     pub(super) fn missing(h: &FakeHost, call: &'static str) -> bool {
@@ -318,6 +329,7 @@ mod native {
     pub unsafe fn proxy_record_metric(id: u32, value: u64) -> u32 {
         with(|h| match h.metrics.get_mut(id as usize) {
             Some(m) => {
+                h.records.push((id, value));
                 m.1 = i64::try_from(value).unwrap_or(i64::MAX);
                 OK
             }
@@ -608,7 +620,36 @@ fn define_metric(kind: u32, name: &str) -> Result<u32, HostError> {
     }
 }
 
-/// Sets a gauge. Errors are ignored: a metric must never fail a request.
+/// Defines a histogram, returning its id.
+pub fn define_histogram(name: &str) -> Result<u32, HostError> {
+    define_metric(2, name)
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn clock_time_get(id: u32, precision: u64, time: *mut u64) -> u32;
+}
+
+/// Nanoseconds on the host's monotonic clock (WASI), or `None` where it has none. Called
+/// directly because `std::time::Instant` panics when the host refuses the clock.
+#[cfg(target_arch = "wasm32")]
+pub fn monotonic_ns() -> Option<u64> {
+    const MONOTONIC: u32 = 1;
+    let mut t = 0u64;
+    // SAFETY: the out-pointer is valid for the call.
+    (unsafe { clock_time_get(MONOTONIC, 1, &mut t) } == 0).then_some(t)
+}
+
+/// Nanoseconds on a monotonic clock (natively: since the first call).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn monotonic_ns() -> Option<u64> {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u64::try_from(START.get_or_init(std::time::Instant::now).elapsed().as_nanos()).ok()
+}
+
+/// Sets a gauge, or adds a sample to a histogram. Errors are ignored: a metric must never
+/// fail a request.
 pub fn record(id: u32, value: u64) {
     // SAFETY: plain values.
     let _ = unsafe { proxy_record_metric(id, value) };

@@ -14,7 +14,7 @@ use crate::policy::jwt::budget::{self, ClientSource};
 use crate::policy::jwt::state::View;
 use crate::policy::method::Method;
 use crate::policy::reply::{BodyChunk, BodyHost, BodyStep, BodyWork, Owed};
-use crate::policy::telemetry::{self, Decision};
+use crate::policy::telemetry::{self, Decision, Phase};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead, Suspended};
 
 /// Where a request is in its life.
@@ -62,6 +62,8 @@ pub struct HttpFilter {
     headers_left: bool,
     /// The response body is being withheld after its headers left: every chunk is emptied.
     emptying: bool,
+    /// Nanoseconds spent in each phase's callbacks so far (`metrics.decision_latency`).
+    spent_ns: [u64; 2],
 }
 
 /// The request's client (its budget key, see [`budget::client_of`]) and the host's name for
@@ -100,7 +102,23 @@ impl HttpFilter {
             work: BodyWork::Pass,
             headers_left: false,
             emptying: false,
+            spent_ns: [0; 2],
         }
+    }
+
+    /// Runs one callback's work, adding its time to `phase` where the policy measures it.
+    fn timed<R>(&mut self, phase: Phase, work: impl FnOnce(&mut Self) -> R) -> R {
+        if !self.shared.policy.decision_latency {
+            return work(self);
+        }
+        let start = abi::monotonic_ns();
+        let out = work(self);
+        if let (Some(start), Some(end), Some(spent)) =
+            (start, abi::monotonic_ns(), self.spent_ns.get_mut(phase as usize))
+        {
+            *spent = spent.saturating_add(end.saturating_sub(start));
+        }
+        out
     }
 
     fn allow(&mut self) {
@@ -414,19 +432,9 @@ impl HttpFilter {
     }
 }
 
-impl Context for HttpFilter {
-    fn on_done(&mut self) -> bool {
-        self.release();
-        true
-    }
-
-    fn on_http_call_response(
-        &mut self,
-        token_id: u32,
-        _num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
+/// The callbacks' work, each timed by the trait methods below.
+impl HttpFilter {
+    fn call_response(&mut self, token_id: u32, body_size: usize) {
         let Stage::AwaitingKeys { token, buffered, end_of_stream } = self.stage else { return };
         if token != token_id {
             return;
@@ -439,10 +447,8 @@ impl Context for HttpFilter {
             }
         }
     }
-}
 
-impl HttpContext for HttpFilter {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    fn request_headers(&mut self, end_of_stream: bool) -> Action {
         self.headers = abi::get_headers(MapType::RequestHeaders).unwrap_or_default();
         self.end_of_stream = self.shared.caps.headers_end_of_stream.then_some(end_of_stream);
         let id_header = &self.shared.policy.request_id_header;
@@ -453,7 +459,7 @@ impl HttpContext for HttpFilter {
         self.decide(None, 0, false)
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         // The host delivers the body: nothing to watch any more.
         if let Ok(mut held) = self.shared.held.try_borrow_mut() {
             held.request_body(self.context);
@@ -470,7 +476,7 @@ impl HttpContext for HttpFilter {
         }
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    fn response_headers(&mut self, end_of_stream: bool) -> Action {
         let policy = std::rc::Rc::clone(&self.shared.policy);
         if self.stage != Stage::Allowed || !self.owed.anything(&policy) {
             return Action::Continue;
@@ -501,7 +507,7 @@ impl HttpContext for HttpFilter {
         Action::Continue
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.emptying {
             return self.empty_body(body_size);
         }
@@ -549,6 +555,54 @@ impl HttpContext for HttpFilter {
                 Action::Continue
             }
             BodyStep::Withhold(cause) => self.withhold(cause, body_size),
+        }
+    }
+}
+
+impl Context for HttpFilter {
+    fn on_done(&mut self) -> bool {
+        self.release();
+        true
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        self.timed(Phase::Request, |f| f.call_response(token_id, body_size));
+    }
+}
+
+impl HttpContext for HttpFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.timed(Phase::Request, |f| f.request_headers(end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.timed(Phase::Request, |f| f.request_body(body_size, end_of_stream))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.timed(Phase::Response, |f| f.response_headers(end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.timed(Phase::Response, |f| f.response_body(body_size, end_of_stream))
+    }
+
+    /// The stream is over: each phase that ran adds its time to the decision-latency
+    /// histogram (microseconds, rounded up so that a phase that ran never reads 0).
+    fn on_log(&mut self) {
+        if !self.shared.policy.decision_latency {
+            return;
+        }
+        for (phase, ns) in Phase::ALL.into_iter().zip(self.spent_ns) {
+            if ns > 0 {
+                self.shared.metrics.latency(phase, ns.div_ceil(1000));
+            }
         }
     }
 }

@@ -7,14 +7,15 @@
 //! compare an empty filter with and without one). Where the host has timers, increments are
 //! therefore counted in the VM and handed to the host as one delta per series on each tick
 //! (every 500 ms) and when the VM stops, the way Envoy's own thread-local counters are flushed.
-//! Without timers every increment goes to the host at once.
+//! Without timers every increment goes to the host at once. Decision-latency samples
+//! (`metrics.decision_latency`) go to the host as they are taken.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use super::abi;
 use crate::policy::denial::Reason;
-use crate::policy::telemetry::{self, Decision, RequestLabels};
+use crate::policy::telemetry::{self, Decision, Phase, RequestLabels};
 use crate::policy::Policy;
 
 /// One series and what it has counted since the last flush; `id` is `None` where the host
@@ -46,6 +47,9 @@ pub struct Metrics {
     gauges: RefCell<HashMap<String, Option<u32>>>,
     /// Whether increments wait for [`Metrics::flush`] (the host calls it on every tick).
     batched: Cell<bool>,
+    /// The decision-latency histograms by phase, once defined (inner `None`: the host
+    /// refused).
+    latency: RefCell<[Option<Option<u32>>; 2]>,
 }
 
 impl Metrics {
@@ -108,6 +112,16 @@ impl Metrics {
         }
         if let Some(Some(id)) = map.get(name) {
             abi::record(*id, value);
+        }
+    }
+
+    /// Records one phase's time in the decision-latency histogram (a sample goes to the host
+    /// at once: histograms have no delta to batch).
+    pub fn latency(&self, phase: Phase, micros: u64) {
+        let mut ids = self.latency.borrow_mut();
+        let Some(slot) = ids.get_mut(phase as usize) else { return };
+        if let Some(id) = *slot.get_or_insert_with(|| abi::define_histogram(&phase.series()).ok()) {
+            abi::record(id, micros);
         }
     }
 

@@ -227,3 +227,32 @@ fn a_request_waits_for_its_key_set_and_other_workers_adopt_it() {
     assert_eq!(action, Action::Continue);
     assert_eq!(fake::with(|h| h.calls.len()), calls, "the other worker fetched nothing");
 }
+
+#[test]
+fn decision_latency_is_one_sample_per_phase_and_only_when_asked_for() {
+    let request_series = "api_guard_decision_duration_microseconds.phase.request";
+    let response_series = "api_guard_decision_duration_microseconds.phase.response";
+    for enabled in [false, true] {
+        let mut policy = jwt_policy();
+        policy["metrics"] = json!({"decision_latency": enabled});
+        let root = configure("envoy", policy);
+        for id in 2..5 {
+            let (mut filter, _) = request(&root, id, &[("authorization", &token("rs256"))]);
+            respond(&mut filter, &[(":status", "200"), ("content-type", "application/json")], br#"{"id":1}"#);
+            filter.on_log();
+        }
+        // A denial answered here has no response phase of its own in this host.
+        let (mut denied, _) = request(&root, 5, &[]);
+        denied.on_log();
+        let (req, resp) = (fake::samples(request_series), fake::samples(response_series));
+        if enabled {
+            assert_eq!(req.len(), 4, "{req:?}");
+            assert_eq!(resp.len(), 3, "{resp:?}");
+            // A verified RS256 token takes measurable time, and no sample is 0.
+            assert!(req.iter().chain(&resp).all(|&us| us > 0), "{req:?} {resp:?}");
+        } else {
+            assert!(req.is_empty() && resp.is_empty(), "measured without being asked");
+            assert!(fake::with(|h| h.metrics.iter().all(|(n, _)| !n.contains("decision_duration"))));
+        }
+    }
+}

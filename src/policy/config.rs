@@ -56,6 +56,23 @@ pub struct Config {
     /// unless allowed here.
     #[serde(default)]
     pub paths: PathsConfig,
+    /// What api-guard measures beyond its counters.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Optional metrics.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Record api-guard's own time per request phase (request: headers, body and a resumed
+    /// decision; response: headers and body) in the histogram
+    /// `api_guard_decision_duration_microseconds{phase}`. Default `false`: it reads the clock
+    /// twice per callback and records two samples per request, host calls that `make bench`
+    /// row `W-hml` prices.
+    #[serde(default)]
+    pub decision_latency: bool,
 }
 
 /// Response hardening.

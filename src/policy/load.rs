@@ -84,6 +84,12 @@ pub fn load(bytes: &[u8], detected: impl FnOnce() -> HostKind) -> Result<Loaded,
             ),
         ));
     }
+    if policy.decision_latency && caps.kind == HostKind::Apisix {
+        notes.push(Note::warn(
+            "metrics.decision_latency",
+            "APISIX records no metrics (wasm-nginx-module's metric calls do nothing), so nothing is measured there".into(),
+        ));
+    }
     // Key-set entries that cannot verify anything (an unknown curve) or that no allowed
     // algorithm uses are left out rather than failing the whole set.
     for p in policy.jwt.iter().flat_map(|j| j.providers.iter()) {
@@ -170,5 +176,9 @@ mod tests {
         let l = on(HostKind::Apisix, r#"{"response":{}}"#).expect("loads");
         assert!(l.notes.iter().any(|n| n.path == "response.safe_errors"), "{:?}", l.notes);
         assert!(on(HostKind::Envoy, r#"{"response":{}}"#).expect("loads").notes.is_empty());
+        let latency = r#"{"metrics":{"decision_latency":true}}"#;
+        let l = on(HostKind::Apisix, latency).expect("loads");
+        assert_eq!(l.notes.iter().map(|n| n.path.as_str()).collect::<Vec<_>>(), ["metrics.decision_latency"]);
+        assert!(on(HostKind::Kong, latency).expect("loads").notes.is_empty());
     }
 }

@@ -98,6 +98,9 @@ pub struct Policy {
     /// path is not in normal form goes upstream with the normal form (the path the decision
     /// was made on); where it does not, such a request is refused. Set by the host layer.
     pub rewrite_path: bool,
+    /// Whether the host layer times each phase into the decision-latency histogram
+    /// (`metrics.decision_latency`).
+    pub decision_latency: bool,
 }
 
 /// What to do with an admitted request.
@@ -327,6 +330,7 @@ impl Policy {
                 allow_encoded_percent: config.paths.allow_encoded_percent.unwrap_or(false),
             },
             rewrite_path: true,
+            decision_latency: config.metrics.decision_latency,
         })
     }
 

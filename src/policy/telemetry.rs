@@ -32,6 +32,39 @@ pub const JWKS_STALE: &str = "api_guard_jwks_stale";
 /// Key-set fetches, by provider and outcome ([`FETCH_OUTCOMES`]).
 pub const JWKS_FETCHES: &str = "api_guard_jwks_fetches_total";
 
+/// The decision-latency histogram (`metrics.decision_latency`): api-guard's own time in one
+/// phase of a request, by phase, in microseconds (Envoy histograms take whole numbers, so a
+/// `_seconds` histogram would read 0).
+pub const DECISION_DURATION: &str = "api_guard_decision_duration_microseconds";
+
+/// The buckets of [`DECISION_DURATION`] in microseconds, for Envoy's
+/// `stats_config.histogram_bucket_settings` (its default buckets suit milliseconds).
+pub const DECISION_BUCKETS: [u32; 14] =
+    [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 100_000, 1_000_000];
+
+/// A phase of a request, as the `phase` label of [`DECISION_DURATION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Request headers, request body and a decision resumed after a key-set fetch.
+    Request,
+    /// Response headers and body.
+    Response,
+}
+
+impl Phase {
+    /// Both phases, in order.
+    pub const ALL: [Phase; 2] = [Phase::Request, Phase::Response];
+
+    /// The name of this phase's histogram series.
+    pub fn series(self) -> String {
+        let phase = match self {
+            Phase::Request => "request",
+            Phase::Response => "response",
+        };
+        format!("{DECISION_DURATION}.phase.{phase}")
+    }
+}
+
 /// The outcomes a key-set fetch is counted under.
 pub const FETCH_OUTCOMES: [&str; 5] = ["ok", "no_response", "status", "too_large", "invalid"];
 
@@ -67,13 +100,14 @@ impl Decision {
 /// regex whose first group is cut from the name and whose second is the value). Envoy matches
 /// each regex against the whole name, so each skips the label pairs before its own. Label
 /// values never hold a `.`, so each regex is unambiguous.
-pub const STATS_TAGS: [(&str, &str); 6] = [
+pub const STATS_TAGS: [(&str, &str); 7] = [
     ("decision", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.decision\.([a-z_]+))"),
     ("reason", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.reason\.([a-z_]+))"),
     ("cause", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.cause\.([a-z0-9_]+))"),
     ("route", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.route\.([A-Za-z0-9_-]+))"),
     ("provider", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.provider\.([A-Za-z0-9_-]+))"),
     ("outcome", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.outcome\.([a-z_]+))"),
+    ("phase", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.phase\.([a-z_]+))"),
 ];
 
 /// A configured name as a label value: letters, digits, `_` and `-` kept, anything else `_`
@@ -151,6 +185,11 @@ pub fn stats_config_yaml(indent: usize) -> String {
     for (tag, regex) in STATS_TAGS {
         out.push_str(&format!("{pad}  - tag_name: {tag}\n{pad}    regex: '{regex}'\n"));
     }
+    let buckets: Vec<String> = DECISION_BUCKETS.iter().map(u32::to_string).collect();
+    out.push_str(&format!(
+        "{pad}  histogram_bucket_settings:\n{pad}  - match: {{contains: {DECISION_DURATION}}}\n{pad}    buckets: [{}]\n",
+        buckets.join(", ")
+    ));
     out
 }
 
@@ -194,6 +233,9 @@ mod tests {
             ("provider", "corp_idp"),
         ];
         assert_eq!(tags, want.map(|(a, b)| (a.to_string(), b.to_string())));
+        let (base, tags) = extract(&format!("wasmcustom.{}", Phase::Response.series()));
+        assert_eq!(base, format!("wasmcustom.{DECISION_DURATION}"));
+        assert_eq!(tags, [("phase".to_string(), "response".to_string())]);
         let (base, tags) = extract(&format!("wasmcustom.{}", fetches("corp.idp", "no_response")));
         assert_eq!(base, "wasmcustom.api_guard_jwks_fetches_total");
         assert_eq!(tags.len(), 2);

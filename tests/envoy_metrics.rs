@@ -148,7 +148,8 @@ fn labelled_metrics_key_set_health_access_log_dashboard_and_alerts() {
             {"name": "health", "match": {"path": "/health"}, "auth": {"type": "public"}},
             {"name": "orders", "match": {"prefix": "/orders"}}
         ],
-        "response": {"rules": [{"select": ["$.secret"], "action": {"type": "remove"}}]}
+        "response": {"rules": [{"select": ["$.secret"], "action": {"type": "remove"}}]},
+        "metrics": {"decision_latency": true}
     })
     .to_string();
     let opts = EnvoyOptions { clusters: vec![("idp".into(), jwks.port)], ..EnvoyOptions::default() };
@@ -317,6 +318,12 @@ fn labelled_metrics_key_set_health_access_log_dashboard_and_alerts() {
     // series. (Verification overload had none here: its alert is tested by promtool.)
     eventually("Prometheus scraped the traffic", 15, || {
         !prometheus.query(r#"api_guard_requests_total{reason="verification_budget"}"#).is_empty()
+    });
+    // Envoy hands histograms to its sinks on its stats flush (every 5 s).
+    eventually("Prometheus scraped the decision-latency histogram", 20, || {
+        !prometheus
+            .query("histogram_quantile(0.99, sum by (le, phase) (rate(api_guard_decision_duration_microseconds_bucket[5m])))")
+            .is_empty()
     });
     let dashboard: Value = serde_json::from_slice(
         &std::fs::read(repo_root().join("examples/observability/grafana-dashboard.json")).unwrap(),

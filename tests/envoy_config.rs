@@ -161,7 +161,7 @@ fn kubernetes_manifests_carry_valid_policies_and_this_version() {
         let policy = json_block(&yaml, key);
         let doc = api_guard::policy::config::parse_document(policy.to_string().as_bytes())
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        api_guard::policy::Policy::compile(&doc).unwrap_or_else(|e| panic!("{file}: {e}"));
+        api_guard::policy::Policy::compile(doc).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(yaml.contains(&format!("url: {image}\n")), "{file} does not pull {image}");
     }
     // Istio: a remote key set's `outbound|443||host` cluster needs the host registered and

@@ -756,8 +756,7 @@ impl std::error::Error for ConfigError {}
 /// object; a JSON string holding such an object is accepted too, because some hosts deliver an
 /// object config as a JSON-encoded string.
 pub fn parse(bytes: &[u8]) -> Result<Policy, ConfigError> {
-    let config = parse_document(bytes)?;
-    Policy::compile(&config)
+    Policy::compile(parse_document(bytes)?)
 }
 
 /// Deserialises the document without compiling it.

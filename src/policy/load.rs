@@ -54,8 +54,8 @@ pub struct Loaded {
 /// naming its field, never a silently weaker policy.
 pub fn load(bytes: &[u8], detected: impl FnOnce() -> HostKind) -> Result<Loaded, ConfigError> {
     let doc = config::parse_document(bytes)?;
-    let mut policy = Policy::compile(&doc)?;
-    let host = &doc.host;
+    let host = &doc.host.clone();
+    let mut policy = Policy::compile(doc)?;
     let caps = Capabilities::for_config(host, detected);
     policy.rewrite_path = caps.rewrite_path;
     // Rewrites this host cannot carry out would forward unredacted data: refuse them.

@@ -201,8 +201,10 @@ fn borrowed(params: &[(String, String)]) -> Vec<(String, &str)> {
 }
 
 impl Policy {
-    /// Compiles a parsed document, checking every value once.
-    pub fn compile(config: &Config) -> Result<Policy, ConfigError> {
+    /// Compiles a parsed document, checking every value once. It takes the document by value
+    /// so that an OpenAPI document moves into its compiled form instead of being copied (a
+    /// large one is tens of megabytes as a tree, and a wasm memory never shrinks).
+    pub fn compile(mut config: Config) -> Result<Policy, ConfigError> {
         let jwt = config.jwt.as_ref().map(JwtPolicy::compile).transpose()?;
         // Parameters a provider reads tokens from are not "credentials in the query" there.
         let token_params: Vec<String> =
@@ -297,7 +299,20 @@ impl Policy {
             case_insensitive: config.paths.case_insensitive.unwrap_or(false),
             format_suffix: config.paths.format_suffix.unwrap_or(false),
         };
-        let api = config.openapi.as_ref().map(|o| openapi::ApiSpec::compile(o, match_rules)).transpose()?;
+        // A document that declares matrix-style path parameters (`/items/;id=3`) makes `;`
+        // part of the API, unless the policy says otherwise.
+        let allow_path_parameters = config
+            .paths
+            .allow_path_parameters
+            .unwrap_or_else(|| config.openapi.as_ref().is_some_and(|o| declares_matrix_path(&o.document)));
+        let api = config
+            .openapi
+            .as_mut()
+            .map(|o| {
+                let document = std::mem::take(&mut o.document);
+                openapi::ApiSpec::compile(o, document, match_rules)
+            })
+            .transpose()?;
         let cors = config.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, "cors")).transpose()?;
         let names: Vec<&str> = routes.iter().map(|r: &Route| r.name.as_str()).collect();
         let response = config
@@ -322,11 +337,7 @@ impl Policy {
             response,
             buffering: response::Buffering::resolve(config.response.as_ref(), None),
             paths: path::PathRules {
-                // A document that declares matrix-style path parameters (`/items/;id=3`)
-                // makes `;` part of the API, unless the policy says otherwise.
-                allow_path_parameters: config.paths.allow_path_parameters.unwrap_or_else(|| {
-                    config.openapi.as_ref().is_some_and(|o| declares_matrix_path(&o.document))
-                }),
+                allow_path_parameters,
                 allow_encoded_percent: config.paths.allow_encoded_percent.unwrap_or(false),
             },
             rewrite_path: true,

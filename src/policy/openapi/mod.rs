@@ -355,9 +355,9 @@ fn http_date(t: i64) -> String {
 }
 
 impl ApiSpec {
-    /// Compiles the configuration's document.
-    pub fn compile(cfg: &OpenApiConfig, rules: MatchRules) -> Result<ApiSpec, ConfigError> {
-        let mut doc = cfg.document.clone();
+    /// Compiles `doc`, the configuration's document (moved out of `cfg`, which gives the
+    /// options), consuming it: the compiled form keeps nothing of the source tree.
+    pub fn compile(cfg: &OpenApiConfig, mut doc: Value, rules: MatchRules) -> Result<ApiSpec, ConfigError> {
         let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
         let dialect = if version.starts_with("3.0.") {
             Dialect::Oas30
@@ -541,6 +541,9 @@ impl ApiSpec {
             }
         }
         shapes.seal();
+        // Everything is compiled: the validator's copy of the document goes.
+        schemas.seal();
+        drop(doc);
         let prunes = operations.iter().any(|o| !o.responses.is_empty());
         // Stable sort: equally specific templates keep document order.
         entries.sort_by(|a, b| a.0.cmp(&b.0));

@@ -59,9 +59,10 @@ fn byte_format(v: &Value) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// The document's schemas, compiled on demand at JSON pointers into the document.
+/// The document's schemas, compiled at JSON pointers into the document while the policy
+/// loads; [`SchemaSet::seal`] then drops the compiler and its copy of the document.
 pub struct SchemaSet {
-    compiler: Compiler,
+    compiler: Option<Compiler>,
     /// The compiled schemas.
     pub schemas: Schemas,
 }
@@ -89,13 +90,20 @@ impl SchemaSet {
         compiler.register_format(Format { name: "int64", func: |v| int_format(v, i64::MIN, i64::MAX) });
         compiler.register_format(Format { name: "byte", func: byte_format });
         compiler.add_resource(DOC_URL, doc).map_err(|e| e.to_string())?;
-        Ok(SchemaSet { compiler, schemas: Schemas::new() })
+        Ok(SchemaSet { compiler: Some(compiler), schemas: Schemas::new() })
     }
 
     /// Compiles the schema at `pointer` (an RFC 6901 pointer into the document).
     pub fn compile(&mut self, pointer: &str) -> Result<SchemaIndex, String> {
         let loc = format!("{DOC_URL}#{}", encode_fragment(pointer));
-        self.compiler.compile(&loc, &mut self.schemas).map_err(|e| describe_compile_error(&e))
+        let compiler = self.compiler.as_mut().ok_or("the schemas were already sealed")?;
+        compiler.compile(&loc, &mut self.schemas).map_err(|e| describe_compile_error(&e))
+    }
+
+    /// Every schema is compiled: drops the compiler, which holds the whole document (the
+    /// compiled schemas keep what they check on their own).
+    pub fn seal(&mut self) {
+        self.compiler = None;
     }
 
     /// Validates `value`; failures are appended to `out` (at most `max` entries in all), with

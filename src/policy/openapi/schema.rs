@@ -59,10 +59,22 @@ fn byte_format(v: &Value) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// The document's schemas, compiled at JSON pointers into the document while the policy
-/// loads; [`SchemaSet::seal`] then drops the compiler and its copy of the document.
+/// Names one schema of a [`SchemaSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaId(usize);
+
+/// The document's schemas, named by JSON pointers into the document. A set made with
+/// [`SchemaSet::deferred`] only records the pointers while the rest of the document is read;
+/// [`SchemaSet::finish`] then hands the document itself to the validator (no copy of it exists
+/// at any time), compiles every recorded schema and drops the compiler with the document: the
+/// compiled schemas keep what they check on their own.
 pub struct SchemaSet {
     compiler: Option<Compiler>,
+    dialect: Dialect,
+    /// Pointers recorded before [`SchemaSet::finish`], in [`SchemaId`] order.
+    pending: Vec<String>,
+    /// [`SchemaId`] → compiled schema.
+    slots: Vec<SchemaIndex>,
     /// The compiled schemas.
     pub schemas: Schemas,
 }
@@ -73,57 +85,95 @@ impl std::fmt::Debug for SchemaSet {
     }
 }
 
+fn compiler_for(doc: Value, dialect: Dialect) -> Result<Compiler, String> {
+    let mut compiler = Compiler::new();
+    compiler.set_default_draft(match dialect {
+        Dialect::Oas30 => Draft::V4,
+        Dialect::Oas31 => Draft::V2020_12,
+    });
+    compiler.enable_format_assertions();
+    compiler.use_loader(Box::new(NoRemote));
+    compiler
+        .register_format(Format { name: "int32", func: |v| int_format(v, i32::MIN.into(), i32::MAX.into()) });
+    compiler.register_format(Format { name: "int64", func: |v| int_format(v, i64::MIN, i64::MAX) });
+    compiler.register_format(Format { name: "byte", func: byte_format });
+    compiler.add_resource(DOC_URL, doc).map_err(|e| e.to_string())?;
+    Ok(compiler)
+}
+
+fn location(pointer: &str) -> String {
+    format!("{DOC_URL}#{}", encode_fragment(pointer))
+}
+
 impl SchemaSet {
-    /// Registers the (already normalised) document.
+    /// A set over the (already normalised) document that compiles each schema when it is
+    /// named.
     pub fn new(doc: Value, dialect: Dialect) -> Result<SchemaSet, String> {
-        let mut compiler = Compiler::new();
-        compiler.set_default_draft(match dialect {
-            Dialect::Oas30 => Draft::V4,
-            Dialect::Oas31 => Draft::V2020_12,
-        });
-        compiler.enable_format_assertions();
-        compiler.use_loader(Box::new(NoRemote));
-        compiler.register_format(Format {
-            name: "int32",
-            func: |v| int_format(v, i32::MIN.into(), i32::MAX.into()),
-        });
-        compiler.register_format(Format { name: "int64", func: |v| int_format(v, i64::MIN, i64::MAX) });
-        compiler.register_format(Format { name: "byte", func: byte_format });
-        compiler.add_resource(DOC_URL, doc).map_err(|e| e.to_string())?;
-        Ok(SchemaSet { compiler: Some(compiler), schemas: Schemas::new() })
+        let compiler = compiler_for(doc, dialect)?;
+        Ok(SchemaSet {
+            compiler: Some(compiler),
+            dialect,
+            pending: Vec::new(),
+            slots: Vec::new(),
+            schemas: Schemas::new(),
+        })
     }
 
-    /// Compiles the schema at `pointer` (an RFC 6901 pointer into the document).
-    pub fn compile(&mut self, pointer: &str) -> Result<SchemaIndex, String> {
-        let loc = format!("{DOC_URL}#{}", encode_fragment(pointer));
-        let compiler = self.compiler.as_mut().ok_or("the schemas were already sealed")?;
-        compiler.compile(&loc, &mut self.schemas).map_err(|e| describe_compile_error(&e))
+    /// A set that records the schemas named until [`SchemaSet::finish`] gives it the document.
+    pub fn deferred(dialect: Dialect) -> SchemaSet {
+        SchemaSet { compiler: None, dialect, pending: Vec::new(), slots: Vec::new(), schemas: Schemas::new() }
     }
 
-    /// Every schema is compiled: drops the compiler, which holds the whole document (the
-    /// compiled schemas keep what they check on their own).
-    pub fn seal(&mut self) {
+    /// Names the schema at `pointer` (an RFC 6901 pointer into the document): compiled now,
+    /// or, in a deferred set, by [`SchemaSet::finish`].
+    pub fn compile(&mut self, pointer: &str) -> Result<SchemaId, String> {
+        match self.compiler.as_mut() {
+            Some(compiler) => {
+                let index = compiler
+                    .compile(&location(pointer), &mut self.schemas)
+                    .map_err(|e| describe_compile_error(&e))?;
+                self.slots.push(index);
+                Ok(SchemaId(self.slots.len() - 1))
+            }
+            None => {
+                self.pending.push(pointer.to_string());
+                Ok(SchemaId(self.pending.len() - 1))
+            }
+        }
+    }
+
+    /// Compiles every schema a deferred set recorded, from `doc`, which it consumes. An error
+    /// names the pointer of the schema at fault.
+    pub fn finish(&mut self, doc: Value) -> Result<(), (String, String)> {
+        let mut compiler = compiler_for(doc, self.dialect).map_err(|e| (String::new(), e))?;
+        for pointer in std::mem::take(&mut self.pending) {
+            let index = compiler
+                .compile(&location(&pointer), &mut self.schemas)
+                .map_err(|e| (pointer.clone(), describe_compile_error(&e)))?;
+            self.slots.push(index);
+        }
         self.compiler = None;
+        Ok(())
     }
 
     /// Validates `value`; failures are appended to `out` (at most `max` entries in all), with
     /// pointers under `prefix`.
     pub fn validate(
         &self,
-        index: SchemaIndex,
+        id: SchemaId,
         value: &Value,
         prefix: &str,
         max: usize,
         out: &mut Vec<ProblemError>,
     ) {
-        if !self.schemas.contains(index) {
+        let Some(&index) = self.slots.get(id.0).filter(|i| self.schemas.contains(**i)) else {
             out.push(ProblemError {
                 pointer: prefix.to_string(),
                 keyword: "schema".into(),
                 message: "no schema".into(),
             });
             return;
-        }
+        };
         if let Err(e) = self.schemas.validate(value, index) {
             collect(&e, prefix, max, out);
         }

@@ -1,15 +1,18 @@
-// Module size by dependency: `make size`. Reads a module built with its name section (the
-// release profile with `strip = false`), attributes every function body to the crate that
+// Module size by dependency: `make size-by-crate`. Reads a module built with its name section
+// (the release profile with `strip = false`), attributes every function body to the crate that
 // defines the function (for a method of a generic type, the type's crate), groups the crates,
-// and prints a Markdown table of code bytes. The data section (constant tables) is not named
-// per crate and is given as one line.
+// and prints a Markdown table of code bytes and of TurboFan compile time (V8 compiling every
+// function up front with Liftoff off, as Envoy does; from `--trace-wasm-compilation-times` of
+// a child Node), then the functions that take longest to compile. The data section (constant
+// tables) is not named per crate and is given as one line.
 
 import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 
 const GROUPS = [
   ["api-guard", /^api_guard$/],
   ["JSON Schema validator (`boon`)", /^(boon|appendlist|ahash|once_cell)$/],
-  ["regex engine (`regex`, `regex-automata`, `regex-syntax`, `aho-corasick`, `memchr`)", /^(regex|regex_automata|regex_syntax|aho_corasick|memchr)$/],
+  ["ECMA-262 pattern engine (`regress`, `memchr`)", /^(regress|memchr)$/],
   ["URL and IDNA (`url`, `idna`, `icu_*`, `fluent-uri`, …)", /^(url|idna|idna_adapter|icu_.*|fluent_uri|percent_encoding|form_urlencoded|utf8_iter|zerovec|zerofrom|yoke|tinystr|writeable|litemap|potential_utf|smallvec|borrow_or_share|ref_cast)$/],
   ["`serde`, `serde_json` (with `indexmap`), `serde_path_to_error`", /^(serde|serde_core|serde_json|serde_path_to_error|itoa|ryu|zmij|indexmap|equivalent)$/],
   ["`jwt-compact` (and `anyhow`, its error type)", /^(jwt_compact|anyhow)$/],
@@ -34,7 +37,8 @@ while (i < b.length) {
   const id = b[i++], n = leb(), end = i + n;
   if (id === 2) { // imports: they take the first function indices
     for (let k = leb(); k > 0; k--) {
-      i += leb(); i += leb(); // module, name
+      // module, then name: a length, then that many bytes (`i += leb()` would read `i` first)
+      for (let s = 0; s < 2; s++) { const len = leb(); i += len; }
       const kind = b[i++];
       if (kind === 0) { leb(); imports++; }
       else if (kind === 1) { i++; const f = leb(); leb(); if (f & 1) leb(); }
@@ -94,24 +98,43 @@ function crateOf(sym) {
   return trait ? trait[1] : "other";
 }
 
+// TurboFan's time per function index, from a Node that compiles the module and exits.
+const trace = execFileSync(
+  process.execPath,
+  ["--no-liftoff", "--no-wasm-lazy-compilation", "--trace-wasm-compilation-times", "-e",
+   "WebAssembly.compile(require('fs').readFileSync(process.argv[1]))", file],
+  { encoding: "utf8", maxBuffer: 64 << 20 },
+);
+const compileMs = new Map();
+for (const m of trace.matchAll(/#(\d+) using TurboFan, took (\d+) ms/g)) compileMs.set(Number(m[1]), Number(m[2]));
+
 const byGroup = new Map();
+const msByGroup = new Map();
 const unmatched = new Map();
 bodies.forEach((len, k) => {
   const crate = crateOf(names.get(imports + k) ?? "");
   const g = GROUPS.find(([, re]) => re.test(crate));
   const key = g ? g[0] : "other (allocator, wasm glue, small crates)";
   byGroup.set(key, (byGroup.get(key) ?? 0) + len);
+  msByGroup.set(key, (msByGroup.get(key) ?? 0) + (compileMs.get(imports + k) ?? 0));
   if (!g) unmatched.set(crate, (unmatched.get(crate) ?? 0) + len);
 });
 
 const kb = (n) => (n / 1024).toFixed(0);
 const total = bodies.reduce((a, n) => a + n, 0);
-console.log(`${file}: ${b.length} bytes with its name section; code section ${codeBytes} bytes (${bodies.length} functions), data section ${dataBytes} bytes`);
+const totalMs = [...compileMs.values()].reduce((a, n) => a + n, 0);
+const pct = (n, of) => `${((100 * n) / of).toFixed(1)}%`;
+console.log(`${file}: ${b.length} bytes with its name section; code section ${codeBytes} bytes (${bodies.length} functions), data section ${dataBytes} bytes; TurboFan ${totalMs} ms of compile over all functions`);
 console.log();
-console.log("| code of | KiB | share of the code |");
-console.log("| --- | ---: | ---: |");
+console.log("| code of | KiB | share of the code | TurboFan ms | share of the compile |");
+console.log("| --- | ---: | ---: | ---: | ---: |");
 for (const [g, n] of [...byGroup].sort((x, y) => y[1] - x[1])) {
-  console.log(`| ${g} | ${kb(n)} | ${((100 * n) / total).toFixed(1)}% |`);
+  const ms = msByGroup.get(g) ?? 0;
+  console.log(`| ${g} | ${kb(n)} | ${pct(n, total)} | ${ms} | ${pct(ms, totalMs)} |`);
 }
-console.log(`| data section (constant tables, all crates) | ${kb(dataBytes)} | — |`);
+console.log(`| data section (constant tables, all crates) | ${kb(dataBytes)} | — | — | — |`);
+console.log();
+console.log("Longest to compile (ms, body bytes, function):");
+const slowest = [...compileMs].sort((x, y) => y[1] - x[1]).slice(0, Number(process.env.SIZES_TOP ?? 15));
+for (const [idx, ms] of slowest) console.log(`  ${ms} ${bodies[idx - imports]} ${names.get(idx)}`);
 if (process.env.SIZES_VERBOSE) console.log([...unmatched].sort((x, y) => y[1] - x[1]).slice(0, 20));

@@ -162,7 +162,9 @@ pub enum FieldActionConfig {
 #[serde(deny_unknown_fields)]
 pub struct OpenApiConfig {
     /// The OpenAPI document, as JSON (`api-guard import-openapi` converts YAML). Only references
-    /// inside the document (`#/...`) are followed.
+    /// inside the document (`#/...`) are followed. Read without its annotations
+    /// (descriptions, examples, `x-` extensions: `openapi::read`).
+    #[serde(deserialize_with = "super::openapi::read::document")]
     pub document: serde_json::Value,
     /// Requests for a path the document does not describe (404) or a method it does not list
     /// for that path (405 with `Allow`): `deny` (default) or `allow` (pass them unchecked).

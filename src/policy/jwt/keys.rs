@@ -7,8 +7,9 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jwt_compact::alg::{Hs256Key, Hs384Key, Hs512Key};
-use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -233,38 +234,56 @@ fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
         },
         Some(_) => return Err("`alg` is not a string".into()),
     };
-    let jwk: JsonWebKey<'_> =
-        serde_json::from_value(entry.clone()).map_err(|e| format!("not a usable JWK: {e}"))?;
-    let material = match &jwk {
-        JsonWebKey::Rsa { modulus, public_exponent, .. } => {
+    // The members a key type needs, read straight from the tree (base64url without padding,
+    // as RFC 7518 writes them); the rest of a JWK is not used.
+    let text = |name: &str| -> Result<&str, String> {
+        match obj.get(name) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(format!("not a usable JWK: `{name}` is not a string")),
+            None => Err(format!("not a usable JWK: missing `{name}`")),
+        }
+    };
+    let bytes = |name: &str| -> Result<Vec<u8>, String> {
+        URL_SAFE_NO_PAD
+            .decode(text(name)?)
+            .map_err(|_| format!("not a usable JWK: `{name}` is not base64url without padding"))
+    };
+    let material = match text("kty")? {
+        "RSA" => {
+            let modulus = bytes("n")?;
             let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
             if bits < MIN_RSA_BITS {
                 return Err(format!("RSA modulus of about {bits} bits is below {MIN_RSA_BITS}"));
             }
-            let key = RsaVerifier::new(modulus, public_exponent)
+            let key = RsaVerifier::new(&modulus, &bytes("e")?)
                 .ok_or("RSA modulus must be odd and the exponent odd, at least 3 and at most 64 bits")?;
             KeyMaterial::Rsa(Box::new(key))
         }
-        JsonWebKey::EllipticCurve { curve, x, y, .. } if curve == "P-256" => {
-            KeyMaterial::P256(P256Key::new(x, y).ok_or("not a P-256 public key")?)
-        }
-        JsonWebKey::EllipticCurve { curve, x, y, .. } if curve == "P-384" => {
-            KeyMaterial::P384(P384Key::new(x, y).ok_or("not a P-384 public key")?)
-        }
-        JsonWebKey::EllipticCurve { curve, .. } => return Err(format!("curve {curve} is not supported")),
-        JsonWebKey::KeyPair { curve, .. } if curve == "Ed25519" => {
-            KeyMaterial::Ed25519(ed25519_compact::PublicKey::try_from(&jwk).map_err(|e| e.to_string())?)
-        }
-        JsonWebKey::KeyPair { curve, .. } => return Err(format!("curve {curve} is not supported")),
-        JsonWebKey::Symmetric { secret } => {
-            let bytes: &[u8] = secret.as_ref();
-            if bytes.len() < MIN_SECRET_BYTES {
-                return Err(format!("HMAC secret of {} bytes is below {MIN_SECRET_BYTES}", bytes.len()));
+        "EC" => match text("crv")? {
+            "P-256" => {
+                KeyMaterial::P256(P256Key::new(&bytes("x")?, &bytes("y")?).ok_or("not a P-256 public key")?)
+            }
+            "P-384" => {
+                KeyMaterial::P384(P384Key::new(&bytes("x")?, &bytes("y")?).ok_or("not a P-384 public key")?)
+            }
+            curve => return Err(format!("curve {curve} is not supported")),
+        },
+        "OKP" => match text("crv")? {
+            "Ed25519" => KeyMaterial::Ed25519(
+                ed25519_compact::PublicKey::from_slice(&bytes("x")?)
+                    .map_err(|_| "not an Ed25519 public key")?,
+            ),
+            curve => return Err(format!("curve {curve} is not supported")),
+        },
+        "oct" => {
+            let secret = bytes("k")?;
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!("HMAC secret of {} bytes is below {MIN_SECRET_BYTES}", secret.len()));
             }
             KeyMaterial::Secret(Box::new(Secret {
-                hs256: Hs256Key::new(bytes),
-                hs384: Hs384Key::new(bytes),
-                hs512: Hs512Key::new(bytes),
+                hs256: Hs256Key::new(&secret),
+                hs384: Hs384Key::new(&secret),
+                hs512: Hs512Key::new(&secret),
             }))
         }
         _ => return Err("unsupported key type".into()),

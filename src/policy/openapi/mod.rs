@@ -12,6 +12,7 @@
 //! ([`ApiSpec::check_body`]), after the streaming JSON limits have passed.
 
 pub mod params;
+pub mod read;
 pub mod schema;
 pub mod shape;
 

@@ -776,6 +776,7 @@ fn main() {
                 c.key, r.rps, r.cpu_us, rss, c.startup_ms
             );
         }
+        budgets(&cases, &m, &module);
         return;
     }
     let a = m["A"];
@@ -806,35 +807,7 @@ fn main() {
             rss
         );
     }
-    let added = |k: &str| m[k].cpu_us - a.cpu_us;
-    println!();
-    println!("| budget | measured | target | met |");
-    println!("| --- | ---: | ---: | :---: |");
-    let row = |name: &str, v: f64, target: &str, ok: bool| {
-        println!("| {name} | {v:.2} | {target} | {} |", if ok { "yes" } else { "**no**" });
-    };
-    let b_w = m["B"].rps / m["W"].rps;
-    row("B throughput ÷ empty wasm filter", b_w, "≥ 0.95", b_w >= 0.95);
-    let b_c = m["B"].rps / m["C"].rps;
-    row("B throughput ÷ native jwt_authn with cache (C)", b_c, "≥ 0.90", b_c >= 0.9);
-    let rs = (added("B-raw") - added("W")) / added("C-raw").max(0.1);
-    row("RS256 CPU per verify ÷ native (B-raw − W) ÷ C-raw", rs, "≤ 2.0", rs <= 2.0);
-    let es = (added("B-ES-raw") - added("W")) / added("C-ES-raw").max(0.1);
-    row("ES256 CPU per verify ÷ native (B-ES-raw − W) ÷ C-ES-raw", es, "≤ 3.0", es <= 3.0);
-    let d = m["D"].rps / a.rps;
-    row("D throughput ÷ A", d, "≥ 0.80", d >= 0.8);
-    let d_same = m["D"].rps / m["A-D"].rps;
-    row("D throughput ÷ A-D (A with D's request and answer)", d_same, "≥ 0.80", d_same >= 0.8);
-    let rss_d =
-        rss_kib(cases.iter().find(|c| c.key == "D").unwrap().envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
-    let rss_w =
-        rss_kib(cases.iter().find(|c| c.key == "W").unwrap().envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
-    row("RSS of D − RSS of W (MiB)", rss_d - rss_w, "≤ 8", rss_d - rss_w <= 8.0);
-    let start_d = cases.iter().find(|c| c.key == "D").unwrap().startup_ms;
-    let start_w = cases.iter().find(|c| c.key == "W").unwrap().startup_ms;
-    row("start-to-ready of D − W (ms)", start_d - start_w, "≤ 200", start_d - start_w <= 200.0);
-    let size = std::fs::metadata(&module).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
-    row("module size (MB)", size, "< 4", size < 4.0);
+    budgets(&cases, &m, &module);
     // The same verifications net of each filter's cached-token cost (what a cache miss adds):
     // less sensitive to noise in W than the budget rows, which subtract W.
     println!();
@@ -875,6 +848,100 @@ fn main() {
         String::from_utf8_lossy(&Command::new(envoy_bin()).arg("--version").output().unwrap().stdout).trim()
     );
     let _ = Duration::from_secs(0);
+}
+
+/// The budgets (targets of the performance issues) whose rows ran, each with its measured
+/// value and whether it is met. A subset run (`BENCH_ONLY`) prints the ones it has rows for.
+fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path) {
+    let case = |k: &str| cases.iter().find(|c| c.key == k);
+    let rss = |k: &str| case(k).map(|c| rss_kib(c.envoy.as_ref().unwrap().pid()) as f64 / 1024.0);
+    let start = |k: &str| case(k).map(|c| c.startup_ms);
+    let rps = |k: &str| m.get(k).map(|r| r.rps);
+    let added = |k: &str| Some(m.get(k)?.cpu_us - m.get("A")?.cpu_us);
+    let ratio = |x: Option<f64>, y: Option<f64>| Some(x? / y?.max(1e-9));
+    let diff = |x: Option<f64>, y: Option<f64>| Some(x? - y?);
+    let bytes = std::fs::read(module).unwrap_or_default();
+    let code_mb = wasm_code_section(&bytes) as f64 / 1e6;
+    type Row = (&'static str, Option<f64>, &'static str, fn(f64) -> bool);
+    let rows: [Row; 13] = [
+        (
+            "B throughput ÷ empty wasm filter that reads the headers (W-h)",
+            ratio(rps("B"), rps("W-h")),
+            "≥ 0.95",
+            |v| v >= 0.95,
+        ),
+        ("B throughput ÷ empty wasm filter (W)", ratio(rps("B"), rps("W")), "≥ 0.95", |v| v >= 0.95),
+        ("B throughput ÷ native jwt_authn with cache (C)", ratio(rps("B"), rps("C")), "≥ 0.90", |v| {
+            v >= 0.9
+        }),
+        (
+            "RS256 CPU per verify ÷ native: (B-raw − W) ÷ C-raw",
+            ratio(diff(added("B-raw"), added("W")), added("C-raw")),
+            "≤ 2.0",
+            |v| v <= 2.0,
+        ),
+        (
+            "ES256 CPU per verify ÷ native: (B-ES-raw − W) ÷ C-ES-raw",
+            ratio(diff(added("B-ES-raw"), added("W")), added("C-ES-raw")),
+            "≤ 3.0",
+            |v| v <= 3.0,
+        ),
+        (
+            "D throughput ÷ A-D (Envoy moving D's request and answer)",
+            ratio(rps("D"), rps("A-D")),
+            "≥ 0.40 (aim 0.50)",
+            |v| v >= 0.4,
+        ),
+        ("D throughput ÷ A", ratio(rps("D"), rps("A")), "≥ 0.80", |v| v >= 0.8),
+        ("start-to-ready of D − W (ms)", diff(start("D"), start("W")), "≤ 500", |v| v <= 500.0),
+        ("RSS of D − RSS of W (MiB)", diff(rss("D"), rss("W")), "≤ 25", |v| v <= 25.0),
+        ("module code section (MB)", Some(code_mb), "≤ 1.0", |v| v <= 1.0),
+        ("module size (MB)", Some(bytes.len() as f64 / 1e6), "< 4", |v| v < 4.0),
+        (
+            "GitHub's document: RSS per added worker, G-2w − G (MiB)",
+            diff(rss("G-2w"), rss("G")),
+            "≤ 30",
+            |v| v <= 30.0,
+        ),
+        ("GitHub's document: start-to-ready G − L (ms)", diff(start("G"), start("L")), "≤ 1500", |v| {
+            v <= 1500.0
+        }),
+    ];
+    println!();
+    println!("| budget | measured | target | met |");
+    println!("| --- | ---: | ---: | :---: |");
+    for (name, value, target, met) in rows {
+        if let Some(v) = value {
+            println!("| {name} | {v:.2} | {target} | {} |", if met(v) { "yes" } else { "**no**" });
+        }
+    }
+}
+
+/// The size of a module's code section (function bodies), in bytes; 0 if it has none.
+fn wasm_code_section(b: &[u8]) -> usize {
+    let leb = |i: &mut usize| -> usize {
+        let (mut r, mut shift) = (0usize, 0);
+        while let Some(&x) = b.get(*i) {
+            *i += 1;
+            r |= ((x & 0x7f) as usize) << shift;
+            shift += 7;
+            if x & 0x80 == 0 {
+                break;
+            }
+        }
+        r
+    };
+    let mut i = 8;
+    while i < b.len() {
+        let id = b[i];
+        i += 1;
+        let n = leb(&mut i);
+        if id == 10 {
+            return n;
+        }
+        i += n;
+    }
+    0
 }
 
 /// The native configuration a row is compared with: C (native `jwt_authn`, cached tokens) for

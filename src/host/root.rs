@@ -150,7 +150,9 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let loaded = load::load(&bytes, || {
+        // Named before the bytes go (the load drops them before compiling).
+        let namespace = shared_namespace(&bytes);
+        let loaded = load::load_owned(bytes, || {
             // Envoy answers the `plugin_vm_id` property from a root context; other hosts either
             // lack it or refuse property reads outside a request, and get the cautious profile.
             match abi::get_property(&["plugin_vm_id"]) {
@@ -200,7 +202,7 @@ impl RootContext for Root {
         );
         // Workers share verified tokens where the host has shared data, in slots named by
         // this configuration.
-        let namespace = caps.shared_data.then(|| shared_namespace(&bytes));
+        let namespace = caps.shared_data.then_some(namespace);
         let verify = policy.verification_state(previous, namespace);
         self.state = Some(Shared {
             policy: Rc::new(policy),

@@ -53,7 +53,19 @@ pub struct Loaded {
 /// one `detected` returns (called only then). A construct the host cannot enforce is an error
 /// naming its field, never a silently weaker policy.
 pub fn load(bytes: &[u8], detected: impl FnOnce() -> HostKind) -> Result<Loaded, ConfigError> {
-    let doc = config::parse_document(bytes)?;
+    compile(config::parse_document(bytes)?, detected)
+}
+
+/// [`load`] for a configuration the caller no longer needs: its bytes are dropped once read,
+/// before the compile, so a VM's memory (which keeps its peak) does not hold the text and the
+/// compile's work at once.
+pub fn load_owned(bytes: Vec<u8>, detected: impl FnOnce() -> HostKind) -> Result<Loaded, ConfigError> {
+    let doc = config::parse_document(&bytes)?;
+    drop(bytes);
+    compile(doc, detected)
+}
+
+fn compile(doc: config::Config, detected: impl FnOnce() -> HostKind) -> Result<Loaded, ConfigError> {
     let host = &doc.host.clone();
     let mut policy = Policy::compile(doc)?;
     let caps = Capabilities::for_config(host, detected);

@@ -9,7 +9,7 @@
 //! `content`, `components.schemas`, ...), keeps all its members, so a property called
 //! `description` or `example` stays; the values of `enum`, `const` and `default` are data and
 //! are kept as written. A left-out member is still read (the document must be JSON), so every
-//! pointer into what is kept stays the same.
+//! pointer into what is kept stays the same. Objects and arrays are made at their final size.
 
 use std::fmt;
 
@@ -110,10 +110,14 @@ impl<'de> Visitor<'de> for Place {
         while let Some(v) = seq.next_element_seed(element)? {
             out.push(v);
         }
+        // Without the growth's spare room: the tree is held whole while it is read.
+        out.shrink_to_fit();
         Ok(Value::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
+        // Members are gathered first and the map made at its final size: a map grown member
+        // by member keeps up to half its room spare, and the whole tree is held at once.
+        let mut out = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             let v = match self {
                 Place::Names | Place::Requirements => map.next_value_seed(Place::Object)?,
@@ -134,9 +138,14 @@ impl<'de> Visitor<'de> for Place {
                     }
                 }
             };
-            out.insert(key, v);
+            out.push((key, v));
         }
-        Ok(Value::Object(out))
+        let mut object = Map::with_capacity(out.len());
+        for (k, v) in out {
+            // A name given twice: the last one counts, as serde_json's own reading does.
+            object.insert(k, v);
+        }
+        Ok(Value::Object(object))
     }
 }
 

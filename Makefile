@@ -23,7 +23,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams
+.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams sf-parser
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -85,9 +85,14 @@ tests/upstreams/node_modules/.package-lock.json: tests/upstreams/package-lock.js
 $(TOOLS)/flask/flask:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/flask flask==3.1.2
 
+$(TOOLS)/sf/http_sf:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/sf http-sf==1.5.0
+
+sf-parser: $(TOOLS)/sf/http_sf ## Install an independent HTTP structured-fields parser (PyPI http-sf), for the RateLimit fields
+
 path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
 
-integration: wasm envoy idp browser oci-tools prometheus path-upstreams tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
+integration: wasm envoy idp browser oci-tools prometheus path-upstreams sf-parser tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
 	cargo test --profile release-tests --test 'envoy_*' --test cli --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types

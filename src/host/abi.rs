@@ -759,6 +759,15 @@ pub fn set_shared(key: &str, value: &[u8]) -> Result<(), HostError> {
     status(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
 }
 
+/// The status a host answers a write with when the entry changed since it was read.
+pub const CAS_MISMATCH: u32 = 8;
+
+/// Writes a shared-data entry if its CAS token is still `cas` (0: unconditionally).
+pub fn set_shared_cas(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths describe live buffers.
+    status(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
 /// Serialises header pairs in the ABI's map format: count, (key len, value len)*, then
 /// NUL-terminated keys and values.
 pub fn encode_map<V: AsRef<[u8]>>(pairs: &[(String, V)]) -> Vec<u8> {

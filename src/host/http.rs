@@ -13,6 +13,7 @@ use crate::policy::http::{apply_header_ops, HeaderOp};
 use crate::policy::jwt::budget::{self, ClientSource};
 use crate::policy::jwt::state::View;
 use crate::policy::method::Method;
+use crate::policy::ratelimit::Limiter;
 use crate::policy::reply::{BodyChunk, BodyHost, BodyStep, BodyWork, Owed};
 use crate::policy::telemetry::{self, Decision, Phase};
 use crate::policy::{request_id, Admission, BodyPlan, RequestHead, Suspended};
@@ -244,13 +245,16 @@ impl HttpFilter {
         let policy = std::rc::Rc::clone(&self.shared.policy);
         let now = self.shared.now();
         let first = resume.is_none();
-        let decision = {
+        let judge = |limiter: Option<&Limiter<'_>>| {
             let head = RequestHead { headers: &self.headers, end_of_stream: self.end_of_stream };
             let rules = policy.jwt.as_ref().and_then(|j| j.budget.as_ref());
             let source = rules.map_or(&ClientSource::Peer, |r| &r.client);
             let client = || client_and_connection(&self.headers, source, &self.shared.caps);
-            let view = View::new(&self.shared.verify, now, keystore::shared_data(&self.shared.caps))
+            let mut view = View::new(&self.shared.verify, now, keystore::shared_data(&self.shared.caps))
                 .with_client(&client);
+            if let Some(l) = limiter {
+                view = view.with_limiter(l);
+            }
             let decision = match &resume {
                 None => policy.check_head(&head, &view, now),
                 Some(s) => policy.resume_head(s, &head, &view, now),
@@ -258,7 +262,14 @@ impl HttpFilter {
             for _ in 0..view.shared_hits() {
                 self.shared.metrics.bump(telemetry::SHARED_TOKEN_HITS);
             }
+            for (index, event) in limiter.map(Limiter::events).unwrap_or_default() {
+                self.shared.metrics.bump(&telemetry::rate_limit(policy.rate_limit_name(index), event));
+            }
             decision
+        };
+        let decision = match &self.shared.counters {
+            Some(c) => c.with_limiter(|l| judge(Some(l))),
+            None => judge(None),
         };
         self.route = decision.route;
         self.owed.cors = decision.cors;

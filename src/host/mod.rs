@@ -3,10 +3,12 @@
 //!
 //! - [`abi`]: every host call, with every status handled (no SDK wrapper that panics).
 //! - [`root`]: configuration loading; [`http`]: the per-stream filter; [`shared`]: what the
-//!   filters of one configuration share; [`metrics`]: counters.
+//!   filters of one configuration share; [`metrics`]: counters; [`counters`]: the rate-limit
+//!   table's store.
 //! - [`held`]: requests held for their body, and the check that the host delivers it.
 
 pub mod abi;
+pub mod counters;
 pub mod held;
 pub mod http;
 pub mod keystore;

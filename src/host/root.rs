@@ -9,6 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use super::abi::{self, BufferType, LogLevel};
+use super::counters::Counters;
 use super::held::{self, Held};
 use super::http::HttpFilter;
 use super::keystore;
@@ -202,6 +203,7 @@ impl RootContext for Root {
         );
         // Workers share verified tokens where the host has shared data, in slots named by
         // this configuration.
+        let counters = Counters::new(&policy, &caps, &namespace).map(Rc::new);
         let namespace = caps.shared_data.then_some(namespace);
         let verify = policy.verification_state(previous, namespace);
         self.state = Some(Shared {
@@ -211,6 +213,7 @@ impl RootContext for Root {
             verify: Rc::new(RefCell::new(verify)),
             clock,
             held: Rc::new(RefCell::new(Held::default())),
+            counters,
         });
         true
     }
@@ -223,6 +226,9 @@ impl RootContext for Root {
         }
         let now = now_unix();
         state.clock.set(Some(now));
+        if let Some(c) = &state.counters {
+            c.refresh();
+        }
         if !state.verify.borrow().has_remote() {
             state.metrics.flush();
             return;

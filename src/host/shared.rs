@@ -7,6 +7,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::abi::{self, LogLevel};
+use super::counters::Counters;
+
 use super::held::Held;
 use super::keystore;
 use super::metrics::Metrics;
@@ -32,6 +34,8 @@ pub struct Shared {
     pub clock: Rc<Cell<Option<i64>>>,
     /// Requests held for their body, watched for a host that does not deliver it.
     pub held: Rc<RefCell<Held>>,
+    /// The rate-limit counters, where the policy has limits.
+    pub counters: Option<Rc<Counters>>,
 }
 
 /// Wall-clock time in Unix seconds, from WASI's clock (every host provides it, unlike the

@@ -59,6 +59,117 @@ pub struct Config {
     /// What api-guard measures beyond its counters.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Rate limits: named policies, and which of them apply where.
+    pub rate_limits: Option<RateLimitsConfig>,
+}
+
+/// Rate limits (`rate_limits`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Named limits. A name is 1 to 64 letters, digits, `-` or `_`; it names the policy in
+    /// metrics and in the `RateLimit-Policy` and `RateLimit` response fields.
+    pub policies: BTreeMap<String, RateLimitPolicyConfig>,
+    /// Policies for routes that set no `rate_limits` of their own, and for requests that match
+    /// no route, checked in this order. Default none.
+    #[serde(default)]
+    pub default: Vec<String>,
+    /// Slots in the table of counters (16 to 1048576), shared by every policy: each slot holds
+    /// one caller's bucket while it is not full. Size it above the number of callers active
+    /// within a window; when both of a caller's slots are taken, it shares a bucket with
+    /// another caller (counted more, never less; `api_guard_rate_limit_total` with
+    /// `decision="shared"`). Default 8192.
+    pub table_size: Option<u32>,
+}
+
+/// One named limit.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitPolicyConfig {
+    /// Requests allowed per window (1 to 1000000), refilled continuously.
+    pub requests: u32,
+    /// The window, in seconds (1 to 2592000, 30 days).
+    pub window_seconds: u32,
+    /// Requests an idle caller may send at once (1 to 1000000). Default `requests`.
+    pub burst: Option<u32>,
+    /// What callers are told apart by.
+    pub key: RateKeyConfig,
+    /// Limits picked by a claim of the verified token (e.g. `plan: gold`), instead of
+    /// `requests`, `window_seconds` and `burst`, for callers whose claim names a plan.
+    pub plans: Option<RatePlansConfig>,
+    /// Send the `RateLimit-Policy` and `RateLimit` fields on allowed and refused answers.
+    /// Default true.
+    pub headers: Option<bool>,
+    /// When the counters cannot be read or written: `fail_open` (the request passes, counted
+    /// as an error) or `fail_closed` (503 with `Retry-After: 1`). Default `fail_open`.
+    pub failure_mode: Option<FailureModeConfig>,
+}
+
+/// What a rate limit's callers are told apart by.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RateKeyConfig {
+    /// A claim of the verified token (`sub`, `client_id`, `azp`, or a path such as
+    /// `org.tenant`). A request without it (no token, or a token without the claim) is counted
+    /// by its client address.
+    Claim {
+        /// The claim's name or path.
+        claim: String,
+    },
+    /// The client address (an IPv4 address, or an IPv6 /64), read as
+    /// `jwt.verification_budget.client_header` says where that is set.
+    ClientAddress,
+    /// A request header set by a proxy of yours (a request without it is counted by its
+    /// client address).
+    Header {
+        /// The header's name.
+        name: String,
+        /// Must be true: you confirm that a proxy of yours sets this header and drops the
+        /// client's copy (a client can otherwise pick its own bucket).
+        #[serde(default)]
+        trusted: bool,
+    },
+    /// The route: one bucket for every caller of it (requests that match no route share one).
+    Route,
+}
+
+/// Limits by a claim's value.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RatePlansConfig {
+    /// The claim whose value names the plan (a name or a path such as `org.plan`).
+    pub claim: String,
+    /// Plan (the claim's value, a string or a whole number) → its limit. A caller whose claim
+    /// names no plan here gets the policy's own limit.
+    pub limits: BTreeMap<String, RatePlanConfig>,
+}
+
+/// One plan's limit.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RatePlanConfig {
+    /// Requests allowed per window (1 to 1000000).
+    pub requests: u32,
+    /// The window, in seconds. Default the policy's.
+    pub window_seconds: Option<u32>,
+    /// Requests an idle caller may send at once. Default `requests`.
+    pub burst: Option<u32>,
+}
+
+/// What applies when a limit cannot be counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FailureModeConfig {
+    /// Let the request through.
+    FailOpen,
+    /// Refuse it with 503.
+    FailClosed,
 }
 
 /// Optional metrics.
@@ -620,6 +731,9 @@ pub struct RouteConfig {
     /// Response body buffering for this route, overriding `response` field by field.
     #[serde(default)]
     pub response: RouteResponseConfig,
+    /// Rate limit policies for this route (names from `rate_limits.policies`), replacing
+    /// `rate_limits.default`; `[]` for none.
+    pub rate_limits: Option<Vec<String>>,
 }
 
 /// Per-route response body settings.

@@ -65,11 +65,15 @@ pub enum Reason {
     /// `allow_on_headers_stop_iteration`), so the request was failed rather than let through
     /// unchecked or left to hang.
     HostMisconfigured,
+    /// The caller is over a rate limit (`rate_limits`).
+    RateLimited,
+    /// A rate limit could not be counted and its policy fails closed.
+    RateLimitUnavailable,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 24] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -92,6 +96,8 @@ impl Reason {
         Reason::CorsRejected,
         Reason::ResponseWithheld,
         Reason::HostMisconfigured,
+        Reason::RateLimited,
+        Reason::RateLimitUnavailable,
     ];
 
     /// HTTP status of the denial.
@@ -106,7 +112,8 @@ impl Reason {
             Reason::TokenMissing | Reason::TokenInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied | Reason::CorsRejected => 403,
             Reason::KeysUnavailable | Reason::VerificationOverload => 503,
-            Reason::VerificationBudget => 429,
+            Reason::VerificationBudget | Reason::RateLimited => 429,
+            Reason::RateLimitUnavailable => 503,
             Reason::ResponseWithheld => 502,
             Reason::HostMisconfigured => 500,
             Reason::InvalidJson | Reason::InvalidRequest => 400,
@@ -142,6 +149,8 @@ impl Reason {
             Reason::CorsRejected => "cors-rejected",
             Reason::ResponseWithheld => "response-withheld",
             Reason::HostMisconfigured => "host-misconfigured",
+            Reason::RateLimited => "rate-limited",
+            Reason::RateLimitUnavailable => "rate-limit-unavailable",
         }
     }
 
@@ -170,6 +179,8 @@ impl Reason {
             Reason::CorsRejected => "Cross-origin request refused",
             Reason::ResponseWithheld => "Response withheld",
             Reason::HostMisconfigured => "Gateway misconfigured",
+            Reason::RateLimited => "Too many requests",
+            Reason::RateLimitUnavailable => "Rate limit unavailable",
         }
     }
 
@@ -222,6 +233,10 @@ impl Reason {
             Reason::HostMisconfigured => {
                 "The gateway is missing a setting this API's checks need; its operator has been told in the gateway's log."
             }
+            Reason::RateLimited => {
+                "This client has sent more requests than its limit allows; retry after the time in Retry-After."
+            }
+            Reason::RateLimitUnavailable => "The gateway cannot count requests against this API's limits; retry later.",
         }
     }
 }
@@ -232,9 +247,9 @@ pub struct Denial {
     /// Why.
     pub reason: Reason,
     /// For [`Reason::MethodNotAllowed`]: the `Allow` header value.
-    pub allow: Option<String>,
+    pub allow: Option<Box<str>>,
     /// For [`Reason::InsufficientScope`]: the scopes the resource requires.
-    pub scope: Option<String>,
+    pub scope: Option<Box<str>>,
     /// A finer cause for the log line only (e.g. `expired` for an invalid token).
     pub cause: Option<&'static str>,
     /// What exactly failed validation (the problem's `errors` member); empty for most reasons.
@@ -245,7 +260,15 @@ pub struct Denial {
     /// `provider` label of the request counter; `None` where no token was. (`u16` keeps the
     /// denial small: it travels in every `Result` of the request path.)
     pub provider: Option<u16>,
+    /// Further fields the response carries (a rate limit's `RateLimit-Policy` and
+    /// `RateLimit`), already formatted by the rule that refused. Boxed: most denials have
+    /// none, and a denial travels in every `Result` of the request path.
+    pub headers: Option<Box<Fields>>,
 }
+
+/// Response fields a denial carries besides its own (see [`Denial::headers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields(pub Vec<(String, String)>);
 
 /// One entry of a problem's `errors` array: where, which rule, and why, in words that never
 /// repeat the offending value.
@@ -271,6 +294,7 @@ impl Denial {
             errors: Vec::new(),
             retry_after: None,
             provider: None,
+            headers: None,
         }
     }
 
@@ -286,7 +310,7 @@ impl Denial {
 
     /// A 403 `insufficient_scope` naming the required scopes.
     pub fn insufficient_scope(scope: String) -> Denial {
-        Denial { scope: Some(scope), ..Denial::new(Reason::InsufficientScope) }
+        Denial { scope: Some(scope.into_boxed_str()), ..Denial::new(Reason::InsufficientScope) }
     }
 }
 
@@ -411,7 +435,7 @@ pub fn render(
         ("cache-control".to_string(), "no-store".to_string()),
     ];
     if let Some(allow) = &denial.allow {
-        headers.push(("allow".to_string(), allow.clone()));
+        headers.push(("allow".to_string(), allow.to_string()));
     }
     if let Some(c) = challenge(denial, &rendering.realm) {
         headers.push(("www-authenticate".to_string(), c));
@@ -420,6 +444,9 @@ pub fn render(
         (Some(s), _) => headers.push(("retry-after".to_string(), s.to_string())),
         (None, Reason::KeysUnavailable) => headers.push(("retry-after".to_string(), "5".to_string())),
         _ => {}
+    }
+    if let Some(extra) = &denial.headers {
+        headers.extend(extra.0.iter().cloned());
     }
     if let Some(cors) = cors {
         headers.extend(cors.iter().cloned());

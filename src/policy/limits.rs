@@ -190,7 +190,10 @@ impl RequestLimits {
         if self.methods.contains(method) {
             Ok(())
         } else {
-            Err(Denial { allow: Some(self.allow_header.clone()), ..Denial::new(Reason::MethodNotAllowed) })
+            Err(Denial {
+                allow: Some(self.allow_header.as_str().into()),
+                ..Denial::new(Reason::MethodNotAllowed)
+            })
         }
     }
 

@@ -119,6 +119,15 @@ fn compile(doc: config::Config, detected: impl FnOnce() -> HostKind) -> Result<L
             "off: this host reports no client address (set client_header)".into(),
         ));
     }
+    if policy.rate_limits.is_some() && !caps.shared_data {
+        notes.push(Note::warn(
+            "rate_limits",
+            format!(
+                "this host ({}) has no shared data: each worker counts on its own, so a limit of N allows up to N per worker process",
+                caps.kind.name()
+            ),
+        ));
+    }
     Ok(Loaded { policy, caps, notes })
 }
 
@@ -192,5 +201,11 @@ mod tests {
         let l = on(HostKind::Apisix, latency).expect("loads");
         assert_eq!(l.notes.iter().map(|n| n.path.as_str()).collect::<Vec<_>>(), ["metrics.decision_latency"]);
         assert!(on(HostKind::Kong, latency).expect("loads").notes.is_empty());
+        let limited =
+            r#"{"rate_limits":{"policies":{"a":{"requests":1,"window_seconds":1,"key":{"type":"route"}}}}}"#;
+        let l = on(HostKind::Apisix, limited).expect("loads");
+        assert_eq!(l.notes.iter().map(|n| n.path.as_str()).collect::<Vec<_>>(), ["rate_limits"]);
+        assert!(on(HostKind::Envoy, limited).expect("loads").notes.is_empty());
+        assert!(on(HostKind::Kong, limited).expect("loads").notes.is_empty());
     }
 }

@@ -33,6 +33,7 @@ pub mod method_override;
 pub mod multipart;
 pub mod openapi;
 pub mod path;
+pub mod ratelimit;
 pub mod redact;
 pub mod reply;
 pub mod request_id;
@@ -66,6 +67,8 @@ pub struct Route {
     pub cors: Option<cors::CorsPolicy>,
     /// Response body buffering.
     pub buffering: response::Buffering,
+    /// Its rate limit policies (indexes into `rate_limits.policies`), in order.
+    pub rate_limits: Vec<usize>,
 }
 
 /// The compiled configuration: everything a request is checked against, ready to use.
@@ -101,6 +104,8 @@ pub struct Policy {
     /// Whether the host layer times each phase into the decision-latency histogram
     /// (`metrics.decision_latency`).
     pub decision_latency: bool,
+    /// Rate limits, if configured.
+    pub rate_limits: Option<ratelimit::RateLimits>,
 }
 
 /// What to do with an admitted request.
@@ -226,6 +231,7 @@ impl Policy {
             Some(j) => j.default.clone().unwrap_or(Requirement::Deny),
             None => Requirement::Public,
         };
+        let rate_limits = config.rate_limits.as_ref().map(ratelimit::RateLimits::compile).transpose()?;
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut matchers = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
@@ -273,7 +279,19 @@ impl Policy {
             let cors =
                 r.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, &format!("{at}.cors"))).transpose()?;
             let buffering = response::Buffering::resolve(config.response.as_ref(), Some(&r.response));
-            routes.push(Route { name: r.name.clone(), limits, auth, cors, buffering });
+            let rate_limits = match (&rate_limits, &r.rate_limits) {
+                (Some(rl), Some(names)) => rl.resolve(names, &format!("{at}.rate_limits"))?,
+                (Some(rl), None) => rl.default.clone(),
+                (None, Some(names)) if names.is_empty() => Vec::new(),
+                (None, Some(_)) => {
+                    return Err(ConfigError::new(
+                        format!("{at}.rate_limits"),
+                        "names policies, but there is no `rate_limits` section to define them",
+                    ))
+                }
+                (None, None) => Vec::new(),
+            };
+            routes.push(Route { name: r.name.clone(), limits, auth, cors, buffering, rate_limits });
         }
 
         let type_base = config.problem.type_base.clone().unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
@@ -342,7 +360,21 @@ impl Policy {
             },
             rewrite_path: true,
             decision_latency: config.metrics.decision_latency,
+            rate_limits,
         })
+    }
+
+    /// A rate limit policy's configured name.
+    pub fn rate_limit_name(&self, index: usize) -> &str {
+        self.rate_limits.as_ref().and_then(|r| r.policies.get(index)).map_or("", |p| p.name.as_str())
+    }
+
+    /// The rate limit policies that apply to a matched route (or to requests that match none).
+    pub fn rate_limits_for(&self, route: Option<usize>) -> &[usize] {
+        match route.and_then(|i| self.routes.get(i)) {
+            Some(r) => &r.rate_limits,
+            None => self.rate_limits.as_ref().map_or(&[], |rl| rl.default.as_slice()),
+        }
     }
 
     /// The settings that apply to a matched route (or the global ones).
@@ -665,15 +697,29 @@ impl Policy {
         let facts = body_facts(head);
         let grant =
             authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, params, keys, now)?;
+        // Limits count authorized requests only: a refused token spends no one's quota.
+        let mut response_headers = Vec::new();
+        if let (Some(rl), Some(limiter)) = (&self.rate_limits, keys.limiter()) {
+            let policies = self.rate_limits_for(route);
+            if !policies.is_empty() {
+                let client = || keys.client_key();
+                let caller = ratelimit::Caller {
+                    claims: grant.tokens.first().map(|(_, v)| &v.claims),
+                    client: &client,
+                    head,
+                    route,
+                };
+                response_headers = rl.check(policies, &caller, limiter)?.headers;
+            }
+        }
         // Parameters are judged after authentication: only callers who may use the
         // operation learn what it expects.
         let mut validate = None;
-        let mut response_headers = Vec::new();
         if let (Some(api), Some(found)) = (&self.api, found) {
             api.check_request(found, query, head)?;
             validate = api.body_target(found.operation, facts.has_body, facts.content_type)?;
             if let Some(op) = api.operations.get(found.operation) {
-                response_headers.clone_from(&op.response_headers);
+                response_headers.extend(op.response_headers.iter().cloned());
             }
         }
         let body = if facts.has_body {

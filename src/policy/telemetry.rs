@@ -29,6 +29,8 @@ pub const JWKS_AGE: &str = "api_guard_jwks_age_seconds";
 /// 1 while a remote key set is missing or older than its `cache_duration_seconds` (every
 /// refresh since has failed), by provider.
 pub const JWKS_STALE: &str = "api_guard_jwks_stale";
+/// Rate limit checks, by policy and decision (`allowed`, `limited`, `error`, `shared`).
+pub const RATE_LIMIT: &str = "api_guard_rate_limit_total";
 /// Key-set fetches, by provider and outcome ([`FETCH_OUTCOMES`]).
 pub const JWKS_FETCHES: &str = "api_guard_jwks_fetches_total";
 
@@ -100,7 +102,7 @@ impl Decision {
 /// regex whose first group is cut from the name and whose second is the value). Envoy matches
 /// each regex against the whole name, so each skips the label pairs before its own. Label
 /// values never hold a `.`, so each regex is unambiguous.
-pub const STATS_TAGS: [(&str, &str); 7] = [
+pub const STATS_TAGS: [(&str, &str); 8] = [
     ("decision", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.decision\.([a-z_]+))"),
     ("reason", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.reason\.([a-z_]+))"),
     ("cause", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.cause\.([a-z0-9_]+))"),
@@ -108,6 +110,7 @@ pub const STATS_TAGS: [(&str, &str); 7] = [
     ("provider", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.provider\.([A-Za-z0-9_-]+))"),
     ("outcome", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.outcome\.([a-z_]+))"),
     ("phase", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.phase\.([a-z_]+))"),
+    ("policy", r"^(?:wasmcustom\.)?api_guard_\w+(?:\.\w+\.[\w-]+)*?(\.policy\.([A-Za-z0-9_-]+))"),
 ];
 
 /// A configured name as a label value: letters, digits, `_` and `-` kept, anything else `_`
@@ -166,6 +169,11 @@ pub fn details(what: &str) -> String {
 /// The name of a `report_only_total` series.
 pub fn report_only(reason: Reason, route: &str) -> String {
     format!("{REPORT_ONLY}.reason.{}.route.{route}", reason_label(reason))
+}
+
+/// The name of a rate-limit series: policy, then decision.
+pub fn rate_limit(policy: &str, event: super::ratelimit::Event) -> String {
+    format!("{RATE_LIMIT}.policy.{}.decision.{}", label_value(policy), event.name())
 }
 
 /// The name of a per-provider key-set series (`metric` is one of the `JWKS_` names).
@@ -239,6 +247,15 @@ mod tests {
         let (base, tags) = extract(&format!("wasmcustom.{}", fetches("corp.idp", "no_response")));
         assert_eq!(base, "wasmcustom.api_guard_jwks_fetches_total");
         assert_eq!(tags.len(), 2);
+        let (base, tags) = extract(&format!(
+            "wasmcustom.{}",
+            rate_limit("per-user", super::super::ratelimit::Event::Limited)
+        ));
+        assert_eq!(base, "wasmcustom.api_guard_rate_limit_total");
+        assert_eq!(
+            tags,
+            [("decision".to_string(), "limited".to_string()), ("policy".to_string(), "per-user".to_string())]
+        );
         assert_eq!(label_value(""), UNMATCHED);
     }
 

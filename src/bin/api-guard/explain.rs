@@ -43,7 +43,9 @@ fn step_of(reason: Reason) -> usize {
         | Reason::AccessDenied
         | Reason::KeysUnavailable
         | Reason::VerificationBudget
-        | Reason::VerificationOverload => 6,
+        | Reason::VerificationOverload
+        | Reason::RateLimited
+        | Reason::RateLimitUnavailable => 6,
         Reason::InvalidRequest => 7,
         Reason::InvalidJson | Reason::ResponseWithheld | Reason::HostMisconfigured => 8,
     }

@@ -71,6 +71,15 @@ pub trait VerifyState {
     }
     /// Remembers that `token` failed its signature for `provider`.
     fn remember_bad(&self, _provider: usize, _token: &str) {}
+    /// The request's client key (an IPv4 address or IPv6 /64), as the budget reads it.
+    fn client_key(&self) -> Option<String> {
+        None
+    }
+    /// The rate-limit counters this request is judged against; `None` where none are kept
+    /// (offline tools), and limits are then not counted.
+    fn limiter(&self) -> Option<&crate::policy::ratelimit::Limiter<'_>> {
+        None
+    }
 }
 
 /// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
@@ -317,6 +326,7 @@ pub struct View<'s> {
     last_slot: RefCell<Option<(TokenPlace, SharedSlot)>>,
     hits: Cell<u32>,
     shared_hits: Cell<u32>,
+    limiter: Option<&'s crate::policy::ratelimit::Limiter<'s>>,
 }
 
 impl<'s> View<'s> {
@@ -331,7 +341,13 @@ impl<'s> View<'s> {
             last_slot: RefCell::new(None),
             hits: Cell::new(0),
             shared_hits: Cell::new(0),
+            limiter: None,
         }
+    }
+
+    /// Judges the request's rate limits against `limiter`.
+    pub fn with_limiter(self, limiter: &'s crate::policy::ratelimit::Limiter<'s>) -> View<'s> {
+        View { limiter: Some(limiter), ..self }
     }
 
     /// Names the request's client for the failed-verification budget.
@@ -376,6 +392,14 @@ impl<'s> View<'s> {
 }
 
 impl VerifyState for View<'_> {
+    fn client_key(&self) -> Option<String> {
+        self.client().0.map(str::to_string)
+    }
+
+    fn limiter(&self) -> Option<&crate::policy::ratelimit::Limiter<'_>> {
+        self.limiter
+    }
+
     fn lookup(&self, index: usize) -> Availability {
         self.with(|s| match s.remotes.get(index) {
             Some(Some(e)) => e.cache.availability(&e.spec, self.now),

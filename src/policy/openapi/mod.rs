@@ -617,7 +617,7 @@ impl ApiSpec {
             return Ok(None);
         }
         let allow = shape.and_then(|_| self.entry_allow.get(m_index)).cloned();
-        Err(Denial { allow, ..Denial::new(Reason::MethodNotAllowed) })
+        Err(Denial { allow: allow.map(String::into_boxed_str), ..Denial::new(Reason::MethodNotAllowed) })
     }
 
     /// The documented JSON response shapes of `operation` for `status`: the exact code's,

@@ -1,0 +1,235 @@
+//! The limits through the whole request path: keys, plans, routes, headers and refusals.
+
+use std::cell::RefCell;
+
+use super::table::{MemoryStore, Table};
+use super::Limiter;
+use crate::policy::config::parse;
+use crate::policy::denial::Reason;
+use crate::policy::jwt::jwks::Availability;
+use crate::policy::jwt::state::VerifyState;
+use crate::policy::{Policy, RequestHead};
+
+const NOW_US: u64 = 1_800_000_000_000_000;
+
+/// A request's state with the counters and a fixed client address.
+struct Counted<'a> {
+    limiter: &'a Limiter<'a>,
+    client: Option<&'a str>,
+}
+
+impl VerifyState for Counted<'_> {
+    fn lookup(&self, _: usize) -> Availability {
+        Availability::Unavailable
+    }
+    fn client_key(&self) -> Option<String> {
+        self.client.map(str::to_string)
+    }
+    fn limiter(&self) -> Option<&Limiter<'_>> {
+        Some(self.limiter)
+    }
+}
+
+struct Harness {
+    policy: Policy,
+    table: Table,
+    store: MemoryStore,
+    now_us: RefCell<u64>,
+}
+
+impl Harness {
+    fn new(doc: &str) -> Harness {
+        let policy = parse(doc.as_bytes()).expect("policy compiles");
+        let slots = policy.rate_limits.as_ref().map_or(16, |r| r.slots);
+        Harness {
+            policy,
+            table: Table::new("test", slots, [9; 16]),
+            store: MemoryStore::default(),
+            now_us: RefCell::new(NOW_US),
+        }
+    }
+
+    /// The status and the response fields of one request.
+    fn send(&self, path: &str, headers: &[(&str, &str)], client: &str) -> (u16, Vec<(String, String)>) {
+        let mut all: Vec<(String, Vec<u8>)> =
+            vec![(":method".into(), b"GET".to_vec()), (":path".into(), path.as_bytes().to_vec())];
+        all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())));
+        let head = RequestHead { headers: &all, end_of_stream: Some(true) };
+        let limiter = Limiter::new(&self.table, &self.store, *self.now_us.borrow());
+        let state = Counted { limiter: &limiter, client: Some(client) };
+        let d = self.policy.check_head(&head, &state, (*self.now_us.borrow() / 1_000_000) as i64);
+        match d.outcome {
+            Ok(a) => (200, a.response_headers),
+            Err(denial) => {
+                let out = crate::policy::denial::render(
+                    &denial,
+                    &self.policy.rendering,
+                    &crate::policy::denial::RequestTag { route: "", method: None, request_id: "r" },
+                    None,
+                );
+                assert_eq!(out.reason, denial.reason);
+                (out.response.status, out.response.headers)
+            }
+        }
+    }
+
+    fn statuses(&self, n: usize, path: &str, headers: &[(&str, &str)], client: &str) -> Vec<u16> {
+        (0..n).map(|_| self.send(path, headers, client).0).collect()
+    }
+}
+
+/// An HS256 token (RFC 2104 HMAC over SHA-256, written out so the test shares no code with
+/// the verifier).
+fn hs256(key: &[u8], payload: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let input = format!("{}.{}", B64.encode(r#"{"alg":"HS256","typ":"JWT"}"#), B64.encode(payload));
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(input.as_bytes()).finalize();
+    let mac = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
+    format!("{input}.{}", B64.encode(mac))
+}
+
+fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_route_wide_limit_counts_every_caller_together_and_answers_429() {
+    let h = Harness::new(
+        r#"{"rate_limits":{"policies":{"shared":{"requests":3,"window_seconds":60,"key":{"type":"route"}}}},
+            "routes":[{"name":"r","match":{"prefix":"/"},"rate_limits":["shared"]}]}"#,
+    );
+    assert_eq!(h.statuses(2, "/a", &[], "192.0.2.1"), [200, 200]);
+    let (status, headers) = h.send("/a", &[], "192.0.2.2");
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "ratelimit-policy"), Some(r#""shared";q=3;w=60"#));
+    assert_eq!(header(&headers, "ratelimit"), Some(r#""shared";r=0;t=60"#));
+    let (status, headers) = h.send("/a", &[], "192.0.2.3");
+    assert_eq!(status, 429);
+    assert_eq!(header(&headers, "retry-after"), Some("20"));
+    assert_eq!(header(&headers, "content-type"), Some("application/problem+json"));
+    assert_eq!(header(&headers, "ratelimit"), Some(r#""shared";r=0;t=60"#));
+    // Twenty seconds later one request has refilled.
+    *h.now_us.borrow_mut() += 20_000_000;
+    assert_eq!(h.statuses(2, "/a", &[], "192.0.2.3"), [200, 429]);
+}
+
+#[test]
+fn client_addresses_count_apart() {
+    let h = Harness::new(
+        r#"{"rate_limits":{"policies":{"ip":{"requests":2,"window_seconds":10,"key":{"type":"client_address"},"headers":false}},
+            "default":["ip"]}}"#,
+    );
+    assert_eq!(h.statuses(3, "/x", &[], "192.0.2.1"), [200, 200, 429]);
+    assert_eq!(h.statuses(3, "/x", &[], "192.0.2.2"), [200, 200, 429]);
+    let (_, headers) = h.send("/x", &[], "192.0.2.9");
+    assert!(header(&headers, "ratelimit").is_none(), "headers off: {headers:?}");
+}
+
+#[test]
+fn a_trusted_header_keys_the_bucket_and_its_absence_falls_back_to_the_address() {
+    let h = Harness::new(
+        r#"{"rate_limits":{"policies":{"tenant":{"requests":1,"window_seconds":60,
+            "key":{"type":"header","name":"X-Tenant","trusted":true}}},"default":["tenant"]}}"#,
+    );
+    assert_eq!(h.statuses(2, "/", &[("x-tenant", "a")], "192.0.2.1"), [200, 429]);
+    assert_eq!(h.statuses(1, "/", &[("x-tenant", "b")], "192.0.2.1"), [200]);
+    assert_eq!(h.statuses(2, "/", &[], "192.0.2.1"), [200, 429]);
+}
+
+#[test]
+fn claims_key_and_pick_plans_only_from_verified_tokens() {
+    // HS256 tokens from the RFC 7515 key, so the claims are verified ones.
+    let doc = r#"{"jwt":{"providers":{"idp":{"issuer":"https://idp","audiences":["api"],
+        "algorithms":["HS256"],
+        "local_jwks":{"keys":[{"kty":"oct","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}}},
+        "default":{"type":"jwt","providers":["idp"]}},
+        "routes":[{"name":"open","match":{"prefix":"/open"},"auth":{"type":"public"}}],
+        "rate_limits":{"policies":{"user":{"requests":2,"window_seconds":60,"key":{"type":"claim","claim":"sub"},
+          "plans":{"claim":"plan","limits":{"gold":{"requests":5}}}}},"default":["user"]}}"#;
+    let h = Harness::new(doc);
+    let token = |sub: &str, plan: &str| {
+        hs256(
+            b"secret-secret-secret-secret-secret",
+            &format!(r#"{{"iss":"https://idp","aud":"api","sub":"{sub}","plan":"{plan}","exp":1900000000}}"#),
+        )
+    };
+    let alice = format!("Bearer {}", token("alice", "free"));
+    let bob = format!("Bearer {}", token("bob", "gold"));
+    let auth = |t: &str| vec![("authorization", t.to_string())];
+    let send = |t: &str, ip: &str| {
+        let a = auth(t);
+        let pairs: Vec<(&str, &str)> = a.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        h.send("/", &pairs, ip)
+    };
+    // Alice from two addresses is one caller: her subject is the key.
+    assert_eq!(send(&alice, "192.0.2.1").0, 200);
+    assert_eq!(send(&alice, "192.0.2.2").0, 200);
+    assert_eq!(send(&alice, "192.0.2.3").0, 429);
+    // Bob's plan gives him five, and Alice's refusals cost him nothing.
+    let (status, headers) = send(&bob, "192.0.2.1");
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "ratelimit-policy"), Some(r#""user";q=5;w=60"#));
+    for _ in 0..4 {
+        assert_eq!(send(&bob, "192.0.2.1").0, 200);
+    }
+    assert_eq!(send(&bob, "192.0.2.1").0, 429);
+    // A refused token costs no quota; without a token (a public route), the address is the
+    // key, here one Alice has not used.
+    assert_eq!(h.statuses(3, "/", &[("authorization", "Bearer x.y.z")], "198.51.100.7"), [401, 401, 401]);
+    assert_eq!(h.statuses(3, "/open", &[], "198.51.100.7"), [200, 200, 429]);
+}
+
+#[test]
+fn bad_configurations_are_refused_with_the_field() {
+    let cases = [
+        (
+            r#"{"rate_limits":{"policies":{"a":{"requests":0,"window_seconds":1,"key":{"type":"route"}}}}}"#,
+            "rate_limits.policies.a.requests",
+        ),
+        (
+            r#"{"rate_limits":{"policies":{"a":{"requests":1,"window_seconds":0,"key":{"type":"route"}}}}}"#,
+            "rate_limits.policies.a.window_seconds",
+        ),
+        (
+            r#"{"rate_limits":{"policies":{"a b":{"requests":1,"window_seconds":1,"key":{"type":"route"}}}}}"#,
+            "rate_limits.policies.a b",
+        ),
+        (
+            r#"{"rate_limits":{"policies":{"a":{"requests":1,"window_seconds":1,"key":{"type":"header","name":"x-k"}}}}}"#,
+            "rate_limits.policies.a.key.trusted",
+        ),
+        (r#"{"rate_limits":{"policies":{},"default":["nope"]}}"#, "rate_limits.default[0]"),
+        (r#"{"rate_limits":{"policies":{},"table_size":3}}"#, "rate_limits.table_size"),
+        (r#"{"routes":[{"name":"r","match":{"prefix":"/"},"rate_limits":["x"]}]}"#, "routes[0].rate_limits"),
+        (
+            r#"{"rate_limits":{"policies":{"a":{"requests":1,"window_seconds":1,"key":{"type":"route"},
+            "plans":{"claim":"plan","limits":{"gold":{"requests":2000000}}}}}}}"#,
+            "rate_limits.policies.a.plans.limits.gold.requests",
+        ),
+    ];
+    for (doc, path) in cases {
+        let e = parse(doc.as_bytes()).expect_err(doc);
+        assert_eq!(e.path, path, "{doc}: {e}");
+    }
+}
+
+#[test]
+fn without_counters_nothing_is_counted_and_nothing_is_refused() {
+    // Offline tools (`api-guard explain`) judge without counters.
+    let policy = parse(
+        br#"{"rate_limits":{"policies":{"a":{"requests":1,"window_seconds":60,"key":{"type":"route"}}},"default":["a"]}}"#,
+    )
+    .unwrap();
+    let all = vec![(":method".to_string(), b"GET".to_vec()), (":path".to_string(), b"/".to_vec())];
+    let head = RequestHead { headers: &all, end_of_stream: Some(true) };
+    for _ in 0..3 {
+        let d = policy.check_head(&head, &crate::policy::authz::NoState, 1_800_000_000);
+        assert!(d.outcome.is_ok());
+    }
+    assert_eq!(Reason::RateLimited.status(), 429);
+}

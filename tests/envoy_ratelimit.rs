@@ -1,0 +1,218 @@
+//! Rate limits through the real Envoy 1.40 with the built module, with two worker threads
+//! (each its own VM): per-subject limits for two users (one limited, the other not), a
+//! limit picked by a plan claim, a route-wide limit, the client address as the key, and the
+//! counts exact across both workers under concurrent load. Tokens are signed here with the
+//! `rsa` crate (an RSA implementation the module does not use) from the fixture keys; the
+//! `RateLimit-Policy` and `RateLimit` fields are parsed with PyPI's `http-sf`, an independent
+//! structured-fields parser. Every refused request is checked against the recording upstream.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use rsa::pkcs1v15::SigningKey;
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::{BigUint, RsaPrivateKey};
+use serde_json::json;
+use support::{Envoy, EnvoyOptions, Gateway};
+
+/// An RS256 token for the fixture issuer with `claims` added, signed with `rsa-1`.
+fn token(claims: serde_json::Value) -> String {
+    let keys = support::fixture("jwt/keys.private.json");
+    let k = &keys["rsa-1"];
+    let int = |name: &str| BigUint::from_bytes_be(&B64.decode(k[name].as_str().unwrap()).unwrap());
+    let key = RsaPrivateKey::from_components(int("n"), int("e"), int("d"), vec![int("p"), int("q")]).unwrap();
+    let mut payload = json!({"iss": "https://issuer.test", "aud": "api://orders", "exp": 2_001_001_001u64});
+    for (n, v) in claims.as_object().unwrap() {
+        payload[n] = v.clone();
+    }
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": "rsa-1"});
+    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(payload.to_string()));
+    let sig = SigningKey::<rsa::sha2::Sha256>::new(key).sign(input.as_bytes()).to_vec();
+    format!("{input}.{}", B64.encode(sig))
+}
+
+fn policy() -> String {
+    json!({
+        "jwt": support::jwt_rs256_required(),
+        "rate_limits": {
+            "policies": {
+                "per-user": {"requests": 5, "window_seconds": 3600, "key": {"type": "claim", "claim": "sub"},
+                             "plans": {"claim": "plan", "limits": {"gold": {"requests": 15}}}},
+                "everyone": {"requests": 7, "window_seconds": 3600, "key": {"type": "route"}},
+                "per-address": {"requests": 4, "window_seconds": 3600, "key": {"type": "client_address"},
+                                "headers": false}
+            },
+            "default": ["per-user"]
+        },
+        "routes": [
+            {"name": "status", "match": {"prefix": "/status"}, "auth": {"type": "public"},
+             "rate_limits": ["everyone"]},
+            {"name": "signup", "match": {"prefix": "/signup"}, "auth": {"type": "public"},
+             "rate_limits": ["per-address"]},
+            {"name": "free", "match": {"prefix": "/free"}, "auth": {"type": "public"}, "rate_limits": []}
+        ]
+    })
+    .to_string()
+}
+
+/// Sends `n` requests at once, each on a connection of its own (so both workers take some);
+/// returns the statuses and the responses.
+fn burst(gw: &Gateway, n: usize, path: &str, auth: Option<&str>) -> Vec<support::Response> {
+    let port = gw.client.port;
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (path, auth) = (path.to_string(), auth.map(str::to_string));
+            std::thread::spawn(move || {
+                let headers: Vec<(&str, &str)> =
+                    auth.as_deref().map(|a| ("authorization", a)).into_iter().collect();
+                support::Client::new(port).request("GET", &path, &headers, b"")
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn count(responses: &[support::Response], status: u16) -> usize {
+    responses.iter().filter(|r| r.status == status).count()
+}
+
+/// Parses a structured-field list with `http-sf` (PyPI), as JSON: `[[name, {param: value}]]`.
+fn parse_sf(value: &str) -> serde_json::Value {
+    let root = support::repo_root();
+    let out = std::process::Command::new("python3")
+        .env("PYTHONPATH", root.join(".tools/sf"))
+        .args([
+            "-c",
+            "import sys, json, http_sf\nprint(json.dumps(http_sf.parse(sys.argv[1].encode(), tltype='list')))",
+            value,
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "http-sf refused {value:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A worker's accepted connections, from Envoy's per-worker listener counters.
+fn worker_connections(envoy: &Envoy) -> Vec<u64> {
+    let (_, stats) = envoy.admin("/stats?filter=worker_.\\.downstream_cx_total").unwrap();
+    stats
+        .lines()
+        .filter(|l| l.starts_with("listener.") && !l.contains("admin"))
+        .filter_map(|l| l.rsplit_once(": ").and_then(|(_, v)| v.trim().parse().ok()))
+        .collect()
+}
+
+#[test]
+fn limits_count_exactly_across_workers_per_subject_plan_route_and_address() {
+    let gw = Gateway::start_with(&policy(), EnvoyOptions { concurrency: 2, ..Default::default() });
+    let alice = format!("Bearer {}", token(json!({"sub": "alice", "plan": "free"})));
+    let bob = format!("Bearer {}", token(json!({"sub": "bob"})));
+    let carol = format!("Bearer {}", token(json!({"sub": "carol", "plan": "gold"})));
+
+    // Alice sends 12 at once: exactly her 5 pass, across both workers.
+    let a = burst(&gw, 12, "/orders/alice", Some(&alice));
+    assert_eq!(
+        (count(&a, 200), count(&a, 429)),
+        (5, 7),
+        "{:?}",
+        a.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    // Bob is another subject: Alice's use costs him nothing.
+    let b = burst(&gw, 8, "/orders/bob", Some(&bob));
+    assert_eq!((count(&b, 200), count(&b, 429)), (5, 3));
+    // Carol's plan claim gives her 15.
+    let c = burst(&gw, 20, "/orders/carol", Some(&carol));
+    assert_eq!((count(&c, 200), count(&c, 429)), (15, 5));
+    // A route-wide limit: 7 for every caller of /status together.
+    let s = burst(&gw, 10, "/status", None);
+    assert_eq!((count(&s, 200), count(&s, 429)), (7, 3));
+    // Keyed by address: every request here comes from 127.0.0.1.
+    let p = burst(&gw, 6, "/signup", None);
+    assert_eq!((count(&p, 200), count(&p, 429)), (4, 2));
+    // A route that opts out is never limited.
+    assert_eq!(count(&burst(&gw, 10, "/free", None), 200), 10);
+    // Both workers took connections, so the exact counts above were shared between VMs.
+    let per_worker = worker_connections(&gw.envoy);
+    assert!(
+        per_worker.len() >= 2 && per_worker.iter().all(|n| *n > 0),
+        "connections per worker: {per_worker:?}"
+    );
+
+    // Nothing refused reached the upstream: it saw exactly the allowed requests.
+    let seen = |prefix: &str| gw.upstream.seen_path(prefix).len();
+    assert_eq!(
+        (seen("/orders/alice"), seen("/orders/bob"), seen("/orders/carol"), seen("/status"), seen("/signup")),
+        (5, 5, 15, 7, 4)
+    );
+
+    // A refusal: problem+json, Retry-After, and the fields, as an independent parser reads them.
+    let refused = a.iter().find(|r| r.status == 429).unwrap();
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    assert_eq!(refused.json()["type"], "urn:api-guard:problem:rate-limited");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(retry, 720, "one request refills every 3600 / 5 s");
+    assert_eq!(
+        parse_sf(refused.header("ratelimit-policy").unwrap()),
+        json!([["per-user", {"q": 5, "w": 3600}]])
+    );
+    let state = parse_sf(refused.header("ratelimit").unwrap());
+    assert_eq!(state[0][0], "per-user");
+    assert_eq!(state[0][1]["r"], 0);
+    assert!(state[0][1]["t"].as_u64().unwrap() > 3590);
+    // Allowed answers carry the fields too, with what is left: 4, 3, 2, 1, 0 in some order.
+    let mut left: Vec<u64> = a
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| parse_sf(r.header("ratelimit").unwrap())[0][1]["r"].as_u64().unwrap())
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, [0, 1, 2, 3, 4]);
+    let gold = c.iter().find(|r| r.status == 200).unwrap();
+    assert_eq!(
+        parse_sf(gold.header("ratelimit-policy").unwrap()),
+        json!([["per-user", {"q": 15, "w": 3600}]])
+    );
+    // `headers: false` sends none.
+    assert!(p.iter().all(|r| r.header("ratelimit").is_none() && r.header("ratelimit-policy").is_none()));
+
+    // A refused token spends no quota: Dave's forged tokens, then his 5.
+    let dave = token(json!({"sub": "dave"}));
+    let forged = format!("Bearer {}x", &dave[..dave.len() - 1]);
+    assert_eq!(count(&burst(&gw, 6, "/orders/dave", Some(&forged)), 401), 6);
+    let d = burst(&gw, 6, "/orders/dave", Some(&format!("Bearer {dave}")));
+    assert_eq!((count(&d, 200), count(&d, 429)), (5, 1));
+
+    // The counters say the same, by policy, and the denials carry their reason.
+    let rl = |policy: &str, decision: &str| {
+        gw.envoy.series("api_guard_rate_limit_total", &[("policy", policy), ("decision", decision)])
+    };
+    assert_eq!((rl("per-user", "allowed"), rl("per-user", "limited")), (5 + 5 + 15 + 5, 7 + 3 + 5 + 1));
+    assert_eq!((rl("everyone", "allowed"), rl("everyone", "limited")), (7, 3));
+    assert_eq!((rl("per-address", "allowed"), rl("per-address", "limited")), (4, 2));
+    assert_eq!(rl("per-user", "shared") + rl("per-user", "error"), 0);
+    assert_eq!(gw.envoy.denied("rate_limited"), 7 + 3 + 5 + 3 + 2 + 1);
+    let (_, prom) = gw.envoy.admin("/stats/prometheus").unwrap();
+    assert!(
+        prom.lines().any(|l| l.starts_with("api_guard_rate_limit_total{")
+            && l.contains("policy=\"per-user\"")
+            && l.contains("decision=\"limited\"")),
+        "no labelled rate-limit series in /stats/prometheus"
+    );
+}
+
+#[test]
+fn a_configuration_that_names_an_unknown_policy_is_refused_with_the_field() {
+    let config = json!({"rate_limits": {"policies": {}}, "routes": [
+        {"name": "r", "match": {"prefix": "/"}, "rate_limits": ["missing"]}]})
+    .to_string();
+    let upstream = support::Upstream::start();
+    let log = match Envoy::start_with(&config, upstream.port, EnvoyOptions::default()) {
+        Ok(_) => panic!("Envoy accepted a policy naming an unknown rate limit"),
+        Err(log) => log,
+    };
+    assert!(log.contains("routes[0].rate_limits[0]") && log.contains("no policy named 'missing'"), "{log}");
+}

@@ -146,6 +146,34 @@ const scenarios = {
     c.that(w2.request({ path: "/orders", headers: [bearer("wrong_key_same_kid")] }).local?.status === 401, "forged token on worker 2");
     for (const k of tokenSlots()) h.shared.delete(k);
   },
+  async "rate limits: per subject, 429 with the RateLimit fields; shared by the VMs where the host has shared data, per VM (and warned) where not"(h, c) {
+    const limited = { ...core(h.name), rate_limits: { policies: { "per-user": { requests: 3, window_seconds: 3600, key: { type: "claim", claim: "sub" } } }, default: ["per-user"] } };
+    c.that(h.configure(limited), "the limited policy did not load");
+    for (let i = 0; i < 3; i++) {
+      const r = h.request({ path: "/orders", headers: [bearer("rs256")] });
+      c.that(r.forwarded, `request ${i + 1}: ${r.local?.status}`);
+      if (i === 0) c.that(header(r.response?.headers, "ratelimit") === '"per-user";r=2;t=1200', `fields ${header(r.response?.headers, "ratelimit")}`);
+    }
+    const over = h.request({ path: "/orders", headers: [bearer("rs256")] });
+    c.that(!over.forwarded && over.local?.status === 429, `the fourth: ${over.local?.status}`);
+    c.that(problem(over).type?.endsWith("rate-limited"), `type ${problem(over).type}`);
+    c.that(header(over.local?.headers, "retry-after") === "1200", `retry-after ${header(over.local?.headers, "retry-after")}`);
+    c.that(header(over.local?.headers, "ratelimit-policy") === '"per-user";q=3;w=3600', `policy field ${header(over.local?.headers, "ratelimit-policy")}`);
+    // Another subject is not limited by user-42's use.
+    c.that(h.request({ path: "/orders", headers: [bearer("claims_rich")] }).forwarded, "user-7 refused");
+    // A second worker VM of the same configuration.
+    const w2 = new Host(h.module, h.name, { shared: h.shared });
+    c.that(await w2.start(limited), "worker 2 did not load");
+    const r2 = w2.request({ path: "/orders", headers: [bearer("rs256")] });
+    if (h.p.shared) {
+      c.that(!r2.forwarded && r2.local?.status === 429, `worker 2 did not see worker 1's count: ${r2.local?.status}`);
+    } else {
+      c.that(r2.forwarded, `worker 2 (its own count): ${r2.local?.status}`);
+      c.that(w2.logs.some(([, m]) => m.includes("rate_limits") && m.includes("each worker counts on its own")), "no warning that counts are per worker");
+    }
+    c.that(w2.traps.length === 0 && w2.unimplemented.length === 0, `worker 2 called what the host lacks: ${[...w2.unimplemented, ...w2.traps]}`);
+    h.configure(core(h.name));
+  },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);
     const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });

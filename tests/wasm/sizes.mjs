@@ -120,6 +120,12 @@ bodies.forEach((len, k) => {
   if (!g) unmatched.set(crate, (unmatched.get(crate) ?? 0) + len);
 });
 
+// SIZES_DUMP=file: every function's body size and name, one per line (to compare builds).
+if (process.env.SIZES_DUMP) {
+  const lines = bodies.map((len, k) => `${len}\t${names.get(imports + k) ?? ""}`);
+  (await import("node:fs")).writeFileSync(process.env.SIZES_DUMP, lines.join("\n") + "\n");
+}
+
 const kb = (n) => (n / 1024).toFixed(0);
 const total = bodies.reduce((a, n) => a + n, 0);
 const totalMs = [...compileMs.values()].reduce((a, n) => a + n, 0);

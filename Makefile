@@ -23,7 +23,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams sf-parser
+.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams sf-parser redis rls-server
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -90,9 +90,34 @@ $(TOOLS)/sf/http_sf:
 
 sf-parser: $(TOOLS)/sf/http_sf ## Install an independent HTTP structured-fields parser (PyPI http-sf), for the RateLimit fields
 
+redis: ## Install Redis (Debian redis-server), the rate-limit service's storage in the global-limit tests
+	@command -v redis-server >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }; }
+
+# The test rate-limit service (tests/rls) counts with Limitador 0.14.0 from crates.io, fetched
+# by checksum and patched in two places: its Redis storage uses key-encoding code that the
+# release compiles only with `disk_storage` (RocksDB, a long C++ build the tests do not use).
+LIMITADOR        := limitador-0.14.0
+LIMITADOR_SHA256 := 77e33de992fdc347850a81f1ed242cc702900a9651a2b5d044d153a2db5e2d1a
+LIMITADOR_SRC    := target/rls-src/$(LIMITADOR)
+RLS_SERVER       := target/rls/release/api-guard-test-rls
+
+$(LIMITADOR_SRC)/.patched:
+	mkdir -p target/rls-src
+	curl -sSfL https://static.crates.io/crates/limitador/$(LIMITADOR).crate -o target/rls-src/$(LIMITADOR).crate
+	echo "$(LIMITADOR_SHA256)  target/rls-src/$(LIMITADOR).crate" | sha256sum -c --quiet
+	rm -rf $(LIMITADOR_SRC) && tar xzf target/rls-src/$(LIMITADOR).crate -C target/rls-src
+	perl -0pi -e 's/#\[cfg\(feature = "disk_storage"\)\]\n(pub mod bin)/$$1/' $(LIMITADOR_SRC)/src/storage/keys.rs
+	perl -0pi -e 's/    #\[cfg\(feature = "disk_storage"\)\]\n(    pub\(crate\) fn variables_for_key)/$$1/' $(LIMITADOR_SRC)/src/counter.rs
+	grep -q -B1 '^pub mod bin' $(LIMITADOR_SRC)/src/storage/keys.rs && ! grep -B1 '^pub mod bin' $(LIMITADOR_SRC)/src/storage/keys.rs | grep -q cfg
+	! grep -B1 'fn variables_for_key' $(LIMITADOR_SRC)/src/counter.rs | grep -q cfg
+	touch $@
+
+rls-server: redis $(LIMITADOR_SRC)/.patched ## Build the test rate-limit service: the RLS v3 API over Limitador with its Redis storage
+	cd tests/rls && cargo build --release --locked --target-dir $(CURDIR)/target/rls
+
 path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
 
-integration: wasm envoy idp browser oci-tools prometheus path-upstreams sf-parser tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
+integration: wasm envoy idp browser oci-tools prometheus path-upstreams sf-parser rls-server tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
 	cargo test --profile release-tests --test 'envoy_*' --test cli --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types

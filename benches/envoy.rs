@@ -59,6 +59,17 @@ const BUFFER_ONLY: &str = r#"
               "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
               max_request_bytes: 65536"#;
 
+/// Envoy's native local rate limit, one token bucket for the listener that never runs dry
+/// (C-rl): what counting a request costs natively.
+const LOCAL_RATELIMIT: &str = r#"
+          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: bench
+              token_bucket: { max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 1s }
+              filter_enabled: { runtime_key: rl_enabled, default_value: { numerator: 100, denominator: HUNDRED } }
+              filter_enforced: { runtime_key: rl_enforced, default_value: { numerator: 100, denominator: HUNDRED } }"#;
+
 /// The virtual host's CORS policy, used by the native CORS filter in E.
 const CORS_POLICY: &str = r#"
               typed_per_filter_config:
@@ -456,6 +467,17 @@ fn main() {
         v["jwt"]["verification_budget"] = json!({ "max_failures": max_failures });
         v.to_string()
     };
+    // B-rl: B with a per-subject local limit that never refuses (every request is counted in
+    // the shared table by compare-and-swap, one hot key from both workers).
+    let with_rate_limit = |policy: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
+        v["rate_limits"] = json!({
+            "policies": {"per-user": {"requests": 1_000_000_000u32, "window_seconds": 1,
+                                      "key": {"type": "claim", "claim": "sub"}}},
+            "default": ["per-user"]
+        });
+        v.to_string()
+    };
     let with_latency = |policy: &str| {
         let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
         v["metrics"] = json!({ "decision_latency": true });
@@ -544,6 +566,22 @@ fn main() {
             "C",
             "native jwt_authn, RS256, jwt_cache_config",
             jwt_authn(true),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "B-rl",
+            "api-guard JWT, RS256, token cache, a local rate limit per subject (never reached)",
+            wasm_filter_yaml(&module_s, &with_rate_limit(&jwt_only(&["RS256"], 1024)), false),
+            "/orders",
+            token("rs256"),
+            false,
+        ),
+        Case::new(
+            "C-rl",
+            "native jwt_authn with cache + native local_ratelimit (one bucket, never empty)",
+            format!("{}{LOCAL_RATELIMIT}", jwt_authn(true)),
             "/orders",
             token("rs256"),
             false,
@@ -873,7 +911,7 @@ fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path) {
     let bytes = std::fs::read(module).unwrap_or_default();
     let code_mb = wasm_code_section(&bytes) as f64 / 1e6;
     type Row = (&'static str, Option<f64>, &'static str, fn(f64) -> bool);
-    let rows: [Row; 13] = [
+    let rows: [Row; 15] = [
         (
             "B throughput ÷ empty wasm filter that reads the headers (W-h)",
             ratio(rps("B"), rps("W-h")),
@@ -884,6 +922,13 @@ fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path) {
         ("B throughput ÷ native jwt_authn with cache (C)", ratio(rps("B"), rps("C")), "≥ 0.90", |v| {
             v >= 0.9
         }),
+        ("a local rate limit: B-rl throughput ÷ B", ratio(rps("B-rl"), rps("B")), "≥ 0.95", |v| v >= 0.95),
+        (
+            "B-rl throughput ÷ native jwt_authn + local_ratelimit (C-rl)",
+            ratio(rps("B-rl"), rps("C-rl")),
+            "≥ 0.90",
+            |v| v >= 0.9,
+        ),
         (
             "RS256 CPU per verify ÷ native: (B-raw − W) ÷ C-raw",
             ratio(diff(added("B-raw"), added("W")), added("C-raw")),
@@ -969,6 +1014,7 @@ fn native_anchor(key: &str) -> &'static str {
         "B-raw" | "J" | "J-budget" | "J-mixed" => "C-raw",
         "B-ES-raw" => "C-ES-raw",
         "D" | "A-D" => "E",
+        "B-rl" => "C-rl",
         _ => "C",
     }
 }

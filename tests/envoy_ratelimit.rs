@@ -5,6 +5,11 @@
 //! `rsa` crate (an RSA implementation the module does not use) from the fixture keys; the
 //! `RateLimit-Policy` and `RateLimit` fields are parsed with PyPI's `http-sf`, an independent
 //! structured-fields parser. Every refused request is checked against the recording upstream.
+//!
+//! Global limits: two Envoy processes share one limit through a real rate-limit service,
+//! Limitador counting in Redis (Debian's `redis-server`), behind the RLS v3 API
+//! (`tests/rls`, built by `make rls-server`); Redis and then the service are killed mid-run
+//! and restored, under both failure modes.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -164,13 +169,7 @@ fn limits_count_exactly_across_workers_per_subject_plan_route_and_address() {
     assert_eq!(state[0][1]["r"], 0);
     assert!(state[0][1]["t"].as_u64().unwrap() > 3590);
     // Allowed answers carry the fields too, with what is left: 4, 3, 2, 1, 0 in some order.
-    let mut left: Vec<u64> = a
-        .iter()
-        .filter(|r| r.status == 200)
-        .map(|r| parse_sf(r.header("ratelimit").unwrap())[0][1]["r"].as_u64().unwrap())
-        .collect();
-    left.sort_unstable();
-    assert_eq!(left, [0, 1, 2, 3, 4]);
+    assert_eq!(left_after_each(&a), [0, 1, 2, 3, 4]);
     let gold = c.iter().find(|r| r.status == 200).unwrap();
     assert_eq!(
         parse_sf(gold.header("ratelimit-policy").unwrap()),
@@ -215,4 +214,214 @@ fn a_configuration_that_names_an_unknown_policy_is_refused_with_the_field() {
         Err(log) => log,
     };
     assert!(log.contains("routes[0].rate_limits[0]") && log.contains("no policy named 'missing'"), "{log}");
+}
+
+/// A Redis server on a Unix socket in `dir` (no TCP port to choose), killed on drop.
+struct Redis {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &std::path::Path) -> Redis {
+        let socket = dir.join("redis.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (make redis)");
+        // Killed on drop, also when it never listens.
+        let redis = Redis { child, socket };
+        for _ in 0..200 {
+            if std::os::unix::net::UnixStream::connect(&redis.socket).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not listen on {}", redis.socket.display());
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The rate-limit service over `redis` with Limitador `limits`.
+fn rls(dir: &std::path::Path, redis: &Redis, limits: &serde_json::Value) -> support::Helper {
+    let file = dir.join("limits.json");
+    std::fs::write(&file, limits.to_string()).unwrap();
+    let bin = support::repo_root().join("target/rls/release/api-guard-test-rls");
+    assert!(bin.exists(), "{} is missing: make rls-server", bin.display());
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("127.0.0.1:0").arg(format!("redis+unix://{}", redis.socket.display())).arg(&file);
+    support::start_helper("the rate-limit service", &mut cmd, "listening on 127.0.0.1:")
+}
+
+/// An Envoy with the module and a cluster `rls` (HTTP/2) to the rate-limit service.
+fn global_envoy(upstream: u16, rls_port: u16, config: &str) -> Envoy {
+    let opts =
+        EnvoyOptions { concurrency: 2, clusters: vec![("rls".into(), rls_port)], ..Default::default() };
+    let yaml = support::envoy::bootstrap(upstream, config, &opts).replacen(
+        "  - name: rls\n    connect_timeout: 2s\n",
+        "  - name: rls\n    connect_timeout: 2s\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: { http2_protocol_options: {} }\n",
+        1,
+    );
+    Envoy::start_yaml(&yaml, &opts).unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// `n` requests one after another, alternating between the two Envoys. (Limitador's Redis
+/// storage reads the counters, then increments them, in two steps: requests that arrive at
+/// the same instant can all read the same count, so only one at a time is exact.)
+fn alternate(ports: [u16; 2], n: usize, path: &str, auth: &str) -> Vec<support::Response> {
+    (0..n)
+        .map(|i| support::Client::new(ports[i % 2]).request("GET", path, &[("authorization", auth)], b""))
+        .collect()
+}
+
+#[test]
+fn global_limits_are_shared_by_two_envoys_through_limitador_and_redis_and_fail_as_configured() {
+    let dir = support::unique_dir("rls");
+    let mut redis = Redis::start(&dir);
+    // Limitador's own limit definitions: 6 per hour per key for `per-user`, 1000 for `strict`.
+    let limit = |name: &str, max: u64| {
+        json!({"namespace": "edge", "name": name, "max_value": max, "seconds": 3600,
+               "conditions": [format!("descriptors[0]['policy'] == '{name}'")],
+               "variables": ["descriptors[0]['key']"]})
+    };
+    let limits = json!([limit("per-user", 6), limit("strict", 1000)]);
+    let mut service = rls(&dir, &redis, &limits);
+    let config = json!({
+        "jwt": support::jwt_rs256_required(),
+        "rate_limits": {
+            "service": {"cluster": "rls", "domain": "edge", "timeout_ms": 150},
+            "policies": {
+                "per-user": {"global": true, "key": {"type": "claim", "claim": "sub"}},
+                "strict": {"global": true, "key": {"type": "claim", "claim": "sub"}, "failure_mode": "fail_closed"}
+            },
+            "default": ["per-user"]
+        },
+        "routes": [{"name": "strict", "match": {"prefix": "/strict"}, "rate_limits": ["strict"]}]
+    })
+    .to_string();
+    let upstream = support::Upstream::start();
+    let a = global_envoy(upstream.port, service.port, &config);
+    let b = global_envoy(upstream.port, service.port, &config);
+    let ports = [a.port, b.port];
+    let bearer = |sub: &str| format!("Bearer {}", token(json!({"sub": sub})));
+
+    // Alice's 16 requests across both Envoys: exactly the service's 6 pass.
+    let alice = alternate(ports, 16, "/orders/alice", &bearer("alice"));
+    assert_eq!(
+        (count(&alice, 200), count(&alice, 429)),
+        (6, 10),
+        "{:?}",
+        alice.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(gw_seen(&upstream, "/orders/alice"), 6, "a refused request reached the upstream");
+    // Both Envoys let some through: the count is one across processes, not one per Envoy.
+    let per_envoy = |e: &Envoy| {
+        e.series("api_guard_rate_limit_total", &[("policy", "per-user"), ("decision", "allowed")])
+    };
+    support::envoy::settle_counters();
+    assert_eq!(per_envoy(&a) + per_envoy(&b), 6);
+    // Bob is unaffected.
+    assert_eq!(count(&alternate(ports, 4, "/orders/bob", &bearer("bob")), 200), 4);
+    // The service's limit and state, as an independent structured-fields parser reads them.
+    let refused = alice.iter().find(|r| r.status == 429).unwrap();
+    assert_eq!(refused.json()["type"], "urn:api-guard:problem:rate-limited");
+    assert_eq!(
+        parse_sf(refused.header("ratelimit-policy").unwrap()),
+        json!([["per-user", {"q": 6, "w": 3600}]])
+    );
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "Retry-After {retry}: the window's reset");
+    assert_eq!(left_after_each(&alice), [0, 1, 2, 3, 4, 5]);
+
+    // Redis down: Limitador cannot count (the first call fails at once, later ones wait on
+    // the dead connection for a second). `per-user` fails open, `strict` closed; each request
+    // waits at most the 150 ms timeout, whatever the service does meanwhile.
+    drop(redis);
+    let started = std::time::Instant::now();
+    let open = alternate(ports, 4, "/orders/carol", &bearer("carol"));
+    let closed = alternate(ports, 4, "/strict/carol", &bearer("carol"));
+    let took = started.elapsed();
+    assert_eq!(count(&open, 200), 4, "{:?}", open.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(count(&closed, 503), 4, "{:?}", closed.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(closed[0].header("retry-after"), Some("1"));
+    assert_eq!(closed[0].json()["type"], "urn:api-guard:problem:rate-limit-unavailable");
+    assert!(took < std::time::Duration::from_millis(8 * 150 + 1500), "took {took:?}");
+    assert_eq!(gw_seen(&upstream, "/strict/carol"), 0);
+    support::envoy::settle_counters();
+    let errors = |policy: &str| {
+        [&a, &b]
+            .iter()
+            .map(|e| e.series("api_guard_rate_limit_total", &[("policy", policy), ("decision", "error")]))
+            .sum::<u64>()
+    };
+    assert_eq!((errors("per-user"), errors("strict")), (4, 4));
+    let logs = a.log() + &b.log();
+    let failed: Vec<&str> = logs.lines().filter(|l| l.contains("rate-limit service call failed")).collect();
+    // 14 (unavailable) from the service at first, then Envoy's own end of the timed-out calls.
+    assert!(failed.len() >= 8, "every failed call is logged: {failed:?}");
+
+    // Redis back (empty: it kept nothing): counting resumes, Dave gets exactly 6.
+    redis = Redis::start(&dir);
+    let mut recovered = false;
+    for _ in 0..50 {
+        let r = support::Client::new(a.port).request(
+            "GET",
+            "/strict/probe",
+            &[("authorization", &bearer("probe"))],
+            b"",
+        );
+        if r.status == 200 {
+            recovered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(recovered, "the service did not recover once Redis was back");
+    let dave = alternate(ports, 9, "/orders/dave", &bearer("dave"));
+    assert_eq!((count(&dave, 200), count(&dave, 429)), (6, 3));
+
+    // The service itself down: the same failure modes, at once.
+    let _ = service.child.kill();
+    let _ = service.child.wait();
+    assert_eq!(count(&alternate(ports, 2, "/orders/erin", &bearer("erin")), 200), 2);
+    assert_eq!(count(&alternate(ports, 2, "/strict/erin", &bearer("erin")), 503), 2);
+    // Back on another port would need another cluster; on the same Envoys a new service
+    // reaches the same Redis state only through Redis, which is what counts.
+    drop(redis);
+}
+
+/// The `r` (requests left) of the first `RateLimit` member of each allowed answer, sorted.
+fn left_after_each(answers: &[support::Response]) -> Vec<u64> {
+    let mut left: Vec<u64> = answers
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| parse_sf(r.header("ratelimit").unwrap())[0][1]["r"].as_u64().unwrap())
+        .collect();
+    left.sort_unstable();
+    left
+}
+
+fn gw_seen(upstream: &support::Upstream, prefix: &str) -> usize {
+    upstream.seen_path(prefix).len()
+}
+
+#[test]
+fn a_global_policy_without_a_service_is_refused_with_the_field() {
+    let config =
+        json!({"rate_limits": {"policies": {"g": {"global": true, "key": {"type": "route"}}}}}).to_string();
+    let upstream = support::Upstream::start();
+    let log = match Envoy::start_with(&config, upstream.port, EnvoyOptions::default()) {
+        Ok(_) => panic!("Envoy accepted a global policy without a service"),
+        Err(log) => log,
+    };
+    assert!(log.contains("rate_limits.policies.g.global") && log.contains("rate_limits.service"), "{log}");
 }

@@ -37,6 +37,8 @@ pub enum BufferType {
     ResponseBody = 1,
     /// The body of an HTTP call's response.
     HttpCallResponseBody = 4,
+    /// The message of a gRPC call's response.
+    GrpcReceiveBuffer = 5,
     /// The plugin configuration.
     PluginConfiguration = 7,
 }
@@ -171,11 +173,17 @@ pub mod fake {
         pub resumed: Vec<u32>,
         /// HTTP calls made: upstream and headers.
         pub calls: Vec<(String, Map)>,
+        /// gRPC calls made: upstream, service, method, message and timeout (ms). Their tokens
+        /// follow the HTTP calls' (1000 + the call's number).
+        pub grpc_calls: Vec<GrpcCall>,
         /// Header edits one at a time (replace or remove), in order: map type and name.
         pub edits: Vec<(u32, String)>,
         /// Calls answered `Unimplemented`, by ABI function name (a profile's missing calls).
         pub unimplemented: Vec<&'static str>,
     }
+
+    /// A gRPC call the fake host recorded: upstream, service, method, message, timeout (ms).
+    pub type GrpcCall = (Vec<u8>, String, String, Vec<u8>, u32);
 
     thread_local! {
         static HOST: RefCell<FakeHost> = RefCell::new(FakeHost::default());
@@ -466,6 +474,46 @@ mod native {
         unsafe { *token = u32::try_from(n).unwrap_or(u32::MAX) };
         OK
     }
+
+    /// The SDK's own import for gRPC calls (it keeps the token to route the answer).
+    #[no_mangle]
+    pub unsafe extern "C" fn proxy_grpc_call(
+        up: *const u8,
+        up_len: usize,
+        service: *const u8,
+        service_len: usize,
+        method: *const u8,
+        method_len: usize,
+        _: *const u8,
+        _: usize,
+        message: *const u8,
+        message_len: usize,
+        timeout: u32,
+        token: *mut u32,
+    ) -> u32 {
+        // SAFETY: as `text`.
+        let call = unsafe {
+            (
+                bytes(up, up_len).to_vec(),
+                text(service, service_len),
+                text(method, method_len),
+                bytes(message, message_len).to_vec(),
+                timeout,
+            )
+        };
+        let n = with(|h| {
+            if missing(h, "proxy_grpc_call") {
+                return None;
+            }
+            h.grpc_calls.push(call);
+            Some(h.grpc_calls.len())
+        });
+        // The SDK's wrapper survives InternalFailure (10), not Unimplemented.
+        let Some(n) = n else { return 10 };
+        // SAFETY: valid out-pointer.
+        unsafe { *token = 1000 + u32::try_from(n).unwrap_or(u32::MAX - 1000) };
+        OK
+    }
 }
 #[cfg(not(target_arch = "wasm32"))]
 use native::*;
@@ -708,6 +756,28 @@ pub fn http_call(upstream: &str, headers: &[(String, String)], timeout_ms: u32) 
         pairs,
         None,
         Vec::new(),
+        std::time::Duration::from_millis(u64::from(timeout_ms)),
+    )
+    .map_err(|s| HostError(s as u32))
+}
+
+/// Sends a unary gRPC call to `upstream` (a serialized `GrpcService`); the answer arrives in
+/// `on_grpc_call_response` of the calling context, with the returned token. Through the SDK's
+/// wrapper, as [`http_call`], for the same reason; Envoy answers `proxy_grpc_call` with Ok,
+/// ParseFailure or InternalFailure for a serialized service.
+pub fn grpc_call(
+    upstream: &str,
+    service: &str,
+    method: &str,
+    message: &[u8],
+    timeout_ms: u32,
+) -> Result<u32, HostError> {
+    proxy_wasm::hostcalls::dispatch_grpc_call(
+        upstream,
+        service,
+        method,
+        Vec::new(),
+        Some(message),
         std::time::Duration::from_millis(u64::from(timeout_ms)),
     )
     .map_err(|s| HostError(s as u32))

@@ -13,18 +13,20 @@ use crate::policy::http::{apply_header_ops, HeaderOp};
 use crate::policy::jwt::budget::{self, ClientSource};
 use crate::policy::jwt::state::View;
 use crate::policy::method::Method;
+use crate::policy::ratelimit::rls;
 use crate::policy::ratelimit::Limiter;
 use crate::policy::reply::{BodyChunk, BodyHost, BodyStep, BodyWork, Owed};
 use crate::policy::telemetry::{self, Decision, Phase};
-use crate::policy::{request_id, Admission, BodyPlan, RequestHead, Suspended};
+use crate::policy::{request_id, Admission, BodyPlan, RequestHead, Suspended, Wait};
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// Waiting for request headers.
     Start,
-    /// Headers paused while a key set is fetched; body bytes buffered meanwhile.
-    AwaitingKeys { token: u32, buffered: u64, end_of_stream: bool },
+    /// Headers paused while a key set is fetched or the rate-limit service is asked (the call
+    /// with this token); body bytes buffered meanwhile.
+    Awaiting { token: u32, buffered: u64, end_of_stream: bool },
     /// Following the body (see `HttpFilter::body`); `buffering` when the host keeps it whole
     /// (headers held, or a final validation needs every byte).
     Body { buffering: bool },
@@ -34,6 +36,14 @@ enum Stage {
     Denied,
     /// Answered here (an allowed CORS preflight); a local response was sent.
     Answered,
+}
+
+/// A suspended decision to go on with, and what its callout brought.
+enum Resume {
+    /// The key set was fetched (or could not be).
+    Keys(Suspended),
+    /// The rate-limit service answered this message (`None`: it did not, in time or at all).
+    Limits(Suspended, Option<Vec<u8>>),
 }
 
 /// One per HTTP stream.
@@ -46,9 +56,9 @@ pub struct HttpFilter {
     request_id: String,
     /// The request's method, where it is one api-guard knows (for log lines).
     method: Option<Method>,
-    /// The request head, kept only while a decision waits for a key set.
+    /// The request head, kept only while a decision waits for a callout.
     headers: Vec<(String, Vec<u8>)>,
-    /// The decision waiting for a key set (with `Stage::AwaitingKeys`), naming its provider.
+    /// The decision waiting for a callout (with `Stage::Awaiting`), saying for what.
     waiting: Option<Suspended>,
     end_of_stream: Option<bool>,
     /// The body check and its state, while the body arrives.
@@ -238,10 +248,11 @@ impl HttpFilter {
     }
 
     /// Judges the kept request head: the whole of it (`resume` is `None`), or a decision that
-    /// waited for a key set, from where it stopped. A first decision may fetch a missing or
+    /// waited for a callout, from where it stopped. A first decision may fetch a missing or
     /// rotated key set (the request waits); a resumed one sends the policy's fallback denial.
+    /// A decision that needs the rate-limit service's answer waits for it, whenever it comes.
     /// `buffered`/`body_done` describe body bytes that arrived while waiting.
-    fn decide(&mut self, resume: Option<Suspended>, buffered: u64, body_done: bool) -> Action {
+    fn decide(&mut self, resume: Option<Resume>, buffered: u64, body_done: bool) -> Action {
         let policy = std::rc::Rc::clone(&self.shared.policy);
         let now = self.shared.now();
         let first = resume.is_none();
@@ -257,7 +268,10 @@ impl HttpFilter {
             }
             let decision = match &resume {
                 None => policy.check_head(&head, &view, now),
-                Some(s) => policy.resume_head(s, &head, &view, now),
+                Some(Resume::Keys(s)) => policy.resume_head(s, &head, &view, now),
+                Some(Resume::Limits(s, answer)) => {
+                    policy.resume_limits(s, answer.as_deref(), &head, &view, now)
+                }
             };
             for _ in 0..view.shared_hits() {
                 self.shared.metrics.bump(telemetry::SHARED_TOKEN_HITS);
@@ -281,22 +295,47 @@ impl HttpFilter {
         }
         let admission = match (decision.outcome, decision.suspended) {
             (Ok(a), _) => a,
-            (Err(denial), Some(suspended)) if first => {
-                let index = suspended.provider;
-                let token = keystore::fetch(&self.shared.verify, index, now, &self.shared.caps);
-                return match token {
-                    Some(token) => {
-                        self.waiting = Some(suspended);
-                        self.stage = Stage::AwaitingKeys { token, buffered: 0, end_of_stream: false };
-                        Action::Pause
+            (Err(denial), Some(suspended)) => match &suspended.wait {
+                Wait::Keys(index) if first => {
+                    match keystore::fetch(&self.shared.verify, *index, now, &self.shared.caps) {
+                        Some(token) => return self.wait_for(token, suspended),
+                        None => return self.deny(&denial),
                     }
-                    None => self.deny(&denial),
-                };
-            }
-            (Err(denial), _) => return self.deny(&denial),
+                }
+                Wait::Limits(call) => {
+                    let service = policy.rate_limits.as_ref().and_then(|r| r.service.as_ref());
+                    let sent = service.map(|s| {
+                        abi::grpc_call(&s.upstream, rls::SERVICE, rls::METHOD, &call.message, s.timeout_ms)
+                    });
+                    match sent {
+                        Some(Ok(token)) => return self.wait_for(token, suspended),
+                        failed => {
+                            if let Some(Err(e)) = failed {
+                                abi::log(
+                                    LogLevel::Warn,
+                                    &format!(
+                                        "api-guard: cannot call the rate-limit service (host status {})",
+                                        e.0
+                                    ),
+                                );
+                            }
+                            return self.decide(Some(Resume::Limits(suspended, None)), buffered, body_done);
+                        }
+                    }
+                }
+                Wait::Keys(_) => return self.deny(&denial),
+            },
+            (Err(denial), None) => return self.deny(&denial),
         };
         self.headers = Vec::new();
         self.admit(admission, buffered, body_done)
+    }
+
+    /// Pauses the request until the callout with `token` answers.
+    fn wait_for(&mut self, token: u32, suspended: Suspended) -> Action {
+        self.waiting = Some(suspended);
+        self.stage = Stage::Awaiting { token, buffered: 0, end_of_stream: false };
+        Action::Pause
     }
 
     /// Applies an admission: what the response is owed, a local answer (a CORS preflight), the
@@ -446,13 +485,45 @@ impl HttpFilter {
 /// The callbacks' work, each timed by the trait methods below.
 impl HttpFilter {
     fn call_response(&mut self, token_id: u32, body_size: usize) {
-        let Stage::AwaitingKeys { token, buffered, end_of_stream } = self.stage else { return };
+        let Stage::Awaiting { token, buffered, end_of_stream } = self.stage else { return };
         if token != token_id {
             return;
         }
         let Some(suspended) = self.waiting.take() else { return };
-        self.shared.complete_fetch(suspended.provider, body_size);
-        if self.decide(Some(suspended), buffered, end_of_stream) == Action::Continue {
+        let Wait::Keys(provider) = suspended.wait else {
+            self.waiting = Some(suspended);
+            return;
+        };
+        self.shared.complete_fetch(provider, body_size);
+        self.resume_with(Resume::Keys(suspended), buffered, end_of_stream);
+    }
+
+    fn grpc_response(&mut self, token_id: u32, status: u32, size: usize) {
+        let Stage::Awaiting { token, buffered, end_of_stream } = self.stage else { return };
+        if token != token_id {
+            return;
+        }
+        let Some(suspended) = self.waiting.take() else { return };
+        if !matches!(suspended.wait, Wait::Limits(_)) {
+            self.waiting = Some(suspended);
+            return;
+        }
+        let answer = if status == 0 {
+            abi::get_buffer(abi::BufferType::GrpcReceiveBuffer, size).ok().flatten()
+        } else {
+            // Counted per policy as an error; the status says why (14 unavailable, 4 timeout).
+            abi::log(
+                LogLevel::Warn,
+                &format!("api-guard: rate-limit service call failed (gRPC status {status})"),
+            );
+            None
+        };
+        self.resume_with(Resume::Limits(suspended, answer), buffered, end_of_stream);
+    }
+
+    /// Goes on with a decision whose callout answered, and resumes the request if it passes.
+    fn resume_with(&mut self, resume: Resume, buffered: u64, end_of_stream: bool) {
+        if self.decide(Some(resume), buffered, end_of_stream) == Action::Continue {
             if let Err(e) = abi::resume_request() {
                 abi::log(LogLevel::Error, &format!("api-guard: cannot resume request (host status {})", e.0));
             }
@@ -476,9 +547,9 @@ impl HttpFilter {
             held.request_body(self.context);
         }
         match self.stage {
-            Stage::AwaitingKeys { token, .. } => {
+            Stage::Awaiting { token, .. } => {
                 // Buffer (Pause) until the decision; the host then reports the total so far.
-                self.stage = Stage::AwaitingKeys { token, buffered: body_size as u64, end_of_stream };
+                self.stage = Stage::Awaiting { token, buffered: body_size as u64, end_of_stream };
                 Action::Pause
             }
             Stage::Body { buffering } => self.on_body(body_size, end_of_stream, buffering),
@@ -584,6 +655,10 @@ impl Context for HttpFilter {
         _num_trailers: usize,
     ) {
         self.timed(Phase::Request, |f| f.call_response(token_id, body_size));
+    }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        self.timed(Phase::Request, |f| f.grpc_response(token_id, status_code, response_size));
     }
 }
 

@@ -256,3 +256,39 @@ fn decision_latency_is_one_sample_per_phase_and_only_when_asked_for() {
         }
     }
 }
+
+#[test]
+fn a_global_limit_waits_for_the_rate_limit_service_and_applies_its_answer() {
+    use crate::policy::ratelimit::rls;
+    let mut policy = jwt_policy();
+    policy["rate_limits"] = json!({"service": {"cluster": "rls", "domain": "edge", "timeout_ms": 70},
+        "policies": {"per-user": {"global": true, "key": {"type": "claim", "claim": "sub"}, "failure_mode": "fail_closed"}},
+        "default": ["per-user"]});
+    let root = configure("envoy", policy);
+    // Allowed: the request waits, then resumes with the service's fields on the response.
+    let (mut filter, action) = request(&root, 2, &[("authorization", &token("rs256"))]);
+    assert_eq!(action, Action::Pause, "held for the service");
+    let (upstream, service, method, message, timeout) =
+        fake::with(|h| h.grpc_calls.last().cloned()).expect("no call");
+    assert_eq!(upstream, rls::grpc_service("rls"));
+    assert_eq!((service.as_str(), method.as_str(), timeout), (rls::SERVICE, rls::METHOD, 70));
+    assert_eq!(message, rls::encode_request("edge", &[vec![("policy", "per-user"), ("key", "c:user-42")]]));
+    let ok = [0x08, 1, 0x12, 14, 0x08, 1, 0x12, 4, 0x08, 5, 0x10, 2, 0x18, 4, 0x22, 2, 0x08, 60];
+    fake::with(|h| h.buffers.insert(5, ok.to_vec()));
+    filter.on_grpc_call_response(1001, 0, ok.len());
+    assert_eq!(fake::with(|h| h.resumed.clone()), vec![0], "resumed once the service answered");
+    assert_eq!(request_header("x-user").as_deref(), Some("user-42"));
+    assert!(fake::with(|h| h.local.is_none()));
+    // The service down (gRPC 14): fail_closed answers 503, nothing is resumed.
+    let (mut filter, _) = request(&root, 3, &[("authorization", &token("rs256"))]);
+    filter.on_grpc_call_response(1002, 14, 0);
+    let (status, headers, _) = fake::with(|h| h.local.clone()).expect("no local response");
+    assert_eq!(status, 503);
+    assert!(headers.iter().any(|(n, v)| n == "retry-after" && v == b"1"));
+    assert_eq!(fake::with(|h| h.resumed.len()), 1);
+    // A refused token costs no call.
+    let calls = fake::with(|h| h.grpc_calls.len());
+    let (_, _) = request(&root, 4, &[("authorization", "Bearer x.y.z")]);
+    assert_eq!(fake::with(|h| h.local.clone()).map(|l| l.0), Some(401));
+    assert_eq!(fake::with(|h| h.grpc_calls.len()), calls);
+}

@@ -312,11 +312,14 @@ pub struct Refusal {
     /// A remote provider whose keys are missing, or lack the token's `kid` and may be
     /// refetched now.
     pub fetch: Option<usize>,
+    /// A call to the rate-limit service whose answer decides (the request is otherwise
+    /// admitted so far).
+    pub ask: Option<Box<crate::policy::ratelimit::Call>>,
 }
 
 impl From<Denial> for Refusal {
     fn from(denial: Denial) -> Refusal {
-        Refusal { denial, fetch: None }
+        Refusal { denial, fetch: None, ask: None }
     }
 }
 
@@ -470,7 +473,7 @@ pub fn authorize(
             }
             Err(e) => {
                 if rule.require_all {
-                    return Err(Refusal { denial: token_denial(e, pi), fetch });
+                    return Err(Refusal { denial: token_denial(e, pi), fetch, ask: None });
                 }
                 // An unavailable key set outranks a bad token from another provider: the
                 // caller should retry rather than re-authenticate.
@@ -488,7 +491,7 @@ pub fn authorize(
                 Denial::new(Reason::TokenMissing)
             }
         };
-        return Err(Refusal { denial, fetch });
+        return Err(Refusal { denial, fetch, ask: None });
     }
     let all_claims = || grant.tokens.iter().map(|(_, v)| &v.claims);
     // A refusal after verification names the provider of the (first) verified token.

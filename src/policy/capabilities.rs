@@ -51,6 +51,9 @@ pub struct Capabilities {
     pub body_rewrite: bool,
     /// Outbound calls name an upstream cluster (Envoy); elsewhere they name `host:port`.
     pub clusters: bool,
+    /// gRPC callouts (`proxy_grpc_call`) work, so a rate-limit service can count global
+    /// limits (Envoy). ngx_wasm_module and wasm-nginx-module have none.
+    pub grpc_calls: bool,
     /// A whole header map can be replaced in one call (`proxy_set_header_map_pairs`), so many
     /// header edits cost one host call.
     pub set_header_map: bool,
@@ -147,6 +150,7 @@ impl Capabilities {
                 body_rewrite: true,
                 request_body_opt_in: false,
                 clusters: true,
+                grpc_calls: true,
                 set_header_map: true,
                 client_address: &["source", "address"],
                 connection_id: Some((&["connection", "id"], IdFormat::U64Le)),
@@ -166,6 +170,7 @@ impl Capabilities {
                 body_rewrite: true,
                 request_body_opt_in: false,
                 clusters: false,
+                grpc_calls: false,
                 set_header_map: true,
                 // ngx_wasm_module maps `source.address` to `$remote_addr`.
                 client_address: &["source", "address"],
@@ -189,6 +194,7 @@ impl Capabilities {
                 body_rewrite: false,
                 request_body_opt_in: true,
                 clusters: false,
+                grpc_calls: false,
                 set_header_map: false,
                 // Properties are nginx variables.
                 client_address: &["remote_addr"],

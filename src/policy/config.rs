@@ -81,6 +81,24 @@ pub struct RateLimitsConfig {
     /// another caller (counted more, never less; `api_guard_rate_limit_total` with
     /// `decision="shared"`). Default 8192.
     pub table_size: Option<u32>,
+    /// The rate-limit service that counts `global` policies across gateway instances (Envoy
+    /// only: its RLS v3 API over gRPC).
+    pub service: Option<RateLimitServiceConfig>,
+}
+
+/// A rate-limit service speaking Envoy's RLS v3 API (`rate_limits.service`), e.g. Envoy's
+/// reference service or Limitador.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitServiceConfig {
+    /// The Envoy cluster of the service (HTTP/2, as every gRPC cluster).
+    pub cluster: String,
+    /// The RLS domain the descriptors are sent in (the service's namespace for these limits).
+    pub domain: String,
+    /// How long a request waits for the service, in milliseconds (1 to 10000); past it, the
+    /// policy's `failure_mode` applies. Default 100.
+    pub timeout_ms: Option<u32>,
 }
 
 /// One named limit.
@@ -88,10 +106,11 @@ pub struct RateLimitsConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitPolicyConfig {
-    /// Requests allowed per window (1 to 1000000), refilled continuously.
-    pub requests: u32,
-    /// The window, in seconds (1 to 2592000, 30 days).
-    pub window_seconds: u32,
+    /// Requests allowed per window (1 to 1000000), refilled continuously. Required, except
+    /// for a `global` policy, whose limit is the service's.
+    pub requests: Option<u32>,
+    /// The window, in seconds (1 to 2592000, 30 days). Required, except for a `global` policy.
+    pub window_seconds: Option<u32>,
     /// Requests an idle caller may send at once (1 to 1000000). Default `requests`.
     pub burst: Option<u32>,
     /// What callers are told apart by.
@@ -102,9 +121,16 @@ pub struct RateLimitPolicyConfig {
     /// Send the `RateLimit-Policy` and `RateLimit` fields on allowed and refused answers.
     /// Default true.
     pub headers: Option<bool>,
-    /// When the counters cannot be read or written: `fail_open` (the request passes, counted
-    /// as an error) or `fail_closed` (503 with `Retry-After: 1`). Default `fail_open`.
+    /// When the counters cannot be read or written (for a `global` policy: the service is
+    /// down, slow past `timeout_ms`, or answers what cannot be read): `fail_open` (the request
+    /// passes, counted as an error) or `fail_closed` (503 with `Retry-After: 1`). Default
+    /// `fail_open`.
     pub failure_mode: Option<FailureModeConfig>,
+    /// Counted by `rate_limits.service` across every gateway instance instead of in this
+    /// process: each request sends the descriptor `policy` = the policy's name, `key` = what
+    /// the caller is counted by, and the service's limits for them apply. `requests`,
+    /// `window_seconds`, `burst` and `plans` are then the service's to set. Default false.
+    pub global: Option<bool>,
 }
 
 /// What a rate limit's callers are told apart by.

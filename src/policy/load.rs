@@ -119,6 +119,17 @@ fn compile(doc: config::Config, detected: impl FnOnce() -> HostKind) -> Result<L
             "off: this host reports no client address (set client_header)".into(),
         ));
     }
+    if let Some(p) = policy.rate_limits.as_ref().and_then(|r| r.policies.iter().find(|p| p.global)) {
+        if !caps.grpc_calls {
+            return Err(ConfigError::new(
+                format!("rate_limits.policies.{}.global", p.name),
+                format!(
+                    "this host ({}) has no gRPC callouts to reach a rate-limit service: only local limits work here",
+                    caps.kind.name()
+                ),
+            ));
+        }
+    }
     if policy.rate_limits.is_some() && !caps.shared_data {
         notes.push(Note::warn(
             "rate_limits",

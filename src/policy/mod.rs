@@ -146,9 +146,10 @@ pub struct HeadDecision {
     pub route: Option<usize>,
     /// Admitted, or denied.
     pub outcome: Result<Admission, Denial>,
-    /// When denied for want of a key set: the decision, suspended where it stopped. The host
-    /// may fetch the keys and resume it ([`Policy::resume_head`]); otherwise it sends the
-    /// denial.
+    /// When denied for want of a key set, or waiting for the rate-limit service: the
+    /// decision, suspended where it stopped ([`Wait`] says for what). The host may make the
+    /// call and resume it ([`Policy::resume_head`], [`Policy::resume_limits`]); otherwise it
+    /// sends the denial.
     pub suspended: Option<Suspended>,
     /// On a CORS route: the CORS headers every response to this request carries (empty when
     /// the request is not cross-origin or its origin is not allowed; `Vary: Origin` is added
@@ -161,17 +162,29 @@ pub struct HeadDecision {
 impl HeadDecision {
     /// The remote provider whose key set, once fetched, may change a denial.
     pub fn fetch_keys(&self) -> Option<usize> {
-        self.suspended.as_ref().map(|s| s.provider)
+        match self.suspended.as_ref().map(|s| &s.wait) {
+            Some(Wait::Keys(provider)) => Some(*provider),
+            _ => None,
+        }
     }
 }
 
-/// A request-head decision waiting for a callout (a key-set fetch): what was judged before
-/// the token check, kept so [`Policy::resume_head`] goes on from the token check without
-/// judging the rest again.
+/// What a suspended decision waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// The key set of this remote provider.
+    Keys(usize),
+    /// The rate-limit service's answer to this call (the request is otherwise admitted).
+    Limits(Box<ratelimit::Call>),
+}
+
+/// A request-head decision waiting for a callout (a key-set fetch, a rate-limit call): what
+/// was judged before the token check, kept so [`Policy::resume_head`] and
+/// [`Policy::resume_limits`] go on from the token check without judging the rest again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suspended {
-    /// The remote provider whose keys to fetch.
-    pub provider: usize,
+    /// What it waits for.
+    pub wait: Wait,
     route: Option<usize>,
     cors: Option<Vec<(String, String)>>,
     /// Route template values, and the documented operation with its values.
@@ -187,6 +200,8 @@ struct Judged<'a> {
     found: Option<&'a openapi::Found<'a>>,
     forward_path: Option<&'a str>,
     query: &'a str,
+    /// The limits' verdict, where the rate-limit service's answer already gave it.
+    concluded: Option<&'a Result<ratelimit::Allowance, Denial>>,
 }
 
 /// How the checks before the token check ended, when they did not refuse.
@@ -611,12 +626,14 @@ impl Policy {
                     found: found.as_ref(),
                     forward_path: forward_path.as_deref(),
                     query,
+                    concluded: None,
                 };
                 match self.finish_head(head, &judged, keys, now) {
                     Ok(a) => (Ok(a), None),
                     Err(r) => {
-                        let suspended = r.fetch.map(|provider| Suspended {
-                            provider,
+                        let wait = r.ask.map(Wait::Limits).or(r.fetch.map(Wait::Keys));
+                        let suspended = wait.map(|wait| Suspended {
+                            wait,
                             route,
                             cors: cors.clone(),
                             params: owned(&params),
@@ -657,6 +674,35 @@ impl Policy {
         keys: &dyn VerifyState,
         now: i64,
     ) -> HeadDecision {
+        self.resume(suspended, None, head, keys, now)
+    }
+
+    /// Goes on with a decision suspended for the rate-limit service, with its answer (`None`:
+    /// none came, in time or at all; the global policies' failure modes apply). The token
+    /// check runs again (from the token cache); the local limits are not counted again.
+    pub fn resume_limits(
+        &self,
+        suspended: &Suspended,
+        answer: Option<&[u8]>,
+        head: &RequestHead<'_>,
+        keys: &dyn VerifyState,
+        now: i64,
+    ) -> HeadDecision {
+        let concluded = match (&suspended.wait, &self.rate_limits, keys.limiter()) {
+            (Wait::Limits(call), Some(rl), Some(limiter)) => rl.conclude(call, answer, limiter),
+            _ => Err(Denial::new(Reason::RateLimitUnavailable)),
+        };
+        self.resume(suspended, Some(&concluded), head, keys, now)
+    }
+
+    fn resume(
+        &self,
+        suspended: &Suspended,
+        concluded: Option<&Result<ratelimit::Allowance, Denial>>,
+        head: &RequestHead<'_>,
+        keys: &dyn VerifyState,
+        now: i64,
+    ) -> HeadDecision {
         let params = borrowed(&suspended.params);
         let found = suspended
             .found
@@ -669,10 +715,14 @@ impl Policy {
             found: found.as_ref(),
             forward_path: suspended.forward_path.as_deref(),
             query,
+            concluded,
         };
         let (outcome, again) = match self.finish_head(head, &judged, keys, now) {
             Ok(a) => (Ok(a), None),
-            Err(r) => (Err(r.denial), r.fetch.map(|provider| Suspended { provider, ..suspended.clone() })),
+            Err(r) => {
+                let wait = r.ask.map(Wait::Limits).or(r.fetch.map(Wait::Keys));
+                (Err(r.denial), wait.map(|wait| Suspended { wait, ..suspended.clone() }))
+            }
         };
         HeadDecision {
             route: suspended.route,
@@ -692,14 +742,16 @@ impl Policy {
         keys: &dyn VerifyState,
         now: i64,
     ) -> Result<Admission, authz::Refusal> {
-        let Judged { route, params, found, forward_path, query } = *judged;
+        let Judged { route, params, found, forward_path, query, concluded } = *judged;
         let limits = self.limits_for(route);
         let facts = body_facts(head);
         let grant =
             authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, params, keys, now)?;
         // Limits count authorized requests only: a refused token spends no one's quota.
         let mut response_headers = Vec::new();
-        if let (Some(rl), Some(limiter)) = (&self.rate_limits, keys.limiter()) {
+        if let Some(verdict) = concluded {
+            response_headers = verdict.clone()?.headers;
+        } else if let (Some(rl), Some(limiter)) = (&self.rate_limits, keys.limiter()) {
             let policies = self.rate_limits_for(route);
             if !policies.is_empty() {
                 let client = || keys.client_key();
@@ -709,7 +761,16 @@ impl Policy {
                     head,
                     route,
                 };
-                response_headers = rl.check(policies, &caller, limiter)?.headers;
+                match rl.check(policies, &caller, limiter)? {
+                    ratelimit::Checked::Done(a) => response_headers = a.headers,
+                    ratelimit::Checked::Ask(call) => {
+                        // The host makes the call and resumes with its answer, or with none
+                        // (`resume_limits`); this denial is only what stands until then.
+                        let denial =
+                            Denial { retry_after: Some(1), ..Denial::new(Reason::RateLimitUnavailable) };
+                        return Err(authz::Refusal { denial, fetch: None, ask: Some(call) });
+                    }
+                }
             }
         }
         // Parameters are judged after authentication: only callers who may use the

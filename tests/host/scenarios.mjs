@@ -174,6 +174,18 @@ const scenarios = {
     c.that(w2.traps.length === 0 && w2.unimplemented.length === 0, `worker 2 called what the host lacks: ${[...w2.unimplemented, ...w2.traps]}`);
     h.configure(core(h.name));
   },
+  "rate limits, global: a policy counted by the rate-limit service loads where the host has gRPC callouts (Envoy), refused at load naming the field elsewhere"(h, c) {
+    const global = { ...core(h.name), rate_limits: { service: { cluster: "rls", domain: "api" }, policies: { g: { global: true, key: { type: "claim", claim: "sub" } } }, default: ["g"] } };
+    const before = h.logs.length;
+    const ok = h.configure(global);
+    if (h.name === "envoy") {
+      c.that(ok, `refused: ${h.logs.slice(before).map(([, m]) => m).join(" | ")}`);
+    } else {
+      c.that(!ok, "a global limit loaded on a host that cannot reach the service");
+      c.that(h.logs.slice(before).some(([, m]) => m.includes("rate_limits.policies.g.global") && m.includes("no gRPC callouts")), `the refusal does not name the field: ${h.logs.slice(before).map(([, m]) => m).join(" | ")}`);
+    }
+    c.that(h.configure(core(h.name)), "the core policy no longer loads");
+  },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);
     const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });

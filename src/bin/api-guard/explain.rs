@@ -238,13 +238,14 @@ fn explain(
         println!("report-only: CORS would refuse it ({}); enforcement is off for it", d.reason.slug());
     }
     let cors = decision.cors.clone();
+    let fetch = decision.fetch_keys();
     let (stopped, denial, admission) = match decision.outcome {
         Err(d) => {
-            if let Some(s) = &decision.suspended {
+            if let Some(provider) = fetch {
                 let name = policy
                     .jwt
                     .as_ref()
-                    .and_then(|j| j.providers.get(s.provider))
+                    .and_then(|j| j.providers.get(provider))
                     .map_or("", |p| p.name.as_str());
                 println!("note       the key set of provider `{name}` is not loaded: the module fetches it first (give it here with --jwks FILE); if that fails it answers as below");
             }

@@ -19,17 +19,24 @@
 //! draft-ietf-httpapi-ratelimit-headers-10 ([`fields`]) where the policy asks for them.
 //!
 //! Counting is [`table`]'s: exact across the worker VMs of one process where the host has
-//! shared data, per VM where it has none (`load` says so).
+//! shared data, per VM where it has none (`load` says so). A `global` policy is counted by a
+//! rate-limit service instead, across every gateway instance: [`RateLimits::check`] asks for
+//! the call ([`Call`], the RLS v3 request of [`rls`]) once the local policies passed, and
+//! [`RateLimits::conclude`] reads its answer (or its absence, under the failure mode).
 
 pub mod bucket;
 pub mod fields;
+pub mod rls;
 pub mod table;
 
 use std::cell::RefCell;
 
 use serde_json::{Map, Value};
 
-use super::config::{ConfigError, FailureModeConfig, RateKeyConfig, RateLimitPolicyConfig, RateLimitsConfig};
+use super::config::{
+    ConfigError, FailureModeConfig, RateKeyConfig, RateLimitPolicyConfig, RateLimitServiceConfig,
+    RateLimitsConfig,
+};
 use super::denial::{Denial, Fields, Reason};
 use super::http::RequestHead;
 use bucket::{Rate, MAX_REQUESTS, MAX_WINDOW_SECONDS};
@@ -87,6 +94,33 @@ pub struct LimitPolicy {
     pub headers: bool,
     /// What applies when counting fails.
     pub failure: FailureMode,
+    /// Counted by the rate-limit service (`rate` and `plans` are then unused).
+    pub global: bool,
+}
+
+/// The compiled `rate_limits.service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// What `proxy_grpc_call` takes as the upstream (a serialized `GrpcService` naming the
+    /// cluster, see [`rls::grpc_service`]).
+    pub upstream: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The RLS domain.
+    pub domain: String,
+    /// The wait for an answer, in milliseconds.
+    pub timeout_ms: u32,
+}
+
+/// A call to the rate-limit service that a request waits for: the global policies it asks
+/// about, the encoded request, and what the local policies already said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The global policies, in the order of the request's descriptors.
+    pub policies: Vec<usize>,
+    /// The `RateLimitRequest` bytes.
+    pub message: Vec<u8>,
+    local: Vec<(usize, Rate, Option<bucket::Take>)>,
 }
 
 /// The compiled `rate_limits`.
@@ -98,6 +132,8 @@ pub struct RateLimits {
     pub default: Vec<usize>,
     /// Slots in the table.
     pub slots: u32,
+    /// The service for global policies.
+    pub service: Option<Service>,
 }
 
 /// What happened to one policy's count, for its counters (`api_guard_rate_limit_total`).
@@ -172,12 +208,55 @@ pub struct Allowance {
     pub headers: Vec<(String, String)>,
 }
 
+/// What [`RateLimits::check`] found for a request within its local limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Allowed: no global policy applies.
+    Done(Allowance),
+    /// Allowed so far; the service must be asked about the global policies.
+    Ask(Box<Call>),
+}
+
+const MAX_TIMEOUT_MS: u32 = 10_000;
+const DEFAULT_TIMEOUT_MS: u32 = 100;
+
+fn compile_service(s: &RateLimitServiceConfig) -> Result<Service, ConfigError> {
+    let at = "rate_limits.service";
+    // The cluster name goes into a one-byte protobuf length (see `rls::grpc_service`).
+    if s.cluster.is_empty() || s.cluster.len() > 120 || !s.cluster.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            format!("{at}.cluster"),
+            "must be a cluster name of 1 to 120 characters",
+        ));
+    }
+    if s.domain.is_empty() {
+        return Err(ConfigError::new(format!("{at}.domain"), "must not be empty"));
+    }
+    let timeout_ms = s.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(ConfigError::new(
+            format!("{at}.timeout_ms"),
+            format!("must be from 1 to {MAX_TIMEOUT_MS}"),
+        ));
+    }
+    let upstream = String::from_utf8(rls::grpc_service(&s.cluster))
+        .map_err(|_| ConfigError::new(format!("{at}.cluster"), "must be a cluster name"))?;
+    Ok(Service { upstream, cluster: s.cluster.clone(), domain: s.domain.clone(), timeout_ms })
+}
+
 impl RateLimits {
     /// Compiles `rate_limits`.
     pub fn compile(cfg: &RateLimitsConfig) -> Result<RateLimits, ConfigError> {
         let mut policies = Vec::new();
         for (name, p) in &cfg.policies {
             policies.push(compile_policy(name, p)?);
+        }
+        let service = cfg.service.as_ref().map(compile_service).transpose()?;
+        if let (Some(p), None) = (policies.iter().find(|p| p.global), &service) {
+            return Err(ConfigError::new(
+                format!("rate_limits.policies.{}.global", p.name),
+                "a global policy is counted by a rate-limit service: set rate_limits.service",
+            ));
         }
         let names: Vec<&str> = cfg.policies.keys().map(String::as_str).collect();
         let default = resolve(&names, &cfg.default, "rate_limits.default")?;
@@ -188,7 +267,7 @@ impl RateLimits {
                 format!("must be from {} to {}", SLOTS_RANGE.0, SLOTS_RANGE.1),
             ));
         }
-        Ok(RateLimits { policies, default, slots })
+        Ok(RateLimits { policies, default, slots, service })
     }
 
     /// The policy indexes of a route's `rate_limits` list (names checked).
@@ -197,52 +276,137 @@ impl RateLimits {
         resolve(&known, names, at)
     }
 
-    /// Checks and counts `policies` (indexes) for `caller`. The first policy over its limit
-    /// refuses the request; where counting fails, the policy's failure mode applies.
+    /// Checks and counts `policies` (indexes) for `caller`. The first local policy over its
+    /// limit refuses the request; where counting fails, the policy's failure mode applies.
+    /// When every local policy allowed it and global ones apply, the answer is the call to make
+    /// ([`Checked::Ask`]), which [`RateLimits::conclude`] finishes.
     pub fn check(
         &self,
         policies: &[usize],
         caller: &Caller<'_>,
         limiter: &Limiter<'_>,
-    ) -> Result<Allowance, Denial> {
-        let mut seen: Vec<(&LimitPolicy, Rate, Option<bucket::Take>)> = Vec::new();
+    ) -> Result<Checked, Denial> {
+        let mut seen: Vec<(usize, Rate, Option<bucket::Take>)> = Vec::new();
+        let mut ask: Vec<(usize, String)> = Vec::new();
         let mut client: Option<Option<String>> = None;
         let mut client_key = || client.get_or_insert_with(|| (caller.client)()).clone();
         for &index in policies {
             let Some(policy) = self.policies.get(index) else { continue };
             let (plan, rate) = policy.pick(caller.claims);
-            let key = policy.bucket_key(index, plan, caller, &mut client_key);
+            let who = policy.caller_key(caller, &mut client_key);
+            if policy.global {
+                ask.push((index, who));
+                continue;
+            }
+            let key = format!("{index}/{plan}/{who}");
             match limiter.table.take(limiter.store, rate, key.as_bytes(), limiter.now_us) {
                 Ok(o) => {
                     if o.shared {
                         limiter.note(index, Event::Shared);
                     }
-                    seen.push((policy, rate, Some(o.take)));
+                    seen.push((index, rate, Some(o.take)));
                     if !o.take.allowed {
                         limiter.note(index, Event::Limited);
-                        let headers = fields::render(&seen);
-                        return Err(Denial {
-                            retry_after: Some(o.take.retry_after),
-                            headers: (!headers.is_empty()).then(|| Box::new(Fields(headers))),
-                            ..Denial::new(Reason::RateLimited)
-                        });
+                        return Err(self.limited(&seen, o.take.retry_after));
                     }
                     limiter.note(index, Event::Allowed);
                 }
                 Err(StoreError::Conflict | StoreError::Unavailable) => {
                     limiter.note(index, Event::Error);
                     if policy.failure == FailureMode::Closed {
-                        return Err(Denial {
-                            retry_after: Some(1),
-                            cause: Some("counters_unavailable"),
-                            ..Denial::new(Reason::RateLimitUnavailable)
-                        });
+                        return Err(unavailable());
                     }
-                    seen.push((policy, rate, None));
+                    seen.push((index, rate, None));
                 }
             }
         }
-        Ok(Allowance { headers: fields::render(&seen) })
+        let Some(service) = self.service.as_ref().filter(|_| !ask.is_empty()) else {
+            return Ok(Checked::Done(Allowance { headers: self.render(&seen) }));
+        };
+        let descriptors: Vec<Vec<(&str, &str)>> = ask
+            .iter()
+            .map(|(i, who)| {
+                let name = self.policies.get(*i).map_or("", |p| p.name.as_str());
+                vec![("policy", name), ("key", who.as_str())]
+            })
+            .collect();
+        let message = rls::encode_request(&service.domain, &descriptors);
+        Ok(Checked::Ask(Box::new(Call {
+            policies: ask.into_iter().map(|(i, _)| i).collect(),
+            message,
+            local: seen,
+        })))
+    }
+
+    /// Finishes a [`Call`] with the service's answer (`None`: no answer came, in time or at
+    /// all). An answer that cannot be read, or is neither OK nor OVER_LIMIT, counts as no
+    /// answer: each global policy's failure mode applies.
+    pub fn conclude(
+        &self,
+        call: &Call,
+        answer: Option<&[u8]>,
+        limiter: &Limiter<'_>,
+    ) -> Result<Allowance, Denial> {
+        let mut seen = call.local.clone();
+        let response =
+            answer.and_then(|a| rls::decode_response(a).ok()).filter(|r| r.overall != rls::Code::Unknown);
+        let Some(response) = response else {
+            let mut closed = false;
+            for &index in &call.policies {
+                limiter.note(index, Event::Error);
+                closed |= self.policies.get(index).is_some_and(|p| p.failure == FailureMode::Closed);
+            }
+            return if closed { Err(unavailable()) } else { Ok(Allowance { headers: self.render(&seen) }) };
+        };
+        let mut refusal = None;
+        for (k, &index) in call.policies.iter().enumerate() {
+            let status = response.statuses.get(k);
+            // Without per-descriptor statuses, the overall code speaks for each.
+            let code = status.and_then(|s| s.code).unwrap_or(response.overall);
+            let over = code == rls::Code::OverLimit;
+            limiter.note(index, if over { Event::Limited } else { Event::Allowed });
+            let reset = status.and_then(|s| s.reset);
+            if let Some((requests, window)) = status.and_then(|s| s.limit) {
+                let take = bucket::Take {
+                    allowed: !over,
+                    tat: 0,
+                    remaining: status.map_or(0, |s| s.remaining),
+                    reset: reset.unwrap_or(window),
+                    retry_after: 0,
+                };
+                seen.push((index, Rate { requests, window_seconds: window, burst: requests }, Some(take)));
+            }
+            if over && refusal.is_none() {
+                refusal = Some(reset.unwrap_or(1).max(1));
+            }
+        }
+        match refusal {
+            Some(retry_after) => Err(self.limited(&seen, retry_after)),
+            None => Ok(Allowance { headers: self.render(&seen) }),
+        }
+    }
+
+    fn render(&self, seen: &[(usize, Rate, Option<bucket::Take>)]) -> Vec<(String, String)> {
+        let named: Vec<(&LimitPolicy, Rate, Option<bucket::Take>)> =
+            seen.iter().filter_map(|(i, r, t)| Some((self.policies.get(*i)?, *r, *t))).collect();
+        fields::render(&named)
+    }
+
+    fn limited(&self, seen: &[(usize, Rate, Option<bucket::Take>)], retry_after: u32) -> Denial {
+        let headers = self.render(seen);
+        Denial {
+            retry_after: Some(retry_after),
+            headers: (!headers.is_empty()).then(|| Box::new(Fields(headers))),
+            ..Denial::new(Reason::RateLimited)
+        }
+    }
+}
+
+fn unavailable() -> Denial {
+    Denial {
+        retry_after: Some(1),
+        cause: Some("counters_unavailable"),
+        ..Denial::new(Reason::RateLimitUnavailable)
     }
 }
 
@@ -257,15 +421,9 @@ impl LimitPolicy {
         chosen.unwrap_or((usize::MAX, self.rate))
     }
 
-    /// The bucket key: the policy and plan, then what the caller is counted by (each kind of
-    /// key with its own prefix, so a subject can never name an address's bucket).
-    fn bucket_key(
-        &self,
-        index: usize,
-        plan: usize,
-        caller: &Caller<'_>,
-        client: &mut dyn FnMut() -> Option<String>,
-    ) -> String {
+    /// What the caller is counted by, each kind of key with its own prefix, so a subject can
+    /// never name an address's bucket. (A local bucket's key adds the policy and plan.)
+    fn caller_key(&self, caller: &Caller<'_>, client: &mut dyn FnMut() -> Option<String>) -> String {
         let who = match &self.key {
             KeySource::Claim(path) => caller
                 .claims
@@ -282,8 +440,7 @@ impl LimitPolicy {
         };
         // Without its key, a request counts by its address; without one, all such requests
         // share one bucket (nothing tells them apart, and none may go uncounted).
-        let who = who.unwrap_or_else(|| format!("a:{}", client().unwrap_or_default()));
-        format!("{index}/{plan}/{who}")
+        who.unwrap_or_else(|| format!("a:{}", client().unwrap_or_default()))
     }
 }
 
@@ -346,7 +503,34 @@ fn compile_policy(name: &str, p: &RateLimitPolicyConfig) -> Result<LimitPolicy, 
     {
         return Err(ConfigError::new(at, "a policy name must be 1 to 64 letters, digits, '-' or '_'"));
     }
-    let rate = compile_rate(p.requests, p.window_seconds, p.burst, &at)?;
+    let global = p.global.unwrap_or(false);
+    let rate = if global {
+        // The service holds a global policy's limits: a number here would only mislead.
+        let set = [
+            ("requests", p.requests.is_some()),
+            ("window_seconds", p.window_seconds.is_some()),
+            ("burst", p.burst.is_some()),
+            ("plans", p.plans.is_some()),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, is_set)| *is_set) {
+            return Err(ConfigError::new(
+                format!("{at}.{field}"),
+                "a global policy's limits are the rate-limit service's: set them there",
+            ));
+        }
+        Rate { requests: 1, window_seconds: 1, burst: 1 }
+    } else {
+        let Some(requests) = p.requests else {
+            return Err(ConfigError::new(format!("{at}.requests"), "must be set (requests per window)"));
+        };
+        let Some(window) = p.window_seconds else {
+            return Err(ConfigError::new(
+                format!("{at}.window_seconds"),
+                "must be set (the window, in seconds)",
+            ));
+        };
+        compile_rate(requests, window, p.burst, &at)?
+    };
     let key = match &p.key {
         RateKeyConfig::Claim { claim } => KeySource::Claim(claim_path(claim, &format!("{at}.key.claim"))?),
         RateKeyConfig::ClientAddress => KeySource::ClientAddress,
@@ -376,7 +560,7 @@ fn compile_policy(name: &str, p: &RateLimitPolicyConfig) -> Result<LimitPolicy, 
             }
             let mut rates = Vec::new();
             for (value, l) in &plans.limits {
-                let window = l.window_seconds.unwrap_or(p.window_seconds);
+                let window = l.window_seconds.unwrap_or(rate.window_seconds);
                 rates.push((
                     value.clone(),
                     compile_rate(l.requests, window, l.burst, &format!("{at}.plans.limits.{value}"))?,
@@ -389,7 +573,15 @@ fn compile_policy(name: &str, p: &RateLimitPolicyConfig) -> Result<LimitPolicy, 
         None | Some(FailureModeConfig::FailOpen) => FailureMode::Open,
         Some(FailureModeConfig::FailClosed) => FailureMode::Closed,
     };
-    Ok(LimitPolicy { name: name.to_string(), rate, key, plans, headers: p.headers.unwrap_or(true), failure })
+    Ok(LimitPolicy {
+        name: name.to_string(),
+        rate,
+        key,
+        plans,
+        headers: p.headers.unwrap_or(true),
+        failure,
+        global,
+    })
 }
 
 /// The route → policies map of a configuration's routes (each route's own list, else the

@@ -58,7 +58,15 @@ impl Harness {
         let limiter = Limiter::new(&self.table, &self.store, *self.now_us.borrow());
         let state = Counted { limiter: &limiter, client: Some(client) };
         let d = self.policy.check_head(&head, &state, (*self.now_us.borrow() / 1_000_000) as i64);
-        match d.outcome {
+        self.answer(d.outcome)
+    }
+
+    /// The status and headers a decision's outcome goes out with (a denial as rendered).
+    fn answer(
+        &self,
+        outcome: Result<crate::policy::Admission, crate::policy::denial::Denial>,
+    ) -> (u16, Vec<(String, String)>) {
+        match outcome {
             Ok(a) => (200, a.response_headers),
             Err(denial) => {
                 let out = crate::policy::denial::render(
@@ -211,6 +219,27 @@ fn bad_configurations_are_refused_with_the_field() {
             "plans":{"claim":"plan","limits":{"gold":{"requests":2000000}}}}}}}"#,
             "rate_limits.policies.a.plans.limits.gold.requests",
         ),
+        (
+            r#"{"rate_limits":{"policies":{"a":{"window_seconds":1,"key":{"type":"route"}}}}}"#,
+            "rate_limits.policies.a.requests",
+        ),
+        (
+            r#"{"rate_limits":{"policies":{"a":{"global":true,"key":{"type":"route"}}}}}"#,
+            "rate_limits.policies.a.global",
+        ),
+        (
+            r#"{"rate_limits":{"service":{"cluster":"rl","domain":"d"},
+            "policies":{"a":{"global":true,"requests":5,"key":{"type":"route"}}}}}"#,
+            "rate_limits.policies.a.requests",
+        ),
+        (
+            r#"{"rate_limits":{"service":{"cluster":"rl","domain":"d","timeout_ms":0},"policies":{}}}"#,
+            "rate_limits.service.timeout_ms",
+        ),
+        (
+            r#"{"rate_limits":{"service":{"cluster":"","domain":"d"},"policies":{}}}"#,
+            "rate_limits.service.cluster",
+        ),
     ];
     for (doc, path) in cases {
         let e = parse(doc.as_bytes()).expect_err(doc);
@@ -232,4 +261,110 @@ fn without_counters_nothing_is_counted_and_nothing_is_refused() {
         assert!(d.outcome.is_ok());
     }
     assert_eq!(Reason::RateLimited.status(), 429);
+}
+
+/// A policy with a local and a global limit on one route.
+const MIXED: &str = r#"{"rate_limits":{"service":{"cluster":"rls","domain":"edge","timeout_ms":50},
+    "policies":{
+      "local":{"requests":2,"window_seconds":60,"key":{"type":"client_address"}},
+      "shared":{"global":true,"key":{"type":"client_address"},"failure_mode":"fail_closed"},
+      "open":{"global":true,"key":{"type":"route"},"headers":false}}},
+    "routes":[{"name":"r","match":{"prefix":"/"},"rate_limits":["local","shared","open"]}]}"#;
+
+/// What a request resumed by the service's answer came to: the message sent, the status, the
+/// response headers (or the denial's) and the limiter's events.
+type Asked = (Vec<u8>, u16, Vec<(String, String)>, Vec<(usize, super::Event)>);
+
+impl Harness {
+    /// The call a request waits for, and the decision resumed with `answer`.
+    fn ask(&self, client: &str, answer: Option<&[u8]>) -> Asked {
+        let all: Vec<(String, Vec<u8>)> =
+            vec![(":method".into(), b"GET".to_vec()), (":path".into(), b"/a".to_vec())];
+        let head = RequestHead { headers: &all, end_of_stream: Some(true) };
+        let now = *self.now_us.borrow();
+        let limiter = Limiter::new(&self.table, &self.store, now);
+        let state = Counted { limiter: &limiter, client: Some(client) };
+        let d = self.policy.check_head(&head, &state, (now / 1_000_000) as i64);
+        let s = d.suspended.expect("waits for the service");
+        let crate::policy::Wait::Limits(call) = &s.wait else { panic!("waits for keys") };
+        let message = call.message.clone();
+        // The local policy counted once, before the call; resuming does not count it again.
+        let limiter = Limiter::new(&self.table, &self.store, now);
+        let state = Counted { limiter: &limiter, client: Some(client) };
+        let d = self.policy.resume_limits(&s, answer, &head, &state, (now / 1_000_000) as i64);
+        assert!(d.suspended.is_none());
+        let events = limiter.events();
+        let (status, headers) = self.answer(d.outcome);
+        (message, status, headers, events)
+    }
+}
+
+/// An RLS answer: the overall code, then per descriptor (code, limit per minute, remaining,
+/// reset seconds).
+fn answer(overall: u8, statuses: &[(u8, u8, u8, u8)]) -> Vec<u8> {
+    let mut out = vec![0x08, overall];
+    for &(code, limit, remaining, reset) in statuses {
+        let status = [0x08, code, 0x12, 4, 0x08, limit, 0x10, 2, 0x18, remaining, 0x22, 2, 0x08, reset];
+        out.push(0x12);
+        out.push(status.len() as u8);
+        out.extend_from_slice(&status);
+    }
+    out
+}
+
+#[test]
+fn global_policies_ask_the_service_once_the_local_ones_allow() {
+    use super::Event::{Allowed, Error, Limited};
+    let h = Harness::new(MIXED);
+    let ok = answer(1, &[(1, 10, 7, 30), (1, 100, 99, 60)]);
+    let (message, status, headers, events) = h.ask("192.0.2.1", Some(&ok));
+    // One descriptor per global policy, in route order: policy name, then the caller's key.
+    let want = super::rls::encode_request(
+        "edge",
+        &[vec![("policy", "shared"), ("key", "a:192.0.2.1")], vec![("policy", "open"), ("key", "r:0")]],
+    );
+    assert_eq!(message, want);
+    assert_eq!(status, 200);
+    // The service's limit and state for the global policy; `open` has headers off.
+    assert_eq!(header(&headers, "ratelimit-policy"), Some(r#""local";q=2;w=60, "shared";q=10;w=60"#));
+    assert_eq!(header(&headers, "ratelimit"), Some(r#""local";r=1;t=30, "shared";r=7;t=30"#));
+    // Indexes are name order: local 0, open 1, shared 2.
+    assert_eq!(events, [(2, Allowed), (1, Allowed)]);
+    // Over the service's limit: 429 with its reset as Retry-After.
+    let over = answer(2, &[(2, 10, 0, 42), (1, 100, 98, 60)]);
+    let (_, status, headers, events) = h.ask("192.0.2.1", Some(&over));
+    assert_eq!(status, 429);
+    assert_eq!(header(&headers, "retry-after"), Some("42"));
+    assert_eq!(events, [(2, Limited), (1, Allowed)]);
+    // The local limit (2) refuses before any call is made.
+    let limiter = Limiter::new(&h.table, &h.store, NOW_US);
+    let state = Counted { limiter: &limiter, client: Some("192.0.2.1") };
+    let all: Vec<(String, Vec<u8>)> =
+        vec![(":method".into(), b"GET".to_vec()), (":path".into(), b"/a".to_vec())];
+    let d = h.policy.check_head(&RequestHead { headers: &all, end_of_stream: Some(true) }, &state, 0);
+    assert!(d.suspended.is_none());
+    assert_eq!(d.outcome.err().map(|d| d.reason), Some(Reason::RateLimited));
+    // No answer, or garbage: `shared` fails closed (503), and both count an error.
+    for bad in [None, Some(&b"\x12\x09"[..]), Some(&[0x08, 0][..])] {
+        let (_, status, headers, events) = h.ask("192.0.2.9", bad);
+        assert_eq!(status, 503, "{bad:?}");
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+        assert_eq!(events, [(2, Error), (1, Error)]);
+        *h.now_us.borrow_mut() += 60_000_000;
+    }
+    // Without statuses, the overall code speaks for every descriptor.
+    let (_, status, _, events) = h.ask("192.0.2.10", Some(&[0x08, 2]));
+    assert_eq!((status, events), (429, vec![(2, Limited), (1, Limited)]));
+}
+
+#[test]
+fn a_global_policy_is_refused_where_the_host_has_no_grpc_calls() {
+    let doc = r#"{"host":{"kind":"kong"},"rate_limits":{"service":{"cluster":"rls","domain":"d"},
+        "policies":{"g":{"global":true,"key":{"type":"route"}}}}}"#;
+    let Err(e) = crate::policy::load::load(doc.as_bytes(), || crate::policy::capabilities::HostKind::Kong)
+    else {
+        panic!("a global policy loaded on Kong")
+    };
+    assert_eq!(e.path, "rate_limits.policies.g.global");
+    assert!(e.to_string().contains("no gRPC callouts"), "{e}");
 }

@@ -129,7 +129,7 @@ schema: ## Regenerate config.schema.json from the Rust types
 # builds the library once.
 BENCH_CARGO := CARGO_PROFILE_BENCH_PANIC=unwind cargo bench
 
-bench: wasm envoy tests/corpus/node_modules/.package-lock.json ## api-guard vs Envoy's native filters, side by side (not part of make test)
+bench: wasm envoy rls-server tests/corpus/node_modules/.package-lock.json ## api-guard vs Envoy's native filters, side by side (not part of make test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo build --release --target wasm32-wasip1 --example empty_filter
 	$(BENCH_CARGO) --bench envoy

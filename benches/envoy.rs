@@ -85,9 +85,10 @@ fn order_response() -> String {
     std::fs::read_to_string(repo_root().join("examples/api/order_created.json")).unwrap().trim().to_string()
 }
 
-fn bootstrap(filters: &str) -> String {
+fn bootstrap(filters: &str, clusters: &str) -> String {
     let direct = r#"direct_response: { status: 200, body: { inline_string: "ok" } }"#;
-    let yaml = listener_bootstrap(filters, direct, CORS_POLICY, "  []\n");
+    let clusters = if clusters.is_empty() { "  []\n" } else { clusters };
+    let yaml = listener_bootstrap(filters, direct, CORS_POLICY, clusters);
     // `POST /api/orders` (D and E) is answered 201 with the 10 KB JSON order.
     let orders = format!(
         r#"- match: {{ prefix: "/api/orders" }}
@@ -124,6 +125,8 @@ struct Case {
     innocent: Option<Vec<String>>,
     /// Envoy worker threads (`--concurrency`), each with its own VM.
     workers: u32,
+    /// Cluster entries the filters call (`[]` when empty).
+    clusters: String,
     envoy: Option<Envoy>,
     port: u16,
     startup_ms: f64,
@@ -345,7 +348,7 @@ fn soak(total: u64) {
         std::fs::read_to_string(repo_root().join("examples/api/order.json")).unwrap().trim().to_string();
     let token = fixture("tokens.json")["rs256"].as_str().unwrap().to_string();
     let quiet = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
-    let envoy = Envoy::start_yaml(&bootstrap(&wasm_filter_yaml(&module, &policy, true)), &quiet)
+    let envoy = Envoy::start_yaml(&bootstrap(&wasm_filter_yaml(&module, &policy, true), ""), &quiet)
         .unwrap_or_else(|log| panic!("Envoy did not start\n{log}"));
     let port = envoy.port;
     let script = std::env::temp_dir().join(format!("api-guard-soak-{}.lua", std::process::id()));
@@ -472,12 +475,30 @@ fn main() {
     let with_rate_limit = |policy: &str| {
         let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
         v["rate_limits"] = json!({
-            "policies": {"per-user": {"requests": 1_000_000_000u32, "window_seconds": 1,
+            "policies": {"per-user": {"requests": 1_000_000, "window_seconds": 1,
                                       "key": {"type": "claim", "claim": "sub"}}},
             "default": ["per-user"]
         });
         v.to_string()
     };
+    // B-rlg: the same limit global, counted by the rate-limit service (Limitador over Redis,
+    // `make rls-server`) through a gRPC call per request; never reached either.
+    let with_global_limit = |policy: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
+        v["rate_limits"] = json!({
+            "service": {"cluster": "rls", "domain": "bench", "timeout_ms": 1000},
+            "policies": {"per-user": {"global": true, "key": {"type": "claim", "claim": "sub"}}},
+            "default": ["per-user"]
+        });
+        v.to_string()
+    };
+    let rls_dir = support::unique_dir("bench-rls");
+    let redis = support::rls::Redis::start(&rls_dir);
+    let rls = support::rls::service(
+        &rls_dir,
+        &redis,
+        &json!([support::rls::limit("bench", "per-user", 1_000_000_000, 1)]),
+    );
     let with_latency = |policy: &str| {
         let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
         v["metrics"] = json!({ "decision_latency": true });
@@ -578,6 +599,15 @@ fn main() {
             token("rs256"),
             false,
         ),
+        Case::new(
+            "B-rlg",
+            "api-guard JWT, RS256, token cache, a global rate limit per subject (Limitador over Redis, never reached)",
+            wasm_filter_yaml(&module_s, &with_global_limit(&jwt_only(&["RS256"], 1024)), false),
+            "/orders",
+            token("rs256"),
+            false,
+        )
+        .clusters(support::envoy::grpc_cluster_yaml("rls", rls.port)),
         Case::new(
             "C-rl",
             "native jwt_authn with cache + native local_ratelimit (one bucket, never empty)",
@@ -748,7 +778,7 @@ fn main() {
     for c in cases.iter_mut() {
         let start = Instant::now();
         let opts = EnvoyOptions { concurrency: c.workers, ..quiet.clone() };
-        let envoy = Envoy::start_yaml(&bootstrap(&c.filters), &opts)
+        let envoy = Envoy::start_yaml(&bootstrap(&c.filters, &c.clusters), &opts)
             .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
         c.port = envoy.port;
         c.startup_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -798,6 +828,20 @@ fn main() {
         }
         eprintln!("round {} of {rounds} done", round + 1);
     }
+
+    // B-rlg measures the service's answers, not the failure mode: no call may have failed.
+    if let Some(c) = cases.iter().find(|c| c.key == "B-rlg") {
+        support::envoy::settle_counters();
+        let e = c.envoy.as_ref().unwrap();
+        let series =
+            |d: &str| e.series("api_guard_rate_limit_total", &[("policy", "per-user"), ("decision", d)]);
+        let (allowed, errors) = (series("allowed"), series("error"));
+        assert!(
+            allowed > 0 && errors == 0,
+            "B-rlg: {allowed} answered, {errors} failed calls to the rate-limit service"
+        );
+    }
+    drop((rls, redis));
 
     let m: BTreeMap<&str, Run> = cases
         .iter()
@@ -970,12 +1014,32 @@ fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path) {
             println!("| {name} | {v:.2} | {target} | {} |", if met(v) { "yes" } else { "**no**" });
         }
     }
+    println!();
+    rate_limit_costs(m);
     if let (Some(envoy), Some(all)) = (diff(start("W-G"), start("W")), diff(start("G"), start("L"))) {
         println!();
         println!(
             "GitHub's document, start-to-ready: Envoy carrying the configuration (W-G − W) {envoy:.0} ms, api-guard reading and compiling it (G − L − that) {:.0} ms",
             all - envoy
         );
+    }
+}
+
+/// What a rate limit adds to B per request, in Envoy CPU (the rate-limit service's own CPU,
+/// for the global one, is not Envoy's and is not counted).
+fn rate_limit_costs(m: &BTreeMap<&str, Run>) {
+    // Envoy's native global `ratelimit` filter has no counterpart row: it calls the service
+    // only on routes that go to a cluster, and these rows answer directly.
+    for (key, what, native) in
+        [("B-rl", "a local limit", "C-rl"), ("B-rlg", "a global limit (one gRPC call)", "")]
+    {
+        if let (Some(x), Some(b)) = (m.get(key), m.get("B")) {
+            let natively = match (m.get(native), m.get("C")) {
+                (Some(n), Some(c)) => format!(" (natively, {native} − C = {:+.1})", n.cpu_us - c.cpu_us),
+                _ => String::new(),
+            };
+            println!("{what}: {key} − B = {:+.1} Envoy CPU µs per request{natively}", x.cpu_us - b.cpu_us);
+        }
     }
 }
 
@@ -1040,6 +1104,7 @@ impl Case {
             forge: false,
             innocent: None,
             workers: 1,
+            clusters: String::new(),
             envoy: None,
             port: 0,
             startup_ms: 0.0,
@@ -1049,6 +1114,12 @@ impl Case {
     /// Run by an Envoy with `n` workers.
     fn workers(mut self, n: u32) -> Case {
         self.workers = n;
+        self
+    }
+
+    /// With these cluster entries in its bootstrap.
+    fn clusters(mut self, yaml: String) -> Case {
+        self.clusters = yaml;
         self
     }
 

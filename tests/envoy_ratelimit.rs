@@ -22,6 +22,7 @@ use rsa::pkcs1v15::SigningKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::{BigUint, RsaPrivateKey};
 use serde_json::json;
+use support::rls::{self, Redis};
 use support::{Envoy, EnvoyOptions, Gateway};
 
 /// An RS256 token for the fixture issuer with `claims` added, signed with `rsa-1`.
@@ -216,59 +217,13 @@ fn a_configuration_that_names_an_unknown_policy_is_refused_with_the_field() {
     assert!(log.contains("routes[0].rate_limits[0]") && log.contains("no policy named 'missing'"), "{log}");
 }
 
-/// A Redis server on a Unix socket in `dir` (no TCP port to choose), killed on drop.
-struct Redis {
-    child: std::process::Child,
-    socket: std::path::PathBuf,
-}
-
-impl Redis {
-    fn start(dir: &std::path::Path) -> Redis {
-        let socket = dir.join("redis.sock");
-        let _ = std::fs::remove_file(&socket);
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
-            .arg(&socket)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server runs (make redis)");
-        // Killed on drop, also when it never listens.
-        let redis = Redis { child, socket };
-        for _ in 0..200 {
-            if std::os::unix::net::UnixStream::connect(&redis.socket).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("redis-server did not listen on {}", redis.socket.display());
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The rate-limit service over `redis` with Limitador `limits`.
-fn rls(dir: &std::path::Path, redis: &Redis, limits: &serde_json::Value) -> support::Helper {
-    let file = dir.join("limits.json");
-    std::fs::write(&file, limits.to_string()).unwrap();
-    let bin = support::repo_root().join("target/rls/release/api-guard-test-rls");
-    assert!(bin.exists(), "{} is missing: make rls-server", bin.display());
-    let mut cmd = std::process::Command::new(bin);
-    cmd.arg("127.0.0.1:0").arg(format!("redis+unix://{}", redis.socket.display())).arg(&file);
-    support::start_helper("the rate-limit service", &mut cmd, "listening on 127.0.0.1:")
-}
-
 /// An Envoy with the module and a cluster `rls` (HTTP/2) to the rate-limit service.
 fn global_envoy(upstream: u16, rls_port: u16, config: &str) -> Envoy {
     let opts =
         EnvoyOptions { concurrency: 2, clusters: vec![("rls".into(), rls_port)], ..Default::default() };
     let yaml = support::envoy::bootstrap(upstream, config, &opts).replacen(
-        "  - name: rls\n    connect_timeout: 2s\n",
-        "  - name: rls\n    connect_timeout: 2s\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: { http2_protocol_options: {} }\n",
+        &support::envoy::cluster_yaml("rls", rls_port),
+        &support::envoy::grpc_cluster_yaml("rls", rls_port),
         1,
     );
     Envoy::start_yaml(&yaml, &opts).unwrap_or_else(|log| panic!("{log}"))
@@ -288,13 +243,8 @@ fn global_limits_are_shared_by_two_envoys_through_limitador_and_redis_and_fail_a
     let dir = support::unique_dir("rls");
     let mut redis = Redis::start(&dir);
     // Limitador's own limit definitions: 6 per hour per key for `per-user`, 1000 for `strict`.
-    let limit = |name: &str, max: u64| {
-        json!({"namespace": "edge", "name": name, "max_value": max, "seconds": 3600,
-               "conditions": [format!("descriptors[0]['policy'] == '{name}'")],
-               "variables": ["descriptors[0]['key']"]})
-    };
-    let limits = json!([limit("per-user", 6), limit("strict", 1000)]);
-    let mut service = rls(&dir, &redis, &limits);
+    let limits = json!([rls::limit("edge", "per-user", 6, 3600), rls::limit("edge", "strict", 1000, 3600)]);
+    let mut service = rls::service(&dir, &redis, &limits);
     let config = json!({
         "jwt": support::jwt_rs256_required(),
         "rate_limits": {

@@ -98,6 +98,15 @@ pub fn cluster_yaml(name: &str, port: u16) -> String {
     )
 }
 
+/// A cluster entry for a gRPC service on 127.0.0.1 (HTTP/2 to it, as gRPC needs).
+pub fn grpc_cluster_yaml(name: &str, port: u16) -> String {
+    cluster_yaml(name, port).replacen(
+        "    connect_timeout: 2s\n",
+        "    connect_timeout: 2s\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: { http2_protocol_options: {} }\n",
+        1,
+    )
+}
+
 /// Stands for the Envoy's own run directory in a bootstrap; [`Envoy::start_yaml`] replaces it
 /// with the directory it makes for that Envoy (e.g. for an access log path).
 /// The labelled request counter.

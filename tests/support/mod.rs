@@ -5,6 +5,7 @@
 pub mod client;
 pub mod envoy;
 pub mod jwks_server;
+pub mod rls;
 pub mod upstream;
 
 pub use client::{Client, Response};

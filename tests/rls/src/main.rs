@@ -260,6 +260,9 @@ async fn main() {
     println!("listening on {}", listener.local_addr().unwrap());
     loop {
         let Ok((socket, _)) = listener.accept().await else { continue };
+        // Small answers on a long-lived connection: without this, Nagle's algorithm holds
+        // each one until the client's delayed ACK (tens of milliseconds per call).
+        let _ = socket.set_nodelay(true);
         let limiter = Arc::clone(&limiter);
         tokio::spawn(async move {
             let Ok(mut conn) = h2::server::handshake(socket).await else { return };

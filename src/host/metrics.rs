@@ -85,8 +85,7 @@ impl Metrics {
         let key = (decision, reason, cause, provider, route);
         let mut map = self.requests.borrow_mut();
         let c = map.entry(key).or_insert_with(|| {
-            let provider =
-                provider.and_then(|i| policy.jwt.as_ref()?.providers.get(i)).map(|p| p.name.as_str());
+            let provider = provider.and_then(|i| policy.provider_label(i));
             let labels = RequestLabels { decision, reason, cause, provider, route: policy.route_name(route) };
             Counter::define(&telemetry::requests(&labels))
         });

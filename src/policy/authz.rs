@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use super::apikey::ApiKeys;
 use super::config::{AuthConfig, ConfigError, JwtConfig, VerificationBudgetConfig};
 use super::denial::{Denial, Reason};
 use super::http::{HeaderOp, RequestHead};
@@ -72,6 +73,8 @@ pub enum Requirement {
     Deny,
     /// A verified JWT.
     Jwt(JwtRule),
+    /// An API key from `api_keys`, granting these scopes (all of them).
+    ApiKey(Vec<String>),
 }
 
 /// All JWT settings, compiled.
@@ -206,6 +209,11 @@ pub fn compile_requirement(
     let AuthConfig::Jwt { providers, require_all, scopes, claims, bind } = cfg else {
         return Ok(match cfg {
             AuthConfig::Public => Requirement::Public,
+            // Whether `api_keys` exists is checked where the policy is compiled.
+            AuthConfig::ApiKey { scopes } => {
+                check_scopes(scopes, &format!("{at}.scopes"))?;
+                Requirement::ApiKey(scopes.clone())
+            }
             _ => Requirement::Deny,
         });
     };
@@ -230,14 +238,7 @@ pub fn compile_requirement(
             }
         }
     }
-    for (i, s) in scopes.iter().enumerate() {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
-            return Err(ConfigError::new(
-                format!("{at}.scopes[{i}]"),
-                "must be a scope token (RFC 6749 §3.3)",
-            ));
-        }
-    }
+    check_scopes(scopes, &format!("{at}.scopes"))?;
     let mut conditions = Vec::new();
     for (i, c) in claims.iter().enumerate() {
         let condition = match (&c.equals, &c.one_of, &c.contains) {
@@ -275,6 +276,17 @@ pub fn compile_requirement(
         claims: conditions,
         bind: bindings,
     }))
+}
+
+/// Refuses a scope that is not a scope token (RFC 6749 §3.3): it could not be granted, and
+/// could not go into a challenge's `scope` either.
+pub(crate) fn check_scopes(scopes: &[String], at: &str) -> Result<(), ConfigError> {
+    for (i, s) in scopes.iter().enumerate() {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            return Err(ConfigError::new(format!("{at}[{i}]"), "must be a scope token (RFC 6749 §3.3)"));
+        }
+    }
+    Ok(())
 }
 
 /// The scopes a token grants: `scope` (space-delimited, RFC 8693 / RFC 9068) and `scp`
@@ -419,10 +431,45 @@ fn token_denial(e: TokenError, provider: usize) -> Denial {
     Denial { provider: u16::try_from(provider).ok(), ..d }
 }
 
+/// Judges an API-key request: the key (never forwarded) must be one of `api_keys` and grant
+/// every scope in `scopes`.
+fn authorize_key(
+    keys: Option<&ApiKeys>,
+    scopes: &[String],
+    head: &RequestHead<'_>,
+) -> Result<Grant, Refusal> {
+    let Some(keys) = keys else { return Err(Denial::new(Reason::AccessDenied).into()) };
+    let label = u16::try_from(API_KEY_PROVIDER).ok();
+    let Some(presented) = head.header(&keys.header).map(<[u8]>::trim_ascii).filter(|v| !v.is_empty()) else {
+        return Err(Denial::new(Reason::ApiKeyMissing).into());
+    };
+    let Some(caller) = keys.identify(presented) else {
+        return Err(Denial { provider: label, ..Denial::new(Reason::ApiKeyInvalid) }.into());
+    };
+    if !scopes.iter().all(|s| granted_scopes(&caller.claims).contains(&s.as_str())) {
+        return Err(Denial {
+            provider: label,
+            cause: Some("api_key_scope"),
+            ..Denial::new(Reason::AccessDenied)
+        }
+        .into());
+    }
+    let mut headers = vec![HeaderOp::Remove(keys.header.clone())];
+    if let (Some(h), Some(consumer)) = (&keys.consumer_header, ApiKeys::consumer(&caller)) {
+        headers.push(HeaderOp::Set(h.clone(), consumer.to_string()));
+    }
+    Ok(Grant { headers, tokens: vec![(API_KEY_PROVIDER, caller)] })
+}
+
+/// The provider index of a caller identified by an API key (no JWT provider has it): the
+/// `provider` label reads it as [`super::apikey::PROVIDER_LABEL`].
+pub const API_KEY_PROVIDER: usize = u16::MAX as usize;
+
 /// Judges a request against `requirement`.
 #[allow(clippy::too_many_arguments)]
 pub fn authorize(
     jwt: Option<&JwtPolicy>,
+    api_keys: Option<&ApiKeys>,
     requirement: &Requirement,
     head: &RequestHead<'_>,
     query: &str,
@@ -434,6 +481,7 @@ pub fn authorize(
         Requirement::Public => return Ok(Grant::default()),
         Requirement::Deny => return Err(Denial::new(Reason::AccessDenied).into()),
         Requirement::Jwt(rule) => rule,
+        Requirement::ApiKey(scopes) => return authorize_key(api_keys, scopes, head),
     };
     let Some(jwt) = jwt else { return Err(Denial::new(Reason::AccessDenied).into()) };
     let mut fetch = None;

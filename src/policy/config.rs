@@ -61,6 +61,41 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Rate limits: named policies, and which of them apply where.
     pub rate_limits: Option<RateLimitsConfig>,
+    /// API keys for machine clients, stored as SHA-256 digests only.
+    pub api_keys: Option<ApiKeysConfig>,
+}
+
+/// API keys (`api_keys`): each key is stored as the SHA-256 of its text, never the text.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysConfig {
+    /// The request header the key is read from. Default `x-api-key`. It is removed before the
+    /// request goes upstream.
+    pub header: Option<String>,
+    /// A request header the key's consumer name is sent upstream in (a client's own copy is
+    /// removed first). Default none.
+    pub consumer_header: Option<String>,
+    /// The keys. Removing an entry revokes its key.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// One API key.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Who the key belongs to: the caller's subject (`sub`) for rate limits, claim headers and
+    /// metrics.
+    pub consumer: String,
+    /// The SHA-256 of the key's text, as 64 hexadecimal digits (`printf %s "$KEY" | sha256sum`).
+    pub sha256: String,
+    /// The key's first characters (e.g. `ak_live_3f`), to tell keys apart in the configuration
+    /// without revealing them; a key that does not start with it does not match. Default none.
+    pub prefix: Option<String>,
+    /// Scopes the key grants (for `auth.scopes` and the scope-waived field rules). Default none.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// Rate limits (`rate_limits`).
@@ -572,6 +607,12 @@ pub enum AuthConfig {
     Public,
     /// Always refused (403).
     Deny,
+    /// An API key from `api_keys`.
+    ApiKey {
+        /// Scopes the key must grant (all of them).
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
     /// A verified JWT from the listed providers.
     Jwt {
         /// Providers whose tokens satisfy this rule.

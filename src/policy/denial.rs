@@ -69,11 +69,15 @@ pub enum Reason {
     RateLimited,
     /// A rate limit could not be counted and its policy fails closed.
     RateLimitUnavailable,
+    /// The route takes an API key and none was sent.
+    ApiKeyMissing,
+    /// The API key sent is not one of `api_keys` (unknown or revoked).
+    ApiKeyInvalid,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 26] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -98,6 +102,8 @@ impl Reason {
         Reason::HostMisconfigured,
         Reason::RateLimited,
         Reason::RateLimitUnavailable,
+        Reason::ApiKeyMissing,
+        Reason::ApiKeyInvalid,
     ];
 
     /// HTTP status of the denial.
@@ -110,6 +116,7 @@ impl Reason {
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
             Reason::TokenMissing | Reason::TokenInvalid => 401,
+            Reason::ApiKeyMissing | Reason::ApiKeyInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied | Reason::CorsRejected => 403,
             Reason::KeysUnavailable | Reason::VerificationOverload => 503,
             Reason::VerificationBudget | Reason::RateLimited => 429,
@@ -151,6 +158,8 @@ impl Reason {
             Reason::HostMisconfigured => "host-misconfigured",
             Reason::RateLimited => "rate-limited",
             Reason::RateLimitUnavailable => "rate-limit-unavailable",
+            Reason::ApiKeyMissing => "api-key-missing",
+            Reason::ApiKeyInvalid => "api-key-invalid",
         }
     }
 
@@ -181,6 +190,8 @@ impl Reason {
             Reason::HostMisconfigured => "Gateway misconfigured",
             Reason::RateLimited => "Too many requests",
             Reason::RateLimitUnavailable => "Rate limit unavailable",
+            Reason::ApiKeyMissing => "API key required",
+            Reason::ApiKeyInvalid => "Invalid API key",
         }
     }
 
@@ -237,6 +248,8 @@ impl Reason {
                 "This client has sent more requests than its limit allows; retry after the time in Retry-After."
             }
             Reason::RateLimitUnavailable => "The gateway cannot count requests against this API's limits; retry later.",
+            Reason::ApiKeyMissing => "This resource requires an API key.",
+            Reason::ApiKeyInvalid => "The API key is not one this API accepts.",
         }
     }
 }
@@ -332,6 +345,9 @@ fn challenge(denial: &Denial, realm: &str) -> Option<String> {
     match denial.reason {
         Reason::TokenMissing => Some(format!("Bearer realm=\"{realm}\"")),
         Reason::TokenInvalid => Some(format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")),
+        // No registered scheme carries API keys; `ApiKey` names what to send (RFC 9110 §11.6.1
+        // asks every 401 for a challenge).
+        Reason::ApiKeyMissing | Reason::ApiKeyInvalid => Some(format!("ApiKey realm=\"{realm}\"")),
         Reason::InsufficientScope => Some(format!(
             "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
             denial.scope.as_deref().unwrap_or("")

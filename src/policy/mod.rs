@@ -14,6 +14,7 @@
 //! - [`capabilities`]: what each gateway can do; [`load`]: whether a configuration loads on
 //!   one (the module's `on_configure` and the command line's `check`).
 
+pub mod apikey;
 pub mod authz;
 pub mod body;
 pub mod capabilities;
@@ -106,6 +107,8 @@ pub struct Policy {
     pub decision_latency: bool,
     /// Rate limits, if configured.
     pub rate_limits: Option<ratelimit::RateLimits>,
+    /// API keys, if configured.
+    pub api_keys: Option<apikey::ApiKeys>,
 }
 
 /// What to do with an admitted request.
@@ -226,6 +229,16 @@ impl Policy {
     /// large one is tens of megabytes as a tree, and a wasm memory never shrinks).
     pub fn compile(mut config: Config) -> Result<Policy, ConfigError> {
         let jwt = config.jwt.as_ref().map(JwtPolicy::compile).transpose()?;
+        let api_keys = config.api_keys.as_ref().map(apikey::ApiKeys::compile).transpose()?;
+        if let Some(i) =
+            jwt.iter().flat_map(|j| j.providers.iter()).position(|p| p.name == apikey::PROVIDER_LABEL)
+        {
+            let name = jwt.as_ref().and_then(|j| j.providers.get(i)).map_or("", |p| p.name.as_str());
+            return Err(ConfigError::new(
+                format!("jwt.providers.{name}"),
+                "`api_key` is the name metrics give API-key callers: name this provider otherwise",
+            ));
+        }
         // Parameters a provider reads tokens from are not "credentials in the query" there.
         let token_params: Vec<String> =
             jwt.iter().flat_map(|j| j.token_params()).map(str::to_ascii_lowercase).collect();
@@ -235,6 +248,12 @@ impl Policy {
         let document_decides_media = config.openapi.is_some();
         let exempt = |mut l: RequestLimits, explicit_media: bool| {
             l.query_credentials.retain(|n| !token_params.contains(n));
+            // The API key's header name is a credential's name in a query too (`?x-api-key=`).
+            if let Some(k) = &api_keys {
+                if !l.query_credentials.is_empty() && !l.query_credentials.contains(&k.header) {
+                    l.query_credentials.push(k.header.clone());
+                }
+            }
             if document_decides_media && !explicit_media {
                 l.content_types = vec![media::MediaRange::Any];
             }
@@ -242,10 +261,20 @@ impl Policy {
         };
         let global_media = config.limits.allowed_content_types.is_some();
         let global = exempt(RequestLimits::compile(&config.limits, None, "limits")?, global_media);
-        let default_auth = match &jwt {
-            Some(j) => j.default.clone().unwrap_or(Requirement::Deny),
-            None => Requirement::Public,
+        // With keys and no `jwt`, a route without `auth` takes an API key: configuring
+        // credentials never leaves the rest open.
+        let default_auth = match (&jwt, &api_keys) {
+            (Some(j), _) => j.default.clone().unwrap_or(Requirement::Deny),
+            (None, Some(_)) => Requirement::ApiKey(Vec::new()),
+            (None, None) => Requirement::Public,
         };
+        let needs_keys = |r: &Requirement, at: &str| match (r, &api_keys) {
+            (Requirement::ApiKey(_), None) => {
+                Err(ConfigError::new(at, "`api_key` needs a top-level `api_keys` section with the keys"))
+            }
+            _ => Ok(()),
+        };
+        needs_keys(&default_auth, "jwt.default.type")?;
         let rate_limits = config.rate_limits.as_ref().map(ratelimit::RateLimits::compile).transpose()?;
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut matchers = Vec::with_capacity(config.routes.len());
@@ -286,6 +315,7 @@ impl Policy {
                 Some(a) => authz::compile_requirement(jwt.as_ref(), a, Some(&path), &format!("{at}.auth"))?,
                 None => default_auth.clone(),
             };
+            needs_keys(&auth, &format!("{at}.auth.type"))?;
             matchers.push(RouteMatcher { path, methods });
             let limits = exempt(
                 RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?,
@@ -376,6 +406,7 @@ impl Policy {
             rewrite_path: true,
             decision_latency: config.metrics.decision_latency,
             rate_limits,
+            api_keys,
         })
     }
 
@@ -400,6 +431,15 @@ impl Policy {
     /// The name of a matched route, `""` for none.
     pub fn route_name(&self, route: Option<usize>) -> &str {
         route.and_then(|i| self.routes.get(i)).map_or("", |r| r.name.as_str())
+    }
+
+    /// The `provider` label of a caller judged by provider `index` (a JWT provider's name, or
+    /// `api_key`).
+    pub fn provider_label(&self, index: usize) -> Option<&str> {
+        if index == authz::API_KEY_PROVIDER {
+            return Some(apikey::PROVIDER_LABEL);
+        }
+        self.jwt.as_ref()?.providers.get(index).map(|p| p.name.as_str())
     }
 
     /// The requirement for a matched route (or the default).
@@ -745,8 +785,16 @@ impl Policy {
         let Judged { route, params, found, forward_path, query, concluded } = *judged;
         let limits = self.limits_for(route);
         let facts = body_facts(head);
-        let grant =
-            authz::authorize(self.jwt.as_ref(), self.auth_for(route), head, query, params, keys, now)?;
+        let grant = authz::authorize(
+            self.jwt.as_ref(),
+            self.api_keys.as_ref(),
+            self.auth_for(route),
+            head,
+            query,
+            params,
+            keys,
+            now,
+        )?;
         // Limits count authorized requests only: a refused token spends no one's quota.
         let mut response_headers = Vec::new();
         if let Some(verdict) = concluded {
@@ -805,9 +853,7 @@ impl Policy {
         // Client-sent copies of claim headers never reach the upstream, on any route. Only
         // headers the request actually carries are removed: every host call costs.
         let mut headers: Vec<HeaderOp> = self
-            .jwt
-            .iter()
-            .flat_map(|j| j.scrub_headers.iter())
+            .scrubbed()
             .filter(|h| head.header(h).is_some())
             .map(|h| HeaderOp::Remove(h.clone()))
             .collect();
@@ -841,12 +887,19 @@ impl Policy {
 }
 
 impl Policy {
+    /// The headers only the gateway may set (claim and payload headers, the API-key consumer
+    /// header): a client's copies are removed from every request.
+    fn scrubbed(&self) -> impl Iterator<Item = &String> + Clone {
+        let jwt = self.jwt.iter().flat_map(|j| j.scrub_headers.iter());
+        jwt.chain(self.api_keys.iter().filter_map(|k| k.consumer_header.as_ref()))
+    }
+
     /// Refuses what an upstream would read differently from what was judged: a header spelled
     /// with underscores that names one the gateway scrubs or sets (CGI-style servers map
     /// `x_user` and `x-user` to one `HTTP_X_USER`), and a method override naming another
     /// method than the request's.
     fn check_spellings(&self, head: &RequestHead<'_>, query: &str) -> Result<(), Denial> {
-        let scrubbed = self.jwt.iter().flat_map(|j| j.scrub_headers.iter());
+        let scrubbed = self.scrubbed();
         for (name, _) in head.headers.iter().filter(|(n, _)| n.contains('_')) {
             let hyphenated = name.replace('_', "-");
             if scrubbed.clone().any(|h| *h == hyphenated) {

@@ -8,6 +8,7 @@
 //
 // Exits non-zero when any check fails; prints one line per scenario and profile.
 
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { argv, exit } from "node:process";
 import { Host, header } from "./proxy_host.mjs";
@@ -185,6 +186,24 @@ const scenarios = {
       c.that(h.logs.slice(before).some(([, m]) => m.includes("rate_limits.policies.g.global") && m.includes("no gRPC callouts")), `the refusal does not name the field: ${h.logs.slice(before).map(([, m]) => m).join(" | ")}`);
     }
     c.that(h.configure(core(h.name)), "the core policy no longer loads");
+  },
+  "API keys: a known key passes as its consumer and never reaches the upstream (Kong: an empty value); missing or unknown → 401 with a challenge"(h, c) {
+    const sha = (k) => createHash("sha256").update(k).digest("hex");
+    const keyed = { ...core(h.name), api_keys: { consumer_header: "x-consumer", keys: [{ consumer: "batch", sha256: sha("ak_host_key_1") }] },
+                    routes: [{ name: "keyed", match: { prefix: "/keyed" }, auth: { type: "api_key" } }] };
+    c.that(h.configure(keyed), "the keyed policy did not load");
+    const r = h.request({ path: "/keyed/1", headers: [["x-api-key", "ak_host_key_1"], ["x-consumer", "admin"]] });
+    c.that(r.forwarded, `not forwarded: ${r.local?.status}`);
+    const sent = header(r.forwarded?.headers, "x-api-key");
+    c.that(h.name === "kong" ? sent === "" : sent === undefined, `the key reached the upstream as ${JSON.stringify(sent)}`);
+    c.that(header(r.forwarded?.headers, "x-consumer") === "batch", `x-consumer ${header(r.forwarded?.headers, "x-consumer")}`);
+    for (const [headers, slug] of [[[], "api-key-missing"], [[["x-api-key", "ak_host_key_2"]], "api-key-invalid"]]) {
+      const d = h.request({ path: "/keyed/2", headers });
+      c.that(!d.forwarded && d.local?.status === 401, `${slug}: ${d.local?.status}`);
+      c.that(problem(d).type?.endsWith(slug), `type ${problem(d).type}`);
+      c.that(header(d.local?.headers, "www-authenticate") === 'ApiKey realm="api"', `challenge ${header(d.local?.headers, "www-authenticate")}`);
+    }
+    h.configure(core(h.name));
   },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);

@@ -226,6 +226,8 @@ fn secrets() -> Vec<String> {
         "078-05-1120",
         "4111111111111111",
         "ключ-value-секрет",
+        "ak_test_batch_9f8e7d6c5b4a",
+        "ak_test_ci_1a2b3c4d5e6f",
     ] {
         out.push(s.to_string());
     }

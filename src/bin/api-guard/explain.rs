@@ -45,7 +45,9 @@ fn step_of(reason: Reason) -> usize {
         | Reason::VerificationBudget
         | Reason::VerificationOverload
         | Reason::RateLimited
-        | Reason::RateLimitUnavailable => 6,
+        | Reason::RateLimitUnavailable
+        | Reason::ApiKeyMissing
+        | Reason::ApiKeyInvalid => 6,
         Reason::InvalidRequest => 7,
         Reason::InvalidJson | Reason::ResponseWithheld | Reason::HostMisconfigured => 8,
     }
@@ -368,6 +370,8 @@ fn requirement(policy: &Policy, r: &Requirement) -> String {
     match r {
         Requirement::Public => "nothing (public)".into(),
         Requirement::Deny => "nothing passes (deny)".into(),
+        Requirement::ApiKey(scopes) if scopes.is_empty() => "an API key from api_keys".into(),
+        Requirement::ApiKey(scopes) => format!("an API key from api_keys granting {}", scopes.join(", ")),
         Requirement::Jwt(rule) => {
             let names: Vec<&str> = rule
                 .providers

@@ -237,7 +237,7 @@ pub struct Verified {
     pub payload: Vec<u8>,
 }
 
-fn header_name(name: &str, at: String) -> Result<String, ConfigError> {
+pub(crate) fn header_name(name: &str, at: String) -> Result<String, ConfigError> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(ConfigError::new(at, "must be a header name ([A-Za-z0-9_-]+)"));
     }

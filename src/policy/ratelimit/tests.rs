@@ -127,6 +127,26 @@ fn a_route_wide_limit_counts_every_caller_together_and_answers_429() {
 }
 
 #[test]
+fn an_api_key_consumer_is_counted_as_its_subject_whatever_its_address() {
+    use sha2::{Digest, Sha256};
+    let sha = |k: &str| Sha256::digest(k.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let h = Harness::new(&format!(
+        r#"{{"api_keys":{{"keys":[{{"consumer":"batch","sha256":"{}"}},{{"consumer":"ci","sha256":"{}"}}]}},
+            "rate_limits":{{"policies":{{"per-consumer":{{"requests":2,"window_seconds":60,"key":{{"type":"claim","claim":"sub"}}}}}},
+            "default":["per-consumer"]}}}}"#,
+        sha("key-batch"),
+        sha("key-ci")
+    ));
+    let batch = [("x-api-key", "key-batch")];
+    assert_eq!(h.send("/a", &batch, "192.0.2.1").0, 200);
+    assert_eq!(h.send("/a", &batch, "192.0.2.2").0, 200);
+    assert_eq!(h.send("/a", &batch, "192.0.2.3").0, 429, "another address escaped the consumer's limit");
+    assert_eq!(h.statuses(2, "/a", &[("x-api-key", "key-ci")], "192.0.2.1"), [200, 200]);
+    // A refused key spends nothing.
+    assert_eq!(h.send("/a", &[("x-api-key", "key-nobody")], "192.0.2.9").0, 401);
+}
+
+#[test]
 fn client_addresses_count_apart() {
     let h = Harness::new(
         r#"{"rate_limits":{"policies":{"ip":{"requests":2,"window_seconds":10,"key":{"type":"client_address"},"headers":false}},

@@ -63,6 +63,29 @@ pub struct Config {
     pub rate_limits: Option<RateLimitsConfig>,
     /// API keys for machine clients, stored as SHA-256 digests only.
     pub api_keys: Option<ApiKeysConfig>,
+    /// RFC 9728 protected-resource metadata, served at its well-known path and named in every
+    /// Bearer challenge.
+    pub protected_resource: Option<ProtectedResourceConfig>,
+}
+
+/// RFC 9728 protected-resource metadata (`protected_resource`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedResourceConfig {
+    /// This API's resource identifier: its `https` URL, no query or fragment (`http` only for
+    /// localhost). The document is served at `/.well-known/oauth-protected-resource` followed
+    /// by this URL's path.
+    pub resource: String,
+    /// Issuer URLs of the authorization servers whose tokens this API takes. Default: the
+    /// `jwt` providers' issuers.
+    pub authorization_servers: Option<Vec<String>>,
+    /// Scopes to advertise. Default: every scope a requirement of this policy names.
+    pub scopes_supported: Option<Vec<String>>,
+    /// A human-readable name of the API.
+    pub resource_name: Option<String>,
+    /// An `https` URL of the API's documentation for developers.
+    pub resource_documentation: Option<String>,
 }
 
 /// API keys (`api_keys`): each key is stored as the SHA-256 of its text, never the text.

@@ -337,18 +337,26 @@ pub struct Rendering {
     /// Headers every response api-guard answers itself carries (the response hardening
     /// preset, e.g. HSTS and `nosniff`).
     pub local_headers: Vec<(String, String)>,
+    /// The RFC 9728 metadata URL every Bearer challenge names (`resource_metadata`).
+    pub resource_metadata: Option<String>,
 }
 
 /// The RFC 6750 §3 challenge for an auth denial: no `error` when the token was missing,
 /// `invalid_token` when it was bad, `insufficient_scope` with `scope` when it lacked one.
-fn challenge(denial: &Denial, realm: &str) -> Option<String> {
+fn challenge(denial: &Denial, rendering: &Rendering) -> Option<String> {
+    let realm = &rendering.realm;
+    let bearer = |c: String| match &rendering.resource_metadata {
+        // RFC 9728 §5.1: where a client that holds no token learns where to get one.
+        Some(url) => Some(format!("{c}, resource_metadata=\"{url}\"")),
+        None => Some(c),
+    };
     match denial.reason {
-        Reason::TokenMissing => Some(format!("Bearer realm=\"{realm}\"")),
-        Reason::TokenInvalid => Some(format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")),
+        Reason::TokenMissing => bearer(format!("Bearer realm=\"{realm}\"")),
+        Reason::TokenInvalid => bearer(format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")),
         // No registered scheme carries API keys; `ApiKey` names what to send (RFC 9110 §11.6.1
         // asks every 401 for a challenge).
         Reason::ApiKeyMissing | Reason::ApiKeyInvalid => Some(format!("ApiKey realm=\"{realm}\"")),
-        Reason::InsufficientScope => Some(format!(
+        Reason::InsufficientScope => bearer(format!(
             "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
             denial.scope.as_deref().unwrap_or("")
         )),
@@ -453,7 +461,7 @@ pub fn render(
     if let Some(allow) = &denial.allow {
         headers.push(("allow".to_string(), allow.to_string()));
     }
-    if let Some(c) = challenge(denial, &rendering.realm) {
+    if let Some(c) = challenge(denial, rendering) {
         headers.push(("www-authenticate".to_string(), c));
     }
     match (denial.retry_after, reason) {
@@ -538,11 +546,27 @@ mod tests {
             type_base: "urn:api-guard:problem:".into(),
             realm: "api".into(),
             local_headers: Vec::new(),
+            resource_metadata: None,
         }
     }
 
     fn www(out: &Rendered) -> Option<&str> {
         out.response.headers.iter().find(|(n, _)| n == "www-authenticate").map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn bearer_challenges_name_the_resource_metadata_and_api_key_ones_do_not() {
+        let with = Rendering {
+            resource_metadata: Some("https://api.example/.well-known/oauth-protected-resource".into()),
+            ..rendering()
+        };
+        let out = render(&Denial::new(Reason::TokenMissing), &with, &tag("", "r"), None);
+        assert_eq!(
+            www(&out),
+            Some("Bearer realm=\"api\", resource_metadata=\"https://api.example/.well-known/oauth-protected-resource\"")
+        );
+        let out = render(&Denial::new(Reason::ApiKeyMissing), &with, &tag("", "r"), None);
+        assert_eq!(www(&out), Some("ApiKey realm=\"api\""));
     }
 
     #[test]

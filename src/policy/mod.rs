@@ -38,6 +38,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod reply;
 pub mod request_id;
+pub mod resource_metadata;
 pub mod response;
 pub mod route;
 pub mod telemetry;
@@ -109,6 +110,8 @@ pub struct Policy {
     pub rate_limits: Option<ratelimit::RateLimits>,
     /// API keys, if configured.
     pub api_keys: Option<apikey::ApiKeys>,
+    /// RFC 9728 protected-resource metadata, if configured.
+    pub resource_metadata: Option<resource_metadata::ResourceMetadata>,
 }
 
 /// What to do with an admitted request.
@@ -383,6 +386,29 @@ impl Policy {
             .as_ref()
             .map(|c| response::ResponsePolicy::compile(c, "response", &names))
             .transpose()?;
+        let resource_metadata = match &config.protected_resource {
+            Some(cfg) => {
+                let providers = jwt.iter().flat_map(|j| j.providers.iter());
+                let issuers: Vec<&str> = providers.clone().map(|p| p.rules.issuer.as_str()).collect();
+                let query = providers
+                    .flat_map(|p| p.sources.iter())
+                    .any(|s| matches!(s, jwt::extract::Source::Param(_)));
+                let requirements =
+                    std::iter::once(&default_auth).chain(routes.iter().map(|r: &Route| &r.auth));
+                let mut scopes: Vec<&str> = Vec::new();
+                for r in requirements {
+                    if let Requirement::Jwt(rule) = r {
+                        for s in &rule.scopes {
+                            if !scopes.contains(&s.as_str()) {
+                                scopes.push(s);
+                            }
+                        }
+                    }
+                }
+                Some(resource_metadata::ResourceMetadata::compile(cfg, &issuers, &scopes, query)?)
+            }
+            None => None,
+        };
         Ok(Policy {
             global,
             routes,
@@ -393,6 +419,7 @@ impl Policy {
                 type_base,
                 realm,
                 local_headers: response.as_ref().map(|r| r.local_headers().to_vec()).unwrap_or_default(),
+                resource_metadata: resource_metadata.as_ref().map(|m| m.url.clone()),
             },
             request_id_header,
             api,
@@ -407,6 +434,7 @@ impl Policy {
             decision_latency: config.metrics.decision_latency,
             rate_limits,
             api_keys,
+            resource_metadata,
         })
     }
 
@@ -611,6 +639,18 @@ impl Policy {
         let prelude = (|| {
             limits.check_headers(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))?;
             self.check_spellings(head, query)?;
+            // The protected-resource metadata is public: answered before CORS and tokens.
+            if let Some(doc) = self.resource_metadata.as_ref().and_then(|m| m.answer(method, &normal)) {
+                return Ok(Prelude::Answer(Box::new(Admission {
+                    body: BodyPlan::None,
+                    headers: Vec::new(),
+                    response_headers: Vec::new(),
+                    respond: Some(doc),
+                    authenticated: false,
+                    provider: None,
+                    response: response::Duty::default(),
+                })));
+            }
             // CORS comes before everything a preflight cannot satisfy (methods, tokens, the
             // API description): a preflight is answered here, never forwarded.
             let refusal = match &verdict {

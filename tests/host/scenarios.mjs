@@ -205,6 +205,18 @@ const scenarios = {
     }
     h.configure(core(h.name));
   },
+  "protected-resource metadata (RFC 9728): answered here without a token; 401 challenges point to it"(h, c) {
+    c.that(h.configure({ ...core(h.name), protected_resource: { resource: "https://api.example/v1" } }), "the policy did not load");
+    const r = h.request({ path: "/.well-known/oauth-protected-resource/v1" });
+    c.that(!r.forwarded && r.local?.status === 200, `metadata: ${r.local?.status}`);
+    let doc = {};
+    try { doc = JSON.parse(r.local?.body); } catch { /* checked below */ }
+    c.that(doc.resource === "https://api.example/v1" && doc.authorization_servers?.[0] === "https://issuer.test", `document ${r.local?.body}`);
+    const d = h.request({ path: "/orders" });
+    const www = header(d.local?.headers, "www-authenticate") ?? "";
+    c.that(d.local?.status === 401 && www.includes('resource_metadata="https://api.example/.well-known/oauth-protected-resource/v1"'), `challenge ${www}`);
+    h.configure(core(h.name));
+  },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);
     const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });

@@ -95,6 +95,15 @@ fn client_and_connection(
     (client, connection)
 }
 
+/// The SHA-256 of the connection's TLS client certificate, from the host's hex digest.
+fn client_certificate(caps: &Capabilities) -> Option<[u8; 32]> {
+    if caps.client_certificate.is_empty() {
+        return None;
+    }
+    let hex = abi::get_property(caps.client_certificate).ok().flatten()?;
+    crate::policy::digest::from_hex(&hex)
+}
+
 impl HttpFilter {
     /// A filter for one stream.
     pub fn new(shared: Shared, context: u32) -> HttpFilter {
@@ -261,8 +270,10 @@ impl HttpFilter {
             let rules = policy.jwt.as_ref().and_then(|j| j.budget.as_ref());
             let source = rules.map_or(&ClientSource::Peer, |r| &r.client);
             let client = || client_and_connection(&self.headers, source, &self.shared.caps);
+            let certificate = || client_certificate(&self.shared.caps);
             let mut view = View::new(&self.shared.verify, now, keystore::shared_data(&self.shared.caps))
-                .with_client(&client);
+                .with_client(&client)
+                .with_certificate(&certificate);
             if let Some(l) = limiter {
                 view = view.with_limiter(l);
             }

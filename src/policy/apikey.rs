@@ -40,21 +40,6 @@ struct Key {
     caller: Rc<Verified>,
 }
 
-/// The 32 bytes of 64 hexadecimal digits.
-fn digest_of_hex(hex: &str) -> Option<[u8; 32]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let nibble = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let [hi, lo] = pair else { return None };
-        *o = nibble(*hi)? << 4 | nibble(*lo)?;
-    }
-    Some(out)
-}
-
 /// Whether `a` and `b` are equal, looking at every byte whatever the first difference.
 fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
@@ -93,7 +78,7 @@ impl ApiKeys {
                     "must be a name of visible characters (it is sent as a header value)",
                 ));
             }
-            let digest = digest_of_hex(&k.sha256).ok_or_else(|| {
+            let digest = super::digest::from_hex(k.sha256.as_bytes()).ok_or_else(|| {
                 ConfigError::new(
                     format!("{at}.sha256"),
                     "must be the key's SHA-256 as 64 hexadecimal digits (never the key itself)",

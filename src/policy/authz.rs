@@ -12,6 +12,7 @@ use super::config::{AuthConfig, ConfigError, JwtConfig, VerificationBudgetConfig
 use super::denial::{Denial, Reason};
 use super::http::{HeaderOp, RequestHead};
 use super::jwt::budget::{BudgetRules, ClientSource, Throttle};
+use super::jwt::claims::ClaimError;
 use super::jwt::extract::{self, Source};
 use super::jwt::jwks::Availability;
 pub use super::jwt::state::{NoState, VerifyState};
@@ -418,6 +419,30 @@ fn verify_with(
     Ok(verified)
 }
 
+/// RFC 8705 §3: a token bound to a TLS client certificate (`cnf.x5t#S256`, the base64url
+/// SHA-256 of its DER) is good only on a connection that presented that certificate. Checked
+/// on every request, cached tokens too: the binding is to the connection, not the token.
+fn bound_to_connection(provider: &Provider, v: &Verified, state: &dyn VerifyState) -> Result<(), TokenError> {
+    use base64::Engine;
+    let Some(thumbprint) = v.claims.get("cnf").and_then(|c| c.get("x5t#S256")) else {
+        return if provider.require_certificate_bound {
+            Err(TokenError::NotCertificateBound)
+        } else {
+            Ok(())
+        };
+    };
+    let want = thumbprint
+        .as_str()
+        .and_then(|t| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok())
+        .filter(|d| d.len() == 32)
+        .ok_or(TokenError::CertificateMismatch)?;
+    match state.client_certificate() {
+        Some(have) if have[..] == want[..] => Ok(()),
+        Some(_) => Err(TokenError::CertificateMismatch),
+        None => Err(TokenError::NoClientCertificate),
+    }
+}
+
 /// The denial for provider `provider`'s token failing with `e`.
 fn token_denial(e: TokenError, provider: usize) -> Denial {
     let d = match e {
@@ -497,7 +522,8 @@ pub fn authorize(
             continue;
         };
         missing = false;
-        match verify_with(provider, pi, found.token, state, now, &mut fetch) {
+        let verified = verify_with(provider, pi, found.token, state, now, &mut fetch);
+        match verified.and_then(|v| bound_to_connection(provider, &v, state).map(|()| v)) {
             Ok(v) => {
                 if !provider.forward {
                     if let Source::Header { name, .. } = found.source {
@@ -524,8 +550,10 @@ pub fn authorize(
                     return Err(Refusal { denial: token_denial(e, pi), fetch, ask: None });
                 }
                 // An unavailable key set outranks a bad token from another provider: the
-                // caller should retry rather than re-authenticate.
-                if failure.is_none() || e == TokenError::KeysUnavailable {
+                // caller should retry rather than re-authenticate. Any failure outranks another
+                // provider's "not my issuer": the provider the token names says why.
+                let other_issuer = matches!(failure, Some((TokenError::Claims(ClaimError::Issuer), _)));
+                if failure.is_none() || e == TokenError::KeysUnavailable || other_issuer {
                     failure = Some((e, pi));
                 }
             }
@@ -570,4 +598,63 @@ pub fn authorize(
         }
     }
     Ok(grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::config::parse;
+    use crate::policy::test_tokens::hs256;
+
+    /// A request's state whose connection presented a certificate with this digest, or none.
+    struct Tls(Option<[u8; 32]>);
+
+    impl VerifyState for Tls {
+        fn lookup(&self, _: usize) -> Availability {
+            Availability::Unavailable
+        }
+        fn client_certificate(&self) -> Option<[u8; 32]> {
+            self.0
+        }
+    }
+
+    fn judge(require: bool, claims: &str, cert: Option<[u8; 32]>) -> Result<(), Option<&'static str>> {
+        let doc = format!(
+            r#"{{"jwt":{{"providers":{{"idp":{{"issuer":"https://idp","audiences":["api"],"algorithms":["HS256"],
+                "require_certificate_bound":{require},
+                "local_jwks":{{"keys":[{{"kty":"oct","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}}]}}}}}},
+                "default":{{"type":"jwt","providers":["idp"]}}}}}}"#
+        );
+        let policy = parse(doc.as_bytes()).unwrap();
+        let token = hs256(
+            b"secret-secret-secret-secret-secret",
+            &format!(r#"{{"iss":"https://idp","aud":"api","exp":1900000000{claims}}}"#),
+        );
+        let headers = vec![(String::from("authorization"), format!("Bearer {token}").into_bytes())];
+        let head = RequestHead { headers: &headers, end_of_stream: Some(true) };
+        let jwt = policy.jwt.as_ref();
+        authorize(jwt, None, &policy.default_auth, &head, "", &[], &Tls(cert), 1_800_000_000)
+            .map(|_| ())
+            .map_err(|r| r.denial.cause)
+    }
+
+    #[test]
+    fn a_certificate_bound_token_passes_only_with_its_certificate() {
+        use base64::Engine;
+        let cert = [7u8; 32];
+        let thumb = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cert);
+        let bound = format!(r#","cnf":{{"x5t#S256":"{thumb}"}}"#);
+        assert_eq!(judge(false, &bound, Some(cert)), Ok(()));
+        assert_eq!(judge(false, &bound, Some([8; 32])), Err(Some("certificate_mismatch")));
+        assert_eq!(judge(false, &bound, None), Err(Some("no_client_certificate")));
+        assert_eq!(
+            judge(false, r#","cnf":{"x5t#S256":"short"}"#, Some(cert)),
+            Err(Some("certificate_mismatch"))
+        );
+        assert_eq!(judge(false, r#","cnf":{"x5t#S256":7}"#, Some(cert)), Err(Some("certificate_mismatch")));
+        // Unbound tokens pass unless the provider requires binding.
+        assert_eq!(judge(false, "", None), Ok(()));
+        assert_eq!(judge(true, "", Some(cert)), Err(Some("not_certificate_bound")));
+        assert_eq!(judge(true, &bound, Some(cert)), Ok(()));
+    }
 }

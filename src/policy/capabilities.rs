@@ -63,6 +63,9 @@ pub struct Capabilities {
     /// The property holding the client's address (`ip` or `ip:port`), for the
     /// failed-verification budget; empty where none is known.
     pub client_address: &'static [&'static str],
+    /// The property holding the SHA-256 of the TLS client certificate (hex), for
+    /// certificate-bound tokens; empty where the host exposes none.
+    pub client_certificate: &'static [&'static str],
     /// The property naming the request's downstream connection, and how its value is written;
     /// `None` where the host names none (the budget then judges the whole address).
     pub connection_id: Option<(&'static [&'static str], IdFormat)>,
@@ -153,6 +156,7 @@ impl Capabilities {
                 grpc_calls: true,
                 set_header_map: true,
                 client_address: &["source", "address"],
+                client_certificate: &["connection", "sha256_peer_certificate_digest"],
                 connection_id: Some((&["connection", "id"], IdFormat::U64Le)),
                 rewrite_path: true,
                 remove_request_header: true,
@@ -174,6 +178,8 @@ impl Capabilities {
                 set_header_map: true,
                 // ngx_wasm_module maps `source.address` to `$remote_addr`.
                 client_address: &["source", "address"],
+                // Not implemented there (its property table lists it as such).
+                client_certificate: &[],
                 // `connection.id` is nginx's `$connection`, as text.
                 connection_id: Some((&["connection", "id"], IdFormat::Decimal)),
                 // Not relied on: behind `proxy_pass` nginx forwards the request line as sent.
@@ -198,6 +204,8 @@ impl Capabilities {
                 set_header_map: false,
                 // Properties are nginx variables.
                 client_address: &["remote_addr"],
+                // nginx's `$ssl_client_fingerprint` is SHA-1, not the SHA-256 RFC 8705 binds.
+                client_certificate: &[],
                 connection_id: Some((&["connection"], IdFormat::Decimal)),
                 rewrite_path: false,
                 remove_request_header: true,

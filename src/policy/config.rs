@@ -567,6 +567,12 @@ pub struct ProviderConfig {
     pub forward_payload_header: Option<String>,
     /// Largest token accepted, in bytes. Default 32768.
     pub max_token_bytes: Option<u32>,
+    /// Refuse tokens that are not bound to the client's TLS certificate (RFC 8705
+    /// `cnf.x5t#S256`). Default `false`: a bound token is always checked against the
+    /// connection's certificate, an unbound one passes. Needs a host that exposes the client
+    /// certificate (Envoy).
+    #[serde(default)]
+    pub require_certificate_bound: bool,
 }
 
 /// A remote key set (JWKS URL).

@@ -80,6 +80,20 @@ fn compile(doc: config::Config, detected: impl FnOnce() -> HostKind) -> Result<L
             ),
         ));
     }
+    // A provider that takes only certificate-bound tokens could never admit one here.
+    if caps.client_certificate.is_empty() {
+        if let Some(p) =
+            policy.jwt.iter().flat_map(|j| j.providers.iter()).find(|p| p.require_certificate_bound)
+        {
+            return Err(ConfigError::new(
+                format!("jwt.providers.{}.require_certificate_bound", p.name),
+                format!(
+                    "this host ({}) does not show filters the client's TLS certificate, so no token could be checked against it",
+                    caps.kind.name()
+                ),
+            ));
+        }
+    }
     let mut notes = Vec::new();
     if caps.kind == HostKind::Envoy && host.hold_headers_for_body == Some(false) {
         notes.push(Note::warn(
@@ -184,6 +198,20 @@ mod tests {
         // The configuration's own host.kind wins over the detected host.
         let named = r#"{"host":{"kind":"apisix"},"response":{"rules":[{"select":["$.a"],"action":{"type":"remove"}}]}}"#;
         assert!(on(HostKind::Envoy, named).is_err());
+    }
+
+    #[test]
+    fn certificate_bound_only_providers_are_refused_where_the_certificate_is_not_shown() {
+        let doc = r#"{"jwt":{"providers":{"mtls":{"issuer":"https://idp","audiences":["api"],"algorithms":["HS256"],
+            "require_certificate_bound":true,
+            "local_jwks":{"keys":[{"kty":"oct","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}}},
+            "default":{"type":"jwt","providers":["mtls"]}}}"#;
+        assert!(on(HostKind::Envoy, doc).is_ok());
+        for kind in [HostKind::Kong, HostKind::Apisix] {
+            let e = on(kind, doc).expect_err("no client certificate there");
+            assert_eq!(e.path, "jwt.providers.mtls.require_certificate_bound");
+            assert!(e.message.contains("TLS certificate"), "{e}");
+        }
     }
 
     #[test]

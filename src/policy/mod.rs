@@ -21,6 +21,7 @@ pub mod capabilities;
 pub mod config;
 pub mod cors;
 pub mod denial;
+pub mod digest;
 pub mod http;
 pub mod json;
 pub mod json_limits;
@@ -42,6 +43,8 @@ pub mod resource_metadata;
 pub mod response;
 pub mod route;
 pub mod telemetry;
+#[cfg(test)]
+pub mod test_tokens;
 
 use authz::{JwtPolicy, Requirement, VerifyState};
 use config::{Config, ConfigError};

@@ -217,6 +217,22 @@ const scenarios = {
     c.that(d.local?.status === 401 && www.includes('resource_metadata="https://api.example/.well-known/oauth-protected-resource/v1"'), `challenge ${www}`);
     h.configure(core(h.name));
   },
+  "certificate-bound tokens (RFC 8705): a provider that requires them loads where the host shows the client certificate (Envoy), refused at load naming the field elsewhere"(h, c) {
+    const policy = core(h.name);
+    policy.jwt.providers.idp = { ...provider({ local_jwks: jwks }), require_certificate_bound: true };
+    const before = h.logs.length;
+    const ok = h.configure(policy);
+    if (h.name === "envoy") {
+      c.that(ok, `refused: ${h.logs.slice(before).map(([, m]) => m).join(" | ")}`);
+      // This test host shows no certificate: an unbound token is refused, not passed.
+      const r = h.request({ path: "/orders", headers: [bearer("rs256")] });
+      c.that(!r.forwarded && r.local?.status === 401, `an unbound token: ${r.local?.status}`);
+    } else {
+      c.that(!ok, "loaded where no certificate can be checked");
+      c.that(h.logs.slice(before).some(([, m]) => m.includes("jwt.providers.idp.require_certificate_bound")), "the refusal does not name the field");
+    }
+    c.that(h.configure(core(h.name)), "the core policy no longer loads");
+  },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);
     const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });

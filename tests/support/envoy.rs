@@ -63,7 +63,8 @@ pub struct Envoy {
     dir: PathBuf,
 }
 
-fn yaml_string(s: &str) -> String {
+/// `s` as a YAML scalar (a bootstrap path or value that may hold any character).
+pub fn yaml_string(s: &str) -> String {
     // A JSON string literal is a valid YAML double-quoted scalar.
     serde_json::to_string(s).unwrap()
 }

@@ -66,6 +66,30 @@ pub fn jwt_rs256_required() -> serde_json::Value {
     })
 }
 
+/// An RS256 token for the fixture issuer (`iss` `https://issuer.test`, `aud` `api://orders`,
+/// a far `exp`) with `claims` added or replacing those, signed with the fixture key `rsa-1`
+/// by the `rsa` crate (an RSA implementation the module does not use).
+pub fn rs256_token(claims: serde_json::Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    use rsa::pkcs1v15::SigningKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    use rsa::{BigUint, RsaPrivateKey};
+    let keys = fixture("jwt/keys.private.json");
+    let k = &keys["rsa-1"];
+    let int = |name: &str| BigUint::from_bytes_be(&B64.decode(k[name].as_str().unwrap()).unwrap());
+    let key = RsaPrivateKey::from_components(int("n"), int("e"), int("d"), vec![int("p"), int("q")]).unwrap();
+    let mut payload =
+        serde_json::json!({"iss": "https://issuer.test", "aud": "api://orders", "exp": 2_001_001_001u64});
+    for (n, v) in claims.as_object().unwrap() {
+        payload[n] = v.clone();
+    }
+    let header = serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": "rsa-1"});
+    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(payload.to_string()));
+    let sig = SigningKey::<rsa::sha2::Sha256>::new(key).sign(input.as_bytes()).to_vec();
+    format!("{input}.{}", B64.encode(sig))
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -69,6 +69,13 @@ pub enum TokenError {
     Budget(u32),
     /// Not checked: the VM has run as many signature checks this second as it may (503).
     Overload,
+    /// The token is bound to a TLS client certificate (`cnf.x5t#S256`) other than the
+    /// connection's, or its thumbprint is not one.
+    CertificateMismatch,
+    /// The token is bound to a TLS client certificate and the connection presented none.
+    NoClientCertificate,
+    /// The provider requires certificate-bound tokens and this one is not bound.
+    NotCertificateBound,
 }
 
 impl TokenError {
@@ -93,6 +100,9 @@ impl TokenError {
             TokenError::KeysUnavailable => "keys_unavailable",
             TokenError::Budget(_) => "verification_budget",
             TokenError::Overload => "verification_overload",
+            TokenError::CertificateMismatch => "certificate_mismatch",
+            TokenError::NoClientCertificate => "no_client_certificate",
+            TokenError::NotCertificateBound => "not_certificate_bound",
         }
     }
 
@@ -119,6 +129,9 @@ pub const CAUSES: &[&str] = &[
     "issuer",
     "audience",
     "token_type",
+    "certificate_mismatch",
+    "no_client_certificate",
+    "not_certificate_bound",
 ];
 
 /// A token that passed every check that costs no signature: its parts, its `alg` and `kid`.
@@ -159,6 +172,8 @@ pub struct Provider {
     pub payload_header: Option<String>,
     /// Token size cap.
     pub max_token_bytes: usize,
+    /// Only certificate-bound tokens (RFC 8705) are accepted.
+    pub require_certificate_bound: bool,
 }
 
 /// Where a provider's keys come from.
@@ -362,6 +377,7 @@ impl Provider {
             forward: cfg.forward.unwrap_or(false),
             payload_header,
             max_token_bytes: max_token_bytes as usize,
+            require_certificate_bound: cfg.require_certificate_bound,
         })
     }
 

@@ -80,6 +80,11 @@ pub trait VerifyState {
     fn limiter(&self) -> Option<&crate::policy::ratelimit::Limiter<'_>> {
         None
     }
+    /// The SHA-256 of the DER of the TLS client certificate the connection presented, where
+    /// the host exposes it (asked only for certificate-bound tokens).
+    fn client_certificate(&self) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
@@ -309,6 +314,9 @@ pub struct KeySetHealth<'s> {
 /// connection, for the failed-verification budget.
 pub type ClientFn<'a> = dyn Fn() -> (Option<String>, Option<u64>) + 'a;
 
+/// What reads the SHA-256 of the connection's TLS client certificate from the host.
+pub type CertificateFn<'a> = dyn Fn() -> Option<[u8; 32]> + 'a;
+
 /// A token by provider and place in the request (address and length of its text).
 type TokenPlace = (usize, *const u8, usize);
 
@@ -320,6 +328,8 @@ pub struct View<'s> {
     /// token costs no host call), and at most once.
     client_fn: Option<&'s ClientFn<'s>>,
     client: OnceCell<(Option<String>, Option<u64>)>,
+    certificate_fn: Option<&'s CertificateFn<'s>>,
+    certificate: OnceCell<Option<[u8; 32]>>,
     shared: &'s dyn SharedData,
     /// The slot the last shared-tier lookup computed, by (provider, token's place): the write
     /// after that token's check reuses it instead of hashing the token again.
@@ -337,6 +347,8 @@ impl<'s> View<'s> {
             now,
             client_fn: None,
             client: OnceCell::new(),
+            certificate_fn: None,
+            certificate: OnceCell::new(),
             shared,
             last_slot: RefCell::new(None),
             hits: Cell::new(0),
@@ -353,6 +365,11 @@ impl<'s> View<'s> {
     /// Names the request's client for the failed-verification budget.
     pub fn with_client(self, client: &'s ClientFn<'s>) -> View<'s> {
         View { client_fn: Some(client), ..self }
+    }
+
+    /// Reads the connection's client certificate digest, for certificate-bound tokens.
+    pub fn with_certificate(self, certificate: &'s CertificateFn<'s>) -> View<'s> {
+        View { certificate_fn: Some(certificate), ..self }
     }
 
     /// How many tokens this request took from this VM's cache.
@@ -394,6 +411,10 @@ impl<'s> View<'s> {
 impl VerifyState for View<'_> {
     fn client_key(&self) -> Option<String> {
         self.client().0.map(str::to_string)
+    }
+
+    fn client_certificate(&self) -> Option<[u8; 32]> {
+        *self.certificate.get_or_init(|| self.certificate_fn.and_then(|f| f()))
     }
 
     fn limiter(&self) -> Option<&crate::policy::ratelimit::Limiter<'_>> {

@@ -5,7 +5,9 @@
 //! it, not the module's hash. Requests are sent by `curl` over TLS: a bound token passes only
 //! on a connection with its own certificate; with another one, with none, or (on a provider
 //! that requires binding) an unbound token, it is refused as `invalid_token` with its own
-//! cause, and the recording upstream sees none of them.
+//! cause, and the recording upstream sees none of them. The real OpenID provider
+//! (`oidc-provider` with its `mTLS.certificateBoundAccessTokens` feature) binds tokens too,
+//! computing the thumbprint itself.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -71,8 +73,7 @@ fn thumbprint(dir: &Path, pem: &str) -> String {
 
 /// An Envoy with `config`, its listener on TLS (client certificates asked for, checked
 /// against the test CA, not required).
-fn tls_envoy(dir: &Path, upstream: u16, config: &str) -> Envoy {
-    let opts = EnvoyOptions::default();
+fn tls_envoy(dir: &Path, upstream: u16, config: &str, opts: EnvoyOptions) -> Envoy {
     let file = |n: &str| support::envoy::yaml_string(&dir.join(n).display().to_string());
     let tls = format!(
         "    filter_chains:\n    - transport_socket:\n        name: envoy.transport_sockets.tls\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n          require_client_certificate: false\n          common_tls_context:\n            tls_certificates: [{{ certificate_chain: {{ filename: {} }}, private_key: {{ filename: {} }} }}]\n            validation_context: {{ trusted_ca: {{ filename: {} }} }}\n      filters:\n",
@@ -122,7 +123,7 @@ fn a_bound_token_passes_only_with_its_own_certificate() {
     jwt["providers"]["strict"]["require_certificate_bound"] = json!(true);
     jwt["default"]["providers"] = json!(["idp", "strict"]);
     let upstream = Upstream::start();
-    let envoy = tls_envoy(&d, upstream.port, &json!({"jwt": jwt}).to_string());
+    let envoy = tls_envoy(&d, upstream.port, &json!({"jwt": jwt}).to_string(), EnvoyOptions::default());
     let bound = support::rs256_token(json!({"sub": "alice", "cnf": {"x5t#S256": alice}}));
     let unbound = support::rs256_token(json!({"sub": "carol"}));
 
@@ -157,4 +158,35 @@ fn a_bound_token_passes_only_with_its_own_certificate() {
         json!({"iss": "https://strict.test", "sub": "dave", "cnf": {"x5t#S256": alice}}),
     );
     assert_eq!(curl(&d, envoy.port, "/strict/2", &strict_bound, Some("alice")).0, 200);
+}
+
+#[test]
+fn tokens_the_openid_provider_bound_to_a_certificate_pass_only_with_it() {
+    let d = dir();
+    let idp = support::idp::Idp::start(0, &["rsa-1"]);
+    let issuer = format!("http://127.0.0.1:{}", idp.port);
+    let config = json!({"jwt": {
+        "providers": {"oidc": {
+            "issuer": issuer, "audiences": ["api://orders"], "algorithms": ["RS256"], "token_type": "at+jwt",
+            "remote_jwks": {"http_uri": {"uri": format!("{issuer}/jwks"), "cluster": "idp", "timeout_ms": 2000}},
+            "require_certificate_bound": true
+        }},
+        "default": {"type": "jwt", "providers": ["oidc"], "scopes": ["orders:read"]}
+    }})
+    .to_string();
+    let upstream = Upstream::start();
+    let opts = EnvoyOptions { clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
+    let envoy = tls_envoy(&d, upstream.port, &config, opts);
+    let pem = std::fs::read_to_string(d.join("alice.pem")).unwrap();
+    let bound = idp.bound_token("orders:read", &pem);
+    // The provider's thumbprint is the one openssl computes for the certificate.
+    let payload: serde_json::Value =
+        serde_json::from_slice(&B64.decode(bound.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(payload["cnf"]["x5t#S256"], thumbprint(&d, "alice.pem"));
+    assert_eq!(curl(&d, envoy.port, "/idp/alice", &bound, Some("alice")).0, 200);
+    assert_eq!(curl(&d, envoy.port, "/idp/bob", &bound, Some("bob")).0, 401);
+    assert_eq!(curl(&d, envoy.port, "/idp/none", &bound, None).0, 401);
+    // The same provider's unbound tokens are refused: this provider requires binding.
+    assert_eq!(curl(&d, envoy.port, "/idp/unbound", &idp.token("orders:read"), Some("alice")).0, 401);
+    assert_eq!(upstream.requests().len(), 1, "only the bound token with its certificate went through");
 }

@@ -35,12 +35,33 @@ const provider = new Provider(issuer, {
       response_types: [],
       scope: "orders:read orders:write",
     },
+    {
+      // Its access tokens are bound to the TLS client certificate it presents (RFC 8705).
+      client_id: "bound-client",
+      client_secret: "bound-client-secret-for-tests-only",
+      grant_types: ["client_credentials"],
+      redirect_uris: [],
+      response_types: [],
+      scope: "orders:read orders:write",
+      tls_client_certificate_bound_access_tokens: true,
+    },
   ],
   jwks: { keys },
   scopes: ["openid", "orders:read", "orders:write"],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // The tests reach the token endpoint over plain HTTP on loopback, so the client's
+    // certificate arrives the way a TLS-terminating proxy forwards it: URL-encoded PEM in a
+    // header. The provider itself computes the cnf.x5t#S256 it binds.
+    mTLS: {
+      enabled: true,
+      certificateBoundAccessTokens: true,
+      getCertificate: (ctx) => {
+        const pem = ctx.get("x-client-certificate");
+        return pem ? decodeURIComponent(pem) : undefined;
+      },
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => RESOURCE,

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod envoy;
+pub mod idp;
 pub mod jwks_server;
 pub mod rls;
 pub mod upstream;

@@ -23,7 +23,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams sf-parser redis rls-server mcp-client
+.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams sf-parser redis rls-server mcp-client dpop-client
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,11 @@ idp: tests/idp/node_modules/.package-lock.json ## Install the test OpenID provid
 
 tests/mcp/node_modules/.package-lock.json: tests/mcp/package-lock.json
 	cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
+
+tests/dpop/node_modules/.package-lock.json: tests/dpop/package-lock.json
+	cd tests/dpop && npm ci --no-audit --no-fund --loglevel=error
+
+dpop-client: tests/dpop/node_modules/.package-lock.json ## Install npm dpop, the independent DPoP client of the DPoP tests
 
 mcp-client: tests/mcp/node_modules/.package-lock.json ## Install the MCP TypeScript SDK, the independent RFC 9728 client of the protected-resource metadata test
 
@@ -122,7 +127,7 @@ rls-server: redis $(LIMITADOR_SRC)/.patched ## Build the test rate-limit service
 
 path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
 
-integration: wasm envoy idp mcp-client browser oci-tools prometheus path-upstreams sf-parser rls-server tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
+integration: wasm envoy idp mcp-client dpop-client browser oci-tools prometheus path-upstreams sf-parser rls-server tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
 	cargo test --profile release-tests --test 'envoy_*' --test cli --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types

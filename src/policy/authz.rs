@@ -443,6 +443,59 @@ fn bound_to_connection(provider: &Provider, v: &Verified, state: &dyn VerifyStat
     }
 }
 
+/// Why a token fails its DPoP binding: the token itself (`invalid_token`), or its proof.
+enum Bound {
+    Token(TokenError),
+    Proof(jwt::dpop::ProofError),
+}
+
+/// RFC 9449 §7: a DPoP-bound token (`cnf.jkt`) comes with the DPoP scheme and one proof, made
+/// for this request by the key it is bound to, never seen before; under the Bearer scheme it
+/// is refused, whether or not this provider takes DPoP.
+fn bound_to_key(
+    provider: &Provider,
+    found: &extract::Found<'_>,
+    v: &Verified,
+    head: &RequestHead<'_>,
+    state: &dyn VerifyState,
+    now: i64,
+) -> Result<(), Bound> {
+    use jwt::dpop::ProofError;
+    let jkt = v.claims.get("cnf").and_then(|c| c.get("jkt"));
+    let dpop_scheme =
+        matches!(found.source, Source::Header { prefix, .. } if prefix.eq_ignore_ascii_case("dpop "));
+    let rules = match (jkt, dpop_scheme, &provider.dpop) {
+        (Some(_), false, _) => return Err(Bound::Token(TokenError::DpopBoundAsBearer)),
+        (None, true, _) => return Err(Bound::Token(TokenError::DpopUnbound)),
+        (None, false, Some(rules)) if rules.required => return Err(Bound::Token(TokenError::DpopRequired)),
+        (None, false, _) => return Ok(()),
+        // The DPoP scheme is a source only of providers that take DPoP.
+        (Some(_), true, None) => return Err(Bound::Token(TokenError::DpopUnbound)),
+        (Some(_), true, Some(rules)) => rules,
+    };
+    let mut proofs = head.headers.iter().filter(|(n, _)| n == "dpop");
+    let (Some((_, proof)), None) = (proofs.next(), proofs.next()) else {
+        return Err(Bound::Proof(ProofError::Missing));
+    };
+    let proof = std::str::from_utf8(proof).map_err(|_| Bound::Proof(ProofError::Malformed))?;
+    let target = head.header_str(":path");
+    let request = jwt::dpop::Request {
+        method: head.header_str(":method"),
+        scheme: head.header_str(":scheme"),
+        authority: head.header_str(":authority"),
+        path: target.split(['?', '#']).next().unwrap_or(""),
+    };
+    let checked = jwt::dpop::check_proof(rules, proof, found.token, &request, now).map_err(Bound::Proof)?;
+    if jkt.and_then(Value::as_str) != Some(checked.thumbprint.as_str()) {
+        return Err(Bound::Proof(ProofError::KeyMismatch));
+    }
+    // Recorded only once everything else holds: a bad proof cannot burn a good one's `jti`.
+    if state.dpop_replayed(checked.replay_key, checked.until) {
+        return Err(Bound::Proof(ProofError::Replay));
+    }
+    Ok(())
+}
+
 /// The denial for provider `provider`'s token failing with `e`.
 fn token_denial(e: TokenError, provider: usize) -> Denial {
     let d = match e {
@@ -523,7 +576,22 @@ pub fn authorize(
         };
         missing = false;
         let verified = verify_with(provider, pi, found.token, state, now, &mut fetch);
-        match verified.and_then(|v| bound_to_connection(provider, &v, state).map(|()| v)) {
+        let verified = verified.and_then(|v| bound_to_connection(provider, &v, state).map(|()| v));
+        let verified = match verified.map(|v| (bound_to_key(provider, &found, &v, head, state, now), v)) {
+            // A verified token whose proof fails: refused here, whatever other providers say.
+            Ok((Err(Bound::Proof(e)), _)) => {
+                let denial = Denial {
+                    cause: Some(e.name()),
+                    provider: u16::try_from(pi).ok(),
+                    ..Denial::new(Reason::DpopProofInvalid)
+                };
+                return Err(Refusal { denial, fetch, ask: None });
+            }
+            Ok((Err(Bound::Token(e)), _)) => Err(e),
+            Ok((Ok(()), v)) => Ok(v),
+            Err(e) => Err(e),
+        };
+        match verified {
             Ok(v) => {
                 if !provider.forward {
                     if let Source::Header { name, .. } = found.source {

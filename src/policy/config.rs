@@ -573,6 +573,38 @@ pub struct ProviderConfig {
     /// certificate (Envoy).
     #[serde(default)]
     pub require_certificate_bound: bool,
+    /// DPoP (RFC 9449): tokens bound to a key the client proves it holds. Off when absent;
+    /// a DPoP-bound token (`cnf.jkt`) sent as a Bearer token is refused either way.
+    pub dpop: Option<DpopConfig>,
+}
+
+/// A provider's DPoP settings (`dpop`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DpopConfig {
+    /// `required`: only DPoP-bound tokens with a proof; `allowed`: Bearer tokens pass too.
+    pub mode: DpopMode,
+    /// Algorithms a proof may be signed with. Default `ES256`, `ES384`, `RS256`, `PS256`,
+    /// `EdDSA`.
+    pub algorithms: Option<Vec<Alg>>,
+    /// How far a proof's `iat` may be from now, in seconds (1–3600). Default 60.
+    pub max_age_seconds: Option<u32>,
+    /// The public origin clients address (`https://api.example.com`), where the gateway is
+    /// behind another proxy; proofs' `htu` is compared with it. Default: the request's own
+    /// scheme and authority.
+    pub origin: Option<String>,
+}
+
+/// Whether DPoP is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DpopMode {
+    /// Only DPoP-bound tokens, each with a proof.
+    Required,
+    /// DPoP-bound tokens with a proof, and Bearer tokens.
+    Allowed,
 }
 
 /// A remote key set (JWKS URL).

@@ -73,11 +73,13 @@ pub enum Reason {
     ApiKeyMissing,
     /// The API key sent is not one of `api_keys` (unknown or revoked).
     ApiKeyInvalid,
+    /// A DPoP-bound token came without a good proof (RFC 9449 `invalid_dpop_proof`).
+    DpopProofInvalid,
 }
 
 impl Reason {
     /// Every reason, for metric registration and tests.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 27] = [
         Reason::InvalidPath,
         Reason::HeadersTooLarge,
         Reason::MethodNotAllowed,
@@ -104,6 +106,7 @@ impl Reason {
         Reason::RateLimitUnavailable,
         Reason::ApiKeyMissing,
         Reason::ApiKeyInvalid,
+        Reason::DpopProofInvalid,
     ];
 
     /// HTTP status of the denial.
@@ -116,7 +119,7 @@ impl Reason {
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
             Reason::TokenMissing | Reason::TokenInvalid => 401,
-            Reason::ApiKeyMissing | Reason::ApiKeyInvalid => 401,
+            Reason::ApiKeyMissing | Reason::ApiKeyInvalid | Reason::DpopProofInvalid => 401,
             Reason::InsufficientScope | Reason::AccessDenied | Reason::CorsRejected => 403,
             Reason::KeysUnavailable | Reason::VerificationOverload => 503,
             Reason::VerificationBudget | Reason::RateLimited => 429,
@@ -160,6 +163,7 @@ impl Reason {
             Reason::RateLimitUnavailable => "rate-limit-unavailable",
             Reason::ApiKeyMissing => "api-key-missing",
             Reason::ApiKeyInvalid => "api-key-invalid",
+            Reason::DpopProofInvalid => "dpop-proof-invalid",
         }
     }
 
@@ -192,6 +196,7 @@ impl Reason {
             Reason::RateLimitUnavailable => "Rate limit unavailable",
             Reason::ApiKeyMissing => "API key required",
             Reason::ApiKeyInvalid => "Invalid API key",
+            Reason::DpopProofInvalid => "Invalid DPoP proof",
         }
     }
 
@@ -250,6 +255,9 @@ impl Reason {
             Reason::RateLimitUnavailable => "The gateway cannot count requests against this API's limits; retry later.",
             Reason::ApiKeyMissing => "This resource requires an API key.",
             Reason::ApiKeyInvalid => "The API key is not one this API accepts.",
+            Reason::DpopProofInvalid => {
+                "The DPoP proof is missing, malformed, not for this request, stale, or already used."
+            }
         }
     }
 }
@@ -339,16 +347,25 @@ pub struct Rendering {
     pub local_headers: Vec<(String, String)>,
     /// The RFC 9728 metadata URL every Bearer challenge names (`resource_metadata`).
     pub resource_metadata: Option<String>,
+    /// The DPoP proof algorithms accepted (space-separated), where a provider takes DPoP:
+    /// token challenges then offer `DPoP algs="…"` too (RFC 9449 §7.1).
+    pub dpop_algs: Option<String>,
 }
 
 /// The RFC 6750 §3 challenge for an auth denial: no `error` when the token was missing,
 /// `invalid_token` when it was bad, `insufficient_scope` with `scope` when it lacked one.
 fn challenge(denial: &Denial, rendering: &Rendering) -> Option<String> {
     let realm = &rendering.realm;
-    let bearer = |c: String| match &rendering.resource_metadata {
-        // RFC 9728 §5.1: where a client that holds no token learns where to get one.
-        Some(url) => Some(format!("{c}, resource_metadata=\"{url}\"")),
-        None => Some(c),
+    let bearer = |c: String| {
+        let c = match &rendering.resource_metadata {
+            // RFC 9728 §5.1: where a client that holds no token learns where to get one.
+            Some(url) => format!("{c}, resource_metadata=\"{url}\""),
+            None => c,
+        };
+        Some(match &rendering.dpop_algs {
+            Some(algs) => format!("{c}, DPoP algs=\"{algs}\""),
+            None => c,
+        })
     };
     match denial.reason {
         Reason::TokenMissing => bearer(format!("Bearer realm=\"{realm}\"")),
@@ -356,6 +373,10 @@ fn challenge(denial: &Denial, rendering: &Rendering) -> Option<String> {
         // No registered scheme carries API keys; `ApiKey` names what to send (RFC 9110 §11.6.1
         // asks every 401 for a challenge).
         Reason::ApiKeyMissing | Reason::ApiKeyInvalid => Some(format!("ApiKey realm=\"{realm}\"")),
+        Reason::DpopProofInvalid => Some(format!(
+            "DPoP algs=\"{}\", error=\"invalid_dpop_proof\"",
+            rendering.dpop_algs.as_deref().unwrap_or("")
+        )),
         Reason::InsufficientScope => bearer(format!(
             "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
             denial.scope.as_deref().unwrap_or("")
@@ -547,6 +568,7 @@ mod tests {
             realm: "api".into(),
             local_headers: Vec::new(),
             resource_metadata: None,
+            dpop_algs: None,
         }
     }
 

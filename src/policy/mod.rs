@@ -412,6 +412,16 @@ impl Policy {
             }
             None => None,
         };
+        let dpop_algs = {
+            let mut algs: Vec<&str> = Vec::new();
+            let dpop = jwt.iter().flat_map(|j| j.providers.iter()).filter_map(|p| p.dpop.as_ref());
+            for a in dpop.flat_map(|d| d.algorithms.iter()) {
+                if !algs.contains(&a.as_str()) {
+                    algs.push(a.as_str());
+                }
+            }
+            (!algs.is_empty()).then(|| algs.join(" "))
+        };
         Ok(Policy {
             global,
             routes,
@@ -423,6 +433,7 @@ impl Policy {
                 realm,
                 local_headers: response.as_ref().map(|r| r.local_headers().to_vec()).unwrap_or_default(),
                 resource_metadata: resource_metadata.as_ref().map(|m| m.url.clone()),
+                dpop_algs,
             },
             request_id_header,
             api,

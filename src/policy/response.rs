@@ -571,6 +571,7 @@ mod tests {
             realm: "api".into(),
             local_headers: Vec::new(),
             resource_metadata: None,
+            dpop_algs: None,
         };
         let body = super::super::denial::safe_error(500, &rendering, "id-1");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();

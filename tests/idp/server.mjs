@@ -51,6 +51,8 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // A token request with a DPoP proof gets a token bound to the proof's key (cnf.jkt).
+    dPoP: { enabled: true },
     // The tests reach the token endpoint over plain HTTP on loopback, so the client's
     // certificate arrives the way a TLS-terminating proxy forwards it: URL-encoded PEM in a
     // header. The provider itself computes the cnf.x5t#S256 it binds.

@@ -47,7 +47,8 @@ fn step_of(reason: Reason) -> usize {
         | Reason::RateLimited
         | Reason::RateLimitUnavailable
         | Reason::ApiKeyMissing
-        | Reason::ApiKeyInvalid => 6,
+        | Reason::ApiKeyInvalid
+        | Reason::DpopProofInvalid => 6,
         Reason::InvalidRequest => 7,
         Reason::InvalidJson | Reason::ResponseWithheld | Reason::HostMisconfigured => 8,
     }

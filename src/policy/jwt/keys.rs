@@ -210,13 +210,13 @@ fn unused_by(entry: &Value, algorithms: &[Alg]) -> Option<String> {
     })
 }
 
-fn has_private_parts(entry: &Value) -> bool {
+pub(crate) fn has_private_parts(entry: &Value) -> bool {
     entry.get("kty").and_then(Value::as_str) != Some("oct")
         && ["d", "p", "q", "dp", "dq", "qi"].iter().any(|f| entry.get(*f).is_some())
 }
 
 /// Compiles one JWK. `Ok(None)` for keys not meant for signatures (`use: enc`).
-fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
+pub(crate) fn compile_key(entry: &Value) -> Result<Option<Key>, String> {
     let obj = entry.as_object().ok_or("not an object")?;
     if obj.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
         return Ok(None);

@@ -17,6 +17,7 @@ pub mod alg;
 pub mod budget;
 pub mod cache;
 pub mod claims;
+pub mod dpop;
 pub mod ecdsa;
 pub mod extract;
 pub mod jwks;
@@ -76,6 +77,12 @@ pub enum TokenError {
     NoClientCertificate,
     /// The provider requires certificate-bound tokens and this one is not bound.
     NotCertificateBound,
+    /// A DPoP-bound token (`cnf.jkt`) sent with the Bearer scheme (RFC 9449 §7.1).
+    DpopBoundAsBearer,
+    /// The DPoP scheme with a token that is not DPoP-bound.
+    DpopUnbound,
+    /// The provider requires DPoP and the token came as a Bearer token.
+    DpopRequired,
 }
 
 impl TokenError {
@@ -103,6 +110,9 @@ impl TokenError {
             TokenError::CertificateMismatch => "certificate_mismatch",
             TokenError::NoClientCertificate => "no_client_certificate",
             TokenError::NotCertificateBound => "not_certificate_bound",
+            TokenError::DpopBoundAsBearer => "dpop_bound_as_bearer",
+            TokenError::DpopUnbound => "dpop_unbound",
+            TokenError::DpopRequired => "dpop_required",
         }
     }
 
@@ -132,6 +142,9 @@ pub const CAUSES: &[&str] = &[
     "certificate_mismatch",
     "no_client_certificate",
     "not_certificate_bound",
+    "dpop_bound_as_bearer",
+    "dpop_unbound",
+    "dpop_required",
 ];
 
 /// A token that passed every check that costs no signature: its parts, its `alg` and `kid`.
@@ -174,6 +187,8 @@ pub struct Provider {
     pub max_token_bytes: usize,
     /// Only certificate-bound tokens (RFC 8705) are accepted.
     pub require_certificate_bound: bool,
+    /// DPoP rules, where DPoP is on.
+    pub dpop: Option<dpop::DpopRules>,
 }
 
 /// Where a provider's keys come from.
@@ -250,6 +265,46 @@ pub struct Verified {
     pub claims: Map<String, Value>,
     /// Its raw payload (JSON bytes).
     pub payload: Vec<u8>,
+}
+
+/// Compiles a provider's `dpop` section.
+fn dpop_rules(cfg: &super::config::DpopConfig, at: &str) -> Result<dpop::DpopRules, ConfigError> {
+    let algorithms = cfg
+        .algorithms
+        .clone()
+        .unwrap_or_else(|| vec![Alg::ES256, Alg::ES384, Alg::RS256, Alg::PS256, Alg::EdDSA]);
+    if let Some(i) = algorithms.iter().position(|a| a.key_kind() == alg::KeyKind::Secret) {
+        return Err(ConfigError::new(
+            format!("{at}.algorithms[{i}]"),
+            "a DPoP proof is signed with a public key: HMAC cannot be one",
+        ));
+    }
+    if algorithms.is_empty() {
+        return Err(ConfigError::new(format!("{at}.algorithms"), "must list at least one algorithm"));
+    }
+    let max_age = cfg.max_age_seconds.unwrap_or(60);
+    if !(1..=3600).contains(&max_age) {
+        return Err(ConfigError::new(format!("{at}.max_age_seconds"), "must be from 1 to 3600"));
+    }
+    let origin = match &cfg.origin {
+        Some(o) => {
+            let (scheme, rest) = o.split_once("://").unwrap_or(("", ""));
+            if !matches!(scheme, "https" | "http") || rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+                return Err(ConfigError::new(
+                    format!("{at}.origin"),
+                    "must be an origin: scheme and host, e.g. https://api.example.com",
+                ));
+            }
+            Some(o.clone())
+        }
+        None => None,
+    };
+    Ok(dpop::DpopRules {
+        required: cfg.mode == super::config::DpopMode::Required,
+        algorithms,
+        max_age: i64::from(max_age),
+        origin,
+    })
 }
 
 pub(crate) fn header_name(name: &str, at: String) -> Result<String, ConfigError> {
@@ -335,6 +390,11 @@ impl Provider {
         if sources.is_empty() {
             sources = extract::default_sources();
         }
+        let dpop = cfg.dpop.as_ref().map(|d| dpop_rules(d, &format!("{at}.dpop"))).transpose()?;
+        if dpop.is_some() {
+            // RFC 9449 §7.1: `Authorization: DPoP <token>`.
+            sources.push(Source::Header { name: "authorization".into(), prefix: "DPoP ".into() });
+        }
 
         let mut claim_headers = Vec::new();
         for (i, c) in cfg.claim_to_headers.iter().flatten().enumerate() {
@@ -378,6 +438,7 @@ impl Provider {
             payload_header,
             max_token_bytes: max_token_bytes as usize,
             require_certificate_bound: cfg.require_certificate_bound,
+            dpop,
         })
     }
 

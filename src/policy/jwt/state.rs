@@ -85,6 +85,35 @@ pub trait VerifyState {
     fn client_certificate(&self) -> Option<[u8; 32]> {
         None
     }
+    /// Whether a DPoP proof (its replay key) was presented before; records it until `until`
+    /// either way. Without state every proof is new.
+    fn dpop_replayed(&self, _key: [u8; 32], _until: i64) -> bool {
+        false
+    }
+}
+
+/// DPoP proofs remembered per VM at most (a proof lives `max_age_seconds`; past this many at
+/// once, the ones closest to expiry are forgotten first).
+pub const MAX_PROOFS: usize = 16_384;
+
+impl State {
+    /// Records a proof; `true` if it was seen before and has not expired.
+    pub fn proof_seen(&mut self, key: [u8; 32], until: i64, now: i64) -> bool {
+        if self.proofs.get(&key).is_some_and(|&u| u >= now) {
+            return true;
+        }
+        if self.proofs.len() >= MAX_PROOFS {
+            self.proofs.retain(|_, u| *u >= now);
+            while self.proofs.len() >= MAX_PROOFS {
+                let Some(oldest) = self.proofs.iter().min_by_key(|(_, u)| **u).map(|(k, _)| *k) else {
+                    break;
+                };
+                self.proofs.remove(&oldest);
+            }
+        }
+        self.proofs.insert(key, until);
+        false
+    }
 }
 
 /// No state: remote key sets unavailable, no cache (policies without remote keys, tests).
@@ -135,6 +164,8 @@ pub struct State {
     /// Remote key sets, indexed like the policy's providers (`None`: local keys).
     remotes: Vec<Option<Remote>>,
     tokens: TokenCache,
+    /// DPoP proofs seen, until they expire anyway: replay key → until (Unix seconds).
+    proofs: std::collections::HashMap<[u8; 32], i64>,
     /// The shared tier's namespace (a digest of the configuration) and slot count, where the
     /// host has shared data and the cache is on.
     shared_tokens: Option<(String, usize)>,
@@ -172,6 +203,7 @@ impl State {
         State {
             remotes,
             tokens: TokenCache::new(cache_size),
+            proofs: std::collections::HashMap::new(),
             shared_tokens: shared_namespace.filter(|_| cache_size > 0).map(|n| (n, cache_size)),
             budget: budget.map(FailureBudget::new),
         }
@@ -415,6 +447,11 @@ impl VerifyState for View<'_> {
 
     fn client_certificate(&self) -> Option<[u8; 32]> {
         *self.certificate.get_or_init(|| self.certificate_fn.and_then(|f| f()))
+    }
+
+    fn dpop_replayed(&self, key: [u8; 32], until: i64) -> bool {
+        // Unconsultable state counts as a replay: a proof is never passed unchecked.
+        self.with(|s| s.proof_seen(key, until, self.now)).unwrap_or(true)
     }
 
     fn limiter(&self) -> Option<&crate::policy::ratelimit::Limiter<'_>> {

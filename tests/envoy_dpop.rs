@@ -3,7 +3,8 @@
 //! that npm `dpop` made; the proofs are that library's too (`tests/dpop/proofs.mjs`). A proof
 //! for this request passes once; a replayed, stale, other-method, other-URL, hash-less or
 //! other-key proof, a missing one, and the token sent as a Bearer token are refused, each with
-//! its own cause, and the recording upstream sees none of them.
+//! its own cause, and the recording upstream sees none of them. With two worker VMs, a replay
+//! is refused whichever worker it reaches (the proofs both take are in shared data).
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -31,7 +32,9 @@ fn policy(idp: u16) -> String {
 fn a_dpop_bound_token_passes_only_with_a_fresh_proof_of_its_key() {
     let idp = Idp::start(0, &["rsa-1"]);
     let upstream = Upstream::start();
-    let opts = EnvoyOptions { clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
+    // Two workers, each its own VM: a replay must be caught whichever one it reaches.
+    let opts =
+        EnvoyOptions { concurrency: 2, clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
     let envoy = Envoy::start_with(&policy(idp.port), upstream.port, opts).unwrap();
     let out = std::process::Command::new("node")
         .arg(support::repo_root().join("tests/dpop/proofs.mjs"))
@@ -68,6 +71,10 @@ fn a_dpop_bound_token_passes_only_with_a_fresh_proof_of_its_key() {
         r
     };
     let replay = refused(send(&valid, "DPoP"), "dpop-proof-invalid", "dpop_replay");
+    // Again on fresh connections, which Envoy spreads over both workers.
+    for _ in 0..7 {
+        refused(send(&valid, "DPoP"), "dpop-proof-invalid", "dpop_replay");
+    }
     refused(send(&proof("stale"), "DPoP"), "dpop-proof-invalid", "dpop_iat");
     refused(send(&proof("wrong_method"), "DPoP"), "dpop-proof-invalid", "dpop_method");
     refused(send(&proof("wrong_url"), "DPoP"), "dpop-proof-invalid", "dpop_url");
@@ -91,8 +98,10 @@ fn a_dpop_bound_token_passes_only_with_a_fresh_proof_of_its_key() {
     );
     let www = bearer.header("www-authenticate").unwrap();
     assert!(www.contains("Bearer") && www.contains("DPoP algs="), "{www}");
+    causes.dedup();
     for cause in causes {
-        assert_eq!(envoy.series(support::envoy::REQUESTS, &[("cause", cause)]), 1, "{cause} counted");
+        let want = if cause == "dpop_replay" { 8 } else { 1 };
+        assert_eq!(envoy.series(support::envoy::REQUESTS, &[("cause", cause)]), want, "{cause} counted");
     }
     assert_eq!(upstream.requests().len(), 2, "a refused request reached the upstream");
 }

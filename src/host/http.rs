@@ -271,9 +271,13 @@ impl HttpFilter {
             let source = rules.map_or(&ClientSource::Peer, |r| &r.client);
             let client = || client_and_connection(&self.headers, source, &self.shared.caps);
             let certificate = || client_certificate(&self.shared.caps);
+            let counters = self.shared.counters.as_deref();
+            let taken =
+                |key: &[u8; 32], until: i64| counters.is_some_and(|c| c.proof_taken(key, until - now));
             let mut view = View::new(&self.shared.verify, now, keystore::shared_data(&self.shared.caps))
                 .with_client(&client)
-                .with_certificate(&certificate);
+                .with_certificate(&certificate)
+                .with_proofs(&taken);
             if let Some(l) = limiter {
                 view = view.with_limiter(l);
             }
@@ -293,7 +297,7 @@ impl HttpFilter {
             decision
         };
         let decision = match &self.shared.counters {
-            Some(c) => c.with_limiter(|l| judge(Some(l))),
+            Some(c) => c.with_limiter(judge),
             None => judge(None),
         };
         self.route = decision.route;

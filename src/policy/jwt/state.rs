@@ -349,6 +349,10 @@ pub type ClientFn<'a> = dyn Fn() -> (Option<String>, Option<u64>) + 'a;
 /// What reads the SHA-256 of the connection's TLS client certificate from the host.
 pub type CertificateFn<'a> = dyn Fn() -> Option<[u8; 32]> + 'a;
 
+/// What asks the host whether another worker VM took a DPoP proof (its replay key, until
+/// when it lives), taking it either way.
+pub type ProofsFn<'a> = dyn Fn(&[u8; 32], i64) -> bool + 'a;
+
 /// A token by provider and place in the request (address and length of its text).
 type TokenPlace = (usize, *const u8, usize);
 
@@ -362,6 +366,7 @@ pub struct View<'s> {
     client: OnceCell<(Option<String>, Option<u64>)>,
     certificate_fn: Option<&'s CertificateFn<'s>>,
     certificate: OnceCell<Option<[u8; 32]>>,
+    proofs_fn: Option<&'s ProofsFn<'s>>,
     shared: &'s dyn SharedData,
     /// The slot the last shared-tier lookup computed, by (provider, token's place): the write
     /// after that token's check reuses it instead of hashing the token again.
@@ -381,6 +386,7 @@ impl<'s> View<'s> {
             client: OnceCell::new(),
             certificate_fn: None,
             certificate: OnceCell::new(),
+            proofs_fn: None,
             shared,
             last_slot: RefCell::new(None),
             hits: Cell::new(0),
@@ -397,6 +403,11 @@ impl<'s> View<'s> {
     /// Names the request's client for the failed-verification budget.
     pub fn with_client(self, client: &'s ClientFn<'s>) -> View<'s> {
         View { client_fn: Some(client), ..self }
+    }
+
+    /// Asks the workers' shared table of DPoP proofs, besides this VM's memory of them.
+    pub fn with_proofs(self, proofs: &'s ProofsFn<'s>) -> View<'s> {
+        View { proofs_fn: Some(proofs), ..self }
     }
 
     /// Reads the connection's client certificate digest, for certificate-bound tokens.
@@ -451,7 +462,10 @@ impl VerifyState for View<'_> {
 
     fn dpop_replayed(&self, key: [u8; 32], until: i64) -> bool {
         // Unconsultable state counts as a replay: a proof is never passed unchecked.
-        self.with(|s| s.proof_seen(key, until, self.now)).unwrap_or(true)
+        let here = self.with(|s| s.proof_seen(key, until, self.now)).unwrap_or(true);
+        // Every proof is taken in the shared table too, so another worker refuses it later.
+        let elsewhere = self.proofs_fn.is_some_and(|f| f(&key, until));
+        here || elsewhere
     }
 
     fn limiter(&self) -> Option<&crate::policy::ratelimit::Limiter<'_>> {

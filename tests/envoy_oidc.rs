@@ -347,3 +347,62 @@ fn fresh_connections_of_an_over_budget_address_get_503_past_the_capacity() {
     assert_eq!(upstream.seen_path("/orders/cached").len(), 2);
     assert_eq!(upstream.seen_path("/orders/other").len(), 5);
 }
+
+/// The policy of the discovery test: provider `oidc` names only its issuer and where its
+/// discovery document is (`doc`: a cluster and, optionally, a URL).
+fn discovery_policy(issuer: &str, discovery: Value) -> String {
+    json!({"jwt": {
+        "providers": {"oidc": {
+            "issuer": issuer, "audiences": ["api://orders"], "algorithms": ["RS256"], "token_type": "at+jwt",
+            "discovery": discovery
+        }},
+        "default": {"type": "jwt", "providers": ["oidc"], "scopes": ["orders:read"]}
+    }})
+    .to_string()
+}
+
+#[test]
+fn the_key_set_is_found_through_discovery_and_another_issuers_document_is_refused() {
+    let idp = Idp::start(0, &["rsa-1"]);
+    let issuer = format!("http://127.0.0.1:{}", idp.port);
+    let upstream = Upstream::start();
+    let opts = |clusters: Vec<(String, u16)>| EnvoyOptions { clusters, ..EnvoyOptions::default() };
+    let envoy = Envoy::start_with(
+        &discovery_policy(&issuer, json!({"cluster": "idp", "timeout_ms": 2000})),
+        upstream.port,
+        opts(vec![("idp".into(), idp.port)]),
+    )
+    .unwrap();
+    let token = idp.token("orders:read");
+    let r = Client::new(envoy.port).request(
+        "GET",
+        "/orders/1",
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let log = envoy.log();
+    assert!(log.contains(&format!("discovery for provider 'oidc': keys at {issuer}/jwks")), "{log}");
+
+    // Another provider's document (a mix-up: it names its own issuer) never supplies keys.
+    let other = Idp::start(0, &["rsa-2"]);
+    let mixed = Envoy::start_with(
+        &discovery_policy(
+            &issuer,
+            json!({"uri": format!("http://127.0.0.1:{}/.well-known/openid-configuration", other.port), "cluster": "other"}),
+        ),
+        upstream.port,
+        opts(vec![("other".into(), other.port)]),
+    )
+    .unwrap();
+    let r = Client::new(mixed.port).request(
+        "GET",
+        "/orders/2",
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:api-guard:problem:keys-unavailable");
+    assert!(mixed.log().contains("failed (discovery"), "{}", mixed.log());
+    assert!(upstream.seen_path("/orders/2").is_empty());
+}

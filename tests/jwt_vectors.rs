@@ -475,6 +475,19 @@ fn jwt_config_errors_name_the_field() {
             "jwt.providers.idp.algorithms[0]",
         ),
         (Box::new(|c| c["jwt"]["providers"]["idp"]["audiences"] = json!([])), "jwt.providers.idp.audiences"),
+        // Keys from discovery and inline at once.
+        (
+            Box::new(|c| c["jwt"]["providers"]["idp"]["discovery"] = json!({"cluster": "idp"})),
+            "jwt.providers.idp",
+        ),
+        (
+            Box::new(|c| {
+                let idp = c["jwt"]["providers"]["idp"].as_object_mut().unwrap();
+                idp.remove("local_jwks");
+                idp.insert("discovery".into(), json!({"uri": "ftp://idp/doc"}));
+            }),
+            "jwt.providers.idp.discovery.uri",
+        ),
         (
             Box::new(|c| c["jwt"]["providers"]["idp"]["local_jwks"] = json!({"keys": []})),
             "jwt.providers.idp.local_jwks",
@@ -599,7 +612,7 @@ fn remote_keys_missing_means_fetch_or_503_never_a_pass() {
     assert_eq!((reason(&d), d.fetch_keys()), (Some(Reason::KeysUnavailable), None));
     // Loaded keys verify.
     let loaded = state.borrow_mut().complete_fetch(0, Some(200), Some(JWKS.as_bytes()), NOW, &NoSharedData);
-    assert!(loaded.unwrap() > 0);
+    assert!(matches!(loaded.unwrap(), api_guard::policy::jwt::state::Fetched::Keys(n) if n > 0));
     assert_eq!(reason(&check(&h, NOW)), None);
     // The suspended decision resumes from the token check to the same admission a whole
     // check gives now.

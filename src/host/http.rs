@@ -509,7 +509,15 @@ impl HttpFilter {
             self.waiting = Some(suspended);
             return;
         };
-        self.shared.complete_fetch(provider, body_size);
+        if self.shared.complete_fetch(provider, body_size) {
+            // The discovery document came: this request waits on for the key set it names.
+            let now = self.shared.now();
+            if let Some(token) = keystore::fetch(&self.shared.verify, provider, now, &self.shared.caps) {
+                self.waiting = Some(suspended);
+                self.stage = Stage::Awaiting { token, buffered, end_of_stream };
+                return;
+            }
+        }
         self.resume_with(Resume::Keys(suspended), buffered, end_of_stream);
     }
 

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use super::abi::{self, BufferType, LogLevel, MapType};
 use crate::policy::capabilities::Capabilities;
 use crate::policy::jwt::jwks::MAX_JWKS_BYTES;
-use crate::policy::jwt::state::{NoSharedData, SharedData, State};
+use crate::policy::jwt::state::{Fetched, NoSharedData, SharedData, State};
 use crate::policy::load;
 use crate::policy::telemetry;
 
@@ -73,10 +73,10 @@ pub fn fetch(state: &RefCell<State>, index: usize, now: i64, caps: &Capabilities
     }
 }
 
-/// Handles the response to a key-set request: reads its status and at most 64 KiB + 1 of the
-/// body and gives them to the core (which keeps the last good keys on any failure).
-/// Reads the answer to provider `index`'s key-set fetch, hands it to the core, logs and counts
-/// the outcome.
+/// Reads the answer to provider `index`'s key-set fetch (its status and at most 64 KiB + 1 of
+/// the body), hands it to the core (which keeps the last good keys on any failure), logs and
+/// counts the outcome. `true` when it was the discovery document: the key set it names is
+/// to be fetched next.
 pub fn complete(
     state: &RefCell<State>,
     index: usize,
@@ -84,7 +84,7 @@ pub fn complete(
     now: i64,
     caps: &Capabilities,
     metrics: &Metrics,
-) {
+) -> bool {
     let status = abi::get_headers(MapType::HttpCallResponseHeaders)
         .ok()
         .and_then(|h| h.into_iter().find(|(n, _)| n == ":status"))
@@ -100,7 +100,12 @@ pub fn complete(
     let outcome = result.as_ref().map_or_else(|e| e.name(), |_| "ok");
     metrics.bump(&telemetry::fetches(name, outcome));
     match result {
-        Ok(n) => {
+        Ok(Fetched::Discovered) => {
+            let from = state.key_source(index).unwrap_or_default();
+            abi::log(LogLevel::Info, &format!("api-guard: discovery for provider '{name}': keys at {from}"));
+            return true;
+        }
+        Ok(Fetched::Keys(n)) => {
             abi::log(LogLevel::Info, &format!("api-guard: jwks for provider '{name}' loaded ({n} keys)"));
             if let Some(set) = state.keys(index) {
                 super::root::log_notes(&load::key_set_notes(name, set));
@@ -115,4 +120,5 @@ pub fn complete(
             ),
         ),
     }
+    false
 }

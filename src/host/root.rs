@@ -64,7 +64,11 @@ impl Context for Root {
         _num_trailers: usize,
     ) {
         let (Some(index), Some(state)) = (self.pending.remove(&token_id), &self.state) else { return };
-        state.complete_fetch(index, body_size);
+        if state.complete_fetch(index, body_size) {
+            if let Some(token) = keystore::fetch(&state.verify, index, state.now(), &state.caps) {
+                self.pending.insert(token, index);
+            }
+        }
     }
 }
 

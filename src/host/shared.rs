@@ -68,7 +68,8 @@ impl Shared {
 
     /// Takes in a key-set response for provider `index` (from whichever context sent the
     /// request). A changed key set empties the token cache, so a removed key cannot live on.
-    pub fn complete_fetch(&self, index: usize, body_size: usize) {
-        keystore::complete(&self.verify, index, body_size, self.now(), &self.caps, &self.metrics);
+    /// `true` when the answer was a discovery document and the key set is to be fetched next.
+    pub fn complete_fetch(&self, index: usize, body_size: usize) -> bool {
+        keystore::complete(&self.verify, index, body_size, self.now(), &self.caps, &self.metrics)
     }
 }

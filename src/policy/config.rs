@@ -539,6 +539,9 @@ pub struct ProviderConfig {
     /// The issuer's keys, inline, as a JWKS object (`{"keys": [...]}`). Exactly one of
     /// `local_jwks` and `remote_jwks` is required.
     pub local_jwks: Option<serde_json::Value>,
+    /// Find the key set through the issuer's discovery document (OpenID Connect Discovery, or
+    /// RFC 8414 with `uri`) instead of naming it: an alternative to `remote_jwks`.
+    pub discovery: Option<DiscoveryConfig>,
     /// Where to fetch the issuer's keys, and how long to keep them.
     pub remote_jwks: Option<RemoteJwksConfig>,
     /// Token locations, tried in order. Default: `Authorization: Bearer`.
@@ -618,6 +621,28 @@ pub struct RemoteJwksConfig {
     pub cache_duration_seconds: Option<u32>,
     /// Shortest time between two fetches, also for unknown-`kid` refetches (key rotation).
     /// Default 30.
+    pub min_refetch_interval_seconds: Option<u32>,
+    /// How long the last good keys keep serving while every refresh fails. Default 86400.
+    pub max_stale_seconds: Option<u32>,
+}
+
+/// OpenID Connect / RFC 8414 discovery (`discovery`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// The discovery document's URL. Default: the issuer followed by
+    /// `/.well-known/openid-configuration`; an RFC 8414 server's is
+    /// `/.well-known/oauth-authorization-server`.
+    pub uri: Option<String>,
+    /// Envoy cluster that serves the document and the key set it names. Hosts without
+    /// clusters use each URL's `host:port`.
+    pub cluster: Option<String>,
+    /// Request timeout in milliseconds. Default 5000.
+    pub timeout_ms: Option<u32>,
+    /// How long fetched keys are fresh before a background refresh. Default 600.
+    pub cache_duration_seconds: Option<u32>,
+    /// Shortest time between two fetches. Default 30.
     pub min_refetch_interval_seconds: Option<u32>,
     /// How long the last good keys keep serving while every refresh fails. Default 86400.
     pub max_stale_seconds: Option<u32>,

@@ -47,6 +47,9 @@ pub struct RemoteSpec {
     pub max_stale: i64,
     /// The provider's algorithms: a fetched key none of them can use is not prepared.
     pub algorithms: Vec<Alg>,
+    /// Where this is a discovery document's URL: the issuer it must name exactly. Its
+    /// `jwks_uri` then replaces this spec's URL ([`RemoteSpec::discovered`]).
+    pub discover: Option<String>,
 }
 
 /// Why a fetch result was not used.
@@ -60,6 +63,8 @@ pub enum FetchError {
     TooLarge,
     /// Not a usable JWKS.
     Invalid,
+    /// A discovery document that is not JSON, names another issuer, or no usable `jwks_uri`.
+    Discovery,
 }
 
 impl FetchError {
@@ -70,6 +75,7 @@ impl FetchError {
             FetchError::Status(_) => "status",
             FetchError::TooLarge => "too_large",
             FetchError::Invalid => "invalid",
+            FetchError::Discovery => "discovery",
         }
     }
 }
@@ -145,6 +151,12 @@ impl KeyCache {
         self.last_attempt = Some(now);
     }
 
+    /// Records that a discovery document arrived: the key set may be fetched at once.
+    pub fn discovered(&mut self) {
+        self.in_flight = false;
+        self.last_attempt = None;
+    }
+
     /// Records that a fetch could not even be sent.
     pub fn abort(&mut self) {
         self.in_flight = false;
@@ -216,7 +228,55 @@ pub fn decode_shared(bytes: &[u8]) -> Option<(i64, &[u8])> {
     Some((i64::from_le_bytes(*head), body))
 }
 
+/// An absolute `http`/`https` URL as a fetch needs it: scheme, authority, path (`/` when
+/// empty) and `host:port` with the default port filled in. `None` for anything else, or for
+/// user info, spaces or a fragment.
+pub fn split_url(uri: &str) -> Option<(&str, &str, &str, String)> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+    if !matches!(scheme, "http" | "https") || authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    if !printable(authority) || !printable(path) {
+        return None;
+    }
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    Some((scheme, authority, if path.is_empty() { "/" } else { path }, host_port))
+}
+
 impl RemoteSpec {
+    /// The key-set spec a discovery document names: its `jwks_uri` (an absolute http(s) URL),
+    /// fetched like this one (cluster, timeout, cache). `None` if the document is not a JSON
+    /// object of at most 64 KiB naming exactly the expected issuer and a usable `jwks_uri`.
+    pub fn discovered(&self, body: &[u8]) -> Option<RemoteSpec> {
+        let issuer = self.discover.as_ref()?;
+        if body.len() > MAX_JWKS_BYTES {
+            return None;
+        }
+        let doc = json::parse(body).ok()?;
+        if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer.as_str()) {
+            return None;
+        }
+        let uri = doc.get("jwks_uri").and_then(serde_json::Value::as_str)?;
+        let (scheme, authority, path, host_port) = split_url(uri)?;
+        Some(RemoteSpec {
+            uri: uri.to_string(),
+            host_port,
+            authority: authority.to_string(),
+            path: path.to_string(),
+            scheme: scheme.to_string(),
+            discover: None,
+            ..self.clone()
+        })
+    }
+
     /// Where the host sends the request: the cluster where the host has clusters and one is
     /// named, else `host:port`.
     pub fn upstream(&self, clusters: bool) -> &str {
@@ -246,7 +306,34 @@ mod tests {
             min_refetch_interval: 30,
             max_stale: 3600,
             algorithms: Alg::ALL.to_vec(),
+            discover: None,
         }
+    }
+
+    #[test]
+    fn a_discovery_document_supplies_the_key_set_only_for_its_own_issuer() {
+        let doc = RemoteSpec { discover: Some("https://idp.example".into()), ..spec() };
+        let found = doc
+            .discovered(br#"{"issuer":"https://idp.example","jwks_uri":"https://keys.example/oauth/jwks"}"#)
+            .expect("a usable document");
+        assert_eq!(
+            (found.uri.as_str(), found.host_port.as_str(), found.path.as_str()),
+            ("https://keys.example/oauth/jwks", "keys.example:443", "/oauth/jwks")
+        );
+        assert_eq!((found.cluster.as_deref(), found.discover.as_deref()), (Some("idp"), None));
+        for bad in [
+            &br#"{"issuer":"https://idp.example/","jwks_uri":"https://idp.example/jwks"}"#[..],
+            br#"{"issuer":"https://evil.example","jwks_uri":"https://idp.example/jwks"}"#,
+            br#"{"issuer":"https://idp.example"}"#,
+            br#"{"issuer":"https://idp.example","jwks_uri":"file:///etc/keys"}"#,
+            br#"{"issuer":"https://idp.example","jwks_uri":"https://u@idp.example/jwks"}"#,
+            br#"{"issuer":"https://idp.example","jwks_uri":7}"#,
+            b"not json",
+        ] {
+            assert!(doc.discovered(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+        // A spec that is not a discovery document's never turns into another.
+        assert!(spec().discovered(br#"{"issuer":"x","jwks_uri":"https://x/jwks"}"#).is_none());
     }
 
     #[test]

@@ -197,7 +197,7 @@ pub enum ProviderKeys {
     /// Inline keys, compiled at load.
     Local(Rc<KeySet>),
     /// A key set fetched from a URL and cached per VM.
-    Remote(RemoteSpec),
+    Remote(Box<RemoteSpec>),
 }
 
 /// Default remote-JWKS cache duration, seconds.
@@ -209,25 +209,9 @@ pub const DEFAULT_MAX_STALE: u32 = 86_400;
 
 fn remote_spec(cfg: &RemoteJwksConfig, algorithms: &[Alg], at: &str) -> Result<RemoteSpec, ConfigError> {
     let uri = &cfg.http_uri.uri;
-    let bad =
-        || ConfigError::new(format!("{at}.http_uri.uri"), "must be an absolute http:// or https:// URL");
-    let (scheme, rest) = uri.split_once("://").ok_or_else(bad)?;
-    if scheme != "http" && scheme != "https" {
-        return Err(bad());
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains(['@', ' ']) || path.contains([' ', '#']) {
-        return Err(bad());
-    }
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    let host_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        authority.to_string()
-    } else {
-        format!("{authority}:{default_port}")
-    };
+    let (scheme, authority, path, host_port) = jwks::split_url(uri).ok_or_else(|| {
+        ConfigError::new(format!("{at}.http_uri.uri"), "must be an absolute http:// or https:// URL")
+    })?;
     if cfg.http_uri.cluster.as_ref().is_some_and(String::is_empty) {
         return Err(ConfigError::new(format!("{at}.http_uri.cluster"), "must not be empty"));
     }
@@ -255,6 +239,7 @@ fn remote_spec(cfg: &RemoteJwksConfig, algorithms: &[Alg], at: &str) -> Result<R
         min_refetch_interval,
         max_stale: i64::from(cfg.max_stale_seconds.unwrap_or(DEFAULT_MAX_STALE)),
         algorithms: algorithms.to_vec(),
+        discover: None,
     })
 }
 
@@ -336,8 +321,46 @@ impl Provider {
                 "cannot mix HMAC (HS*) with asymmetric algorithms: that is how algorithm confusion starts",
             ));
         }
-        let keys = match (&cfg.local_jwks, &cfg.remote_jwks) {
-            (Some(doc), None) => {
+        let discovered = match &cfg.discovery {
+            Some(d) if cfg.local_jwks.is_none() && cfg.remote_jwks.is_none() => {
+                let dat = format!("{at}.discovery");
+                if hmac != 0 {
+                    return Err(ConfigError::new(
+                        dat,
+                        "HMAC secrets are never fetched: use local_jwks for HS* algorithms",
+                    ));
+                }
+                let uri = d.uri.clone().unwrap_or_else(|| {
+                    format!("{}/.well-known/openid-configuration", cfg.issuer.trim_end_matches('/'))
+                });
+                let as_remote = super::config::RemoteJwksConfig {
+                    http_uri: super::config::HttpUriConfig {
+                        uri,
+                        cluster: d.cluster.clone(),
+                        timeout_ms: d.timeout_ms,
+                    },
+                    cache_duration_seconds: d.cache_duration_seconds,
+                    min_refetch_interval_seconds: d.min_refetch_interval_seconds,
+                    max_stale_seconds: d.max_stale_seconds,
+                };
+                let spec = remote_spec(&as_remote, &cfg.algorithms, &dat)
+                    .map_err(|e| ConfigError::new(e.path.replace(".http_uri.", "."), e.message))?;
+                Some(ProviderKeys::Remote(Box::new(RemoteSpec {
+                    discover: Some(cfg.issuer.clone()),
+                    ..spec
+                })))
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    at.to_string(),
+                    "needs exactly one of `local_jwks`, `remote_jwks` and `discovery`",
+                ))
+            }
+            None => None,
+        };
+        let keys = match (discovered, &cfg.local_jwks, &cfg.remote_jwks) {
+            (Some(keys), _, _) => keys,
+            (None, Some(doc), None) => {
                 // Judged on the document: the compiled set leaves out keys the algorithms cannot use.
                 let has_secret = doc.get("keys").and_then(Value::as_array).is_some_and(|keys| {
                     keys.iter().any(|k| k.get("kty").and_then(Value::as_str) == Some("oct"))
@@ -353,19 +376,23 @@ impl Provider {
                     .map_err(|e| ConfigError::new(format!("{at}.local_jwks"), e.0))?;
                 ProviderKeys::Local(Rc::new(set))
             }
-            (None, Some(remote)) => {
+            (None, None, Some(remote)) => {
                 if hmac != 0 {
                     return Err(ConfigError::new(
                         format!("{at}.remote_jwks"),
                         "HMAC secrets are never fetched: use local_jwks for HS* algorithms",
                     ));
                 }
-                ProviderKeys::Remote(remote_spec(remote, &cfg.algorithms, &format!("{at}.remote_jwks"))?)
+                ProviderKeys::Remote(Box::new(remote_spec(
+                    remote,
+                    &cfg.algorithms,
+                    &format!("{at}.remote_jwks"),
+                )?))
             }
             _ => {
                 return Err(ConfigError::new(
                     at.to_string(),
-                    "needs exactly one of `local_jwks` and `remote_jwks`",
+                    "needs exactly one of `local_jwks`, `remote_jwks` and `discovery`",
                 ))
             }
         };

@@ -147,6 +147,15 @@ impl Remote {
     }
 }
 
+/// What a completed fetch brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// A key set of this many keys.
+    Keys(usize),
+    /// The discovery document: the key set it names is to be fetched next, at once.
+    Discovered,
+}
+
 /// A key-set request for the host to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchRequest {
@@ -193,9 +202,9 @@ impl State {
             .iter()
             .map(|p| match &p.keys {
                 ProviderKeys::Remote(spec) => {
-                    let kept = previous.iter().position(|e| e.name == p.name && e.spec == *spec);
+                    let kept = previous.iter().position(|e| e.name == p.name && e.spec == **spec);
                     let cache = kept.map(|i| previous.swap_remove(i).cache).unwrap_or_default();
-                    Some(Remote { name: p.name.clone(), spec: spec.clone(), cache })
+                    Some(Remote { name: p.name.clone(), spec: (**spec).clone(), cache })
                 }
                 ProviderKeys::Local(_) => None,
             })
@@ -274,7 +283,15 @@ impl State {
                 (":path".to_string(), e.spec.path.clone()),
                 (":authority".to_string(), e.spec.authority.clone()),
                 (":scheme".to_string(), e.spec.scheme.clone()),
-                ("accept".to_string(), "application/jwk-set+json, application/json".to_string()),
+                (
+                    "accept".to_string(),
+                    if e.spec.discover.is_some() {
+                        "application/json"
+                    } else {
+                        "application/jwk-set+json, application/json"
+                    }
+                    .to_string(),
+                ),
             ],
             timeout_ms: u32::try_from(e.spec.timeout_ms).unwrap_or(u32::MAX),
         })
@@ -298,14 +315,40 @@ impl State {
         body: Option<&[u8]>,
         now: i64,
         shared: &dyn SharedData,
-    ) -> Result<usize, FetchError> {
+    ) -> Result<Fetched, FetchError> {
         let Some(Some(e)) = self.remotes.get_mut(index) else { return Err(FetchError::NoResponse) };
+        if e.spec.discover.is_some() {
+            let found = match (status, body) {
+                (Some(200), Some(b)) => e.spec.discovered(b),
+                _ => None,
+            };
+            return match (found, status) {
+                (Some(spec), _) => {
+                    e.spec = spec;
+                    e.cache.discovered();
+                    Ok(Fetched::Discovered)
+                }
+                (None, failed) => {
+                    e.cache.abort();
+                    Err(match failed {
+                        None => FetchError::NoResponse,
+                        Some(200) => FetchError::Discovery,
+                        Some(s) => FetchError::Status(s),
+                    })
+                }
+            };
+        }
         let n = e.cache.complete(&e.spec, status, body, now)?;
         if let Some(b) = body {
             shared.set(&e.shared_key(), &jwks::encode_shared(now, b));
         }
         self.tokens.clear();
-        Ok(n)
+        Ok(Fetched::Keys(n))
+    }
+
+    /// The URL provider `index`'s keys come from now (its discovery document's, until read).
+    pub fn key_source(&self, index: usize) -> Option<&str> {
+        Some(self.remotes.get(index)?.as_ref()?.spec.uri.as_str())
     }
 
     /// Adopts newer key sets other VMs published to `shared`; returns the providers whose keys

@@ -61,6 +61,12 @@ fn a_dpop_bound_token_passes_only_with_a_fresh_proof_of_its_key() {
     let post = proof("post");
     assert_eq!(send(&post, "DPoP").status, 200);
     assert_eq!(upstream.requests().len(), 2);
+    let forwarded = &upstream.requests()[0];
+    assert_eq!(
+        (forwarded.header("authorization"), forwarded.header("dpop")),
+        (None, None),
+        "token or proof forwarded"
+    );
 
     // Every request first (the proofs are fresh for three seconds), the counters after.
     let mut causes = Vec::new();

@@ -594,8 +594,12 @@ pub fn authorize(
         match verified {
             Ok(v) => {
                 if !provider.forward {
-                    if let Source::Header { name, .. } = found.source {
+                    if let Source::Header { name, prefix } = found.source {
                         grant.headers.push(HeaderOp::Remove(name.clone()));
+                        // The proof goes with the token it was made for.
+                        if prefix.eq_ignore_ascii_case("dpop ") {
+                            grant.headers.push(HeaderOp::Remove("dpop".into()));
+                        }
                     }
                 }
                 for ch in &provider.claim_headers {

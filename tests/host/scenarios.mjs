@@ -8,7 +8,7 @@
 //
 // Exits non-zero when any check fails; prints one line per scenario and profile.
 
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { argv, exit } from "node:process";
 import { Host, header } from "./proxy_host.mjs";
@@ -19,6 +19,17 @@ const module = await WebAssembly.compile(await readFile(argv[2] ?? new URL("targ
 const tokens = await json("tests/fixtures/jwt/tokens.json");
 const jwks = await json("tests/fixtures/jwt/jwks.json");
 const petstore = await json("tests/fixtures/openapi/petstore.json");
+const privateKeys = await json("tests/fixtures/jwt/keys.private.json");
+
+// Compact JWS with node:crypto (no code shared with the module): RS256 with a fixture key, or
+// ES256 with a fresh key pair.
+const b64 = (x) => Buffer.from(typeof x === "string" ? x : JSON.stringify(x)).toString("base64url");
+const jws = (header, payload, key, alg) => {
+  const input = `${b64(header)}.${b64(payload)}`;
+  const sig = alg === "ES256" ? sign("sha256", Buffer.from(input), { key, dsaEncoding: "ieee-p1363" }) : sign("sha256", Buffer.from(input), key);
+  return `${input}.${sig.toString("base64url")}`;
+};
+const rsa1 = createPrivateKey({ key: privateKeys["rsa-1"], format: "jwk" });
 
 const provider = (keys) => ({
   issuer: "https://issuer.test", audiences: ["api://orders"], algorithms: ["RS256", "ES256"],
@@ -231,6 +242,32 @@ const scenarios = {
       c.that(!ok, "loaded where no certificate can be checked");
       c.that(h.logs.slice(before).some(([, m]) => m.includes("jwt.providers.idp.require_certificate_bound")), "the refusal does not name the field");
     }
+    c.that(h.configure(core(h.name)), "the core policy no longer loads");
+  },
+  "DPoP: a bound token with a fresh proof passes; a replay, and the token as Bearer, are refused (replays caught per VM where there is no shared data)"(h, c) {
+    const policy = core(h.name);
+    policy.jwt.providers.idp = { ...provider({ local_jwks: jwks }), dpop: { mode: "required" } };
+    c.that(h.configure(policy), "the DPoP policy did not load");
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const jwk = publicKey.export({ format: "jwk" });
+    const jkt = createHash("sha256").update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })).digest("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const token = jws({ alg: "RS256", typ: "at+jwt", kid: "rsa-1" },
+      { iss: "https://issuer.test", aud: "api://orders", sub: "user-42", exp: now + 600, cnf: { jkt } }, rsa1, "RS256");
+    const proof = (path) => jws({ typ: "dpop+jwt", alg: "ES256", jwk },
+      { htm: "GET", htu: `https://api.test${path}`, iat: now, jti: randomUUID(), ath: createHash("sha256").update(token).digest("base64url") }, privateKey, "ES256");
+    const p = proof("/orders/1");
+    const ok = h.request({ path: "/orders/1", headers: [["authorization", `DPoP ${token}`], ["dpop", p]] });
+    c.that(ok.forwarded, `a good proof: ${ok.local?.status} ${ok.local?.body}`);
+    // Token and proof stay here (on Kong, emptied rather than removed).
+    for (const name of ["authorization", "dpop"]) {
+      const sent = header(ok.forwarded?.headers, name);
+      c.that(h.name === "kong" ? sent === "" : sent === undefined, `${name} reached the upstream as ${JSON.stringify(sent)}`);
+    }
+    const again = h.request({ path: "/orders/1", headers: [["authorization", `DPoP ${token}`], ["dpop", p]] });
+    c.that(!again.forwarded && again.local?.status === 401 && problem(again).type?.endsWith("dpop-proof-invalid"), `a replay: ${again.local?.status}`);
+    const bearer = h.request({ path: "/orders/2", headers: [["authorization", `Bearer ${token}`]] });
+    c.that(!bearer.forwarded && bearer.local?.status === 401, `as Bearer: ${bearer.local?.status}`);
     c.that(h.configure(core(h.name)), "the core policy no longer loads");
   },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {

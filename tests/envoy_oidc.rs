@@ -406,3 +406,71 @@ fn the_key_set_is_found_through_discovery_and_another_issuers_document_is_refuse
     assert!(mixed.log().contains("failed (discovery"), "{}", mixed.log());
     assert!(upstream.seen_path("/orders/2").is_empty());
 }
+
+/// The policy of the introspection test: provider `opaque` asks the provider's introspection
+/// endpoint (as `orders-client`) about every token it has not seen.
+fn introspection_policy(port: u16) -> String {
+    let issuer = format!("http://127.0.0.1:{port}");
+    json!({"jwt": {
+        "providers": {"opaque": {
+            "issuer": issuer, "audiences": ["api://opaque"],
+            "introspection": {"uri": format!("{issuer}/token/introspection"), "cluster": "idp", "timeout_ms": 2000,
+                              "client_id": "orders-client", "client_secret": "orders-client-secret-for-tests-only"},
+            "claim_to_headers": [{"claim": "client_id", "header": "x-client-id"}]
+        }},
+        "default": {"type": "jwt", "providers": ["opaque"], "scopes": ["orders:read"]}
+    }})
+    .to_string()
+}
+
+#[test]
+fn opaque_tokens_are_introspected_once_per_cache_lifetime_and_fail_closed() {
+    let idp = Idp::start(0, &["rsa-1"]);
+    let upstream = Upstream::start();
+    let opts = EnvoyOptions { clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
+    let envoy = Envoy::start_with(&introspection_policy(idp.port), upstream.port, opts).unwrap();
+    let token = idp.opaque_token("orders:read");
+    assert_eq!(token.split('.').count(), 1, "not an opaque token: {token}");
+    let before = idp.introspections();
+    let bearer = format!("Bearer {token}");
+    let statuses: Vec<u16> = (0..20)
+        .map(|i| {
+            Client::new(envoy.port)
+                .request("GET", &format!("/orders/{i}"), &[("authorization", &bearer)], b"")
+                .status
+        })
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(idp.introspections() - before, 1, "one introspection for twenty requests");
+    let seen = upstream.seen_path("/orders/0");
+    assert_eq!(seen[0].header("x-client-id"), Some("orders-client"), "the answer's claims are the caller's");
+    assert_eq!(seen[0].header("authorization"), None, "the token reached the upstream");
+
+    // An unknown token: inactive, refused, and asked about once however often it is sent.
+    let before = idp.introspections();
+    for _ in 0..3 {
+        let r = Client::new(envoy.port).request(
+            "GET",
+            "/orders/x",
+            &[("authorization", "Bearer not-a-token-it-issued")],
+            b"",
+        );
+        assert_eq!((r.status, r.json()["type"].as_str()), (401, Some("urn:api-guard:problem:token-invalid")));
+    }
+    assert_eq!(idp.introspections() - before, 1);
+    assert_eq!(envoy.series(support::envoy::REQUESTS, &[("cause", "inactive")]), 3);
+    assert!(upstream.seen_path("/orders/x").is_empty());
+
+    // The provider down: a token never seen is refused 503, not passed.
+    let other = idp.opaque_token("orders:read");
+    drop(idp);
+    let r = Client::new(envoy.port).request(
+        "GET",
+        "/orders/down",
+        &[("authorization", &format!("Bearer {other}"))],
+        b"",
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:api-guard:problem:keys-unavailable");
+    assert!(upstream.seen_path("/orders/down").is_empty());
+}

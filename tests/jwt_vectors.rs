@@ -223,7 +223,7 @@ fn policy() -> Policy {
 fn verify(p: &Provider, token: &str) -> Result<Verified, TokenError> {
     match &p.keys {
         ProviderKeys::Local(keys) => p.verify(token, keys, NOW),
-        ProviderKeys::Remote(_) => panic!("{} has remote keys", p.name),
+        ProviderKeys::Remote(_) | ProviderKeys::Introspect(_) => panic!("{} has no local keys", p.name),
     }
 }
 

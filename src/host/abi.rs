@@ -749,12 +749,17 @@ fn status(s: u32) -> Result<(), HostError> {
 /// route the answer back to the calling context. The wrapper panics on statuses other than
 /// Ok, BadArgument and InternalFailure; every supported host answers `proxy_http_call` with
 /// one of those.
-pub fn http_call(upstream: &str, headers: &[(String, String)], timeout_ms: u32) -> Result<u32, HostError> {
+pub fn http_call(
+    upstream: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    timeout_ms: u32,
+) -> Result<u32, HostError> {
     let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     proxy_wasm::hostcalls::dispatch_http_call(
         upstream,
         pairs,
-        None,
+        body,
         Vec::new(),
         std::time::Duration::from_millis(u64::from(timeout_ms)),
     )

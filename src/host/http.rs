@@ -104,6 +104,9 @@ fn client_certificate(caps: &Capabilities) -> Option<[u8; 32]> {
     crate::policy::digest::from_hex(&hex)
 }
 
+/// Largest introspection answer read.
+const MAX_INTROSPECTION_BYTES: usize = 64 * 1024;
+
 impl HttpFilter {
     /// A filter for one stream.
     pub fn new(shared: Shared, context: u32) -> HttpFilter {
@@ -338,7 +341,32 @@ impl HttpFilter {
                         }
                     }
                 }
-                Wait::Keys(_) => return self.deny(&denial),
+                Wait::Introspect(index, token) if first => {
+                    let call = policy
+                        .jwt
+                        .as_ref()
+                        .and_then(|j| j.providers.get(*index))
+                        .and_then(|p| p.introspection_call(token, self.shared.caps.clusters));
+                    let sent =
+                        call.map(|c| abi::http_call(&c.upstream, &c.headers, Some(&c.body), c.timeout_ms));
+                    match sent {
+                        Some(Ok(t)) => return self.wait_for(t, suspended),
+                        failed => {
+                            if let Some(Err(e)) = failed {
+                                abi::log(
+                                    LogLevel::Warn,
+                                    &format!(
+                                        "api-guard: cannot call the introspection endpoint (host status {})",
+                                        e.0
+                                    ),
+                                );
+                            }
+                            return self.deny(&denial);
+                        }
+                    }
+                }
+                // Asked already: what stands is the denial (keys or introspection unavailable).
+                Wait::Keys(_) | Wait::Introspect(..) => return self.deny(&denial),
             },
             (Err(denial), None) => return self.deny(&denial),
         };
@@ -505,6 +533,27 @@ impl HttpFilter {
             return;
         }
         let Some(suspended) = self.waiting.take() else { return };
+        if let Wait::Introspect(provider, token) = &suspended.wait {
+            let (status, body) = keystore::call_answer(MAX_INTROSPECTION_BYTES, body_size);
+            let policy = std::rc::Rc::clone(&self.shared.policy);
+            if let Some(p) = policy.jwt.as_ref().and_then(|j| j.providers.get(*provider)) {
+                let answer = p.introspected(status, body.as_deref(), self.shared.now());
+                if let Err(e) = &answer {
+                    self.shared.metrics.bump(&telemetry::introspections(&p.name, e.name()));
+                } else {
+                    self.shared.metrics.bump(&telemetry::introspections(&p.name, "active"));
+                }
+                self.shared.verify.borrow_mut().introspected(
+                    *provider,
+                    token,
+                    answer,
+                    p.inactive_seconds(),
+                    self.shared.now(),
+                );
+            }
+            self.resume_with(Resume::Keys(suspended), buffered, end_of_stream);
+            return;
+        }
         let Wait::Keys(provider) = suspended.wait else {
             self.waiting = Some(suspended);
             return;

@@ -55,7 +55,7 @@ pub fn adopt_shared(state: &RefCell<State>, caps: &Capabilities) {
 pub fn fetch(state: &RefCell<State>, index: usize, now: i64, caps: &Capabilities) -> Option<u32> {
     let mut state = state.borrow_mut();
     let request = state.start_fetch(index, now, caps.clusters)?;
-    match abi::http_call(&request.upstream, &request.headers, request.timeout_ms) {
+    match abi::http_call(&request.upstream, &request.headers, None, request.timeout_ms) {
         Ok(token) => Some(token),
         Err(err) => {
             state.fetch_not_sent(index);
@@ -73,6 +73,21 @@ pub fn fetch(state: &RefCell<State>, index: usize, now: i64, caps: &Capabilities
     }
 }
 
+/// The status and body (at most `max` + 1 bytes: a larger body reads as `max` + 1 zeros,
+/// never parsed) of the HTTP callout answering now.
+pub fn call_answer(max: usize, body_size: usize) -> (Option<u16>, Option<Vec<u8>>) {
+    let status = abi::get_headers(MapType::HttpCallResponseHeaders)
+        .ok()
+        .and_then(|h| h.into_iter().find(|(n, _)| n == ":status"))
+        .and_then(|(_, v)| std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u16>().ok()));
+    let body = if body_size > max {
+        Some(vec![0; max + 1])
+    } else {
+        abi::get_buffer(BufferType::HttpCallResponseBody, max + 1).ok().flatten()
+    };
+    (status, body)
+}
+
 /// Reads the answer to provider `index`'s key-set fetch (its status and at most 64 KiB + 1 of
 /// the body), hands it to the core (which keeps the last good keys on any failure), logs and
 /// counts the outcome. `true` when it was the discovery document: the key set it names is
@@ -85,15 +100,7 @@ pub fn complete(
     caps: &Capabilities,
     metrics: &Metrics,
 ) -> bool {
-    let status = abi::get_headers(MapType::HttpCallResponseHeaders)
-        .ok()
-        .and_then(|h| h.into_iter().find(|(n, _)| n == ":status"))
-        .and_then(|(_, v)| std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u16>().ok()));
-    let body = if body_size > MAX_JWKS_BYTES {
-        Some(vec![0; MAX_JWKS_BYTES + 1]) // too large: never read, never parsed
-    } else {
-        abi::get_buffer(BufferType::HttpCallResponseBody, MAX_JWKS_BYTES + 1).ok().flatten()
-    };
+    let (status, body) = call_answer(MAX_JWKS_BYTES, body_size);
     let mut state = state.borrow_mut();
     let result = state.complete_fetch(index, status, body.as_deref(), now, shared_data(caps));
     let name = state.provider_name(index).unwrap_or_default();

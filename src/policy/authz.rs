@@ -166,6 +166,15 @@ impl JwtPolicy {
         for (name, p) in &cfg.providers {
             policy.providers.push(Provider::compile(name, p, &format!("jwt.providers.{name}"))?);
         }
+        // An introspection answer lives in the token cache: without one, every request would
+        // ask again, and the answer could not reach the decision it resumes.
+        let introspects = policy.providers.iter().any(|p| matches!(p.keys, ProviderKeys::Introspect(_)));
+        if policy.token_cache_size == 0 && introspects {
+            return Err(ConfigError::new(
+                "jwt.token_cache_size",
+                "must be at least 1 with an introspecting provider (answers are cached there)",
+            ));
+        }
         for p in &policy.providers {
             for h in p.claim_headers.iter().map(|c| &c.header).chain(p.payload_header.iter()) {
                 if !policy.scrub_headers.contains(h) {
@@ -322,17 +331,26 @@ fn holds(condition: &Condition, value: Option<&Value>) -> bool {
 pub struct Refusal {
     /// The denial to send if nothing else happens.
     pub denial: Denial,
-    /// A remote provider whose keys are missing, or lack the token's `kid` and may be
-    /// refetched now.
-    pub fetch: Option<usize>,
-    /// A call to the rate-limit service whose answer decides (the request is otherwise
-    /// admitted so far).
-    pub ask: Option<Box<crate::policy::ratelimit::Call>>,
+    /// A callout whose answer may change it: a remote provider's keys (missing, or lacking the
+    /// token's `kid` and refetchable now), an opaque token's introspection, the rate-limit
+    /// service (the request is otherwise admitted so far).
+    pub wait: Option<Box<crate::policy::Wait>>,
+}
+
+/// The callout a token refusal waits for: the keys of `fetch`, else the introspection.
+fn waiting(
+    fetch: Option<usize>,
+    introspect: Option<Box<(usize, String)>>,
+) -> Option<Box<crate::policy::Wait>> {
+    let wait = fetch
+        .map(crate::policy::Wait::Keys)
+        .or(introspect.map(|b| crate::policy::Wait::Introspect(b.0, b.1)));
+    wait.map(Box::new)
 }
 
 impl From<Denial> for Refusal {
     fn from(denial: Denial) -> Refusal {
-        Refusal { denial, fetch: None, ask: None }
+        Refusal { denial, wait: None }
     }
 }
 
@@ -353,12 +371,26 @@ fn verify_with(
     state: &dyn VerifyState,
     now: i64,
     fetch: &mut Option<usize>,
+    introspect: &mut Option<Box<(usize, String)>>,
 ) -> Result<Rc<Verified>, TokenError> {
     if let Some(v) = state.cached(index, token) {
         return Ok(v);
     }
+    if let ProviderKeys::Introspect(_) = &provider.keys {
+        // An opaque token: its answer is cached (positive until the token's `exp` or the cache
+        // limit, negative briefly); otherwise the host asks the endpoint and the decision
+        // resumes from here, finding the answer in the cache.
+        if state.known_bad(index, token) {
+            return Err(TokenError::Inactive);
+        }
+        if token.len() > provider.max_token_bytes {
+            return Err(TokenError::Malformed(jwt::token::ParseError::TooLarge));
+        }
+        introspect.get_or_insert_with(|| Box::new((index, token.to_string())));
+        return Err(TokenError::IntrospectionUnavailable);
+    }
     let remote = match &provider.keys {
-        ProviderKeys::Local(_) => None,
+        ProviderKeys::Local(_) | ProviderKeys::Introspect(_) => None,
         ProviderKeys::Remote(_) => Some(state.lookup(index)),
     };
     let set = match (&provider.keys, &remote) {
@@ -500,6 +532,9 @@ fn bound_to_key(
 fn token_denial(e: TokenError, provider: usize) -> Denial {
     let d = match e {
         TokenError::KeysUnavailable => Denial::new(Reason::KeysUnavailable),
+        TokenError::IntrospectionUnavailable => {
+            Denial { cause: Some("introspection"), ..Denial::new(Reason::KeysUnavailable) }
+        }
         TokenError::Budget(seconds) => {
             Denial { retry_after: Some(seconds), ..Denial::new(Reason::VerificationBudget) }
         }
@@ -563,6 +598,7 @@ pub fn authorize(
     };
     let Some(jwt) = jwt else { return Err(Denial::new(Reason::AccessDenied).into()) };
     let mut fetch = None;
+    let mut introspect = None;
     let mut grant = Grant::default();
     let mut missing = true;
     let mut failure: Option<(TokenError, usize)> = None;
@@ -575,7 +611,7 @@ pub fn authorize(
             continue;
         };
         missing = false;
-        let verified = verify_with(provider, pi, found.token, state, now, &mut fetch);
+        let verified = verify_with(provider, pi, found.token, state, now, &mut fetch, &mut introspect);
         let verified = verified.and_then(|v| bound_to_connection(provider, &v, state).map(|()| v));
         let verified = match verified.map(|v| (bound_to_key(provider, &found, &v, head, state, now), v)) {
             // A verified token whose proof fails: refused here, whatever other providers say.
@@ -585,7 +621,7 @@ pub fn authorize(
                     provider: u16::try_from(pi).ok(),
                     ..Denial::new(Reason::DpopProofInvalid)
                 };
-                return Err(Refusal { denial, fetch, ask: None });
+                return Err(Refusal { denial, wait: waiting(fetch, introspect) });
             }
             Ok((Err(Bound::Token(e)), _)) => Err(e),
             Ok((Ok(()), v)) => Ok(v),
@@ -619,7 +655,7 @@ pub fn authorize(
             }
             Err(e) => {
                 if rule.require_all {
-                    return Err(Refusal { denial: token_denial(e, pi), fetch, ask: None });
+                    return Err(Refusal { denial: token_denial(e, pi), wait: waiting(fetch, introspect) });
                 }
                 // An unavailable key set outranks a bad token from another provider: the
                 // caller should retry rather than re-authenticate. Any failure outranks another
@@ -639,7 +675,7 @@ pub fn authorize(
                 Denial::new(Reason::TokenMissing)
             }
         };
-        return Err(Refusal { denial, fetch, ask: None });
+        return Err(Refusal { denial, wait: waiting(fetch, introspect) });
     }
     let all_claims = || grant.tokens.iter().map(|(_, v)| &v.claims);
     // A refusal after verification names the provider of the (first) verified token.

@@ -535,10 +535,14 @@ pub struct ProviderConfig {
     /// Algorithms accepted from this issuer. The token's `alg` only selects among these, and
     /// must fit the key's type. HMAC algorithms need `oct` keys and cannot be mixed with
     /// asymmetric ones.
+    #[serde(default)]
     pub algorithms: Vec<Alg>,
     /// The issuer's keys, inline, as a JWKS object (`{"keys": [...]}`). Exactly one of
     /// `local_jwks` and `remote_jwks` is required.
     pub local_jwks: Option<serde_json::Value>,
+    /// Opaque tokens, judged by the issuer's RFC 7662 introspection endpoint instead of a
+    /// signature: an alternative to `local_jwks`, `remote_jwks` and `discovery`.
+    pub introspection: Option<IntrospectionConfig>,
     /// Find the key set through the issuer's discovery document (OpenID Connect Discovery, or
     /// RFC 8414 with `uri`) instead of naming it: an alternative to `remote_jwks`.
     pub discovery: Option<DiscoveryConfig>,
@@ -624,6 +628,28 @@ pub struct RemoteJwksConfig {
     pub min_refetch_interval_seconds: Option<u32>,
     /// How long the last good keys keep serving while every refresh fails. Default 86400.
     pub max_stale_seconds: Option<u32>,
+}
+
+/// RFC 7662 token introspection (`introspection`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The introspection endpoint's URL.
+    pub uri: String,
+    /// Envoy cluster that serves it (hosts without clusters use the URL's `host:port`).
+    pub cluster: Option<String>,
+    /// Request timeout in milliseconds. Default 2000.
+    pub timeout_ms: Option<u32>,
+    /// The gateway's client id at the authorization server (HTTP Basic authentication).
+    pub client_id: String,
+    /// Its client secret. Never logged.
+    pub client_secret: String,
+    /// Longest time an active answer is reused, in seconds (never past the token's `exp`).
+    /// Default 300, at most 3600.
+    pub cache_seconds: Option<u32>,
+    /// How long an inactive answer is reused, in seconds. Default 10, at most 300.
+    pub inactive_cache_seconds: Option<u32>,
 }
 
 /// OpenID Connect / RFC 8414 discovery (`discovery`).

@@ -185,6 +185,8 @@ pub enum Wait {
     Keys(usize),
     /// The rate-limit service's answer to this call (the request is otherwise admitted).
     Limits(Box<ratelimit::Call>),
+    /// The introspection endpoint's answer about this opaque token of this provider.
+    Introspect(usize, String),
 }
 
 /// A request-head decision waiting for a callout (a key-set fetch, a rate-limit call): what
@@ -725,7 +727,7 @@ impl Policy {
                 match self.finish_head(head, &judged, keys, now) {
                     Ok(a) => (Ok(a), None),
                     Err(r) => {
-                        let wait = r.ask.map(Wait::Limits).or(r.fetch.map(Wait::Keys));
+                        let wait = r.wait.map(|w| *w);
                         let suspended = wait.map(|wait| Suspended {
                             wait,
                             route,
@@ -814,7 +816,7 @@ impl Policy {
         let (outcome, again) = match self.finish_head(head, &judged, keys, now) {
             Ok(a) => (Ok(a), None),
             Err(r) => {
-                let wait = r.ask.map(Wait::Limits).or(r.fetch.map(Wait::Keys));
+                let wait = r.wait.map(|w| *w);
                 (Err(r.denial), wait.map(|wait| Suspended { wait, ..suspended.clone() }))
             }
         };
@@ -870,7 +872,7 @@ impl Policy {
                         // (`resume_limits`); this denial is only what stands until then.
                         let denial =
                             Denial { retry_after: Some(1), ..Denial::new(Reason::RateLimitUnavailable) };
-                        return Err(authz::Refusal { denial, fetch: None, ask: Some(call) });
+                        return Err(authz::Refusal { denial, wait: Some(Box::new(Wait::Limits(call))) });
                     }
                 }
             }

@@ -33,6 +33,8 @@ pub const JWKS_STALE: &str = "api_guard_jwks_stale";
 pub const RATE_LIMIT: &str = "api_guard_rate_limit_total";
 /// Key-set fetches, by provider and outcome ([`FETCH_OUTCOMES`]).
 pub const JWKS_FETCHES: &str = "api_guard_jwks_fetches_total";
+/// Introspection calls by provider and outcome (`active`, `inactive`, an error's name).
+pub const INTROSPECTIONS: &str = "api_guard_introspections_total";
 
 /// The decision-latency histogram (`metrics.decision_latency`): api-guard's own time in one
 /// phase of a request, by phase, in microseconds (Envoy histograms take whole numbers, so a
@@ -179,6 +181,11 @@ pub fn rate_limit(policy: &str, event: super::ratelimit::Event) -> String {
 /// The name of a per-provider key-set series (`metric` is one of the `JWKS_` names).
 pub fn key_set(metric: &str, provider: &str) -> String {
     format!("{metric}.provider.{}", label_value(provider))
+}
+
+/// The name of an introspection-call counter.
+pub fn introspections(provider: &str, outcome: &str) -> String {
+    format!("{INTROSPECTIONS}.provider.{}.outcome.{outcome}", label_value(provider))
 }
 
 /// The name of a key-set fetch counter.

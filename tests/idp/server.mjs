@@ -11,6 +11,9 @@ import Provider from "oidc-provider";
 const [port, keysFile] = process.argv.slice(2);
 const keys = JSON.parse(readFileSync(keysFile, "utf8"));
 const RESOURCE = "api://orders";
+// Tokens for this resource are opaque: the API learns about them by introspection.
+const OPAQUE = "api://opaque";
+let introspections = 0;
 
 const server = createServer();
 server.on("error", (e) => {
@@ -20,6 +23,15 @@ server.on("error", (e) => {
 server.listen(Number(port), "127.0.0.1", () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = makeProvider(issuer);
+  // How many introspection requests arrived (GET /test/introspections), for the tests.
+  provider.use(async (ctx, next) => {
+    if (ctx.path === "/test/introspections") {
+      ctx.body = { count: introspections };
+      return;
+    }
+    if (ctx.path === "/token/introspection") introspections++;
+    await next();
+  });
   server.on("request", provider.callback());
   console.log(`idp listening on ${issuer}`);
 });
@@ -51,6 +63,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: { enabled: true },
     // A token request with a DPoP proof gets a token bound to the proof's key (cnf.jkt).
     dPoP: { enabled: true },
     // The tests reach the token endpoint over plain HTTP on loopback, so the client's
@@ -69,6 +82,9 @@ const provider = new Provider(issuer, {
       defaultResource: () => RESOURCE,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, resource) => {
+        if (resource === OPAQUE) {
+          return { scope: "orders:read orders:write", audience: OPAQUE, accessTokenTTL: 300, accessTokenFormat: "opaque" };
+        }
         if (resource !== RESOURCE) throw new Error("unknown resource");
         return {
           scope: "orders:read orders:write",

@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 
 use super::Client;
 
+/// HTTP Basic credentials of `orders-client` (its id and secret in `server.mjs`).
+const ORDERS_CLIENT: &str = "Basic b3JkZXJzLWNsaWVudDpvcmRlcnMtY2xpZW50LXNlY3JldC1mb3ItdGVzdHMtb25seQ==";
+
 /// A running provider, killed on drop.
 pub struct Idp {
     /// Its port on 127.0.0.1 (the issuer is `http://127.0.0.1:PORT`).
@@ -97,11 +100,20 @@ impl Idp {
 
     /// An access token for the orders API, via client_credentials + resource indicator.
     pub fn token(&self, scope: &str) -> String {
-        self.token_as(
-            "Basic b3JkZXJzLWNsaWVudDpvcmRlcnMtY2xpZW50LXNlY3JldC1mb3ItdGVzdHMtb25seQ==",
-            scope,
-            &[],
-        )
+        self.token_as(ORDERS_CLIENT, scope, &[])
+    }
+
+    /// An opaque access token (for the resource `api://opaque`): only introspection says what
+    /// it is.
+    pub fn opaque_token(&self, scope: &str) -> String {
+        self.token_for(ORDERS_CLIENT, "api%3A%2F%2Fopaque", scope, &[])
+    }
+
+    /// How many introspection requests the provider has answered.
+    pub fn introspections(&self) -> u64 {
+        Client::new(self.port).request("GET", "/test/introspections", &[], b"").json()["count"]
+            .as_u64()
+            .unwrap()
     }
 
     /// An access token for `bound-client`, bound by the provider to the client certificate
@@ -116,6 +128,10 @@ impl Idp {
     }
 
     fn token_as(&self, basic: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+        self.token_for(basic, "api%3A%2F%2Forders", scope, extra)
+    }
+
+    fn token_for(&self, basic: &str, resource: &str, scope: &str, extra: &[(&str, &str)]) -> String {
         let mut headers =
             vec![("authorization", basic), ("content-type", "application/x-www-form-urlencoded")];
         headers.extend_from_slice(extra);
@@ -123,7 +139,7 @@ impl Idp {
             "POST",
             "/token",
             &headers,
-            format!("grant_type=client_credentials&resource=api%3A%2F%2Forders&scope={scope}").as_bytes(),
+            format!("grant_type=client_credentials&resource={resource}&scope={scope}").as_bytes(),
         );
         assert_eq!(r.status, 200, "token endpoint: {}", r.text());
         r.json()["access_token"].as_str().unwrap().to_string()

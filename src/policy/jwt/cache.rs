@@ -73,6 +73,11 @@ impl TokenCache {
     /// entries: the oldest is dropped first, so a flood of distinct forgeries costs memory
     /// only up to the bound.
     pub fn put_bad(&mut self, provider: usize, token: &str, now: i64) {
+        self.put_bad_for(provider, token, now, BAD_TTL);
+    }
+
+    /// [`Self::put_bad`] for `seconds` instead of [`BAD_TTL`] (an inactive introspected token).
+    pub fn put_bad_for(&mut self, provider: usize, token: &str, now: i64, seconds: i64) {
         if self.max_entries == 0 {
             return;
         }
@@ -81,7 +86,7 @@ impl TokenCache {
             let Some(oldest) = self.bad_order.pop_front() else { break };
             self.bad.remove(&oldest);
         }
-        if self.bad.insert(key, now.saturating_add(BAD_TTL)).is_none() {
+        if self.bad.insert(key, now.saturating_add(seconds)).is_none() {
             self.bad_order.push_back(key);
         }
     }

@@ -83,6 +83,10 @@ pub enum TokenError {
     DpopUnbound,
     /// The provider requires DPoP and the token came as a Bearer token.
     DpopRequired,
+    /// The introspection endpoint says the token is not active (unknown, expired, revoked).
+    Inactive,
+    /// The introspection endpoint gave no usable answer (503, not 401).
+    IntrospectionUnavailable,
 }
 
 impl TokenError {
@@ -113,6 +117,8 @@ impl TokenError {
             TokenError::DpopBoundAsBearer => "dpop_bound_as_bearer",
             TokenError::DpopUnbound => "dpop_unbound",
             TokenError::DpopRequired => "dpop_required",
+            TokenError::Inactive => "inactive",
+            TokenError::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -145,6 +151,7 @@ pub const CAUSES: &[&str] = &[
     "dpop_bound_as_bearer",
     "dpop_unbound",
     "dpop_required",
+    "inactive",
 ];
 
 /// A token that passed every check that costs no signature: its parts, its `alg` and `kid`.
@@ -198,6 +205,34 @@ pub enum ProviderKeys {
     Local(Rc<KeySet>),
     /// A key set fetched from a URL and cached per VM.
     Remote(Box<RemoteSpec>),
+    /// No keys: opaque tokens, asked about at an RFC 7662 introspection endpoint.
+    Introspect(Box<IntrospectSpec>),
+}
+
+/// Where and how opaque tokens are introspected (compiled from `introspection`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectSpec {
+    /// The endpoint: URL parts, cluster, timeout.
+    pub target: RemoteSpec,
+    /// The `Authorization` header value (HTTP Basic with the client's credentials).
+    pub authorization: String,
+    /// Longest reuse of an active answer, seconds.
+    pub cache_seconds: i64,
+    /// Reuse of an inactive answer, seconds.
+    pub inactive_seconds: i64,
+}
+
+/// An introspection request for the host to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectCall {
+    /// The cluster, or `host:port` where the host has no clusters.
+    pub upstream: String,
+    /// Headers, pseudo-headers first.
+    pub headers: Vec<(String, String)>,
+    /// `token=…` (form-encoded).
+    pub body: Vec<u8>,
+    /// Milliseconds.
+    pub timeout_ms: u32,
 }
 
 /// Default remote-JWKS cache duration, seconds.
@@ -250,6 +285,136 @@ pub struct Verified {
     pub claims: Map<String, Value>,
     /// Its raw payload (JSON bytes).
     pub payload: Vec<u8>,
+}
+
+/// Compiles a provider's `introspection` section.
+fn introspect_spec(
+    cfg: &super::config::IntrospectionConfig,
+    at: &str,
+) -> Result<IntrospectSpec, ConfigError> {
+    use base64::Engine;
+    let as_remote = super::config::RemoteJwksConfig {
+        http_uri: super::config::HttpUriConfig {
+            uri: cfg.uri.clone(),
+            cluster: cfg.cluster.clone(),
+            timeout_ms: Some(cfg.timeout_ms.unwrap_or(2000)),
+        },
+        cache_duration_seconds: None,
+        min_refetch_interval_seconds: None,
+        max_stale_seconds: None,
+    };
+    let target = remote_spec(&as_remote, &[], at)
+        .map_err(|e| ConfigError::new(e.path.replace(".http_uri.", "."), e.message))?;
+    if cfg.client_id.is_empty() || cfg.client_id.contains(':') {
+        return Err(ConfigError::new(format!("{at}.client_id"), "must be a client id without `:`"));
+    }
+    if cfg.client_secret.is_empty() {
+        return Err(ConfigError::new(format!("{at}.client_secret"), "must not be empty"));
+    }
+    let cache_seconds = cfg.cache_seconds.unwrap_or(300);
+    if !(1..=3600).contains(&cache_seconds) {
+        return Err(ConfigError::new(format!("{at}.cache_seconds"), "must be from 1 to 3600"));
+    }
+    let inactive = cfg.inactive_cache_seconds.unwrap_or(10);
+    if !(1..=300).contains(&inactive) {
+        return Err(ConfigError::new(format!("{at}.inactive_cache_seconds"), "must be from 1 to 300"));
+    }
+    // RFC 7617 with RFC 6749 §2.3.1's form-encoding of the id and secret.
+    let credentials = format!("{}:{}", form_encode(&cfg.client_id), form_encode(&cfg.client_secret));
+    let authorization = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+    Ok(IntrospectSpec {
+        target,
+        authorization,
+        cache_seconds: i64::from(cache_seconds),
+        inactive_seconds: i64::from(inactive),
+    })
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => char::from(b).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Provider {
+    /// The request asking the endpoint about `token`, where this provider introspects.
+    pub fn introspection_call(&self, token: &str, clusters: bool) -> Option<IntrospectCall> {
+        let ProviderKeys::Introspect(spec) = &self.keys else { return None };
+        let t = &spec.target;
+        Some(IntrospectCall {
+            upstream: t.upstream(clusters).to_string(),
+            headers: vec![
+                (":method".into(), "POST".into()),
+                (":path".into(), t.path.clone()),
+                (":authority".into(), t.authority.clone()),
+                (":scheme".into(), t.scheme.clone()),
+                ("authorization".into(), spec.authorization.clone()),
+                ("content-type".into(), "application/x-www-form-urlencoded".into()),
+                ("accept".into(), "application/json".into()),
+            ],
+            body: format!("token={}&token_type_hint=access_token", form_encode(token)).into_bytes(),
+            timeout_ms: u32::try_from(t.timeout_ms).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// An introspection answer (RFC 7662 §2.2) as the token's verified claims, with when to
+    /// stop reusing it; `Err(Inactive)` for an inactive token, another error for an answer
+    /// that is not usable or names another issuer or audience.
+    pub fn introspected(
+        &self,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+        now: i64,
+    ) -> Result<(Verified, i64), TokenError> {
+        let ProviderKeys::Introspect(spec) = &self.keys else {
+            return Err(TokenError::IntrospectionUnavailable);
+        };
+        let (Some(200), Some(body)) = (status, body) else {
+            return Err(TokenError::IntrospectionUnavailable);
+        };
+        let Ok(Value::Object(claims)) = crate::policy::json::parse(body) else {
+            return Err(TokenError::IntrospectionUnavailable);
+        };
+        if claims.get("active") != Some(&Value::Bool(true)) {
+            return Err(TokenError::Inactive);
+        }
+        let skew = self.rules.skew;
+        let exp = claims.get("exp").and_then(Value::as_i64);
+        if exp.is_some_and(|e| e.saturating_add(skew) <= now) {
+            return Err(TokenError::Claims(ClaimError::Expired));
+        }
+        if claims.get("nbf").and_then(Value::as_i64).is_some_and(|n| n.saturating_sub(skew) > now) {
+            return Err(TokenError::Claims(ClaimError::NotYetValid));
+        }
+        if claims.get("iss").is_some_and(|i| i.as_str() != Some(self.rules.issuer.as_str())) {
+            return Err(TokenError::Claims(ClaimError::Issuer));
+        }
+        let ours = |a: &Value| a.as_str().is_some_and(|a| self.rules.audiences.iter().any(|x| x == a));
+        let aud_ok = match claims.get("aud") {
+            None => true,
+            Some(Value::Array(list)) => list.iter().any(ours),
+            Some(a) => ours(a),
+        };
+        if !aud_ok {
+            return Err(TokenError::Claims(ClaimError::Audience));
+        }
+        let until = now.saturating_add(spec.cache_seconds).min(exp.unwrap_or(i64::MAX));
+        let payload = Value::Object(claims.clone()).to_string().into_bytes();
+        Ok((Verified { claims, payload }, until))
+    }
+
+    /// How long an inactive answer is reused, seconds (introspecting providers only).
+    pub fn inactive_seconds(&self) -> i64 {
+        match &self.keys {
+            ProviderKeys::Introspect(spec) => spec.inactive_seconds,
+            _ => 0,
+        }
+    }
 }
 
 /// Compiles a provider's `dpop` section.
@@ -311,7 +476,7 @@ impl Provider {
                 "must list at least one non-empty audience (RFC 8725 §3.9)",
             ));
         }
-        if cfg.algorithms.is_empty() {
+        if cfg.algorithms.is_empty() && cfg.introspection.is_none() {
             return Err(ConfigError::new(format!("{at}.algorithms"), "must list at least one algorithm"));
         }
         let hmac = cfg.algorithms.iter().filter(|a| a.key_kind() == KeyKind::Secret).count();
@@ -321,42 +486,53 @@ impl Provider {
                 "cannot mix HMAC (HS*) with asymmetric algorithms: that is how algorithm confusion starts",
             ));
         }
-        let discovered = match &cfg.discovery {
-            Some(d) if cfg.local_jwks.is_none() && cfg.remote_jwks.is_none() => {
-                let dat = format!("{at}.discovery");
-                if hmac != 0 {
-                    return Err(ConfigError::new(
-                        dat,
-                        "HMAC secrets are never fetched: use local_jwks for HS* algorithms",
-                    ));
-                }
-                let uri = d.uri.clone().unwrap_or_else(|| {
-                    format!("{}/.well-known/openid-configuration", cfg.issuer.trim_end_matches('/'))
-                });
-                let as_remote = super::config::RemoteJwksConfig {
-                    http_uri: super::config::HttpUriConfig {
-                        uri,
-                        cluster: d.cluster.clone(),
-                        timeout_ms: d.timeout_ms,
-                    },
-                    cache_duration_seconds: d.cache_duration_seconds,
-                    min_refetch_interval_seconds: d.min_refetch_interval_seconds,
-                    max_stale_seconds: d.max_stale_seconds,
-                };
-                let spec = remote_spec(&as_remote, &cfg.algorithms, &dat)
-                    .map_err(|e| ConfigError::new(e.path.replace(".http_uri.", "."), e.message))?;
-                Some(ProviderKeys::Remote(Box::new(RemoteSpec {
-                    discover: Some(cfg.issuer.clone()),
-                    ..spec
-                })))
+        let discovered = match (&cfg.introspection, &cfg.discovery) {
+            (Some(i), None) if cfg.local_jwks.is_none() && cfg.remote_jwks.is_none() => {
+                Some(ProviderKeys::Introspect(Box::new(introspect_spec(i, &format!("{at}.introspection"))?)))
             }
-            Some(_) => {
+            (Some(_), _) => {
                 return Err(ConfigError::new(
                     at.to_string(),
-                    "needs exactly one of `local_jwks`, `remote_jwks` and `discovery`",
+                    "needs exactly one of `local_jwks`, `remote_jwks`, `discovery` and `introspection`",
                 ))
             }
-            None => None,
+            (None, discovery) => match discovery {
+                Some(d) if cfg.local_jwks.is_none() && cfg.remote_jwks.is_none() => {
+                    let dat = format!("{at}.discovery");
+                    if hmac != 0 {
+                        return Err(ConfigError::new(
+                            dat,
+                            "HMAC secrets are never fetched: use local_jwks for HS* algorithms",
+                        ));
+                    }
+                    let uri = d.uri.clone().unwrap_or_else(|| {
+                        format!("{}/.well-known/openid-configuration", cfg.issuer.trim_end_matches('/'))
+                    });
+                    let as_remote = super::config::RemoteJwksConfig {
+                        http_uri: super::config::HttpUriConfig {
+                            uri,
+                            cluster: d.cluster.clone(),
+                            timeout_ms: d.timeout_ms,
+                        },
+                        cache_duration_seconds: d.cache_duration_seconds,
+                        min_refetch_interval_seconds: d.min_refetch_interval_seconds,
+                        max_stale_seconds: d.max_stale_seconds,
+                    };
+                    let spec = remote_spec(&as_remote, &cfg.algorithms, &dat)
+                        .map_err(|e| ConfigError::new(e.path.replace(".http_uri.", "."), e.message))?;
+                    Some(ProviderKeys::Remote(Box::new(RemoteSpec {
+                        discover: Some(cfg.issuer.clone()),
+                        ..spec
+                    })))
+                }
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        at.to_string(),
+                        "needs exactly one of `local_jwks`, `remote_jwks` and `discovery`",
+                    ))
+                }
+                None => None,
+            },
         };
         let keys = match (discovered, &cfg.local_jwks, &cfg.remote_jwks) {
             (Some(keys), _, _) => keys,
@@ -555,6 +731,70 @@ pub fn claim_header_value(v: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn introspecting(extra: &str) -> Result<Provider, ConfigError> {
+        let cfg: ProviderConfig = serde_json::from_str(&format!(
+            r#"{{"issuer":"https://idp","audiences":["api"],"introspection":{{"uri":"https://idp/introspect",
+                "client_id":"gw","client_secret":"s e/cret"{extra}}}}}"#
+        ))
+        .unwrap();
+        Provider::compile("p", &cfg, "jwt.providers.p")
+    }
+
+    #[test]
+    fn introspection_answers_are_judged_like_tokens() {
+        use base64::Engine;
+        let p = introspecting("").unwrap();
+        let call = p.introspection_call("tok en+/", false).unwrap();
+        assert_eq!(call.upstream, "idp:443");
+        assert_eq!(call.body, b"token=tok+en%2B%2F&token_type_hint=access_token");
+        // RFC 6749 §2.3.1: id and secret form-encoded, then Basic.
+        let basic = call.headers.iter().find(|(n, _)| n == "authorization").unwrap().1.clone();
+        assert_eq!(
+            basic,
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("gw:s+e%2Fcret"))
+        );
+        let now = 1_800_000_000;
+        let judge = |body: serde_json::Value| {
+            p.introspected(Some(200), Some(body.to_string().as_bytes()), now)
+                .map(|(v, until)| (v.claims["sub"].clone(), until))
+        };
+        assert_eq!(judge(json!({"active": true, "sub": "u", "exp": now + 60})), Ok((json!("u"), now + 60)));
+        assert_eq!(
+            judge(json!({"active": true, "sub": "u", "aud": ["x", "api"], "iss": "https://idp"})),
+            Ok((json!("u"), now + 300))
+        );
+        assert_eq!(judge(json!({"active": false})), Err(TokenError::Inactive));
+        assert_eq!(judge(json!({"active": "true"})), Err(TokenError::Inactive));
+        assert_eq!(
+            judge(json!({"active": true, "iss": "https://other"})),
+            Err(TokenError::Claims(ClaimError::Issuer))
+        );
+        assert_eq!(
+            judge(json!({"active": true, "aud": "other"})),
+            Err(TokenError::Claims(ClaimError::Audience))
+        );
+        assert_eq!(
+            judge(json!({"active": true, "exp": now - 120})),
+            Err(TokenError::Claims(ClaimError::Expired))
+        );
+        assert_eq!(
+            p.introspected(Some(500), Some(b"{}"), now).map(|_| ()),
+            Err(TokenError::IntrospectionUnavailable)
+        );
+        assert_eq!(
+            p.introspected(Some(200), Some(b"not json"), now).map(|_| ()),
+            Err(TokenError::IntrospectionUnavailable)
+        );
+        assert_eq!(p.introspected(None, None, now).map(|_| ()), Err(TokenError::IntrospectionUnavailable));
+        for (extra, path) in [
+            (r#","cache_seconds":0"#, "jwt.providers.p.introspection.cache_seconds"),
+            (r#","inactive_cache_seconds":301"#, "jwt.providers.p.introspection.inactive_cache_seconds"),
+            (r#","cluster":"""#, "jwt.providers.p.introspection.cluster"),
+        ] {
+            assert_eq!(introspecting(extra).map(|_| ()).unwrap_err().path, path, "{extra}");
+        }
+    }
 
     #[test]
     fn claim_paths_and_header_values() {

@@ -97,6 +97,24 @@ pub trait VerifyState {
 pub const MAX_PROOFS: usize = 16_384;
 
 impl State {
+    /// Takes in an introspection answer about `token` for provider `index`: an active one is
+    /// cached like a verified token (until it says), an inactive one remembered as bad for
+    /// `inactive_seconds`; an unusable answer leaves nothing, so the request is refused 503.
+    pub fn introspected(
+        &mut self,
+        index: usize,
+        token: &str,
+        answer: Result<(Verified, i64), super::TokenError>,
+        inactive_seconds: i64,
+        now: i64,
+    ) {
+        match answer {
+            Ok((verified, until)) => self.tokens.put(index, token, Rc::new(verified), until, now),
+            Err(super::TokenError::IntrospectionUnavailable) => {}
+            Err(_) => self.tokens.put_bad_for(index, token, now, inactive_seconds),
+        }
+    }
+
     /// Records a proof; `true` if it was seen before and has not expired.
     pub fn proof_seen(&mut self, key: [u8; 32], until: i64, now: i64) -> bool {
         if self.proofs.get(&key).is_some_and(|&u| u >= now) {
@@ -206,7 +224,7 @@ impl State {
                     let cache = kept.map(|i| previous.swap_remove(i).cache).unwrap_or_default();
                     Some(Remote { name: p.name.clone(), spec: (**spec).clone(), cache })
                 }
-                ProviderKeys::Local(_) => None,
+                ProviderKeys::Local(_) | ProviderKeys::Introspect(_) => None,
             })
             .collect();
         State {

@@ -110,4 +110,11 @@ fn a_dpop_bound_token_passes_only_with_a_fresh_proof_of_its_key() {
         assert_eq!(envoy.series(support::envoy::REQUESTS, &[("cause", cause)]), want, "{cause} counted");
     }
     assert_eq!(upstream.requests().len(), 2, "a refused request reached the upstream");
+    // Neither the token nor any proof appears in a log line.
+    let log = envoy.log();
+    assert!(!log.contains(token), "the token was logged");
+    for case in made["cases"].as_array().unwrap() {
+        let signature = case["proof"].as_str().unwrap().rsplit('.').next().unwrap();
+        assert!(!log.contains(signature), "a proof was logged");
+    }
 }

@@ -461,6 +461,21 @@ fn opaque_tokens_are_introspected_once_per_cache_lifetime_and_fail_closed() {
     assert_eq!(envoy.series(support::envoy::REQUESTS, &[("cause", "inactive")]), 3);
     assert!(upstream.seen_path("/orders/x").is_empty());
 
+    // A token revoked before its first use: inactive.
+    let revoked = idp.opaque_token("orders:read");
+    idp.revoke(&revoked);
+    let r = Client::new(envoy.port).request(
+        "GET",
+        "/orders/revoked",
+        &[("authorization", &format!("Bearer {revoked}"))],
+        b"",
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(envoy.series(support::envoy::REQUESTS, &[("cause", "inactive")]), 4);
+    // No opaque token appears in any log line.
+    let log = envoy.log();
+    assert!(!log.contains(&token) && !log.contains(&revoked), "an opaque token was logged");
+
     // The provider down: a token never seen is refused 503, not passed.
     let other = idp.opaque_token("orders:read");
     drop(idp);

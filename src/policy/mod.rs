@@ -410,7 +410,23 @@ impl Policy {
                         }
                     }
                 }
-                Some(resource_metadata::ResourceMetadata::compile(cfg, &issuers, &scopes, query)?)
+                let all: Vec<&jwt::Provider> = jwt.iter().flat_map(|j| j.providers.iter()).collect();
+                let mut dpop_algs: Vec<&str> = Vec::new();
+                for a in all.iter().filter_map(|p| p.dpop.as_ref()).flat_map(|d| d.algorithms.iter()) {
+                    if !dpop_algs.contains(&a.as_str()) {
+                        dpop_algs.push(a.as_str());
+                    }
+                }
+                let facts = resource_metadata::Advertised {
+                    issuers,
+                    scopes,
+                    query,
+                    dpop_required: !all.is_empty()
+                        && all.iter().all(|p| p.dpop.as_ref().is_some_and(|d| d.required)),
+                    dpop_algs,
+                    certificate_bound: all.iter().any(|p| p.require_certificate_bound),
+                };
+                Some(resource_metadata::ResourceMetadata::compile(cfg, &facts)?)
             }
             None => None,
         };

@@ -14,6 +14,23 @@ use super::method::Method;
 /// The well-known path segment (RFC 9728 §3).
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
+/// What the rest of the policy says that the document advertises.
+#[derive(Debug, Clone, Default)]
+pub struct Advertised<'a> {
+    /// The JWT providers' issuers (the default authorization servers).
+    pub issuers: Vec<&'a str>,
+    /// Every scope a requirement names (the default `scopes_supported`).
+    pub scopes: Vec<&'a str>,
+    /// Whether a provider reads tokens from the query string.
+    pub query: bool,
+    /// The DPoP proof algorithms accepted (none: no provider takes DPoP).
+    pub dpop_algs: Vec<&'a str>,
+    /// Whether every provider requires DPoP-bound tokens.
+    pub dpop_required: bool,
+    /// Whether a provider requires certificate-bound tokens.
+    pub certificate_bound: bool,
+}
+
 /// The compiled `protected_resource` section.
 #[derive(Debug, Clone)]
 pub struct ResourceMetadata {
@@ -46,15 +63,12 @@ fn split_resource(url: &str) -> Option<(&str, &str)> {
 }
 
 impl ResourceMetadata {
-    /// Compiles the section. `issuers` are the JWT providers' (the default authorization
-    /// servers), `scopes` every scope a requirement names (the default `scopes_supported`),
-    /// `query` whether a provider reads tokens from the query string.
+    /// Compiles the section with what the rest of the policy says (`facts`).
     pub fn compile(
         cfg: &ProtectedResourceConfig,
-        issuers: &[&str],
-        scopes: &[&str],
-        query: bool,
+        facts: &Advertised<'_>,
     ) -> Result<ResourceMetadata, ConfigError> {
+        let (issuers, scopes, query) = (&facts.issuers, &facts.scopes, facts.query);
         let (origin, path) = split_resource(&cfg.resource).ok_or_else(|| {
             ConfigError::new(
                 "protected_resource.resource",
@@ -91,7 +105,7 @@ impl ResourceMetadata {
                 super::authz::check_scopes(list, "protected_resource.scopes_supported")?;
                 list.iter().map(String::as_str).collect()
             }
-            None => scopes.to_vec(),
+            None => scopes.clone(),
         };
         if !scopes.is_empty() {
             doc.insert("scopes_supported".into(), json!(scopes));
@@ -101,6 +115,13 @@ impl ResourceMetadata {
             methods.push("query");
         }
         doc.insert("bearer_methods_supported".into(), json!(methods));
+        if !facts.dpop_algs.is_empty() {
+            doc.insert("dpop_signing_alg_values_supported".into(), json!(facts.dpop_algs));
+            doc.insert("dpop_bound_access_tokens_required".into(), json!(facts.dpop_required));
+        }
+        if facts.certificate_bound {
+            doc.insert("tls_client_certificate_bound_access_tokens".into(), json!(true));
+        }
         if let Some(name) = &cfg.resource_name {
             doc.insert("resource_name".into(), json!(name));
         }
@@ -145,12 +166,12 @@ mod tests {
 
     fn compile(json: &str) -> Result<ResourceMetadata, ConfigError> {
         let cfg: ProtectedResourceConfig = serde_json::from_str(json).unwrap();
-        ResourceMetadata::compile(
-            &cfg,
-            &["https://idp.example", "https://idp.example"],
-            &["orders:read"],
-            false,
-        )
+        let facts = Advertised {
+            issuers: vec!["https://idp.example", "https://idp.example"],
+            scopes: vec!["orders:read"],
+            ..Advertised::default()
+        };
+        ResourceMetadata::compile(&cfg, &facts)
     }
 
     #[test]
@@ -167,6 +188,24 @@ mod tests {
         );
         assert!(m.answer(Some(Method::POST), &m.path).is_none());
         assert!(m.answer(Some(Method::GET), "/.well-known/oauth-protected-resource").is_none());
+        let cfg: ProtectedResourceConfig =
+            serde_json::from_str(r#"{"resource":"https://api.example"}"#).unwrap();
+        let facts = Advertised {
+            dpop_algs: vec!["ES256"],
+            dpop_required: true,
+            certificate_bound: true,
+            ..Advertised::default()
+        };
+        let doc: Value =
+            serde_json::from_slice(&ResourceMetadata::compile(&cfg, &facts).unwrap().body).unwrap();
+        assert_eq!(
+            (
+                &doc["dpop_signing_alg_values_supported"],
+                &doc["dpop_bound_access_tokens_required"],
+                &doc["tls_client_certificate_bound_access_tokens"]
+            ),
+            (&json!(["ES256"]), &json!(true), &json!(true))
+        );
         let root = compile(r#"{"resource":"http://localhost:8080","scopes_supported":[]}"#).unwrap();
         assert_eq!(root.path, WELL_KNOWN);
         assert_eq!(root.url, "http://localhost:8080/.well-known/oauth-protected-resource");

@@ -380,13 +380,18 @@ export class Host {
     const eos = parts.length === 0;
     let last = this.call("proxy_on_request_headers", id, this.maps.requestHeaders.length, this.p.headersEos ? eos : false, 0);
     // Answer key-set fetches the request started, as the IdP would; the filter then resumes.
-    for (const c of this.calls.filter((c) => c.context === id && !c.answered)) {
-      c.answered = true;
-      if (jwks !== undefined) {
-        this.answerCall(c, 200, jwks);
-        this.current = id;
-        this.inRequest = true;
+    // `jwks` is the body of every answer, or a function of the call giving it; an answer
+    // may lead to another call (a discovery document, then its key set), answered in turn.
+    for (let pending; (pending = this.calls.filter((c) => c.context === id && !c.answered)).length; ) {
+      for (const c of pending) {
+        c.answered = true;
+        if (jwks !== undefined) {
+          this.answerCall(c, 200, typeof jwks === "function" ? jwks(c) : jwks);
+          this.current = id;
+          this.inRequest = true;
+        }
       }
+      if (jwks === undefined) break;
     }
     if (!this.local && !this.dead && parts.length && (!this.p.bodyOptIn || this.properties.wasm_process_req_body)) {
       if (this.name === "envoy") {

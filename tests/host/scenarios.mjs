@@ -270,6 +270,34 @@ const scenarios = {
     c.that(!bearer.forwarded && bearer.local?.status === 401, `as Bearer: ${bearer.local?.status}`);
     c.that(h.configure(core(h.name)), "the core policy no longer loads");
   },
+  "discovery: the key set is found through the issuer's document (two calls while the request waits), then the token passes"(h, c) {
+    const policy = core(h.name);
+    policy.jwt.providers.idp = provider({ discovery: { cluster: "idp_cluster" } });
+    c.that(h.configure(policy), "the discovery policy did not load");
+    const doc = { issuer: "https://issuer.test", jwks_uri: "https://keys.test/jwks.json" };
+    const answer = (call) => (header(call.headers, ":path") === "/.well-known/openid-configuration" ? JSON.stringify(doc) : JSON.stringify(jwks));
+    const r = h.request({ path: "/orders", headers: [bearer("rs256")], jwks: answer });
+    const paths = h.calls.slice(-2).map((call) => header(call.headers, ":path"));
+    c.that(paths[0] === "/.well-known/openid-configuration" && paths[1] === "/jwks.json", `calls ${paths}`);
+    c.that(h.calls.at(-1)?.upstream === (h.name === "envoy" ? "idp_cluster" : "keys.test:443"), `key set from ${h.calls.at(-1)?.upstream}`);
+    c.that(r.forwarded, `not forwarded: ${r.local?.status} ${r.local?.body}`);
+    c.that(h.configure(core(h.name)), "the core policy no longer loads");
+  },
+  "introspection: an opaque token is asked about once, then passes from the cache; an inactive one is refused"(h, c) {
+    const policy = core(h.name);
+    policy.jwt.providers.idp = { issuer: "https://issuer.test", audiences: ["api://orders"],
+      introspection: { uri: "https://issuer.test/introspect", cluster: "idp_cluster", client_id: "gw", client_secret: "gw-secret" } };
+    c.that(h.configure(policy), "the introspection policy did not load");
+    const calls = h.calls.length;
+    const active = () => JSON.stringify({ active: true, sub: "svc", aud: "api://orders" });
+    const first = h.request({ path: "/orders", headers: [["authorization", "Bearer opaque-1"]], jwks: active });
+    c.that(first.forwarded, `not forwarded: ${first.local?.status} ${first.local?.body}`);
+    const again = h.request({ path: "/orders", headers: [["authorization", "Bearer opaque-1"]], jwks: active });
+    c.that(again.forwarded && h.calls.length === calls + 1, `asked ${h.calls.length - calls} times`);
+    const inactive = h.request({ path: "/orders", headers: [["authorization", "Bearer opaque-2"]], jwks: () => JSON.stringify({ active: false }) });
+    c.that(!inactive.forwarded && inactive.local?.status === 401, `inactive: ${inactive.local?.status}`);
+    c.that(h.configure(core(h.name)), "the core policy no longer loads");
+  },
   "limits: declared body over the limit → 413; credential in the query → 400"(h, c) {
     const big = "x".repeat(5000);
     const r = h.request({ method: "POST", path: "/orders", headers: [bearer("rs256"), ["content-type", "application/json"], ["content-length", "5000"]], body: big });

@@ -64,6 +64,7 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
+    revocation: { enabled: true },
     // A token request with a DPoP proof gets a token bound to the proof's key (cnf.jkt).
     dPoP: { enabled: true },
     // The tests reach the token endpoint over plain HTTP on loopback, so the client's

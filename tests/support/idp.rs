@@ -109,6 +109,15 @@ impl Idp {
         self.token_for(ORDERS_CLIENT, "api%3A%2F%2Fopaque", scope, &[])
     }
 
+    /// Revokes `token` at the provider's revocation endpoint (RFC 7009).
+    pub fn revoke(&self, token: &str) {
+        let body = format!("token={token}");
+        let headers =
+            [("authorization", ORDERS_CLIENT), ("content-type", "application/x-www-form-urlencoded")];
+        let r = Client::new(self.port).request("POST", "/token/revocation", &headers, body.as_bytes());
+        assert_eq!(r.status, 200, "revocation endpoint: {}", r.text());
+    }
+
     /// How many introspection requests the provider has answered.
     pub fn introspections(&self) -> u64 {
         Client::new(self.port).request("GET", "/test/introspections", &[], b"").json()["count"]

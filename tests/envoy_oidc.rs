@@ -427,7 +427,9 @@ fn introspection_policy(port: u16) -> String {
 fn opaque_tokens_are_introspected_once_per_cache_lifetime_and_fail_closed() {
     let idp = Idp::start(0, &["rsa-1"]);
     let upstream = Upstream::start();
-    let opts = EnvoyOptions { clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
+    // Two workers, each its own VM and cache: the answer is shared between them.
+    let opts =
+        EnvoyOptions { concurrency: 2, clusters: vec![("idp".into(), idp.port)], ..EnvoyOptions::default() };
     let envoy = Envoy::start_with(&introspection_policy(idp.port), upstream.port, opts).unwrap();
     let token = idp.opaque_token("orders:read");
     assert_eq!(token.split('.').count(), 1, "not an opaque token: {token}");

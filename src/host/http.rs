@@ -543,12 +543,14 @@ impl HttpFilter {
                 } else {
                     self.shared.metrics.bump(&telemetry::introspections(&p.name, "active"));
                 }
+                let (shared, now) = (keystore::shared_data(&self.shared.caps), self.shared.now());
                 self.shared.verify.borrow_mut().introspected(
                     *provider,
                     token,
                     answer,
                     p.inactive_seconds(),
-                    self.shared.now(),
+                    now,
+                    shared,
                 );
             }
             self.resume_with(Resume::Keys(suspended), buffered, end_of_stream);

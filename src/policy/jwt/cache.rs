@@ -158,6 +158,9 @@ pub fn shared_namespace(configuration: &[u8]) -> String {
     Sha256::digest(configuration).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// The key-set fingerprint shared introspection answers carry (no key set made them).
+pub const INTROSPECTED: u64 = u64::from_le_bytes(*b"rfc-7662");
+
 /// Where a token lives in the cache the worker VMs share: a shared-data key and the token's
 /// digest (which the slot's value must carry to be read).
 #[derive(Debug, Clone, PartialEq, Eq)]

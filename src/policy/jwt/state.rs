@@ -107,9 +107,20 @@ impl State {
         answer: Result<(Verified, i64), super::TokenError>,
         inactive_seconds: i64,
         now: i64,
+        shared: &dyn SharedData,
     ) {
         match answer {
-            Ok((verified, until)) => self.tokens.put(index, token, Rc::new(verified), until, now),
+            Ok((verified, until)) => {
+                // The other workers take it from the shared tier instead of asking again.
+                let slot = self
+                    .shared_tokens
+                    .as_ref()
+                    .and_then(|(ns, slots)| SharedSlot::new(ns, *slots, index, token));
+                if let Some(slot) = slot {
+                    shared.set(&slot.key, &slot.encode(super::cache::INTROSPECTED, until, &verified));
+                }
+                self.tokens.put(index, token, Rc::new(verified), until, now);
+            }
             Err(super::TokenError::IntrospectionUnavailable) => {}
             Err(_) => self.tokens.put_bad_for(index, token, now, inactive_seconds),
         }

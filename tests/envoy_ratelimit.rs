@@ -140,7 +140,19 @@ fn limits_count_exactly_across_workers_per_subject_plan_route_and_address() {
     assert_eq!(refused.header("content-type"), Some("application/problem+json"));
     assert_eq!(refused.json()["type"], "urn:api-guard:problem:rate-limited");
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
-    assert_eq!(retry, 720, "one request refills every 3600 / 5 s");
+    // Every answer's fields, should this ever differ (a refusal must name the real wait).
+    let fields: Vec<String> = a
+        .iter()
+        .map(|r| {
+            format!(
+                "{} retry-after={:?} ratelimit={:?}",
+                r.status,
+                r.header("retry-after"),
+                r.header("ratelimit")
+            )
+        })
+        .collect();
+    assert_eq!(retry, 720, "one request refills every 3600 / 5 s: {fields:#?}");
     assert_eq!(
         parse_sf(refused.header("ratelimit-policy").unwrap()),
         json!([["per-user", {"q": 5, "w": 3600}]])

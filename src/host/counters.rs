@@ -145,7 +145,7 @@ impl Counters {
     pub fn with_limiter<R>(&self, judge: impl FnOnce(Option<&Limiter<'_>>) -> R) -> R {
         let Some(shelf) = &self.limits else { return judge(None) };
         let table = shelf.table.borrow();
-        judge(Some(&Limiter::new(&table, shelf.store(), now_us())))
+        judge(Some(&Limiter::with_clock(&table, shelf.store(), &now_us)))
     }
 
     /// Whether another worker VM took the DPoP proof `key` before, for as long as it lives

@@ -170,13 +170,21 @@ pub struct Limiter<'a> {
     table: &'a Table,
     store: &'a dyn Store,
     now_us: u64,
+    /// Reads the time (Unix microseconds) when a bucket is judged; `now_us` where absent.
+    clock: Option<&'a dyn Fn() -> u64>,
     events: RefCell<Vec<(usize, Event)>>,
 }
 
 impl<'a> Limiter<'a> {
     /// Counters in `store` through `table`, at `now_us` (Unix microseconds).
     pub fn new(table: &'a Table, store: &'a dyn Store, now_us: u64) -> Limiter<'a> {
-        Limiter { table, store, now_us, events: RefCell::new(Vec::new()) }
+        Limiter { table, store, now_us, clock: None, events: RefCell::new(Vec::new()) }
+    }
+
+    /// Counters judged at the time `clock` reads as each bucket is read (the host's wall
+    /// clock, where other worker VMs update the same buckets).
+    pub fn with_clock(table: &'a Table, store: &'a dyn Store, clock: &'a dyn Fn() -> u64) -> Limiter<'a> {
+        Limiter { table, store, now_us: clock(), clock: Some(clock), events: RefCell::new(Vec::new()) }
     }
 
     /// What happened to each policy checked, in order: (policy index, event).
@@ -299,7 +307,9 @@ impl RateLimits {
                 continue;
             }
             let key = format!("{index}/{plan}/{who}");
-            match limiter.table.take(limiter.store, rate, key.as_bytes(), limiter.now_us) {
+            let fixed = || limiter.now_us;
+            let clock: &dyn Fn() -> u64 = limiter.clock.unwrap_or(&fixed);
+            match limiter.table.take_at(limiter.store, rate, key.as_bytes(), clock) {
                 Ok(o) => {
                     if o.shared {
                         limiter.note(index, Event::Shared);

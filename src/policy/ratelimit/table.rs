@@ -190,9 +190,22 @@ impl Table {
         key: &[u8],
         now_us: u64,
     ) -> Result<Outcome, StoreError> {
+        self.take_at(store, rate, key, &|| now_us)
+    }
+
+    /// [`Table::take`] with the time read from `clock` after each slot is read: a bucket
+    /// another worker VM updated is never judged at a time before that update (a request whose
+    /// time was read first would find the bucket ahead of its "now", and be refused for it).
+    pub fn take_at(
+        &self,
+        store: &dyn Store,
+        rate: Rate,
+        key: &[u8],
+        clock: &dyn Fn() -> u64,
+    ) -> Result<Outcome, StoreError> {
         let (fingerprint, candidates) = self.locate(key);
         for _ in 0..ATTEMPTS {
-            match self.try_take(store, rate, fingerprint, candidates, now_us) {
+            match self.try_take(store, rate, fingerprint, candidates, clock) {
                 Err(StoreError::Conflict) => continue,
                 other => return other,
             }
@@ -206,12 +219,14 @@ impl Table {
         rate: Rate,
         fingerprint: [u8; 16],
         candidates: [u32; 2],
-        now_us: u64,
+        clock: &dyn Fn() -> u64,
     ) -> Result<Outcome, StoreError> {
         let mut seen: Vec<(String, Slot, u32)> = Vec::with_capacity(2);
+        let mut now_us = 0;
         for slot in candidates {
             let key = self.slot_key(slot);
             let (slot, cas) = store.get(&key)?.map_or((Slot::EMPTY, 0), |(v, cas)| (Slot::decode(&v), cas));
+            now_us = clock();
             if slot.fingerprint == fingerprint {
                 return write(store, &key, fingerprint, rate.take(slot.tat, now_us), cas, false);
             }
@@ -259,6 +274,36 @@ mod tests {
                 table.take(store, rate(n), key.as_bytes(), NOW).map(|o| o.take.allowed).unwrap_or(false)
             })
             .count()
+    }
+
+    #[test]
+    fn a_bucket_is_judged_at_a_time_read_after_it() {
+        // Four of five taken at NOW by another worker; this request's time was read half a
+        // second earlier, before it lost the race to the slot.
+        let store = MemoryStore::default();
+        let table = Table::new("ns", 64, [3; 16]);
+        let five = Rate { requests: 5, window_seconds: 3600, burst: 5 };
+        for _ in 0..4 {
+            assert!(table.take(&store, five, b"k", NOW).unwrap().take.allowed);
+        }
+        let stale = NOW - 500_000;
+        // Judged at the stale time, the fifth is refused for half a second: the bucket looks
+        // ahead of its "now".
+        let copy = MemoryStore::default();
+        for _ in 0..4 {
+            table.take(&copy, five, b"k", NOW).unwrap();
+        }
+        let o = table.take(&copy, five, b"k", stale).unwrap();
+        assert_eq!((o.take.allowed, o.take.retry_after), (false, 1));
+        // Read after the slot, the time is the update's or later: the fifth is allowed.
+        let reads = std::cell::Cell::new(0);
+        let clock = || {
+            reads.set(reads.get() + 1);
+            NOW
+        };
+        assert!(table.take_at(&store, five, b"k", &clock).unwrap().take.allowed);
+        assert!(reads.get() >= 1);
+        assert!(!table.take_at(&store, five, b"k", &clock).unwrap().take.allowed);
     }
 
     #[test]

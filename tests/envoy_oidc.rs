@@ -448,7 +448,8 @@ fn opaque_tokens_are_introspected_once_per_cache_lifetime_and_fail_closed() {
     assert_eq!(seen[0].header("x-client-id"), Some("orders-client"), "the answer's claims are the caller's");
     assert_eq!(seen[0].header("authorization"), None, "the token reached the upstream");
 
-    // An unknown token: inactive, refused, and asked about once however often it is sent.
+    // An unknown token: inactive, refused, and asked about once per worker however often it
+    // is sent.
     let before = idp.introspections();
     for _ in 0..3 {
         let r = Client::new(envoy.port).request(
@@ -459,7 +460,9 @@ fn opaque_tokens_are_introspected_once_per_cache_lifetime_and_fail_closed() {
         );
         assert_eq!((r.status, r.json()["type"].as_str()), (401, Some("urn:api-guard:problem:token-invalid")));
     }
-    assert_eq!(idp.introspections() - before, 1);
+    // Inactive answers are remembered per worker VM (two workers: at most two calls).
+    let asked = idp.introspections() - before;
+    assert!((1..=2).contains(&asked), "{asked} calls for one unknown token");
     assert_eq!(envoy.series(support::envoy::REQUESTS, &[("cause", "inactive")]), 3);
     assert!(upstream.seen_path("/orders/x").is_empty());
 

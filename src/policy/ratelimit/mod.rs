@@ -184,7 +184,8 @@ impl<'a> Limiter<'a> {
     /// Counters judged at the time `clock` reads as each bucket is read (the host's wall
     /// clock, where other worker VMs update the same buckets).
     pub fn with_clock(table: &'a Table, store: &'a dyn Store, clock: &'a dyn Fn() -> u64) -> Limiter<'a> {
-        Limiter { table, store, now_us: clock(), clock: Some(clock), events: RefCell::new(Vec::new()) }
+        // The time is read per bucket, as each is judged (`now_us` stands only without a clock).
+        Limiter { table, store, now_us: 0, clock: Some(clock), events: RefCell::new(Vec::new()) }
     }
 
     /// What happened to each policy checked, in order: (policy index, event).

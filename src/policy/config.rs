@@ -16,6 +16,8 @@ use super::jwt::alg::Alg;
 use super::method::Method;
 use super::Policy;
 
+mod reader;
+
 /// The whole api-guard configuration. An empty document (or no configuration at all) is
 /// valid and means the documented safe defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -1035,6 +1037,10 @@ impl ConfigError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError { path: path.into(), message: message.into(), line: None }
     }
+
+    fn at_line(self, line: usize) -> ConfigError {
+        ConfigError { line: Some(line), ..self }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -1071,32 +1077,15 @@ pub fn parse_document(bytes: &[u8]) -> Result<Config, ConfigError> {
     if !text.trim_start().starts_with('{') {
         return Err(ConfigError::new(".", "configuration must be a JSON object"));
     }
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        // serde_path_to_error says `?` where no field was reached (a syntax error).
-        let path = match e.path().to_string() {
-            p if p == "?" || p.is_empty() => ".".to_string(),
-            p => p,
-        };
-        let inner = e.into_inner();
-        let line = inner.line();
-        let (path, message) = match inner.classify() {
+    reader::from_str::<Config>(text).map_err(|e| {
+        let (line, column) = e.position(text);
+        match e.is_syntax() {
             // A syntax error has no field: where it is in the text is all there is to say.
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                (".".to_string(), inner.to_string())
-            }
-            _ => (path, in_users_words(&without_position(&inner.to_string()))),
-        };
-        ConfigError { path, message, line: (line > 0).then_some(line) }
+            true => ConfigError::new(".", format!("{} at line {line} column {column}", e.message())),
+            false => ConfigError::new(e.path(), in_users_words(e.message())),
+        }
+        .at_line(line)
     })
-}
-
-/// serde_json's message without its trailing ` at line L column C` (the path says where).
-fn without_position(message: &str) -> String {
-    match message.rsplit_once(" at line ") {
-        Some((head, tail)) if tail.contains(" column ") => head.to_string(),
-        _ => message.to_string(),
-    }
 }
 
 /// Field names another gateway filter uses for something api-guard spells differently: the

@@ -14,7 +14,7 @@ const GROUPS = [
   ["JSON Schema validator (`boon`)", /^(boon|appendlist|ahash|once_cell)$/],
   ["ECMA-262 pattern engine (`regress`, `memchr`)", /^(regress|memchr)$/],
   ["URL and IDNA (`url`, `idna`, `icu_*`, `fluent-uri`, …)", /^(url|idna|idna_adapter|icu_.*|fluent_uri|percent_encoding|form_urlencoded|utf8_iter|zerovec|zerofrom|yoke|tinystr|writeable|litemap|potential_utf|smallvec|borrow_or_share|ref_cast)$/],
-  ["`serde`, `serde_json` (with `indexmap`), `serde_path_to_error`", /^(serde|serde_core|serde_json|serde_path_to_error|itoa|ryu|zmij|indexmap|equivalent)$/],
+  ["`serde`, `serde_json` (with `indexmap`)", /^(serde|serde_core|serde_json|itoa|ryu|zmij|indexmap|equivalent)$/],
   ["`jwt-compact` (and `anyhow`, its error type)", /^(jwt_compact|anyhow)$/],
   ["`ed25519-compact`", /^ed25519_compact$/],
   ["hashing (`sha2`, `hmac`, `digest`, `subtle`)", /^(sha2|hmac|digest|block_buffer|crypto_common|generic_array|cpufeatures|subtle)$/],

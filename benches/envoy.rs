@@ -765,6 +765,19 @@ fn main() {
         );
     }
 
+    // BENCH_BEFORE=old.wasm: L, B, D and G again with another build of the module (rows
+    // L-before, ...), so a change is measured before and after in one interleaved run.
+    let before = std::env::var("BENCH_BEFORE").ok();
+    if let Some(old) = &before {
+        let again: Vec<Case> = [("L", "L-before"), ("B", "B-before"), ("D", "D-before"), ("G", "G-before")]
+            .iter()
+            .filter_map(|(key, again)| {
+                let c = cases.iter().find(|c| c.key == *key)?;
+                Some(c.with_module(again, "the same, with the BENCH_BEFORE module", &module_s, old))
+            })
+            .collect();
+        cases.extend(again);
+    }
     // BENCH_ONLY=A,W,L runs a subset (for quick experiments; budgets need the full set).
     let all_cases = cases.len();
     if let Ok(only) = std::env::var("BENCH_ONLY") {
@@ -775,13 +788,29 @@ fn main() {
     let quiet = EnvoyOptions { log_level: "warning", wasm_log_level: None, ..EnvoyOptions::default() };
     // How many of each mixed row's first-seen tokens have been sent.
     let mut innocent_cursor: BTreeMap<&str, usize> = BTreeMap::new();
+    // BENCH_STARTS=n: every configuration is started n times, interleaved (A W L ..., A W L
+    // ...), and its start-to-ready is the median; a single start varies by hundreds of ms.
+    let starts: usize = std::env::var("BENCH_STARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let mut started: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 1..starts {
+        for c in cases.iter() {
+            let start = Instant::now();
+            let opts = EnvoyOptions { concurrency: c.workers, ..quiet.clone() };
+            let envoy = Envoy::start_yaml(&bootstrap(&c.filters, &c.clusters), &opts)
+                .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
+            started.entry(c.key).or_default().push(start.elapsed().as_secs_f64() * 1000.0);
+            drop(envoy);
+        }
+    }
     for c in cases.iter_mut() {
         let start = Instant::now();
         let opts = EnvoyOptions { concurrency: c.workers, ..quiet.clone() };
         let envoy = Envoy::start_yaml(&bootstrap(&c.filters, &c.clusters), &opts)
             .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
         c.port = envoy.port;
-        c.startup_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let mut samples = started.remove(c.key).unwrap_or_default();
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+        c.startup_ms = median(samples);
         c.envoy = Some(envoy);
         let tokens = c.innocent.clone().unwrap_or_default();
         let (.., used) = wrk(c, 1, &tokens); // warm up, and check the configuration admits the request
@@ -869,6 +898,7 @@ fn main() {
             );
         }
         budgets(&cases, &m, &module);
+        before_and_after(&cases, &m);
         return;
     }
     let a = m["A"];
@@ -900,6 +930,7 @@ fn main() {
         );
     }
     budgets(&cases, &m, &module);
+    before_and_after(&cases, &m);
     // The same verifications net of each filter's cached-token cost (what a cache miss adds):
     // less sensitive to noise in W than the budget rows, which subtract W.
     println!();
@@ -1083,7 +1114,40 @@ fn native_anchor(key: &str) -> &'static str {
     }
 }
 
+/// With `BENCH_BEFORE`: each row measured with both modules, side by side.
+fn before_and_after(cases: &[Case], m: &BTreeMap<&str, Run>) {
+    for c in cases {
+        let Some(key) = c.key.strip_suffix("-before") else { continue };
+        let Some(after) = cases.iter().find(|a| a.key == key) else { continue };
+        let rss = |c: &Case| rss_kib(c.envoy.as_ref().unwrap().pid()) as f64 / 1024.0;
+        println!(
+            "{key} before → after: start-to-ready {:.0} → {:.0} ms, RSS {:.1} → {:.1} MiB, CPU {:.1} → {:.1} µs/req, {:.0} → {:.0} req/s",
+            c.startup_ms,
+            after.startup_ms,
+            rss(c),
+            rss(after),
+            m[c.key].cpu_us,
+            m[key].cpu_us,
+            m[c.key].rps,
+            m[key].rps
+        );
+    }
+}
+
 impl Case {
+    /// The same configuration and traffic, with the module at `to` where this one has `from`.
+    fn with_module(&self, key: &'static str, what: &'static str, from: &str, to: &str) -> Case {
+        Case {
+            body: self.body.clone(),
+            denied: self.denied,
+            forge: self.forge,
+            innocent: self.innocent.clone(),
+            workers: self.workers,
+            clusters: self.clusters.clone(),
+            ..Case::new(key, what, self.filters.replace(from, to), self.path, self.token.clone(), self.origin)
+        }
+    }
+
     fn new(
         key: &'static str,
         what: &'static str,

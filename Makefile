@@ -81,7 +81,7 @@ clippy: target
 
 unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
-	cargo test --test config_schema --test layering --test jwt_vectors --test kong_config --features schema
+	cargo test --test config_schema --test config_reader --test layering --test jwt_vectors --test kong_config --features schema
 	cargo test --profile release-tests --test fuzz_corpus --test ecdsa_vectors
 	cargo test --profile release-tests --test json_schema_suite --test corpus_bodies -- --nocapture
 

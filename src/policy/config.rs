@@ -1307,6 +1307,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_is_named_by_its_name_only() {
+        // A variant's index would name the first kind, `public`.
+        let e = err(r#"{"routes":[{"name":"a","match":{"prefix":"/"},"auth":{"type":0}}]}"#);
+        assert_eq!(e.path, "routes[0].auth.type");
+        let e = err(r#"{"limits":{"query_credentials":{"action":0}}}"#);
+        assert_eq!(e.path, "limits.query_credentials.action");
+        assert!(e.message.starts_with("must be one of `deny`"), "{e}");
+        let e = err(r#"{"limits":{"query_credentials":{"action":{"deny":null}}}}"#);
+        assert!(e.message.ends_with("not an object"), "{e}");
+    }
+
+    #[test]
+    fn text_after_the_document_is_refused() {
+        let e = err(r#"{"limits":{}} {"limits":{"max_body_bytes":1}}"#);
+        assert_eq!(e.path, ".");
+        assert!(e.message.contains("trailing characters"), "{e}");
+        assert!(parse(b"{\"limits\":{}}\n\t ").is_ok());
+    }
+
+    #[test]
     fn other_filters_spellings_get_the_api_guard_one() {
         let jwt = |provider: &str| {
             format!(

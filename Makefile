@@ -154,7 +154,7 @@ size-by-crate: target ## Module code and TurboFan compile time by dependency (cr
 
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	$(BENCH_CARGO) --bench core
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" cargo bench --target wasm32-wasip1 --bench core
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_BENCH_RUNNER)" $(BENCH_CARGO) --target wasm32-wasip1 --bench core
 
 tests/corpus/node_modules/.package-lock.json: tests/corpus/package-lock.json
 	cd tests/corpus && npm ci --no-audit --no-fund --loglevel=error

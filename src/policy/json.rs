@@ -70,6 +70,55 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// The character a JSON string escape stands for, read from `bytes` at `pos`, just after its
+/// backslash; `pos` moves past it. A surrogate pair (`\ud83d\ude00`) is one character; a lone
+/// surrogate is an error. Errors are serde_json's words (the configuration reader shows them).
+pub fn unescape(bytes: &[u8], pos: &mut usize) -> Result<char, &'static str> {
+    let b = *bytes.get(*pos).ok_or("EOF while parsing a string")?;
+    *pos += 1;
+    Ok(match b {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let unit = hex4(bytes, pos)?;
+            let code = match unit {
+                0xD800..=0xDBFF => {
+                    if bytes.get(*pos..*pos + 2) != Some(b"\\u") {
+                        return Err("lone leading surrogate in hex escape");
+                    }
+                    *pos += 2;
+                    let low = hex4(bytes, pos)?;
+                    if !(0xDC00..=0xDFFF).contains(&low) {
+                        return Err("lone leading surrogate in hex escape");
+                    }
+                    0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                }
+                0xDC00..=0xDFFF => return Err("lone trailing surrogate in hex escape"),
+                _ => unit,
+            };
+            char::from_u32(code).ok_or("invalid unicode code point")?
+        }
+        _ => return Err("invalid escape"),
+    })
+}
+
+/// Four hex digits of a `\u` escape.
+fn hex4(bytes: &[u8], pos: &mut usize) -> Result<u32, &'static str> {
+    let digits = bytes.get(*pos..*pos + 4).ok_or("EOF while parsing a string")?;
+    let mut value = 0;
+    for &d in digits {
+        value = value * 16 + char::from(d).to_digit(16).ok_or("invalid escape")?;
+    }
+    *pos += 4;
+    Ok(value)
+}
+
 /// A member name as an RFC 6901 pointer token (`~` → `~0`, `/` → `~1`).
 pub fn pointer_token(name: &str) -> std::borrow::Cow<'_, str> {
     if name.contains(['~', '/']) {
@@ -105,6 +154,31 @@ pub fn parse_object(bytes: &[u8]) -> Option<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_decode_as_serde_json_decodes_them() {
+        for (escape, want) in [
+            ("\\\"", Ok('"')),
+            ("\\u00e9", Ok('é')),
+            ("\\ud83d\\ude00", Ok('😀')),
+            ("\\ud83d", Err("lone leading surrogate in hex escape")),
+            ("\\ud83d\\u0041", Err("lone leading surrogate in hex escape")),
+            ("\\ude00", Err("lone trailing surrogate in hex escape")),
+            ("\\u12g4", Err("invalid escape")),
+            ("\\u12", Err("EOF while parsing a string")),
+            ("\\x", Err("invalid escape")),
+        ] {
+            let mut pos = 1;
+            assert_eq!(unescape(escape.as_bytes(), &mut pos), want, "{escape}");
+            if let Ok(c) = want {
+                assert_eq!(pos, escape.len(), "{escape}");
+                let text = format!("\"{escape}\"");
+                assert_eq!(serde_json::from_str::<String>(&text).unwrap(), c.to_string());
+            } else {
+                assert!(serde_json::from_str::<String>(&format!("\"{escape}\"")).is_err(), "{escape}");
+            }
+        }
+    }
 
     #[test]
     fn parses_like_serde_json() {

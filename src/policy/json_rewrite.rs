@@ -463,37 +463,7 @@ impl<'s> Cursor<'s> {
                 }
                 Some(b'\\') => {
                     self.i += 1;
-                    let e = self.peek().ok_or(NotJson)?;
-                    self.i += 1;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xd800..0xdc00).contains(&hi) {
-                                if !(self.eat(b'\\') && self.eat(b'u')) {
-                                    return Err(NotJson);
-                                }
-                                let lo = self.hex4()?;
-                                if !(0xdc00..0xe000).contains(&lo) {
-                                    return Err(NotJson);
-                                }
-                                0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
-                            } else if (0xdc00..0xe000).contains(&hi) {
-                                return Err(NotJson);
-                            } else {
-                                hi
-                            };
-                            char::from_u32(code).ok_or(NotJson)?
-                        }
-                        _ => return Err(NotJson),
-                    };
+                    let ch = super::json::unescape(self.s, &mut self.i).map_err(|_| NotJson)?;
                     owned.push(ch);
                 }
                 Some(0..=0x1f) | None => return Err(NotJson),
@@ -521,16 +491,6 @@ impl<'s> Cursor<'s> {
         }
         let rest = self.s.get(self.i..).unwrap_or(&[]);
         self.i += rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len());
-    }
-
-    fn hex4(&mut self) -> Result<u32, NotJson> {
-        let digits = self.s.get(self.i..self.i + 4).ok_or(NotJson)?;
-        let text = std::str::from_utf8(digits).map_err(|_| NotJson)?;
-        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(NotJson);
-        }
-        self.i += 4;
-        u32::from_str_radix(text, 16).map_err(|_| NotJson)
     }
 }
 

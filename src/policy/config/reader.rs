@@ -297,54 +297,11 @@ impl<'de> Reader<'de> {
     }
 
     /// The character of an escape, after its backslash.
-    #[inline(never)]
     fn escape(&mut self) -> Result<char, Error> {
-        let Some(&b) = self.text.as_bytes().get(self.pos) else {
-            return Err(self.error("EOF while parsing a string"));
-        };
-        self.pos += 1;
-        Ok(match b {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
-                let unit = self.hex4()?;
-                let code = match unit {
-                    0xD800..=0xDBFF => {
-                        if !self.text.get(self.pos..).is_some_and(|r| r.starts_with("\\u")) {
-                            return Err(self.error("lone leading surrogate in hex escape"));
-                        }
-                        self.pos += 2;
-                        let low = self.hex4()?;
-                        if !(0xDC00..=0xDFFF).contains(&low) {
-                            return Err(self.error("lone leading surrogate in hex escape"));
-                        }
-                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    0xDC00..=0xDFFF => return Err(self.error("lone trailing surrogate in hex escape")),
-                    _ => unit,
-                };
-                char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))?
-            }
-            _ => return Err(self.error("invalid escape")),
-        })
-    }
-
-    fn hex4(&mut self) -> Result<u32, Error> {
-        let digits =
-            self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.error("EOF while parsing a string"))?;
-        match digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            true => {
-                self.pos += 4;
-                u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid escape"))
-            }
-            false => Err(self.error("invalid escape")),
-        }
+        let mut pos = self.pos;
+        let decoded = crate::policy::json::unescape(self.text.as_bytes(), &mut pos);
+        self.pos = pos;
+        decoded.map_err(|message| self.error(message))
     }
 
     fn digits(&mut self) -> usize {

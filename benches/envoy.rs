@@ -766,17 +766,16 @@ fn main() {
     }
 
     // BENCH_BEFORE=old.wasm: L, B, D and G again with another build of the module (rows
-    // L-before, ...), so a change is measured before and after in one interleaved run.
-    let before = std::env::var("BENCH_BEFORE").ok();
-    if let Some(old) = &before {
-        let again: Vec<Case> = [("L", "L-before"), ("B", "B-before"), ("D", "D-before"), ("G", "G-before")]
-            .iter()
-            .filter_map(|(key, again)| {
-                let c = cases.iter().find(|c| c.key == *key)?;
-                Some(c.with_module(again, "the same, with the BENCH_BEFORE module", &module_s, old))
-            })
-            .collect();
-        cases.extend(again);
+    // L-before, ...), each right after its own row, so a change is measured before and after
+    // in one interleaved run and neither module always runs last in a round.
+    if let Ok(old) = std::env::var("BENCH_BEFORE") {
+        for (key, again) in [("L", "L-before"), ("B", "B-before"), ("D", "D-before"), ("G", "G-before")] {
+            if let Some(at) = cases.iter().position(|c| c.key == key) {
+                let row =
+                    cases[at].with_module(again, "the same, with the BENCH_BEFORE module", &module_s, &old);
+                cases.insert(at + 1, row);
+            }
+        }
     }
     // BENCH_ONLY=A,W,L runs a subset (for quick experiments; budgets need the full set).
     let all_cases = cases.len();
@@ -791,25 +790,24 @@ fn main() {
     // BENCH_STARTS=n: every configuration is started n times, interleaved (A W L ..., A W L
     // ...), and its start-to-ready is the median; a single start varies by hundreds of ms.
     let starts: usize = std::env::var("BENCH_STARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
-    let mut started: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for _ in 1..starts {
-        for c in cases.iter() {
-            let start = Instant::now();
-            let opts = EnvoyOptions { concurrency: c.workers, ..quiet.clone() };
-            let envoy = Envoy::start_yaml(&bootstrap(&c.filters, &c.clusters), &opts)
-                .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
-            started.entry(c.key).or_default().push(start.elapsed().as_secs_f64() * 1000.0);
-            drop(envoy);
-        }
-    }
-    for c in cases.iter_mut() {
+    let start_envoy = |c: &Case| {
         let start = Instant::now();
         let opts = EnvoyOptions { concurrency: c.workers, ..quiet.clone() };
         let envoy = Envoy::start_yaml(&bootstrap(&c.filters, &c.clusters), &opts)
             .unwrap_or_else(|log| panic!("{}: Envoy did not start\n{log}", c.key));
+        (envoy, start.elapsed().as_secs_f64() * 1000.0)
+    };
+    let mut started: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 1..starts {
+        for c in cases.iter() {
+            started.entry(c.key).or_default().push(start_envoy(c).1);
+        }
+    }
+    for c in cases.iter_mut() {
+        let (envoy, ms) = start_envoy(c);
         c.port = envoy.port;
         let mut samples = started.remove(c.key).unwrap_or_default();
-        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+        samples.push(ms);
         c.startup_ms = median(samples);
         c.envoy = Some(envoy);
         let tokens = c.innocent.clone().unwrap_or_default();

@@ -83,7 +83,7 @@ unit: ## Native tests of the core (and the schema check)
 	cargo test --lib --features schema
 	cargo test --test config_schema --test config_reader --test layering --test jwt_vectors --test kong_config --features schema
 	cargo test --profile release-tests --test fuzz_corpus --test ecdsa_vectors
-	cargo test --profile release-tests --test json_schema_suite --test corpus_bodies -- --nocapture
+	cargo test --profile release-tests --test json_schema_suite --test corpus_bodies --test quick_body -- --nocapture
 
 wasm-unit: target ## The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_TEST_RUNNER)" cargo test --target wasm32-wasip1 --lib --test jwt_vectors

@@ -279,8 +279,11 @@ fn request_validation() {
     time(&format!("parse {} B order (serde_json::Value)", body.len()), 5_000, || {
         black_box(serde_json::from_slice::<Value>(black_box(body)).unwrap());
     });
-    time(&format!("validate {} B order (parse+schema+shape)", body.len()), 5_000, || {
+    time(&format!("validate {} B order (one pass)", body.len()), 5_000, || {
         policy.check_body(target, black_box(body)).unwrap();
+    });
+    time(&format!("validate {} B order (tree: parse+schema+shape)", body.len()), 5_000, || {
+        policy.check_body_tree(target, black_box(body)).unwrap();
     });
 
     // 100 KB: the same order with many items (the array bound lifted for the bench).
@@ -300,8 +303,11 @@ fn request_validation() {
     time(&format!("JSON limits scan, {} KB order", big.len() / 1024), 200, || {
         scan(JsonLimits { max_array_length: 100_000, ..JsonLimits::default() }, black_box(&big)).unwrap();
     });
-    time(&format!("validate {} KB order (parse+schema+shape)", big.len() / 1024), 100, || {
+    time(&format!("validate {} KB order (one pass)", big.len() / 1024), 100, || {
         big_policy.check_body(target, black_box(&big)).unwrap();
+    });
+    time(&format!("validate {} KB order (tree: parse+schema+shape)", big.len() / 1024), 100, || {
+        big_policy.check_body_tree(target, black_box(&big)).unwrap();
     });
 
     let doc = big_document(200);

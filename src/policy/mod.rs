@@ -24,6 +24,7 @@ pub mod denial;
 pub mod digest;
 pub mod http;
 pub mod json;
+pub mod json_cursor;
 pub mod json_limits;
 pub mod json_rewrite;
 pub mod jwt;
@@ -612,6 +613,20 @@ impl Policy {
     pub fn check_body(&self, target: body::BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
         match &self.api {
             Some(api) => api.check_body(target, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the one-pass half of [`Policy::check_body`] alone finds the body valid
+    /// (`false` is no verdict): for tests and benchmarks that hold it to the tree half.
+    pub fn check_body_quick(&self, target: body::BodyTarget, bytes: &[u8]) -> bool {
+        self.api.as_ref().is_some_and(|api| api.check_body_quick(target, bytes))
+    }
+
+    /// The tree half of [`Policy::check_body`] alone: the verdict it falls back on.
+    pub fn check_body_tree(&self, target: body::BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
+        match &self.api {
+            Some(api) => api.check_body_tree(target, bytes),
             None => Ok(()),
         }
     }

@@ -12,6 +12,7 @@
 //! ([`ApiSpec::check_body`]), after the streaming JSON limits have passed.
 
 pub mod params;
+pub mod quick;
 pub mod read;
 pub mod schema;
 pub mod shape;
@@ -811,14 +812,41 @@ impl ApiSpec {
         }
     }
 
-    /// Validates a complete body.
-    pub fn check_body(&self, target: BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
-        let Some(m) = self
-            .operations
+    /// The media type a body was matched to.
+    fn media(&self, target: BodyTarget) -> Option<&MediaSpec> {
+        self.operations
             .get(target.operation)
             .and_then(|o| o.body.as_ref())
             .and_then(|b| b.media.get(target.media))
-        else {
+    }
+
+    /// Validates a complete body: in one pass over its bytes when that can say it is valid,
+    /// else as a tree ([`ApiSpec::check_body_tree`]), which gives the errors.
+    pub fn check_body(&self, target: BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
+        if self.check_body_quick(target, bytes) {
+            return Ok(());
+        }
+        self.check_body_tree(target, bytes)
+    }
+
+    /// Whether the one-pass check alone finds a JSON body valid (`false` is no verdict).
+    pub fn check_body_quick(&self, target: BodyTarget, bytes: &[u8]) -> bool {
+        self.media(target).is_some_and(|m| m.kind == MediaKind::Json && self.quick_body(m).valid(bytes))
+    }
+
+    /// The one-pass check of a JSON body of media `m` (see [`quick`]).
+    fn quick_body<'s>(&'s self, m: &MediaSpec) -> quick::Quick<'s> {
+        let shapes = m
+            .shape
+            .filter(|s| self.shapes.worth_walking(*s, self.reject_unknown_fields))
+            .map(|s| (&self.shapes, s, self.reject_unknown_fields));
+        quick::Quick::new(&self.schemas, m.schema, shapes)
+    }
+
+    /// Validates a complete body as a tree, with every error found: the verdict whenever the
+    /// one-pass check is not sure.
+    pub fn check_body_tree(&self, target: BodyTarget, bytes: &[u8]) -> Result<(), Denial> {
+        let Some(m) = self.media(target) else {
             return Ok(());
         };
         let mut errors = Vec::new();

@@ -156,6 +156,11 @@ impl SchemaSet {
         Ok(())
     }
 
+    /// The validator's index of schema `id`, for [`super::quick`] (`None`: not compiled).
+    pub fn index(&self, id: SchemaId) -> Option<SchemaIndex> {
+        self.slots.get(id.0).copied().filter(|i| self.schemas.contains(*i))
+    }
+
     /// Validates `value`; failures are appended to `out` (at most `max` entries in all), with
     /// pointers under `prefix`.
     pub fn validate(

@@ -82,6 +82,20 @@ struct Verdict {
     open: bool,
 }
 
+impl Verdict {
+    /// Why a request must not carry the member, as a keyword and a message: a `readOnly`
+    /// member, or, with `unknown`, an undeclared one where no schema lets any member through.
+    fn refused_in_request(self, unknown: bool) -> Option<(&'static str, &'static str)> {
+        if self.read_only {
+            Some(("readOnly", "is read-only and must not be sent"))
+        } else if unknown && !self.known && !self.open {
+            Some(("additionalProperties", "is not a documented property"))
+        } else {
+            None
+        }
+    }
+}
+
 /// The compiled shapes of a document.
 #[derive(Debug, Clone, Default)]
 pub struct Shapes {
@@ -309,6 +323,20 @@ impl Shapes {
         true
     }
 
+    /// For a streaming check of a request body: whether member `name` of an object where
+    /// `stack[from..]` apply may be sent (as [`Shapes::check`] judges it); if so, the schemas of
+    /// its value are pushed onto `stack`.
+    pub fn admit(&self, stack: &mut Vec<usize>, from: usize, name: &str, unknown: bool) -> bool {
+        let ids = self.applying_at(stack, from);
+        let start = stack.len();
+        let v = self.lookup(&ids, name, stack);
+        if v.refused_in_request(unknown).is_some() {
+            stack.truncate(start);
+            return false;
+        }
+        true
+    }
+
     /// For a streaming rewrite: pushes the schemas of the items of an array where
     /// `stack[from..]` apply onto `stack`.
     pub fn items(&self, stack: &mut Vec<usize>, from: usize) {
@@ -389,12 +417,8 @@ impl Shapes {
                         };
                     next.clear();
                     let v = self.lookup(&ids, name, &mut next);
-                    if v.read_only {
-                        report(out, path, "readOnly", "is read-only and must not be sent");
-                        continue;
-                    }
-                    if unknown && !v.known && !v.open {
-                        report(out, path, "additionalProperties", "is not a documented property");
+                    if let Some((keyword, message)) = v.refused_in_request(unknown) {
+                        report(out, path, keyword, message);
                         continue;
                     }
                     if !next.is_empty() && matches!(member, Value::Object(_) | Value::Array(_)) {

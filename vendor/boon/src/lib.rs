@@ -106,6 +106,8 @@ mod compiler;
 mod content;
 mod draft;
 mod pattern;
+// api-guard patch: validation without a tree (quick.rs).
+mod quick;
 mod formats;
 mod loader;
 mod output;
@@ -120,6 +122,7 @@ pub use {
     compiler::{CompileError, Compiler, Draft},
     content::{Decoder, MediaType},
     formats::Format,
+    quick::Scalar,
     loader::{SchemeUrlLoader, UrlLoader},
     output::{
         AbsoluteKeywordLocation, FlagOutput, KeywordPath, OutputError, OutputUnit, SchemaToken,
@@ -143,6 +146,8 @@ pub struct SchemaIndex(usize);
 pub struct Schemas {
     list: Vec<Schema>,
     map: HashMap<UrlPtr, usize>, // loc => schema-index
+    // api-guard patch: some schema uses `$dynamicRef` or `$recursiveRef` (quick.rs).
+    dynamic: bool,
 }
 
 impl Schemas {
@@ -152,6 +157,7 @@ impl Schemas {
 
     fn insert(&mut self, locs: Vec<UrlPtr>, compiled: Vec<Schema>) {
         for (up, sch) in locs.into_iter().zip(compiled.into_iter()) {
+            self.dynamic |= sch.dynamic_ref.is_some() || sch.recursive_ref.is_some();
             let i = self.list.len();
             self.list.push(sch);
             self.map.insert(up, i);

@@ -1,0 +1,235 @@
+//! A JSON request body judged in one pass over its bytes, without building a tree.
+//!
+//! Parsing a body into a `serde_json::Value` (a map and a string allocation per member, a
+//! keyed hash per name), validating the tree and dropping it cost several times what reading
+//! the bytes does. Here the body is read once with [`Cursor`]; at each value the schemas that
+//! apply are asked, through the validator's own compiled schemas (`boon::Schemas::quick_*`),
+//! whether it can still be valid, and the object shapes whether each member may be sent.
+//!
+//! The answer is only ever "valid" or "not sure": a body that breaks a rule, is not JSON as
+//! `serde_json` reads it, or meets a schema keyword this pass does not follow is handed to the
+//! tree check ([`super::ApiSpec::check_body`]), which gives the verdict and its errors. So a
+//! refusal always comes from the tree check, and a "valid" here must be one it would give
+//! (`tests/quick_body.rs` holds the two to that on the JSON Schema Test Suite and on mutated
+//! bodies).
+
+use boon::{Scalar, SchemaIndex, Schemas};
+use serde_json::Number;
+
+use super::schema::{SchemaId, SchemaSet};
+use super::shape::Shapes;
+use crate::policy::json_cursor::Cursor;
+
+/// Nesting beyond which the pass gives up (below serde_json's limit, so never more lenient).
+const MAX_DEPTH: usize = 100;
+
+/// What one body is checked against.
+pub struct Quick<'a> {
+    /// The body's compiled schema, if it has one.
+    pub schema: Option<(&'a Schemas, SchemaIndex)>,
+    /// The shapes and the body's root shape, when walking them can refuse anything; with
+    /// whether undeclared members are refused.
+    pub shapes: Option<(&'a Shapes, usize, bool)>,
+}
+
+impl<'a> Quick<'a> {
+    /// The check of a body with schema `id` of `set` and the shape `shape`.
+    pub fn new(
+        set: &'a SchemaSet,
+        id: Option<SchemaId>,
+        shapes: Option<(&'a Shapes, usize, bool)>,
+    ) -> Quick<'a> {
+        Quick { schema: id.and_then(|id| set.index(id)).map(|i| (&set.schemas, i)), shapes }
+    }
+
+    /// Whether `body` is certainly valid: JSON that `serde_json` reads, that the schema takes
+    /// and whose members the shapes let through. `false` means not sure.
+    pub fn valid(&self, body: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(body) else { return false };
+        let mut w = Walk {
+            c: Cursor::new(text),
+            roots: Vec::new(),
+            applying: Vec::new(),
+            shape: Vec::new(),
+            names: Vec::new(),
+        };
+        if let Some((_, root)) = self.schema {
+            w.roots.push(root);
+        }
+        if let Some((_, root, _)) = self.shapes {
+            w.shape.push(root);
+        }
+        w.c.ws();
+        if !self.value(&mut w, 0, 0, 0) {
+            return false;
+        }
+        w.c.ws();
+        w.c.i == w.c.s.len()
+    }
+
+    /// One value: `w.roots[roots..]` are its schemas, `w.shape[shape..]` its shapes.
+    fn value<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        let schemas = self.schema.map(|(s, _)| s);
+        match w.c.peek() {
+            Some(b'{') => self.object(w, roots, shape, depth),
+            Some(b'[') => self.array(w, roots, shape, depth),
+            Some(b'"') => {
+                let Ok(text) = w.c.string() else { return false };
+                scalar(schemas, w, roots, Scalar::String(&text))
+            }
+            Some(b't') => w.c.literal(b"true").is_ok() && scalar(schemas, w, roots, Scalar::Bool(true)),
+            Some(b'f') => w.c.literal(b"false").is_ok() && scalar(schemas, w, roots, Scalar::Bool(false)),
+            Some(b'n') => w.c.literal(b"null").is_ok() && scalar(schemas, w, roots, Scalar::Null),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = w.c.i;
+                if w.c.number().is_err() {
+                    return false;
+                }
+                let Some(n) = w.c.text.get(start..w.c.i).and_then(number) else { return false };
+                scalar(schemas, w, roots, Scalar::Number(&n))
+            }
+            _ => false,
+        }
+    }
+
+    fn object<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
+        let applying = w.applying.len();
+        if let Some((schemas, _)) = self.schema {
+            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), &mut w.applying)
+                || !schemas.quick_object(w.applying.get(applying..).unwrap_or(&[]))
+            {
+                return false;
+            }
+        }
+        let names = w.names.len();
+        let shaped = w.shape.len() > shape;
+        w.c.i += 1;
+        w.c.ws();
+        if !w.c.eat(b'}') {
+            loop {
+                w.c.ws();
+                let Ok(name) = w.c.string() else { return false };
+                let (child_roots, child_shape) = (w.roots.len(), w.shape.len());
+                if let Some((schemas, _)) = self.schema {
+                    let here = w.applying.get(applying..).unwrap_or(&[]);
+                    if !schemas.quick_member(here, &name, &mut w.roots) {
+                        return false;
+                    }
+                }
+                if let (Some((shapes, _, unknown)), true) = (self.shapes, shaped) {
+                    if !shapes.admit(&mut w.shape, shape, &name, unknown) {
+                        return false;
+                    }
+                }
+                w.c.ws();
+                if !w.c.eat(b':') {
+                    return false;
+                }
+                w.c.ws();
+                if !self.value(w, child_roots, child_shape, depth + 1) {
+                    return false;
+                }
+                w.roots.truncate(child_roots);
+                w.shape.truncate(child_shape);
+                w.names.push(name);
+                w.c.ws();
+                if w.c.eat(b',') {
+                    continue;
+                }
+                if w.c.eat(b'}') {
+                    break;
+                }
+                return false;
+            }
+        }
+        let ok = self.schema.is_none_or(|(schemas, _)| {
+            schemas.quick_required(
+                w.applying.get(applying..).unwrap_or(&[]),
+                w.names.get(names..).unwrap_or(&[]),
+            )
+        });
+        w.names.truncate(names);
+        w.applying.truncate(applying);
+        ok
+    }
+
+    fn array<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
+        let applying = w.applying.len();
+        if let Some((schemas, _)) = self.schema {
+            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), &mut w.applying)
+                || !schemas.quick_array(w.applying.get(applying..).unwrap_or(&[]))
+            {
+                return false;
+            }
+        }
+        let child_shape = w.shape.len();
+        if let (Some((shapes, _, _)), true) = (self.shapes, w.shape.len() > shape) {
+            shapes.items(&mut w.shape, shape);
+        }
+        w.c.i += 1;
+        w.c.ws();
+        let mut len = 0;
+        if !w.c.eat(b']') {
+            loop {
+                w.c.ws();
+                let child_roots = w.roots.len();
+                if let Some((schemas, _)) = self.schema {
+                    schemas.quick_item(w.applying.get(applying..).unwrap_or(&[]), len, &mut w.roots);
+                }
+                if !self.value(w, child_roots, child_shape, depth + 1) {
+                    return false;
+                }
+                w.roots.truncate(child_roots);
+                len += 1;
+                w.c.ws();
+                if w.c.eat(b',') {
+                    continue;
+                }
+                if w.c.eat(b']') {
+                    break;
+                }
+                return false;
+            }
+        }
+        let ok = self
+            .schema
+            .is_none_or(|(schemas, _)| schemas.quick_length(w.applying.get(applying..).unwrap_or(&[]), len));
+        w.shape.truncate(child_shape);
+        w.applying.truncate(applying);
+        ok
+    }
+}
+
+/// The pass's working stacks (each value's entries sit above its parent's).
+struct Walk<'s> {
+    c: Cursor<'s>,
+    /// The schemas of the values being read.
+    roots: Vec<SchemaIndex>,
+    /// The schemas that apply at the containers being read (roots expanded).
+    applying: Vec<SchemaIndex>,
+    /// The shapes of the values being read.
+    shape: Vec<usize>,
+    /// The member names of the objects being read.
+    names: Vec<std::borrow::Cow<'s, str>>,
+}
+
+fn scalar(schemas: Option<&Schemas>, w: &mut Walk<'_>, roots: usize, v: Scalar<'_>) -> bool {
+    match (schemas, w.roots.get(roots..)) {
+        (Some(schemas), Some(here)) if !here.is_empty() => schemas.quick_scalar(here, v, &mut w.applying),
+        _ => true,
+    }
+}
+
+/// A number as `serde_json` reads it into a value (`-0` and fractions as `f64`, integers as
+/// `u64` or `i64` while they fit): its own parser, but for the common small whole number.
+fn number(text: &str) -> Option<Number> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(n) = text.parse::<u64>() {
+            return Some(Number::from(n));
+        }
+    }
+    serde_json::from_str::<Number>(text).ok()
+}

@@ -1,0 +1,279 @@
+//! The one-pass body check (`policy::openapi::quick`) held to the tree check it stands in
+//! for: it may only ever say "valid" where the tree check (serde_json, then the JSON Schema
+//! validator and the shape walk) finds the body valid. Run over every schema and instance of
+//! the JSON Schema Test Suite (draft 2020-12 and draft 4, each instance written compactly,
+//! pretty and with every string escaped), and over mutations of the example API's order and
+//! of the petstore's pet. Each run also counts how many valid bodies the pass decided on its
+//! own, and fails if that falls: a pass that is never sure would be correct and useless.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use api_guard::policy::authz::NoState;
+use api_guard::policy::openapi::quick::Quick;
+use api_guard::policy::openapi::schema::{Dialect, SchemaSet};
+use api_guard::policy::{config, BodyPlan, Policy, RequestHead};
+use serde_json::{json, Value};
+use support::Rng;
+
+/// Every string escaped as `\uXXXX`, so the pass decodes what the tree parser decodes.
+fn escaped(v: &Value) -> String {
+    match v {
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for unit in s.encode_utf16() {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(escaped).collect::<Vec<_>>().join(",")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}:{}", escaped(&json!(k)), escaped(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Instances the validator finds valid.
+    valid: usize,
+    /// Of those, the ones the pass decided on its own.
+    decided: usize,
+    /// The pass said "valid" where the validator did not.
+    wrong: Vec<String>,
+}
+
+fn suite(draft: &str, dialect: Dialect, tally: &mut Tally) {
+    let dir = support::repo_root().join("tests/fixtures/json-schema-test-suite/tests").join(draft);
+    // The required tests and the optional ones (formats, the ECMA-262 dialect), every file.
+    let mut files = Vec::new();
+    let mut dirs = vec![dir];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for path in files {
+        let groups: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        for group in groups.as_array().unwrap() {
+            let mut set = SchemaSet::deferred(dialect);
+            let Ok(id) = set.compile("") else { continue };
+            if set.finish(group["schema"].clone()).is_err() {
+                continue;
+            }
+            for test in group["tests"].as_array().unwrap() {
+                let data = &test["data"];
+                let mut errors = Vec::new();
+                set.validate(id, data, "", 100, &mut errors);
+                let valid = errors.is_empty();
+                let quick = Quick::new(&set, Some(id), None);
+                let texts = [
+                    serde_json::to_string(data).unwrap(),
+                    serde_json::to_string_pretty(data).unwrap(),
+                    escaped(data),
+                ];
+                let said: Vec<bool> = texts.iter().map(|t| quick.valid(t.as_bytes())).collect();
+                for (t, s) in texts.iter().zip(&said) {
+                    if *s && !valid {
+                        tally.wrong.push(format!(
+                            "{draft}/{file} / {} / {}: {t}",
+                            group["description"].as_str().unwrap_or(""),
+                            test["description"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+                if valid {
+                    tally.valid += 1;
+                    tally.decided += usize::from(said[0]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_pass_never_finds_valid_what_the_validator_refuses_in_the_schema_suite() {
+    let mut t2020 = Tally::default();
+    suite("draft2020-12", Dialect::Oas31, &mut t2020);
+    let mut t4 = Tally::default();
+    suite("draft4", Dialect::Oas30, &mut t4);
+    for (name, t) in [("draft2020-12", &t2020), ("draft4", &t4)] {
+        println!("{name}: {} valid instances, {} decided by the one-pass check", t.valid, t.decided);
+        assert!(
+            t.wrong.is_empty(),
+            "{name}: the pass accepted what the validator refuses:\n{}",
+            t.wrong.join("\n")
+        );
+    }
+    // Most of the suite exercises keywords the pass hands on; the plain ones it must decide.
+    assert!(t2020.decided > 300 && t4.decided > 150, "{} / {}", t2020.decided, t4.decided);
+}
+
+/// A policy over `doc` and the body target of `method path` with a JSON body.
+fn target(doc: Value, method: &str, path: &str) -> (Policy, api_guard::policy::body::BodyTarget) {
+    let cfg = json!({"openapi": {"document": doc, "reject_unknown_fields": true}});
+    let policy = config::parse(cfg.to_string().as_bytes()).unwrap();
+    let headers: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), method.as_bytes().to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("content-length".into(), b"10".to_vec()),
+    ];
+    let plan = policy
+        .check_head(&RequestHead { headers: &headers, end_of_stream: None }, &NoState, 0)
+        .outcome
+        .unwrap();
+    let BodyPlan::Check(c) = plan.body else { panic!("no body plan") };
+    let t = c.validate.unwrap();
+    (policy, t)
+}
+
+/// A structural change to a JSON value: a member dropped, added or retyped, a scalar changed.
+fn tweak(rng: &mut Rng, v: &mut Value, depth: usize) {
+    let scalars = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(2.5),
+        json!(1e300),
+        json!(101),
+        json!("x"),
+        json!(""),
+        json!("ABC-1234"),
+        json!("cus_abcdefgh"),
+        json!("GB"),
+        json!("é\u{1F600}"),
+        json!([]),
+        json!({}),
+    ];
+    match v {
+        Value::Object(m) if !m.is_empty() && (depth > 3 || rng.below(3) > 0) => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            let k = keys[rng.below(keys.len())].clone();
+            match rng.below(5) {
+                0 => {
+                    m.remove(&k);
+                }
+                1 => {
+                    let names = ["id", "extra", "status", "note", "gift", "country", "tag", "name"];
+                    m.insert(names[rng.below(names.len())].into(), scalars[rng.below(scalars.len())].clone());
+                }
+                _ => tweak(rng, m.get_mut(&k).unwrap(), depth + 1),
+            }
+        }
+        Value::Array(a) if !a.is_empty() && rng.below(4) > 0 => {
+            let i = rng.below(a.len());
+            match rng.below(4) {
+                0 => {
+                    a.remove(i);
+                }
+                1 => a.push(a[i].clone()),
+                _ => tweak(rng, &mut a[i], depth + 1),
+            }
+        }
+        _ => *v = scalars[rng.below(scalars.len())].clone(),
+    }
+}
+
+/// A byte-level change: JSON syntax broken or bent (escapes, whitespace, numbers).
+fn bend(rng: &mut Rng, text: &mut Vec<u8>) {
+    let pieces: [&[u8]; 12] =
+        [b" ", b"\n", b",", b"}", b"]", b"\"", b"\\", b"\\u0041", b"-0", b"1e400", b"\xff", b"\\ud800"];
+    let at = rng.below(text.len() + 1);
+    match rng.below(3) {
+        0 => {
+            let p = pieces[rng.below(pieces.len())];
+            text.splice(at..at, p.iter().copied());
+        }
+        1 if at < text.len() => {
+            text.remove(at);
+        }
+        _ => {
+            let p = pieces[rng.below(pieces.len())];
+            text.splice(at..(at + 1).min(text.len()), p.iter().copied());
+        }
+    }
+}
+
+fn mutations(
+    policy: &Policy,
+    t: api_guard::policy::body::BodyTarget,
+    seed: &Value,
+    rounds: usize,
+    rng_seed: u64,
+) -> (usize, usize, usize) {
+    let mut rng = Rng::new(rng_seed);
+    let (mut valid, mut decided, mut refused) = (0, 0, 0);
+    for i in 0..rounds {
+        let mut v = seed.clone();
+        for _ in 0..=rng.below(3) {
+            tweak(&mut rng, &mut v, 0);
+        }
+        let mut text = if i % 2 == 0 { serde_json::to_vec(&v).unwrap() } else { escaped(&v).into_bytes() };
+        if i % 5 == 0 {
+            bend(&mut rng, &mut text);
+        }
+        let (quick, tree) = (policy.check_body_quick(t, &text), policy.check_body_tree(t, &text));
+        assert!(
+            !quick || tree.is_ok(),
+            "the pass accepted a body the tree check refuses: {}\n{tree:?}",
+            String::from_utf8_lossy(&text)
+        );
+        assert_eq!(policy.check_body(t, &text).is_ok(), tree.is_ok());
+        if tree.is_ok() {
+            valid += 1;
+            decided += usize::from(quick);
+        } else {
+            refused += 1;
+        }
+    }
+    (valid, decided, refused)
+}
+
+#[test]
+fn the_pass_agrees_with_the_tree_check_on_mutated_orders_and_pets() {
+    let example: Value = serde_json::from_slice(
+        &std::fs::read(support::repo_root().join("examples/api/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let order: Value =
+        serde_json::from_slice(&std::fs::read(support::repo_root().join("examples/api/order.json")).unwrap())
+            .unwrap();
+    let (policy, t) = target(example, "POST", "/api/orders");
+    let (quick, tree) = (
+        policy.check_body_quick(t, order.to_string().as_bytes()),
+        policy.check_body_tree(t, order.to_string().as_bytes()),
+    );
+    assert!(quick && tree.is_ok(), "the example order: {quick} {tree:?}");
+    let (valid, decided, refused) = mutations(&policy, t, &order, 20_000, 0x0bde);
+    println!("orders: {valid} valid ({decided} decided by the pass), {refused} refused");
+    assert!(refused > 5_000 && valid > 800, "{valid} {refused}");
+    // The order's schema uses only keywords the pass follows: it decides every valid one.
+    assert_eq!(decided, valid);
+
+    let petstore: Value = serde_json::from_slice(
+        &std::fs::read(support::repo_root().join("tests/fixtures/openapi/petstore.json")).unwrap(),
+    )
+    .unwrap();
+    let (policy, t) = target(petstore, "POST", "/v1/pets");
+    let pet = json!({"name": "Rex", "status": "available", "tags": [{"label": "good-dog"}], "owner": {"email": "a@example.com"}});
+    let (valid, decided, refused) = mutations(&policy, t, &pet, 20_000, 0x9e7);
+    println!("pets: {valid} valid ({decided} decided by the pass), {refused} refused");
+    assert!(refused > 2_000 && valid > 800, "{valid} {refused}");
+}

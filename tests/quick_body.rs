@@ -9,37 +9,14 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod support;
+mod bodygen;
 
 use api_guard::policy::authz::NoState;
 use api_guard::policy::openapi::quick::Quick;
 use api_guard::policy::openapi::schema::{Dialect, SchemaSet};
 use api_guard::policy::{config, BodyPlan, Policy, RequestHead};
+use bodygen::{escaped, variant, Rng};
 use serde_json::{json, Value};
-use support::Rng;
-
-/// Every string escaped as `\uXXXX`, so the pass decodes what the tree parser decodes.
-fn escaped(v: &Value) -> String {
-    match v {
-        Value::String(s) => {
-            let mut out = String::from("\"");
-            for unit in s.encode_utf16() {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-            out.push('"');
-            out
-        }
-        Value::Array(a) => format!("[{}]", a.iter().map(escaped).collect::<Vec<_>>().join(",")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}:{}", escaped(&json!(k)), escaped(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        other => other.to_string(),
-    }
-}
 
 #[derive(Default)]
 struct Tally {
@@ -52,7 +29,9 @@ struct Tally {
 }
 
 fn suite(draft: &str, dialect: Dialect, tally: &mut Tally) {
-    let dir = support::repo_root().join("tests/fixtures/json-schema-test-suite/tests").join(draft);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/json-schema-test-suite/tests")
+        .join(draft);
     // The required tests and the optional ones (formats, the ECMA-262 dialect), every file.
     let mut files = Vec::new();
     let mut dirs = vec![dir];
@@ -143,74 +122,6 @@ fn target(doc: Value, method: &str, path: &str) -> (Policy, api_guard::policy::b
     (policy, t)
 }
 
-/// A structural change to a JSON value: a member dropped, added or retyped, a scalar changed.
-fn tweak(rng: &mut Rng, v: &mut Value, depth: usize) {
-    let scalars = [
-        json!(null),
-        json!(true),
-        json!(0),
-        json!(-1),
-        json!(2.5),
-        json!(1e300),
-        json!(101),
-        json!("x"),
-        json!(""),
-        json!("ABC-1234"),
-        json!("cus_abcdefgh"),
-        json!("GB"),
-        json!("é\u{1F600}"),
-        json!([]),
-        json!({}),
-    ];
-    match v {
-        Value::Object(m) if !m.is_empty() && (depth > 3 || rng.below(3) > 0) => {
-            let keys: Vec<String> = m.keys().cloned().collect();
-            let k = keys[rng.below(keys.len())].clone();
-            match rng.below(5) {
-                0 => {
-                    m.remove(&k);
-                }
-                1 => {
-                    let names = ["id", "extra", "status", "note", "gift", "country", "tag", "name"];
-                    m.insert(names[rng.below(names.len())].into(), scalars[rng.below(scalars.len())].clone());
-                }
-                _ => tweak(rng, m.get_mut(&k).unwrap(), depth + 1),
-            }
-        }
-        Value::Array(a) if !a.is_empty() && rng.below(4) > 0 => {
-            let i = rng.below(a.len());
-            match rng.below(4) {
-                0 => {
-                    a.remove(i);
-                }
-                1 => a.push(a[i].clone()),
-                _ => tweak(rng, &mut a[i], depth + 1),
-            }
-        }
-        _ => *v = scalars[rng.below(scalars.len())].clone(),
-    }
-}
-
-/// A byte-level change: JSON syntax broken or bent (escapes, whitespace, numbers).
-fn bend(rng: &mut Rng, text: &mut Vec<u8>) {
-    let pieces: [&[u8]; 12] =
-        [b" ", b"\n", b",", b"}", b"]", b"\"", b"\\", b"\\u0041", b"-0", b"1e400", b"\xff", b"\\ud800"];
-    let at = rng.below(text.len() + 1);
-    match rng.below(3) {
-        0 => {
-            let p = pieces[rng.below(pieces.len())];
-            text.splice(at..at, p.iter().copied());
-        }
-        1 if at < text.len() => {
-            text.remove(at);
-        }
-        _ => {
-            let p = pieces[rng.below(pieces.len())];
-            text.splice(at..(at + 1).min(text.len()), p.iter().copied());
-        }
-    }
-}
-
 fn mutations(
     policy: &Policy,
     t: api_guard::policy::body::BodyTarget,
@@ -221,14 +132,7 @@ fn mutations(
     let mut rng = Rng::new(rng_seed);
     let (mut valid, mut decided, mut refused) = (0, 0, 0);
     for i in 0..rounds {
-        let mut v = seed.clone();
-        for _ in 0..=rng.below(3) {
-            tweak(&mut rng, &mut v, 0);
-        }
-        let mut text = if i % 2 == 0 { serde_json::to_vec(&v).unwrap() } else { escaped(&v).into_bytes() };
-        if i % 5 == 0 {
-            bend(&mut rng, &mut text);
-        }
+        let text = variant(&mut rng, seed, i);
         let (quick, tree) = (policy.check_body_quick(t, &text), policy.check_body_tree(t, &text));
         assert!(
             !quick || tree.is_ok(),
@@ -249,12 +153,15 @@ fn mutations(
 #[test]
 fn the_pass_agrees_with_the_tree_check_on_mutated_orders_and_pets() {
     let example: Value = serde_json::from_slice(
-        &std::fs::read(support::repo_root().join("examples/api/openapi.json")).unwrap(),
+        &std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/api/openapi.json"))
+            .unwrap(),
     )
     .unwrap();
-    let order: Value =
-        serde_json::from_slice(&std::fs::read(support::repo_root().join("examples/api/order.json")).unwrap())
-            .unwrap();
+    let order: Value = serde_json::from_slice(
+        &std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/api/order.json"))
+            .unwrap(),
+    )
+    .unwrap();
     let (policy, t) = target(example, "POST", "/api/orders");
     let (quick, tree) = (
         policy.check_body_quick(t, order.to_string().as_bytes()),
@@ -268,7 +175,10 @@ fn the_pass_agrees_with_the_tree_check_on_mutated_orders_and_pets() {
     assert_eq!(decided, valid);
 
     let petstore: Value = serde_json::from_slice(
-        &std::fs::read(support::repo_root().join("tests/fixtures/openapi/petstore.json")).unwrap(),
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openapi/petstore.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let (policy, t) = target(petstore, "POST", "/v1/pets");

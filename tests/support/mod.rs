@@ -7,10 +7,12 @@ pub mod envoy;
 pub mod idp;
 pub mod jwks_server;
 pub mod rls;
+pub mod rng;
 pub mod upstream;
 
 pub use client::{Client, Response};
 pub use envoy::{Envoy, EnvoyOptions};
+pub use rng::Rng;
 pub use upstream::{Recorded, Upstream};
 
 use std::io::{BufRead, BufReader};
@@ -118,27 +120,6 @@ pub fn unique_dir(prefix: &str) -> PathBuf {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => panic!("cannot create {}: {e}", dir.display()),
         }
-    }
-}
-
-/// A small deterministic PRNG for garbage inputs (xorshift64*).
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
     }
 }
 

@@ -128,6 +128,13 @@ impl Rewrite<'_> {
         removed
     }
 
+    /// Whether the value at the cursor is a scalar that no selector state `states[base..]`
+    /// completes at (what [`Rewrite::value`] would copy unchanged).
+    fn plain_scalar(&self, c: &Cursor<'_>, states: &[State], base: usize) -> bool {
+        !matches!(c.peek(), Some(b'{' | b'['))
+            && states.get(base..).unwrap_or(&[]).iter().all(|st| st.pos != self.steps(st).len())
+    }
+
     /// Copies (or rewrites) one value. `shape[sbase..]` are the schemas that apply here,
     /// `states[base..]` the selector states.
     #[allow(clippy::too_many_arguments)]
@@ -191,7 +198,14 @@ impl Rewrite<'_> {
                         first = false;
                         out.extend_from_slice(c.s.get(key_start..key_end).ok_or(NotJson)?);
                         out.push(b':');
-                        self.value(c, out, shape, child_sbase, states, child_base, depth + 1)?;
+                        if self.plain_scalar(c, states, child_base) {
+                            // Most members: a scalar no rule changes, copied as sent.
+                            let start = c.i;
+                            c.skip(depth + 1)?;
+                            out.extend_from_slice(c.s.get(start..c.i).ok_or(NotJson)?);
+                        } else {
+                            self.value(c, out, shape, child_sbase, states, child_base, depth + 1)?;
+                        }
                     }
                     states.truncate(child_base);
                     shape.truncate(child_sbase);

@@ -13,7 +13,7 @@
 //! (`tests/quick_body.rs` holds the two to that on the JSON Schema Test Suite and on mutated
 //! bodies).
 
-use boon::{Scalar, SchemaIndex, Schemas};
+use boon::{Scalar, SchemaIndex, Schemas, Type};
 use serde_json::Number;
 
 use super::schema::{SchemaId, SchemaSet};
@@ -98,7 +98,7 @@ impl<'a> Quick<'a> {
     fn object<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
         let applying = w.applying.len();
         if let Some((schemas, _)) = self.schema {
-            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), &mut w.applying)
+            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), Type::Object, &mut w.applying)
                 || !schemas.quick_object(w.applying.get(applying..).unwrap_or(&[]))
             {
                 return false;
@@ -159,7 +159,7 @@ impl<'a> Quick<'a> {
     fn array<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
         let applying = w.applying.len();
         if let Some((schemas, _)) = self.schema {
-            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), &mut w.applying)
+            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), Type::Array, &mut w.applying)
                 || !schemas.quick_array(w.applying.get(applying..).unwrap_or(&[]))
             {
                 return false;
@@ -289,9 +289,20 @@ mod tests {
         assert!(got.iter().all(|(quick, tree)| !quick || *tree));
         // Draft 4 takes `1.0` as no integer; 2020-12 does, and so does the pass there.
         assert_eq!(judge(doc, Dialect::Oas31, &[r#"{"n": 1.0, "tags": []}"#]), [(true, true)]);
-        // Keywords the pass does not follow: not sure, even for a valid body.
-        let any = json!({"s": {"anyOf": [{"type": "object"}, {"type": "string"}]}});
+        // Keywords the pass does not follow: not sure, even for a valid body. An `anyOf` with
+        // two branches open to an object is one; with one (the other refuses objects by its
+        // type: the nullable reference of 3.1 documents) it is that branch.
+        let any = json!({"s": {"anyOf": [{"type": "object"}, {"required": ["a"]}]}});
         assert_eq!(judge(any, Dialect::Oas31, &["{}"]), [(false, true)]);
+        let nullable = json!({"s": {"oneOf": [{"$ref": "#/o"}, {"type": "null"}]}, "o": {"type": "object", "required": ["a"]}});
+        assert_eq!(
+            judge(nullable, Dialect::Oas31, &[r#"{"a": 1}"#, "{}", "null", "1"]),
+            [(true, true), (false, false), (true, true), (false, false)]
+        );
+        // Two branches open to a string: not the pass's to pick, so the scalar is judged by the
+        // validator itself (a `oneOf` both branches pass is refused).
+        let two = json!({"s": {"oneOf": [{"type": "string"}, {"maxLength": 5}]}});
+        assert_eq!(judge(two, Dialect::Oas31, &[r#""abc""#, r#""abcdef""#]), [(false, false), (true, true)]);
         // A scalar under `oneOf` is judged by the validator itself, with the value built.
         let one = json!({"s": {"type": "object", "properties": {"a": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}}});
         assert_eq!(

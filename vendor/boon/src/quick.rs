@@ -3,14 +3,16 @@
 //! A caller that reads a JSON document as a stream asks, value by value, which schemas apply
 //! and whether what it has read so far can still be valid. Each answer is either "nothing
 //! here breaks a rule" or "not sure": an instance that breaks a rule, or a schema using a
-//! keyword this path does not follow (`not`, `anyOf`, `oneOf`, `if`, `uniqueItems`,
-//! `contains`, the property-count and dependency keywords, dynamic references, unevaluated
-//! members, container `enum`/`const`/`format`). The caller then validates a tree through
+//! keyword this path does not follow (`not`, `if`, `anyOf` or `oneOf` with more than one
+//! branch open to the value's kind, `uniqueItems`, `contains`, the property-count and
+//! dependency keywords, dynamic references, unevaluated members, container
+//! `enum`/`const`/`format`). The caller then validates a tree through
 //! [`Schemas::validate`], so "not sure" is never a verdict, and a "valid" here must agree with
 //! it: every rule is the validator's own code path, keyword by keyword (validator.rs).
 //!
-//! The schemas that apply at one place are the ones reached from a root through `$ref` and
-//! `allOf` (in draft 4, a schema with `$ref` keeps only its `type`, `const`, `enum` and
+//! The schemas that apply at one place are the ones reached from a root through `$ref`,
+//! `allOf`, and an `anyOf` or `oneOf` whose other branches all refuse the value's kind by their
+//! `type` (in draft 4, a schema with `$ref` keeps only its `type`, `const`, `enum` and
 //! `format`, as the validator does). Reaching one schema twice is "not sure" (the validator
 //! refuses a reference cycle).
 
@@ -58,18 +60,33 @@ fn ref_only(s: &Schema) -> bool {
     s.ref_.is_some() && s.draft_version < 2019
 }
 
-/// Whether `s` uses a keyword this path does not follow at any kind of value.
+/// Whether `s` uses a keyword this path does not follow at any kind of value (`anyOf` and
+/// `oneOf` are followed where a single branch can hold: [`Schemas::only_branch`]).
 fn beyond(s: &Schema) -> bool {
     s.boolean == Some(false)
         || s.recursive_ref.is_some()
         || s.dynamic_ref.is_some()
         || (!ref_only(s)
             && (s.not.is_some()
-                || !s.any_of.is_empty()
-                || !s.one_of.is_empty()
                 || s.if_.is_some()
                 || s.unevaluated_properties.is_some()
                 || s.unevaluated_items.is_some()))
+}
+
+/// Whether schema `b` refuses every value of kind `kind` by its first check: a `false` schema,
+/// or a `type` that leaves the kind out (the validator checks `type` before anything else).
+/// A number may be an integer, so only a type list without either leaves a number out.
+fn refuses_kind(b: &Schema, kind: Type) -> bool {
+    if b.boolean == Some(false) {
+        return true;
+    }
+    if b.types.is_empty() {
+        return false;
+    }
+    match kind {
+        Type::Number | Type::Integer => !b.types.contains(Type::Number) && !b.types.contains(Type::Integer),
+        k => !b.types.contains(k),
+    }
 }
 
 /// Whether the `type` keyword of `s` takes a value of kind `kind` (a number: `n`).
@@ -90,9 +107,22 @@ fn type_ok(s: &Schema, kind: Type, n: Option<&Value>) -> bool {
 }
 
 impl Schemas {
-    /// Appends to `out` the schemas that apply where `roots` apply, through `$ref` and
-    /// `allOf`. `false`: not sure (a schema reached twice, or one this path does not follow).
-    pub fn quick_expand(&self, roots: &[SchemaIndex], out: &mut Vec<SchemaIndex>) -> bool {
+    /// The one branch of `branches` (an `anyOf` or a `oneOf`) that a value of kind `kind`
+    /// can pass, when every other one refuses that kind outright: then the keyword holds
+    /// exactly when that branch does (`{"oneOf": [{"$ref": …}, {"type": "null"}]}` for an
+    /// object). `None`: several can, or none.
+    fn only_branch(&self, branches: &[SchemaIndex], kind: Type) -> Option<SchemaIndex> {
+        let mut open = branches.iter().filter(|&&b| self.list.get(b.0).is_none_or(|s| !refuses_kind(s, kind)));
+        match (open.next(), open.next()) {
+            (Some(&one), None) => Some(one),
+            _ => None,
+        }
+    }
+
+    /// Appends to `out` the schemas that apply where `roots` apply to a value of kind `kind`,
+    /// through `$ref`, `allOf`, and an `anyOf` or `oneOf` with a single branch open to the
+    /// kind. `false`: not sure (a schema reached twice, or one this path does not follow).
+    pub fn quick_expand(&self, roots: &[SchemaIndex], kind: Type, out: &mut Vec<SchemaIndex>) -> bool {
         let start = out.len();
         for &root in roots {
             if !self.quick_add(root, out, start) {
@@ -115,6 +145,15 @@ impl Schemas {
                 for &a in &s.all_of {
                     if !self.quick_add(a, out, start) {
                         return false;
+                    }
+                }
+                for branches in [&s.any_of, &s.one_of] {
+                    if branches.is_empty() {
+                        continue;
+                    }
+                    match self.only_branch(branches, kind) {
+                        Some(b) if self.quick_add(b, out, start) => {}
+                        _ => return false,
                     }
                 }
             }
@@ -265,7 +304,7 @@ impl Schemas {
     /// depends on its parents), unless some schema of the set uses a dynamic reference.
     pub fn quick_scalar(&self, roots: &[SchemaIndex], v: Scalar<'_>, scratch: &mut Vec<SchemaIndex>) -> bool {
         let start = scratch.len();
-        let simple = self.quick_expand(roots, scratch)
+        let simple = self.quick_expand(roots, v.kind(), scratch)
             && scratch.get(start..).is_some_and(|a| a.iter().all(|&i| self.scalar_simple(self.get(i))));
         let ok = if simple {
             let number = match v {

@@ -83,14 +83,20 @@ fn reason(message: &str) -> String {
     out.chars().take(140).collect()
 }
 
-#[test]
-#[ignore = "needs the corpus: run with `make conformance`"]
-fn real_world_documents_load() {
+/// The corpus folder and its JSON files, in order.
+fn corpus() -> (PathBuf, Vec<PathBuf>) {
     let dir = corpus_dir();
     assert!(dir.is_dir(), "{} missing: `make conformance` installs the corpus", dir.display());
     let mut paths = Vec::new();
     files(&dir, &mut paths);
     paths.sort();
+    (dir, paths)
+}
+
+#[test]
+#[ignore = "needs the corpus: run with `make conformance`"]
+fn real_world_documents_load() {
+    let (dir, paths) = corpus();
     let (mut total, mut loaded, mut panics) = (0usize, 0usize, Vec::new());
     // Refused only for same-method templates OpenAPI forbids, loading with `ambiguous_templates: first`.
     let mut with_first = 0usize;
@@ -172,10 +178,7 @@ fn real_world_documents_load() {
 #[test]
 #[ignore = "needs the corpus: run with `make conformance`"]
 fn largest_documents_compile_cost() {
-    let dir = corpus_dir();
-    assert!(dir.is_dir(), "{} missing: `make conformance` installs the corpus", dir.display());
-    let mut paths = Vec::new();
-    files(&dir, &mut paths);
+    let (dir, paths) = corpus();
     let mut sized: Vec<(u64, PathBuf)> =
         paths.into_iter().map(|p| (std::fs::metadata(&p).map_or(0, |m| m.len()), p)).collect();
     sized.sort_by_key(|s| std::cmp::Reverse(s.0));
@@ -231,11 +234,7 @@ fn real_world_request_bodies_one_pass_agrees_with_the_tree() {
     use api_guard::policy::{BodyPlan, RequestHead};
     use serde_json::{json, Value};
 
-    let dir = corpus_dir();
-    assert!(dir.is_dir(), "{} missing: `make conformance` installs the corpus", dir.display());
-    let mut paths = Vec::new();
-    files(&dir, &mut paths);
-    paths.sort();
+    let (dir, paths) = corpus();
     let mut rng = bodygen::Rng::new(0x5eed);
     let (mut operations, mut bodies, mut valid, mut decided, mut wrong) =
         (0usize, 0usize, 0usize, 0usize, Vec::new());

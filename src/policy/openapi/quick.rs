@@ -95,15 +95,29 @@ impl<'a> Quick<'a> {
         }
     }
 
-    fn object<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
+    /// Pushes the schemas that apply at a container of kind `kind` whose roots are
+    /// `w.roots[roots..]` onto `w.applying`, and asks `own` of their own keywords. Returns
+    /// where they start, or `None` when not sure.
+    fn enter(
+        &self,
+        w: &mut Walk<'_>,
+        roots: usize,
+        kind: Type,
+        own: fn(&Schemas, &[SchemaIndex]) -> bool,
+    ) -> Option<usize> {
         let applying = w.applying.len();
         if let Some((schemas, _)) = self.schema {
-            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), Type::Object, &mut w.applying)
-                || !schemas.quick_object(w.applying.get(applying..).unwrap_or(&[]))
+            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), kind, &mut w.applying)
+                || !own(schemas, w.applying.get(applying..).unwrap_or(&[]))
             {
-                return false;
+                return None;
             }
         }
+        Some(applying)
+    }
+
+    fn object<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
+        let Some(applying) = self.enter(w, roots, Type::Object, Schemas::quick_object) else { return false };
         let names = w.names.len();
         let shaped = w.shape.len() > shape;
         w.c.i += 1;
@@ -157,14 +171,7 @@ impl<'a> Quick<'a> {
     }
 
     fn array<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
-        let applying = w.applying.len();
-        if let Some((schemas, _)) = self.schema {
-            if !schemas.quick_expand(w.roots.get(roots..).unwrap_or(&[]), Type::Array, &mut w.applying)
-                || !schemas.quick_array(w.applying.get(applying..).unwrap_or(&[]))
-            {
-                return false;
-            }
-        }
+        let Some(applying) = self.enter(w, roots, Type::Array, Schemas::quick_array) else { return false };
         let child_shape = w.shape.len();
         if let (Some((shapes, _, _)), true) = (self.shapes, w.shape.len() > shape) {
             shapes.items(&mut w.shape, shape);

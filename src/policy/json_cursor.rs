@@ -55,6 +55,19 @@ impl<'s> Cursor<'s> {
         }
     }
 
+    /// After an entry of a container closed by `close`: whether another entry follows (a
+    /// comma), or the container ends (`close`); anything else is not JSON.
+    pub(crate) fn more(&mut self, close: u8) -> Result<bool, NotJson> {
+        self.ws();
+        if self.eat(b',') {
+            Ok(true)
+        } else if self.eat(close) {
+            Ok(false)
+        } else {
+            Err(NotJson)
+        }
+    }
+
     /// Skips (and validates) one value.
     pub(crate) fn skip(&mut self, depth: usize) -> Result<(), NotJson> {
         if depth > MAX_DEPTH {
@@ -77,11 +90,9 @@ impl<'s> Cursor<'s> {
                     }
                     self.ws();
                     self.skip(depth + 1)?;
-                    self.ws();
-                    if self.eat(b',') {
-                        continue;
+                    if !self.more(b'}')? {
+                        return Ok(());
                     }
-                    return if self.eat(b'}') { Ok(()) } else { Err(NotJson) };
                 }
             }
             Some(b'[') => {
@@ -93,11 +104,9 @@ impl<'s> Cursor<'s> {
                 loop {
                     self.ws();
                     self.skip(depth + 1)?;
-                    self.ws();
-                    if self.eat(b',') {
-                        continue;
+                    if !self.more(b']')? {
+                        return Ok(());
                     }
-                    return if self.eat(b']') { Ok(()) } else { Err(NotJson) };
                 }
             }
             Some(b't') => self.literal(b"true"),

@@ -209,14 +209,9 @@ impl Rewrite<'_> {
                     }
                     states.truncate(child_base);
                     shape.truncate(child_sbase);
-                    c.ws();
-                    if c.eat(b',') {
-                        continue;
-                    }
-                    if c.eat(b'}') {
+                    if !c.more(b'}')? {
                         break;
                     }
-                    return Err(NotJson);
                 }
                 out.push(b'}');
                 Ok(())
@@ -249,14 +244,9 @@ impl Rewrite<'_> {
                     }
                     states.truncate(child_base);
                     index += 1;
-                    c.ws();
-                    if c.eat(b',') {
-                        continue;
-                    }
-                    if c.eat(b']') {
+                    if !c.more(b']')? {
                         break;
                     }
-                    return Err(NotJson);
                 }
                 shape.truncate(child_sbase);
                 out.push(b']');

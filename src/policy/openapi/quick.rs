@@ -149,14 +149,11 @@ impl<'a> Quick<'a> {
                 w.roots.truncate(child_roots);
                 w.shape.truncate(child_shape);
                 w.names.push(name);
-                w.c.ws();
-                if w.c.eat(b',') {
-                    continue;
+                match w.c.more(b'}') {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => return false,
                 }
-                if w.c.eat(b'}') {
-                    break;
-                }
-                return false;
             }
         }
         let ok = self.schema.is_none_or(|(schemas, _)| {
@@ -191,14 +188,11 @@ impl<'a> Quick<'a> {
                 }
                 w.roots.truncate(child_roots);
                 len += 1;
-                w.c.ws();
-                if w.c.eat(b',') {
-                    continue;
+                match w.c.more(b']') {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => return false,
                 }
-                if w.c.eat(b']') {
-                    break;
-                }
-                return false;
             }
         }
         let ok = self

@@ -403,8 +403,11 @@ impl Params<12> for P384 {
     }
 }
 
-/// Arithmetic modulo one curve's `p` (`Base`) or `n` (`Order`): one out-of-line copy of the
-/// multiplication per modulus, with the modulus a constant inside it.
+/// Arithmetic modulo one curve's `p` (`Base`) or `n` (`Order`): one out-of-line copy of each
+/// operation per modulus, with the modulus a constant inside it. Addition and subtraction are
+/// calls too: inlined, their unrolled limbs and conditional corrections made the point
+/// formulas and the verification several times larger (TurboFan compiles all of it before the
+/// first request) for no speed a check could measure.
 trait Arith<const N: usize> {
     const M: Modulus<N>;
 
@@ -418,12 +421,12 @@ trait Arith<const N: usize> {
         Self::M.mont::<true>(a, a)
     }
 
-    #[inline(always)]
+    #[inline(never)]
     fn add(a: &[u32; N], b: &[u32; N]) -> [u32; N] {
         Self::M.add(a, b)
     }
 
-    #[inline(always)]
+    #[inline(never)]
     fn sub(a: &[u32; N], b: &[u32; N]) -> [u32; N] {
         Self::M.sub(a, b)
     }
@@ -501,9 +504,8 @@ impl<C: Params<N>, const N: usize> Ops<C, N> {
         Jacobian { x: x3, y: y3, z: z3 }
     }
 
-    /// `p + q` for an affine `q` (`madd-2007-bl`), with the special cases. Inlined into the
-    /// verification loop, its only hot caller.
-    #[inline(always)]
+    /// `p + q` for an affine `q` (`madd-2007-bl`), with the special cases.
+    #[inline(never)]
     fn add_affine(p: &Jacobian<N>, q: &Affine<N>) -> Jacobian<N> {
         if is_zero(&p.z) {
             return Jacobian { x: q.x, y: q.y, z: Base::<C>::to_mont(&one()) };

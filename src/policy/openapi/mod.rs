@@ -402,6 +402,7 @@ impl ApiSpec {
         });
         let sunset = sunset.transpose()?;
 
+        let dates = (deprecated_date, sunset);
         let mut operations = Vec::new();
         let mut paths = Vec::new();
         // Per entry of `paths`: the path item's pointer, for load errors.
@@ -419,78 +420,11 @@ impl ApiSpec {
             for (key, method) in METHODS {
                 let Some(op) = item.get(key) else { continue };
                 let op_at = format!("{item_ptr}/{key}");
-                let name = op
-                    .get("operationId")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("{} {template}", method.as_str()), str::to_string);
-                let mut list: Vec<Param> = Vec::new();
-                // Operation parameters override path-item ones with the same name and place.
-                let op_params = op.get("parameters").map_or(0, |p| p.as_array().map_or(0, Vec::len));
-                let shared_len = shared.as_array().map_or(0, Vec::len);
-                let sources = (0..op_params)
-                    .map(|i| format!("{op_at}/parameters/{i}"))
-                    .chain((0..shared_len).map(|i| format!("{item_ptr}/parameters/{i}")));
-                for p_at in sources {
-                    let Some(p) = compile_param(&doc, &p_at, &mut schemas)? else { continue };
-                    if !list.iter().any(|q| q.at == p.at && q.name == p.name) {
-                        list.push(p);
-                    }
-                }
-                let body = match op.get("requestBody") {
-                    Some(_) => {
-                        Some(compile_body(&doc, &format!("{op_at}/requestBody"), &mut schemas, &mut shapes)?)
-                    }
-                    None => None,
-                };
-                let deprecated = op.get("deprecated") == Some(&Value::Bool(true));
-                let mut response_headers = Vec::new();
-                if deprecated && cfg.deprecated.action == DeprecatedAction::Warn {
-                    let own = |k: &str| -> Result<Option<i64>, ConfigError> {
-                        match op.get(k).and_then(Value::as_str) {
-                            Some(s) => rfc3339(s)
-                                .map(Some)
-                                .ok_or_else(|| err(&format!("{op_at}/{k}"), "must be an RFC 3339 date-time")),
-                            None => Ok(None),
-                        }
-                    };
-                    let at = own("x-deprecated-at")?.or(deprecated_date).ok_or_else(|| {
-                        err(&op_at, "is deprecated: set x-deprecated-at here or openapi.deprecated.date")
-                    })?;
-                    response_headers.push(("deprecation".to_string(), format!("@{at}")));
-                    if let Some(s) = own("x-sunset")?.or(sunset) {
-                        response_headers.push(("sunset".to_string(), http_date(s)));
-                    }
-                }
-                // Path parameters must all be declared (OpenAPI requires it): a template value
-                // nobody checks is a hole, so a document that leaves one out is refused.
-                let in_template =
-                    PathPattern::exact_template(template).map_err(|e| err(&item_at, e.to_string()))?;
-                for n in in_template.params() {
-                    if !list.iter().any(|p| p.at == In::Path && p.name == n) {
-                        return Err(err(
-                            &op_at,
-                            format!(
-                                "path parameter '{n}' of '{template}' is not declared in `parameters` \
-                                 (OpenAPI requires each one; add {{\"name\": \"{n}\", \"in\": \"path\", \
-                                 \"required\": true, \"schema\": {{\"type\": \"string\"}}}})"
-                            ),
-                        ));
-                    }
-                }
-                let responses = if cfg.response_allowlist {
-                    compile_responses(&doc, &op_at, &mut shapes)?
-                } else {
-                    Vec::new()
-                };
+                let at = OperationAt { template, item_at: &item_at, item_ptr: &item_ptr, op_at: &op_at };
+                let operation =
+                    compile_operation(cfg, &doc, op, &at, method, &shared, dates, &mut schemas, &mut shapes)?;
                 ops.push((method, operations.len()));
-                operations.push(Operation {
-                    name,
-                    params: list,
-                    body,
-                    deprecated,
-                    response_headers,
-                    responses,
-                });
+                operations.push(operation);
             }
             if ops.is_empty() {
                 continue;
@@ -932,7 +866,92 @@ fn form_value(pairs: &[(String, String)], fields: &BTreeMap<String, Kind>) -> Va
     Value::Object(out)
 }
 
+/// Where an operation sits in the document, for its load errors.
+struct OperationAt<'a> {
+    template: &'a str,
+    item_at: &'a str,
+    item_ptr: &'a str,
+    op_at: &'a str,
+}
+
+/// One operation of a path item: its parameters (the item's shared ones after its own), body,
+/// deprecation headers and documented responses. A function of its own so that the
+/// document's compile stays several small functions for V8 to compile, not one large one.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn compile_operation(
+    cfg: &OpenApiConfig,
+    doc: &Value,
+    op: &Value,
+    at: &OperationAt<'_>,
+    method: Method,
+    shared: &Value,
+    (deprecated_date, sunset): (Option<i64>, Option<i64>),
+    schemas: &mut SchemaSet,
+    shapes: &mut Shapes,
+) -> Result<Operation, ConfigError> {
+    let OperationAt { template, item_at, item_ptr, op_at } = *at;
+    let name = op
+        .get("operationId")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("{} {template}", method.as_str()), str::to_string);
+    let mut list: Vec<Param> = Vec::new();
+    // Operation parameters override path-item ones with the same name and place.
+    let op_params = op.get("parameters").map_or(0, |p| p.as_array().map_or(0, Vec::len));
+    let shared_len = shared.as_array().map_or(0, Vec::len);
+    let sources = (0..op_params)
+        .map(|i| format!("{op_at}/parameters/{i}"))
+        .chain((0..shared_len).map(|i| format!("{item_ptr}/parameters/{i}")));
+    for p_at in sources {
+        let Some(p) = compile_param(doc, &p_at, schemas)? else { continue };
+        if !list.iter().any(|q| q.at == p.at && q.name == p.name) {
+            list.push(p);
+        }
+    }
+    let body = match op.get("requestBody") {
+        Some(_) => Some(compile_body(doc, &format!("{op_at}/requestBody"), schemas, shapes)?),
+        None => None,
+    };
+    let deprecated = op.get("deprecated") == Some(&Value::Bool(true));
+    let mut response_headers = Vec::new();
+    if deprecated && cfg.deprecated.action == DeprecatedAction::Warn {
+        let own = |k: &str| -> Result<Option<i64>, ConfigError> {
+            match op.get(k).and_then(Value::as_str) {
+                Some(s) => rfc3339(s)
+                    .map(Some)
+                    .ok_or_else(|| err(&format!("{op_at}/{k}"), "must be an RFC 3339 date-time")),
+                None => Ok(None),
+            }
+        };
+        let at = own("x-deprecated-at")?.or(deprecated_date).ok_or_else(|| {
+            err(op_at, "is deprecated: set x-deprecated-at here or openapi.deprecated.date")
+        })?;
+        response_headers.push(("deprecation".to_string(), format!("@{at}")));
+        if let Some(s) = own("x-sunset")?.or(sunset) {
+            response_headers.push(("sunset".to_string(), http_date(s)));
+        }
+    }
+    // Path parameters must all be declared (OpenAPI requires it): a template value
+    // nobody checks is a hole, so a document that leaves one out is refused.
+    let in_template = PathPattern::exact_template(template).map_err(|e| err(item_at, e.to_string()))?;
+    for n in in_template.params() {
+        if !list.iter().any(|p| p.at == In::Path && p.name == n) {
+            return Err(err(
+                op_at,
+                format!(
+                    "path parameter '{n}' of '{template}' is not declared in `parameters` \
+                         (OpenAPI requires each one; add {{\"name\": \"{n}\", \"in\": \"path\", \
+                         \"required\": true, \"schema\": {{\"type\": \"string\"}}}})"
+                ),
+            ));
+        }
+    }
+    let responses = if cfg.response_allowlist { compile_responses(doc, op_at, shapes)? } else { Vec::new() };
+    Ok(Operation { name, params: list, body, deprecated, response_headers, responses })
+}
+
 /// Compiles the parameter at `at`; `None` for one OpenAPI says to ignore.
+#[inline(never)]
 fn compile_param(doc: &Value, at: &str, schemas: &mut SchemaSet) -> Result<Option<Param>, ConfigError> {
     let (p, ptr) = deref(doc, at)?;
     let name = p.get("name").and_then(Value::as_str).ok_or_else(|| err(&ptr, "parameter needs a name"))?;
@@ -1006,6 +1025,7 @@ fn kind_of(doc: &Value, schema: &Value) -> Result<Kind, String> {
 
 /// The JSON response shapes of the operation at `op_at`, by status key. A response without a
 /// JSON schema is left out: its bodies are not pruned.
+#[inline(never)]
 fn compile_responses(
     doc: &Value,
     op_at: &str,
@@ -1042,6 +1062,7 @@ fn compile_responses(
     Ok(out)
 }
 
+#[inline(never)]
 fn compile_body(
     doc: &Value,
     at: &str,

@@ -481,6 +481,15 @@ mod tests {
         // ECMA `\\d` and `\\w` are ASCII only; `\\p{L}` needs the `u` flag, which applies.
         assert_eq!(matches("^\\d+$", &["42", "٤٢"]), [true, false]);
         assert_eq!(matches("^\\p{L}+$", &["ключ", "k1"]), [true, false]);
+        // Unicode property names by their long and short spellings (the pattern engine's name
+        // tables): scripts, script extensions, general categories, binary properties.
+        assert_eq!(matches("^\\p{Script=Greek}+$", &["αβ", "ab"]), [true, false]);
+        assert_eq!(matches("^\\p{sc=Cyrl}+$", &["ключ", "key"]), [true, false]);
+        assert_eq!(matches("^\\p{scx=Hira}$", &["ー", "a"]), [true, false]);
+        assert_eq!(matches("^\\p{General_Category=Uppercase_Letter}$", &["Ä", "ä"]), [true, false]);
+        assert_eq!(matches("^\\p{Nd}$", &["٤", "x"]), [true, false]);
+        assert_eq!(matches("^\\p{ASCII_Hex_Digit}+$", &["c0ffee", "coffee"]), [true, false]);
+        assert_eq!(matches("^\\P{Alphabetic}$", &["1", "z"]), [true, false]);
         // Annex B syntax a browser accepts without `u` (a class escape before `-`) compiles.
         assert_eq!(matches("^[\\w-.]+$", &["a-b.c", "a b"]), [true, false]);
         // Not anchored unless the pattern says so (`RegExp.prototype.test`).

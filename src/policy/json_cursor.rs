@@ -30,6 +30,26 @@ fn special_bytes(word: u64) -> u64 {
         | (word.wrapping_sub(ONES * 0x20) & !word & HIGH)
 }
 
+/// How many bytes at the start of `s` are printable ASCII other than a quote or a backslash
+/// (what a string holds with no escape, no control character and no multi-byte character),
+/// eight at a time.
+pub(crate) fn ascii_run(s: &[u8]) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = s.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let word = u64::from_le_bytes(word);
+        // A byte of 0x80 or more is flagged exactly by its own high bit, so the lowest flag
+        // of the two is still the first byte to stop at.
+        let found = special_bytes(word) | (word & HIGH);
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = s.get(i..).unwrap_or(&[]);
+    i + rest.iter().take_while(|&&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\').count()
+}
+
 impl<'s> Cursor<'s> {
     /// A cursor at the start of `text`.
     pub(crate) fn new(text: &'s str) -> Cursor<'s> {
@@ -230,6 +250,25 @@ impl<'s> Cursor<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_run_stops_where_the_byte_scan_does() {
+        let slow = |s: &[u8]| {
+            s.iter().take_while(|&&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\').count()
+        };
+        for special in [b'"', b'\\', 0x00, 0x1f, 0x80, 0xc3, 0xff] {
+            for at in 0..20 {
+                for filler in (0x20u8..0x80).filter(|b| ![b'"', b'\\'].contains(b)) {
+                    let mut s = vec![filler; 24];
+                    s[at] = special;
+                    assert_eq!(ascii_run(&s), at, "{special:#x} at {at} among {filler:#x}");
+                    assert_eq!(ascii_run(&s[..at + 1]), slow(&s[..at + 1]));
+                }
+            }
+        }
+        assert_eq!(ascii_run(b"abcdefghijklmnopq"), 17);
+        assert_eq!(ascii_run(b""), 0);
+    }
 
     #[test]
     fn the_eight_byte_scan_stops_where_the_byte_scan_does() {

@@ -171,6 +171,10 @@ impl Rewrite<'_> {
                     out.push(b'}');
                     return Ok(());
                 }
+                let place = match (self.shapes, pruning) {
+                    (Some((shapes, _)), true) => shapes.place(shape, sbase),
+                    _ => std::borrow::Cow::Borrowed(&[][..]),
+                };
                 let mut first = true;
                 loop {
                     c.ws();
@@ -184,7 +188,7 @@ impl Rewrite<'_> {
                     c.ws();
                     let child_sbase = shape.len();
                     let kept = match (self.shapes, pruning) {
-                        (Some((shapes, _)), true) => shapes.member(shape, sbase, &key),
+                        (Some((shapes, _)), true) => shapes.member(&place, shape, &key),
                         _ => true,
                     };
                     let child_base = states.len();

@@ -119,7 +119,10 @@ impl<'a> Quick<'a> {
     fn object<'s>(&self, w: &mut Walk<'s>, roots: usize, shape: usize, depth: usize) -> bool {
         let Some(applying) = self.enter(w, roots, Type::Object, Schemas::quick_object) else { return false };
         let names = w.names.len();
-        let shaped = w.shape.len() > shape;
+        let place = match (self.shapes, w.shape.len() > shape) {
+            (Some((shapes, _, _)), true) => Some(shapes.place(&w.shape, shape)),
+            _ => None,
+        };
         w.c.i += 1;
         w.c.ws();
         if !w.c.eat(b'}') {
@@ -133,8 +136,8 @@ impl<'a> Quick<'a> {
                         return false;
                     }
                 }
-                if let (Some((shapes, _, unknown)), true) = (self.shapes, shaped) {
-                    if !shapes.admit(&mut w.shape, shape, &name, unknown) {
+                if let (Some((shapes, _, unknown)), Some(place)) = (self.shapes, &place) {
+                    if !shapes.admit(place, &mut w.shape, &name, unknown) {
                         return false;
                     }
                 }

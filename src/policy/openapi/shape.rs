@@ -300,8 +300,9 @@ impl Shapes {
     }
 
     /// The nodes that apply where the schemas `stack[from..]` apply (owned only when there
-    /// are several).
-    fn applying_at(&self, stack: &[usize], from: usize) -> std::borrow::Cow<'_, [usize]> {
+    /// are several): what [`Shapes::member`] and [`Shapes::admit`] take, found once per
+    /// object of a body rather than once per member.
+    pub fn place(&self, stack: &[usize], from: usize) -> std::borrow::Cow<'_, [usize]> {
         match stack.get(from..) {
             Some([one]) => std::borrow::Cow::Borrowed(self.closures.get(*one).map_or(&[][..], Vec::as_slice)),
             Some(roots) => std::borrow::Cow::Owned(self.applying(roots).into_owned()),
@@ -309,13 +310,12 @@ impl Shapes {
         }
     }
 
-    /// For a streaming rewrite: whether member `name` of an object where the schemas
-    /// `stack[from..]` apply is kept (declared, or the object is open, and not `writeOnly`);
+    /// For a streaming rewrite: whether member `name` of an object at `place` (see
+    /// [`Shapes::place`]) is kept (declared, or the object is open, and not `writeOnly`);
     /// if so, the schemas of its value are pushed onto `stack`. Agrees with [`Shapes::prune`].
-    pub fn member(&self, stack: &mut Vec<usize>, from: usize, name: &str) -> bool {
-        let ids = self.applying_at(stack, from);
+    pub fn member(&self, place: &[usize], stack: &mut Vec<usize>, name: &str) -> bool {
         let start = stack.len();
-        let v = self.lookup(&ids, name, stack);
+        let v = self.lookup(place, name, stack);
         if v.write_only || !(v.known || v.open) {
             stack.truncate(start);
             return false;
@@ -323,13 +323,12 @@ impl Shapes {
         true
     }
 
-    /// For a streaming check of a request body: whether member `name` of an object where
-    /// `stack[from..]` apply may be sent (as [`Shapes::check`] judges it); if so, the schemas of
+    /// For a streaming check of a request body: whether member `name` of an object at `place`
+    /// may be sent (as [`Shapes::check`] judges it); if so, the schemas of
     /// its value are pushed onto `stack`.
-    pub fn admit(&self, stack: &mut Vec<usize>, from: usize, name: &str, unknown: bool) -> bool {
-        let ids = self.applying_at(stack, from);
+    pub fn admit(&self, place: &[usize], stack: &mut Vec<usize>, name: &str, unknown: bool) -> bool {
         let start = stack.len();
-        let v = self.lookup(&ids, name, stack);
+        let v = self.lookup(place, name, stack);
         if v.refused_in_request(unknown).is_some() {
             stack.truncate(start);
             return false;
@@ -340,7 +339,7 @@ impl Shapes {
     /// For a streaming rewrite: pushes the schemas of the items of an array where
     /// `stack[from..]` apply onto `stack`.
     pub fn items(&self, stack: &mut Vec<usize>, from: usize) {
-        let ids = self.applying_at(stack, from);
+        let ids = self.place(stack, from);
         for n in ids.iter().filter_map(|n| self.nodes.get(*n)) {
             stack.extend(&n.items);
         }

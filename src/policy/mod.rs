@@ -232,6 +232,119 @@ fn borrowed(params: &[(String, String)]) -> Vec<(String, &str)> {
     params.iter().map(|(k, v)| (k.clone(), v.as_str())).collect()
 }
 
+/// How credentials and the document change a route's limits.
+struct Exemptions<'a> {
+    /// Query parameters providers read tokens from (lower-cased).
+    token_params: &'a [String],
+    /// The API key's header, when there are keys.
+    api_key_header: Option<&'a str>,
+    /// An OpenAPI document says which media types each operation takes.
+    document_decides_media: bool,
+}
+
+impl Exemptions<'_> {
+    /// Parameters a provider reads tokens from are not "credentials in the query", the API
+    /// key's header name is one (`?x-api-key=`), and with an OpenAPI document the document
+    /// says which media types each operation takes (415 for others: the default allowlist
+    /// would refuse the documented `image/png` or `text/csv` body of a real API), unless
+    /// `allowed_content_types` is set (`explicit_media`).
+    fn apply(&self, mut l: RequestLimits, explicit_media: bool) -> RequestLimits {
+        l.query_credentials.retain(|n| !self.token_params.contains(n));
+        if let Some(header) = self.api_key_header {
+            if !l.query_credentials.is_empty() && !l.query_credentials.iter().any(|n| n == header) {
+                l.query_credentials.push(header.to_string());
+            }
+        }
+        if self.document_decides_media && !explicit_media {
+            l.content_types = vec![media::MediaRange::Any];
+        }
+        l
+    }
+}
+
+/// An API-key requirement needs the keys.
+fn needs_keys(r: &Requirement, has_keys: bool, at: &str) -> Result<(), ConfigError> {
+    match (r, has_keys) {
+        (Requirement::ApiKey(_), false) => {
+            Err(ConfigError::new(at, "`api_key` needs a top-level `api_keys` section with the keys"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What compiling one route needs from the rest of the policy.
+struct RouteContext<'a> {
+    config: &'a Config,
+    jwt: Option<&'a JwtPolicy>,
+    has_keys: bool,
+    exemptions: &'a Exemptions<'a>,
+    /// A route's `auth` when it says none.
+    default_auth: &'a Requirement,
+    rate_limits: Option<&'a ratelimit::RateLimits>,
+}
+
+impl RouteContext<'_> {
+    /// One route (`at` is `routes[i]`): its matcher and what it enforces. Out of line so the
+    /// policy's compile stays functions of a size V8 compiles quickly.
+    #[inline(never)]
+    fn route(&self, r: &config::RouteConfig, at: &str) -> Result<(RouteMatcher, Route), ConfigError> {
+        let config = self.config;
+        if r.name.is_empty() {
+            return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+        }
+        let path = match (&r.matcher.path, &r.matcher.prefix) {
+            (Some(p), None) => PathPattern::template(p)
+                .map_err(|e| ConfigError::new(format!("{at}.match.path"), e.to_string()))?,
+            (None, Some(p)) => PathPattern::prefix(p)
+                .map_err(|e| ConfigError::new(format!("{at}.match.prefix"), e.to_string()))?,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{at}.match"),
+                    "needs exactly one of `path` and `prefix`",
+                ))
+            }
+        };
+        let methods = match &r.matcher.methods {
+            Some(list) if list.is_empty() => {
+                return Err(ConfigError::new(
+                    format!("{at}.match.methods"),
+                    "must list at least one method (omit it to select all)",
+                ))
+            }
+            Some(list) => Some(list.iter().copied().collect()),
+            None => None,
+        };
+        let auth = match &r.auth {
+            Some(a) => authz::compile_requirement(self.jwt, a, Some(&path), &format!("{at}.auth"))?,
+            None => self.default_auth.clone(),
+        };
+        needs_keys(&auth, self.has_keys, &format!("{at}.auth.type"))?;
+        let limits = self.exemptions.apply(
+            RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?,
+            config.limits.allowed_content_types.is_some() || r.limits.allowed_content_types.is_some(),
+        );
+        let cors =
+            r.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, &format!("{at}.cors"))).transpose()?;
+        let buffering = response::Buffering::resolve(config.response.as_ref(), Some(&r.response));
+        let rate_limits = match (self.rate_limits, &r.rate_limits) {
+            (Some(rl), Some(names)) => rl.resolve(names, &format!("{at}.rate_limits"))?,
+            (Some(rl), None) => rl.default.clone(),
+            (None, Some(names)) if names.is_empty() => Vec::new(),
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    format!("{at}.rate_limits"),
+                    "names policies, but there is no `rate_limits` section to define them",
+                ))
+            }
+            (None, None) => Vec::new(),
+        };
+        Ok((
+            RouteMatcher { path, methods },
+            Route { name: r.name.clone(), limits, auth, cors, buffering, rate_limits },
+        ))
+    }
+}
+
 impl Policy {
     /// Compiles a parsed document, checking every value once. It takes the document by value
     /// so that an OpenAPI document moves into its compiled form instead of being copied (a
@@ -251,25 +364,13 @@ impl Policy {
         // Parameters a provider reads tokens from are not "credentials in the query" there.
         let token_params: Vec<String> =
             jwt.iter().flat_map(|j| j.token_params()).map(str::to_ascii_lowercase).collect();
-        // With an OpenAPI document, the document says which media types each operation takes
-        // (415 for others): the default allowlist would refuse the documented `image/png` or
-        // `text/csv` body of a real API. An explicit `allowed_content_types` still applies.
-        let document_decides_media = config.openapi.is_some();
-        let exempt = |mut l: RequestLimits, explicit_media: bool| {
-            l.query_credentials.retain(|n| !token_params.contains(n));
-            // The API key's header name is a credential's name in a query too (`?x-api-key=`).
-            if let Some(k) = &api_keys {
-                if !l.query_credentials.is_empty() && !l.query_credentials.contains(&k.header) {
-                    l.query_credentials.push(k.header.clone());
-                }
-            }
-            if document_decides_media && !explicit_media {
-                l.content_types = vec![media::MediaRange::Any];
-            }
-            l
+        let exemptions = Exemptions {
+            token_params: &token_params,
+            api_key_header: api_keys.as_ref().map(|k| k.header.as_str()),
+            document_decides_media: config.openapi.is_some(),
         };
         let global_media = config.limits.allowed_content_types.is_some();
-        let global = exempt(RequestLimits::compile(&config.limits, None, "limits")?, global_media);
+        let global = exemptions.apply(RequestLimits::compile(&config.limits, None, "limits")?, global_media);
         // With keys and no `jwt`, a route without `auth` takes an API key: configuring
         // credentials never leaves the rest open.
         let default_auth = match (&jwt, &api_keys) {
@@ -277,75 +378,28 @@ impl Policy {
             (None, Some(_)) => Requirement::ApiKey(Vec::new()),
             (None, None) => Requirement::Public,
         };
-        let needs_keys = |r: &Requirement, at: &str| match (r, &api_keys) {
-            (Requirement::ApiKey(_), None) => {
-                Err(ConfigError::new(at, "`api_key` needs a top-level `api_keys` section with the keys"))
-            }
-            _ => Ok(()),
-        };
-        needs_keys(&default_auth, "jwt.default.type")?;
+        needs_keys(&default_auth, api_keys.is_some(), "jwt.default.type")?;
         let rate_limits = config.rate_limits.as_ref().map(ratelimit::RateLimits::compile).transpose()?;
+        let ctx = RouteContext {
+            config: &config,
+            jwt: jwt.as_ref(),
+            has_keys: api_keys.is_some(),
+            exemptions: &exemptions,
+            default_auth: &default_auth,
+            rate_limits: rate_limits.as_ref(),
+        };
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut matchers = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
-            let at = format!("routes[{i}]");
-            if r.name.is_empty() {
-                return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
-            }
             if routes.iter().any(|x: &Route| x.name == r.name) {
                 return Err(ConfigError::new(
-                    format!("{at}.name"),
+                    format!("routes[{i}].name"),
                     format!("route name '{}' is used twice", r.name),
                 ));
             }
-            let path = match (&r.matcher.path, &r.matcher.prefix) {
-                (Some(p), None) => PathPattern::template(p)
-                    .map_err(|e| ConfigError::new(format!("{at}.match.path"), e.to_string()))?,
-                (None, Some(p)) => PathPattern::prefix(p)
-                    .map_err(|e| ConfigError::new(format!("{at}.match.prefix"), e.to_string()))?,
-                _ => {
-                    return Err(ConfigError::new(
-                        format!("{at}.match"),
-                        "needs exactly one of `path` and `prefix`",
-                    ))
-                }
-            };
-            let methods = match &r.matcher.methods {
-                Some(list) if list.is_empty() => {
-                    return Err(ConfigError::new(
-                        format!("{at}.match.methods"),
-                        "must list at least one method (omit it to select all)",
-                    ))
-                }
-                Some(list) => Some(list.iter().copied().collect()),
-                None => None,
-            };
-            let auth = match &r.auth {
-                Some(a) => authz::compile_requirement(jwt.as_ref(), a, Some(&path), &format!("{at}.auth"))?,
-                None => default_auth.clone(),
-            };
-            needs_keys(&auth, &format!("{at}.auth.type"))?;
-            matchers.push(RouteMatcher { path, methods });
-            let limits = exempt(
-                RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?,
-                global_media || r.limits.allowed_content_types.is_some(),
-            );
-            let cors =
-                r.cors.as_ref().map(|c| cors::CorsPolicy::compile(c, &format!("{at}.cors"))).transpose()?;
-            let buffering = response::Buffering::resolve(config.response.as_ref(), Some(&r.response));
-            let rate_limits = match (&rate_limits, &r.rate_limits) {
-                (Some(rl), Some(names)) => rl.resolve(names, &format!("{at}.rate_limits"))?,
-                (Some(rl), None) => rl.default.clone(),
-                (None, Some(names)) if names.is_empty() => Vec::new(),
-                (None, Some(_)) => {
-                    return Err(ConfigError::new(
-                        format!("{at}.rate_limits"),
-                        "names policies, but there is no `rate_limits` section to define them",
-                    ))
-                }
-                (None, None) => Vec::new(),
-            };
-            routes.push(Route { name: r.name.clone(), limits, auth, cors, buffering, rate_limits });
+            let (matcher, route) = ctx.route(r, &format!("routes[{i}]"))?;
+            matchers.push(matcher);
+            routes.push(route);
         }
 
         let type_base = config.problem.type_base.clone().unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());

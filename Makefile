@@ -148,7 +148,7 @@ soak: wasm envoy ## SOAK_SECONDS (default 600) of mixed traffic through the full
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) $(BENCH_CARGO) --bench envoy
 
-size-by-crate: target ## Module code and TurboFan compile time by dependency (crate groups), from a release build kept with its name section
+size-by-crate: target ## Module code and TurboFan compile time by dependency (crate groups), from a release build kept with its name section; then the whole module's V8 compile (SIZES_BEFORE=old.wasm compiles another build beside it)
 	CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --target wasm32-wasip1 --target-dir target/size
 	node tests/wasm/sizes.mjs target/size/wasm32-wasip1/release/api_guard.wasm | { command -v c++filt >/dev/null && c++filt || cat; }
 

@@ -144,3 +144,33 @@ console.log("Longest to compile (ms, body bytes, function):");
 const slowest = [...compileMs].sort((x, y) => y[1] - x[1]).slice(0, Number(process.env.SIZES_TOP ?? 15));
 for (const [idx, ms] of slowest) console.log(`  ${ms} ${bodies[idx - imports]} ${names.get(idx)}`);
 if (process.env.SIZES_VERBOSE) console.log([...unmatched].sort((x, y) => y[1] - x[1]).slice(0, 20));
+
+// The whole module's compile as Envoy does it (Liftoff off, every function up front), timed
+// inside a child Node around `WebAssembly.compile` alone: CPU of all its threads, wall time and
+// the process's RSS after. Per-function times above are rounded to V8's timer and undercount
+// small functions, so this is the figure to compare builds by. `SIZES_BEFORE=old.wasm` compiles
+// that module too, interleaved round by round. Medians of `SIZES_ROUNDS` (default 5).
+const compileOnce = (wasm) => {
+  const script = `
+    const buf = require("fs").readFileSync(process.argv[1]);
+    const cpu = process.cpuUsage(), t = process.hrtime.bigint();
+    WebAssembly.compile(buf).then(() => {
+      const c = process.cpuUsage(cpu), wall = Number(process.hrtime.bigint() - t) / 1e6;
+      console.log(JSON.stringify({ cpu: (c.user + c.system) / 1000, wall, rss: process.memoryUsage().rss }));
+    });`;
+  const out = execFileSync(process.execPath, ["--no-liftoff", "--no-wasm-lazy-compilation", "-e", script, wasm], { encoding: "utf8" });
+  return JSON.parse(out);
+};
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const modules = process.env.SIZES_BEFORE ? [["before", process.env.SIZES_BEFORE], ["this", file]] : [["this", file]];
+const runs = new Map(modules.map(([label]) => [label, []]));
+for (let r = 0; r < Number(process.env.SIZES_ROUNDS ?? 5); r++) {
+  for (const [label, wasm] of modules) runs.get(label).push(compileOnce(wasm));
+}
+console.log();
+console.log("V8 compiling the whole module (Liftoff off), medians:");
+for (const [label, wasm] of modules) {
+  const rs = runs.get(label);
+  const size = readFileSync(wasm).length;
+  console.log(`  ${label}: ${wasm} (${size} bytes): ${median(rs.map((x) => x.cpu)).toFixed(0)} ms CPU, ${median(rs.map((x) => x.wall)).toFixed(0)} ms wall, RSS after ${(median(rs.map((x) => x.rss)) / 1048576).toFixed(1)} MiB`);
+}

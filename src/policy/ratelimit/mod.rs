@@ -229,6 +229,9 @@ pub enum Checked {
 const MAX_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_TIMEOUT_MS: u32 = 100;
 
+// Load-time helpers out of line: TurboFan compiles several small functions faster than one
+// large one (docs/architecture.md, "Code size is start-up time").
+#[inline(never)]
 fn compile_service(s: &RateLimitServiceConfig) -> Result<Service, ConfigError> {
     let at = "rate_limits.service";
     // The cluster name goes into a one-byte protobuf length (see `rls::grpc_service`).
@@ -505,6 +508,7 @@ fn claim_path(claim: &str, at: &str) -> Result<Vec<String>, ConfigError> {
     Ok(claim.split('.').map(str::to_string).collect())
 }
 
+#[inline(never)]
 fn compile_policy(name: &str, p: &RateLimitPolicyConfig) -> Result<LimitPolicy, ConfigError> {
     let at = format!("rate_limits.policies.{name}");
     // The name is a metric label and a structured-field string: keep it to what both carry.

@@ -172,8 +172,8 @@ impl Rewrite<'_> {
                     return Ok(());
                 }
                 let place = match (self.shapes, pruning) {
-                    (Some((shapes, _)), true) => shapes.place(shape, sbase),
-                    _ => std::borrow::Cow::Borrowed(&[][..]),
+                    (Some((shapes, _)), true) => Some((shapes, shapes.place(shape, sbase))),
+                    _ => None,
                 };
                 let mut first = true;
                 loop {
@@ -187,10 +187,7 @@ impl Rewrite<'_> {
                     }
                     c.ws();
                     let child_sbase = shape.len();
-                    let kept = match (self.shapes, pruning) {
-                        (Some((shapes, _)), true) => shapes.member(&place, shape, &key),
-                        _ => true,
-                    };
+                    let kept = place.as_ref().is_none_or(|(shapes, at)| shapes.member(at, shape, &key));
                     let child_base = states.len();
                     let removed = !kept || self.step(states, base, Seg::Key(&key));
                     if removed {

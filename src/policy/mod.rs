@@ -276,7 +276,6 @@ fn needs_keys(r: &Requirement, has_keys: bool, at: &str) -> Result<(), ConfigErr
 struct RouteContext<'a> {
     config: &'a Config,
     jwt: Option<&'a JwtPolicy>,
-    has_keys: bool,
     exemptions: &'a Exemptions<'a>,
     /// A route's `auth` when it says none.
     default_auth: &'a Requirement,
@@ -318,7 +317,7 @@ impl RouteContext<'_> {
             Some(a) => authz::compile_requirement(self.jwt, a, Some(&path), &format!("{at}.auth"))?,
             None => self.default_auth.clone(),
         };
-        needs_keys(&auth, self.has_keys, &format!("{at}.auth.type"))?;
+        needs_keys(&auth, self.exemptions.api_key_header.is_some(), &format!("{at}.auth.type"))?;
         let limits = self.exemptions.apply(
             RequestLimits::compile(&config.limits, Some(&r.limits), &format!("{at}.limits"))?,
             config.limits.allowed_content_types.is_some() || r.limits.allowed_content_types.is_some(),
@@ -383,7 +382,6 @@ impl Policy {
         let ctx = RouteContext {
             config: &config,
             jwt: jwt.as_ref(),
-            has_keys: api_keys.is_some(),
             exemptions: &exemptions,
             default_auth: &default_auth,
             rate_limits: rate_limits.as_ref(),

@@ -402,7 +402,6 @@ impl ApiSpec {
         });
         let sunset = sunset.transpose()?;
 
-        let dates = (deprecated_date, sunset);
         let mut operations = Vec::new();
         let mut paths = Vec::new();
         // Per entry of `paths`: the path item's pointer, for load errors.
@@ -420,9 +419,17 @@ impl ApiSpec {
             for (key, method) in METHODS {
                 let Some(op) = item.get(key) else { continue };
                 let op_at = format!("{item_ptr}/{key}");
-                let at = OperationAt { template, item_at: &item_at, item_ptr: &item_ptr, op_at: &op_at };
+                let at = OperationAt {
+                    op,
+                    method,
+                    template,
+                    item_at: &item_at,
+                    item_ptr: &item_ptr,
+                    op_at: &op_at,
+                    shared: &shared,
+                };
                 let operation =
-                    compile_operation(cfg, &doc, op, &at, method, &shared, dates, &mut schemas, &mut shapes)?;
+                    compile_operation(cfg, &doc, &at, deprecated_date, sunset, &mut schemas, &mut shapes)?;
                 ops.push((method, operations.len()));
                 operations.push(operation);
             }
@@ -866,31 +873,33 @@ fn form_value(pairs: &[(String, String)], fields: &BTreeMap<String, Kind>) -> Va
     Value::Object(out)
 }
 
-/// Where an operation sits in the document, for its load errors.
+/// An operation of a path item and where it sits in the document (the pointers are for its
+/// load errors).
 struct OperationAt<'a> {
+    op: &'a Value,
+    method: Method,
     template: &'a str,
     item_at: &'a str,
     item_ptr: &'a str,
     op_at: &'a str,
+    /// The path item's own `parameters` (an array, empty when it has none).
+    shared: &'a Value,
 }
 
 /// One operation of a path item: its parameters (the item's shared ones after its own), body,
 /// deprecation headers and documented responses. A function of its own so that the
 /// document's compile stays several small functions for V8 to compile, not one large one.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
 fn compile_operation(
     cfg: &OpenApiConfig,
     doc: &Value,
-    op: &Value,
     at: &OperationAt<'_>,
-    method: Method,
-    shared: &Value,
-    (deprecated_date, sunset): (Option<i64>, Option<i64>),
+    deprecated_date: Option<i64>,
+    sunset: Option<i64>,
     schemas: &mut SchemaSet,
     shapes: &mut Shapes,
 ) -> Result<Operation, ConfigError> {
-    let OperationAt { template, item_at, item_ptr, op_at } = *at;
+    let OperationAt { op, method, template, item_at, item_ptr, op_at, shared } = *at;
     let name = op
         .get("operationId")
         .and_then(Value::as_str)

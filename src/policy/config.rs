@@ -17,6 +17,7 @@ use super::method::Method;
 use super::Policy;
 
 mod reader;
+mod tables;
 
 /// The whole api-guard configuration. An empty document (or no configuration at all) is
 /// valid and means the documented safe defaults.
@@ -1077,7 +1078,7 @@ pub fn parse_document(bytes: &[u8]) -> Result<Config, ConfigError> {
     if !text.trim_start().starts_with('{') {
         return Err(ConfigError::new(".", "configuration must be a JSON object"));
     }
-    reader::from_str::<Config>(text).map_err(|e| {
+    reader::read::<Config>(text).map_err(|e| {
         let (line, column) = e.position(text);
         match e.is_syntax() {
             // A syntax error has no field: where it is in the text is all there is to say.

@@ -1,24 +1,30 @@
 //! Reading the configuration's JSON text straight into its types, naming the field of every
 //! error.
 //!
-//! Why not `serde_json` wrapped in `serde_path_to_error`: together they instantiate every
-//! derived deserialiser of the configuration against a wrapping deserialiser and inline the
-//! JSON parser into each instance, about a sixth of the module's code, which V8 compiles with
-//! TurboFan in every Envoy before the first request. Here the parsing is done by plain
-//! functions ([`Reader::token`], [`Reader::string`], ...) that the small generic shims call,
-//! and the path of a failure is built as the error travels out: each object member and list
-//! element it leaves adds its name or index. A configuration is read once per load, so this
-//! reader is made to be small, not fast (it still reads GitHub's 5.7 MB description in about
-//! the time `serde_json` takes).
+//! Why not `serde_json` and serde's derived deserialisers: each derived type brings a visitor,
+//! a field identifier and an inlined copy of every field's parsing, which together were about a
+//! tenth of the module's code, compiled by TurboFan in every Envoy before the first request.
+//! Here the configuration's types implement [`Read`] from tables of their members' names
+//! (`config/tables.rs`): one small function per type, with the object's grammar, its unknown,
+//! repeated and missing members, and the path of a failure handled once, by plain functions
+//! ([`Reader::fields`], [`Reader::tag`], [`Reader::choice`]). Scalars, JSON values and the
+//! OpenAPI document are still read through serde ([`Reader`] is a `Deserializer`), so their
+//! messages are serde's own. The path of a failure is built as the error travels out: each
+//! object member and list element it leaves adds its name or index. A configuration is read
+//! once per load, so this reader is made to be small, not fast (it still reads GitHub's 5.7 MB
+//! description in about the time `serde_json` takes).
 //!
 //! It reads JSON as `serde_json::from_str` does (RFC 8259; nesting at most 128 deep; a number
 //! is read as a `u64`, else an `i64`, else an `f64`; a value nobody reads is checked for its
-//! grammar only; a member given twice is left to the type; nothing may follow the document),
-//! with serde's own messages, so the configuration's errors read as before;
-//! `tests/config_reader.rs` holds it to that on 20,000 mutated policies. Two constructs serde
-//! would also take are refused, since nobody writes them in a configuration: an object given
-//! as a list of its field values, and an enum written as `{"name": null}` (or as a number,
-//! which serde_json calls a syntax error; here the field and its choices are named).
+//! grammar only; nothing may follow the document), and the types as serde's derive does (the
+//! same members refused for the same reasons, in the same order, with serde's messages), so
+//! the configuration's errors read as before; `tests/config_reader.rs` holds it to that on
+//! 20,000 mutated policies, and `tables::tests` holds every table to its type's derive. Three
+//! constructs serde would also take are refused, since nobody means them in a configuration:
+//! an object (or an internally tagged enum) given as a list of its field values, an enum
+//! written as `{"name": null}` (or as a number, which serde_json calls a syntax error; here
+//! the field and its choices are named), and members given to a kind of an internally tagged
+//! enum that has none (`{"type": "deny", "providers": [...]}`, which serde passes over).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -31,12 +37,117 @@ use serde::Deserialize;
 /// Deepest nesting of lists and objects (serde_json's limit too).
 const MAX_DEPTH: u32 = 128;
 
-/// Reads one JSON value of type `T` from all of `text`.
+/// Reads one JSON value of type `T` from all of `text`, through serde (the tests compare
+/// the two ways).
+#[cfg(test)]
 pub fn from_str<'de, T: Deserialize<'de>>(text: &'de str) -> Result<T, Error> {
     let mut reader = Reader { text, pos: 0, depth: 0 };
     let value = T::deserialize(&mut reader).map_err(|e| e.placed(reader.pos))?;
     reader.end()?;
     Ok(value)
+}
+
+/// Reads one value of a configuration type from all of `text`.
+pub fn read<T: Read>(text: &str) -> Result<T, Error> {
+    let mut reader = Reader { text, pos: 0, depth: 0 };
+    let value = T::read(&mut reader).map_err(|e| e.placed(reader.pos))?;
+    reader.end()?;
+    Ok(value)
+}
+
+/// A type the configuration is made of, read straight from the text.
+///
+/// The configuration's objects and choices implement it from tables of their members' names
+/// (`config/tables.rs`): one plain function per type, where serde's derived code would make a
+/// visitor, a field identifier and a copy of every field's parsing per type. Scalars and JSON
+/// values are read through serde ([`Reader`] is a `Deserializer`), so their messages are
+/// serde's own.
+pub trait Read: Sized {
+    /// The value at the reader's position.
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error>;
+
+    /// The value of a member the object left out: serde's rule, `None` for an `Option` and an
+    /// error naming the member for anything else (members with a default say so in their
+    /// table instead).
+    #[cold]
+    fn missing(name: &'static str) -> Result<Self, Error> {
+        Err(de::Error::missing_field(name))
+    }
+}
+
+macro_rules! read_through_serde {
+    ($($t:ty),*) => {
+        $(impl Read for $t {
+            #[inline(never)]
+            fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+                <$t>::deserialize(r)
+            }
+        })*
+    };
+}
+
+read_through_serde!(String, bool, u16, u32, u64, usize, serde_json::Value);
+
+impl<T: Read> Read for Option<T> {
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        r.skip_whitespace();
+        match r.peek() {
+            Some(b'n') => r.word("null").map(|()| None),
+            _ => T::read(r).map(Some),
+        }
+    }
+
+    fn missing(_: &'static str) -> Result<Self, Error> {
+        Ok(None)
+    }
+}
+
+impl<T: Read> Read for Vec<T> {
+    #[inline(never)]
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        r.open(b'[', &"a sequence")?;
+        let mut out = Vec::new();
+        while r.more(b']', out.is_empty())? {
+            let at = r.pos;
+            match T::read(r) {
+                Ok(value) => out.push(value),
+                Err(e) => return Err(e.within(Segment::Index(out.len()), at)),
+            }
+        }
+        r.close(b']')?;
+        Ok(out)
+    }
+}
+
+impl<T: Read> Read for std::collections::BTreeMap<String, T> {
+    #[inline(never)]
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        r.open(b'{', &"a map")?;
+        let mut out = std::collections::BTreeMap::new();
+        let mut first = true;
+        while r.more(b'}', first)? {
+            first = false;
+            let (mut key, _) = r.key()?;
+            r.colon()?;
+            let at = r.pos;
+            match T::read(r) {
+                Ok(value) => {
+                    out.insert(key.into_owned(), value);
+                }
+                Err(e) => return Err(e.within_member(&mut key, at)),
+            }
+        }
+        r.close(b'}')?;
+        Ok(out)
+    }
+}
+
+/// The value of a member: what the object gave, else what it means to leave it out.
+pub fn need<T: Read>(value: Option<T>, name: &'static str) -> Result<T, Error> {
+    match value {
+        Some(value) => Ok(value),
+        None => T::missing(name),
+    }
 }
 
 /// One step of the path to a failure.
@@ -119,6 +230,18 @@ impl Error {
     fn placed(mut self, at: usize) -> Error {
         if self.0.at == usize::MAX {
             self.0.at = at;
+        }
+        self
+    }
+
+    /// A value refused inside a copy of an object: no path, no place (the object's own are added
+    /// as the error leaves it).
+    #[cold]
+    #[inline(never)]
+    fn unplaced(mut self) -> Error {
+        if !self.0.syntax {
+            self.0.path.clear();
+            self.0.at = usize::MAX;
         }
         self
     }
@@ -465,6 +588,118 @@ impl<'de> Reader<'de> {
             self.skip()?;
         }
         self.close(close)
+    }
+
+    /// The opening bracket of a list (`[`) or an object (`{`); anything else is a value of the
+    /// wrong kind, refused in serde's words with what was `expected`.
+    #[inline(never)]
+    fn open(&mut self, bracket: u8, expected: &dyn Expected) -> Result<(), Error> {
+        match (self.token()?, bracket) {
+            (Token::Seq, b'[') | (Token::Map, b'{') => Ok(()),
+            (token, _) => Err(self.invalid(&token, expected)),
+        }
+    }
+
+    /// An object whose members are the fields `names` (serde's rules: an unknown or repeated
+    /// member is refused, by name). `field(reader, i)` reads the value of `names[i]`. A member
+    /// named `tag` is passed over: the kind of an internally tagged enum, read before.
+    #[inline(never)]
+    pub fn fields(
+        &mut self,
+        expected: &dyn Expected,
+        names: &'static [&'static str],
+        tag: Option<&str>,
+        field: &mut dyn FnMut(&mut Reader<'de>, usize) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.open(b'{', expected)?;
+        let mut seen: u64 = 0;
+        let mut first = true;
+        while self.more(b'}', first)? {
+            first = false;
+            let (mut key, at) = self.key()?;
+            let Some(index) = names.iter().position(|name| *name == key) else {
+                if tag.is_some_and(|tag| tag == key) {
+                    self.colon()?;
+                    self.skip()?;
+                    continue;
+                }
+                let e: Error = de::Error::unknown_field(&key, names);
+                return Err(e.within_member(&mut key, at));
+            };
+            let bit = 1u64 << (index % 64);
+            if seen & bit != 0 {
+                return Err(de::Error::duplicate_field(names.get(index).copied().unwrap_or_default()));
+            }
+            seen |= bit;
+            self.colon()?;
+            let at = self.pos;
+            field(self, index).map_err(|e| e.within_member(&mut key, at))?;
+        }
+        self.close(b'}')
+    }
+
+    /// Reads a member's value into its slot.
+    pub fn slot<T: Read>(&mut self, slot: &mut Option<T>) -> Result<(), Error> {
+        *slot = Some(T::read(self)?);
+        Ok(())
+    }
+
+    /// One of `names` (an enum of plain choices), by its index.
+    #[inline(never)]
+    pub fn choice(&mut self, names: &'static [&'static str]) -> Result<usize, Error> {
+        match self.token()? {
+            Token::Str(name) => {
+                names.iter().position(|n| *n == name).ok_or_else(|| de::Error::unknown_variant(&name, names))
+            }
+            token => Err(not_a_name(&token, names)),
+        }
+    }
+
+    /// The kind of an internally tagged enum (`expected` is serde's name for it), by its index
+    /// in `kinds`, read ahead from the object's member `"type"`; the reader is left where the
+    /// object begins, for [`Reader::variant`]. Errors come in serde's order: serde reads the
+    /// whole object before any of the kind's fields, so its grammar (and numbers too large
+    /// to read) are refused first.
+    #[inline(never)]
+    pub fn tag(&mut self, expected: &dyn Expected, kinds: &'static [&'static str]) -> Result<usize, Error> {
+        let (start, depth) = (self.pos, self.depth);
+        self.open(b'{', expected)?;
+        let mut kind = None;
+        let mut first = true;
+        while self.more(b'}', first)? {
+            first = false;
+            let (mut key, _) = self.key()?;
+            if key != "type" {
+                self.colon()?;
+                serde_json::Value::deserialize(&mut *self)?;
+                continue;
+            }
+            if kind.is_some() {
+                return Err(de::Error::duplicate_field("type"));
+            }
+            self.colon()?;
+            let at = self.pos;
+            let found = match self.token() {
+                Ok(Token::Str(name)) => kinds
+                    .iter()
+                    .position(|k| *k == name)
+                    .ok_or_else(|| de::Error::unknown_variant(&name, kinds)),
+                Ok(token) => Err(self.invalid(&token, &"variant identifier")),
+                Err(e) => Err(e),
+            };
+            kind = Some(found.map_err(|e| e.within_member(&mut key, at))?);
+        }
+        self.close(b'}')?;
+        let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+        (self.pos, self.depth) = (start, depth);
+        Ok(kind)
+    }
+
+    /// The fields of an internally tagged enum's kind, read by `read` from the object
+    /// [`Reader::tag`] has checked. serde reads them from its copy of the object, which knows no
+    /// paths: a value refused here is reported at the enum itself, as serde reports it.
+    pub fn variant<T>(&mut self, read: impl FnOnce(&mut Reader<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        read(self).map_err(Error::unplaced)
     }
 
     /// The visitor's method for a token of any kind.

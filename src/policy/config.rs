@@ -1070,7 +1070,7 @@ pub fn parse_document(bytes: &[u8]) -> Result<Config, ConfigError> {
         .map_err(|e| ConfigError::new(".", format!("configuration is not UTF-8 ({e})")))?;
     // A JSON string holding a document: unwrap it once.
     if text.trim_start().starts_with('"') {
-        let inner: String = serde_json::from_str(text)
+        let inner: String = serde_json::from_slice(text.as_bytes())
             .map_err(|e| ConfigError::new(".", format!("configuration is not valid JSON: {e}")))?;
         return parse_document(inner.as_bytes());
     }

@@ -235,7 +235,7 @@ fn number(text: &str) -> Option<Number> {
             return Some(Number::from(n));
         }
     }
-    serde_json::from_str::<Number>(text).ok()
+    serde_json::from_slice::<Number>(text.as_bytes()).ok()
 }
 
 #[cfg(test)]

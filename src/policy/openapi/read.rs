@@ -162,7 +162,7 @@ pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
             document(d).map(Doc)
         }
     }
-    serde_json::from_str::<Doc>(text).map(|d| d.0)
+    serde_json::from_slice::<Doc>(text.as_bytes()).map(|d| d.0)
 }
 
 #[cfg(test)]

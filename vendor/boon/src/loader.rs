@@ -120,7 +120,7 @@ impl DefaultUrlLoader {
 
         // check in STD_METAFILES
         let doc = if let Some(content) = load_std_meta(url.as_str()) {
-            serde_json::from_str::<Value>(content).map_err(|e| CompileError::LoadUrlError {
+            serde_json::from_slice::<Value>(content.as_bytes()).map_err(|e| CompileError::LoadUrlError {
                 url: url.to_string(),
                 src: e.into(),
             })?

@@ -359,131 +359,14 @@ impl ApiSpec {
     /// Compiles `doc`, the configuration's document (moved out of `cfg`, which gives the
     /// options), consuming it: the compiled form keeps nothing of the source tree.
     pub fn compile(cfg: &OpenApiConfig, mut doc: Value, rules: MatchRules) -> Result<ApiSpec, ConfigError> {
-        let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
-        let dialect = if version.starts_with("3.0.") {
-            Dialect::Oas30
-        } else if version.starts_with("3.1.") {
-            Dialect::Oas31
-        } else {
-            return Err(err("/openapi", "must be an OpenAPI version 3.0.x or 3.1.x"));
-        };
-        if dialect == Dialect::Oas30 {
-            schema::normalize_30(&mut doc);
-        }
-        check_references(&doc, &doc, &mut String::new())?;
-        // Request validation's view of `required` (see `request_view`); nothing read from the
-        // document below depends on those lists, so the one tree serves both, and moves into
-        // the validator once everything else is read.
-        schema::request_view(&mut doc);
+        let dialect = prepare(&mut doc)?;
         let mut schemas = SchemaSet::deferred(dialect);
         let mut shapes = Shapes::default();
-
-        let mut bases = Vec::new();
-        match doc.get("servers") {
-            Some(Value::Array(list)) if !list.is_empty() => {
-                for (i, s) in list.iter().enumerate() {
-                    let b = server_base(s, &format!("/servers/{i}"))?;
-                    if !bases.contains(&b) {
-                        bases.push(b);
-                    }
-                }
-            }
-            _ => bases.push(String::new()),
-        }
-
-        let deprecated_date = cfg.deprecated.date.as_deref().map(|d| {
-            rfc3339(d)
-                .ok_or_else(|| ConfigError::new("openapi.deprecated.date", "must be an RFC 3339 date-time"))
-        });
-        let deprecated_date = deprecated_date.transpose()?;
-        let sunset = cfg.deprecated.sunset.as_deref().map(|d| {
-            rfc3339(d)
-                .ok_or_else(|| ConfigError::new("openapi.deprecated.sunset", "must be an RFC 3339 date-time"))
-        });
-        let sunset = sunset.transpose()?;
-
-        let mut operations = Vec::new();
-        let mut paths = Vec::new();
-        // Per entry of `paths`: the path item's pointer, for load errors.
-        let mut path_pointers: Vec<String> = Vec::new();
-        // (specificity, index into `paths`, matcher)
-        let mut entries: Vec<(Specificity, usize, RouteMatcher)> = Vec::new();
-        let Some(Value::Object(path_items)) = doc.get("paths") else {
-            return Err(err("/paths", "must be an object of path items"));
-        };
-        for (template, _) in path_items {
-            let item_at = format!("/paths/{}", pointer_token(template));
-            let (item, item_ptr) = deref(&doc, &item_at)?;
-            let shared = item.get("parameters").cloned().unwrap_or(Value::Array(Vec::new()));
-            let mut ops = Vec::new();
-            for (key, method) in METHODS {
-                let Some(op) = item.get(key) else { continue };
-                let op_at = format!("{item_ptr}/{key}");
-                let at = OperationAt {
-                    op,
-                    method,
-                    template,
-                    item_at: &item_at,
-                    item_ptr: &item_ptr,
-                    op_at: &op_at,
-                    shared: &shared,
-                };
-                let operation =
-                    compile_operation(cfg, &doc, &at, deprecated_date, sunset, &mut schemas, &mut shapes)?;
-                ops.push((method, operations.len()));
-                operations.push(operation);
-            }
-            if ops.is_empty() {
-                continue;
-            }
-            let path_index = paths.len();
-            paths.push(PathEntry { ops });
-            path_pointers.push(item_at.clone());
-            for base in &bases {
-                let full = format!("{base}{template}");
-                let pattern = PathPattern::exact_template(&full).map_err(|e| err(&item_at, e.to_string()))?;
-                entries.push((
-                    pattern.specificity(),
-                    path_index,
-                    RouteMatcher { path: pattern, methods: None },
-                ));
-            }
-        }
-        // OpenAPI: "Templated paths with the same hierarchy but different templated names
-        // MUST NOT exist as they are identical" (`/pets/{id}` and `/pets/{name}`). Real
-        // documents write them anyway, for different methods (`GET /a/{id}`, `DELETE
-        // /a/{key}`): those are told apart by the method, so they load and share one `Allow`.
-        // Two that define the same method could not be told apart by any request: refused,
-        // naming both.
-        let mut groups: std::collections::HashMap<String, (usize, MethodSet)> =
-            std::collections::HashMap::new();
-        for e in &entries {
-            let methods: MethodSet =
-                paths.get(e.1).map(|p| p.ops.iter().map(|(m, _)| *m).collect()).unwrap_or_default();
-            let key = e.2.path.shape_key();
-            match groups.get_mut(&key) {
-                None => {
-                    groups.insert(key, (e.1, methods));
-                }
-                Some((first, _)) if *first == e.1 => {}
-                Some((first, seen)) => {
-                    let shared = Method::ALL
-                        .into_iter()
-                        .find(|m| seen.contains(Some(*m)) && methods.contains(Some(*m)));
-                    if let (Some(m), AmbiguousTemplates::Refuse) = (shared, cfg.ambiguous_templates) {
-                        let first = path_pointers.get(*first).cloned().unwrap_or_default();
-                        return Err(err(
-                            path_pointers.get(e.1).map_or("", String::as_str),
-                            format!(
-                                "is the same template as {first} (only the parameter names differ) and both define {}: a request could not say which one it meant (OpenAPI forbids such templates)",
-                                m.as_str()
-                            ),
-                        ));
-                    }
-                    *seen = seen.union(methods);
-                }
-            }
-        }
+        let bases = server_bases(&doc)?;
+        let dates = deprecation_dates(cfg)?;
+        let Compiled { operations, paths, path_pointers, mut entries } =
+            compile_paths(cfg, &doc, &bases, dates, &mut schemas, &mut shapes)?;
+        let groups = shape_groups(cfg, &entries, &paths, &path_pointers)?;
         shapes.seal();
         // Every schema named above is compiled from the document, which goes with the compiler.
         schemas.finish(doc).map_err(|(at, e)| err(&at, e))?;
@@ -491,7 +374,7 @@ impl ApiSpec {
         // Stable sort: equally specific templates keep document order.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let entry_path = entries.iter().map(|e| e.1).collect();
-        // Per table entry: its shape group's key and `Allow` (see above).
+        // Per table entry: its shape group's key and `Allow` (see `shape_groups`).
         let entry_shape: Vec<String> = entries.iter().map(|e| e.2.path.shape_key()).collect();
         let entry_allow: Vec<String> = entry_shape
             .iter()
@@ -871,6 +754,177 @@ fn form_value(pairs: &[(String, String)], fields: &BTreeMap<String, Kind>) -> Va
         }
     }
     Value::Object(out)
+}
+
+/// The document's dialect by its `openapi` version, with the tree made ready for the compile:
+/// 3.0 schemas rewritten in 3.1 terms, every reference checked, and the request view of
+/// `required` (see `schema::request_view`; nothing read from the document afterwards depends
+/// on those lists, so the one tree serves both, and moves into the validator once everything
+/// else is read). Like each step of [`ApiSpec::compile`] below, a function of its own: V8
+/// compiles several small functions in far less time than one large one.
+#[inline(never)]
+fn prepare(doc: &mut Value) -> Result<Dialect, ConfigError> {
+    let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
+    let dialect = if version.starts_with("3.0.") {
+        Dialect::Oas30
+    } else if version.starts_with("3.1.") {
+        Dialect::Oas31
+    } else {
+        return Err(err("/openapi", "must be an OpenAPI version 3.0.x or 3.1.x"));
+    };
+    if dialect == Dialect::Oas30 {
+        schema::normalize_30(doc);
+    }
+    check_references(doc, doc, &mut String::new())?;
+    schema::request_view(doc);
+    Ok(dialect)
+}
+
+/// The path prefixes of the document's `servers` (one empty prefix when it has none).
+#[inline(never)]
+fn server_bases(doc: &Value) -> Result<Vec<String>, ConfigError> {
+    let mut bases = Vec::new();
+    match doc.get("servers") {
+        Some(Value::Array(list)) if !list.is_empty() => {
+            for (i, s) in list.iter().enumerate() {
+                let b = server_base(s, &format!("/servers/{i}"))?;
+                if !bases.contains(&b) {
+                    bases.push(b);
+                }
+            }
+        }
+        _ => bases.push(String::new()),
+    }
+    Ok(bases)
+}
+
+/// `openapi.deprecated.date` and `sunset`, as Unix times.
+#[inline(never)]
+fn deprecation_dates(cfg: &OpenApiConfig) -> Result<(Option<i64>, Option<i64>), ConfigError> {
+    let date = |value: &Option<String>, field: &str| {
+        value
+            .as_deref()
+            .map(|d| rfc3339(d).ok_or_else(|| ConfigError::new(field, "must be an RFC 3339 date-time")))
+            .transpose()
+    };
+    Ok((
+        date(&cfg.deprecated.date, "openapi.deprecated.date")?,
+        date(&cfg.deprecated.sunset, "openapi.deprecated.sunset")?,
+    ))
+}
+
+/// What the path items compile to, before the route table is built.
+struct Compiled {
+    operations: Vec<Operation>,
+    paths: Vec<PathEntry>,
+    /// Per entry of `paths`: the path item's pointer, for load errors.
+    path_pointers: Vec<String>,
+    /// (specificity, index into `paths`, matcher), per server base and path item.
+    entries: Vec<(Specificity, usize, RouteMatcher)>,
+}
+
+/// Every operation of every path item, and a table entry per server base and path item.
+#[inline(never)]
+fn compile_paths(
+    cfg: &OpenApiConfig,
+    doc: &Value,
+    bases: &[String],
+    (deprecated_date, sunset): (Option<i64>, Option<i64>),
+    schemas: &mut SchemaSet,
+    shapes: &mut Shapes,
+) -> Result<Compiled, ConfigError> {
+    let mut out = Compiled {
+        operations: Vec::new(),
+        paths: Vec::new(),
+        path_pointers: Vec::new(),
+        entries: Vec::new(),
+    };
+    let Some(Value::Object(path_items)) = doc.get("paths") else {
+        return Err(err("/paths", "must be an object of path items"));
+    };
+    for (template, _) in path_items {
+        let item_at = format!("/paths/{}", pointer_token(template));
+        let (item, item_ptr) = deref(doc, &item_at)?;
+        let shared = item.get("parameters").cloned().unwrap_or(Value::Array(Vec::new()));
+        let mut ops = Vec::new();
+        for (key, method) in METHODS {
+            let Some(op) = item.get(key) else { continue };
+            let op_at = format!("{item_ptr}/{key}");
+            let at = OperationAt {
+                op,
+                method,
+                template,
+                item_at: &item_at,
+                item_ptr: &item_ptr,
+                op_at: &op_at,
+                shared: &shared,
+            };
+            let operation = compile_operation(cfg, doc, &at, deprecated_date, sunset, schemas, shapes)?;
+            ops.push((method, out.operations.len()));
+            out.operations.push(operation);
+        }
+        if ops.is_empty() {
+            continue;
+        }
+        let path_index = out.paths.len();
+        out.paths.push(PathEntry { ops });
+        out.path_pointers.push(item_at.clone());
+        for base in bases {
+            let full = format!("{base}{template}");
+            let pattern = PathPattern::exact_template(&full).map_err(|e| err(&item_at, e.to_string()))?;
+            out.entries.push((
+                pattern.specificity(),
+                path_index,
+                RouteMatcher { path: pattern, methods: None },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The table entries grouped by their template's shape, each group with the methods its
+/// templates define.
+///
+/// OpenAPI: "Templated paths with the same hierarchy but different templated names MUST NOT
+/// exist as they are identical" (`/pets/{id}` and `/pets/{name}`). Real documents write them
+/// anyway, for different methods (`GET /a/{id}`, `DELETE /a/{key}`): those are told apart by
+/// the method, so they load and share one `Allow`. Two that define the same method could not
+/// be told apart by any request: refused, naming both.
+#[inline(never)]
+fn shape_groups(
+    cfg: &OpenApiConfig,
+    entries: &[(Specificity, usize, RouteMatcher)],
+    paths: &[PathEntry],
+    path_pointers: &[String],
+) -> Result<std::collections::HashMap<String, (usize, MethodSet)>, ConfigError> {
+    let mut groups: std::collections::HashMap<String, (usize, MethodSet)> = std::collections::HashMap::new();
+    for e in entries {
+        let methods: MethodSet =
+            paths.get(e.1).map(|p| p.ops.iter().map(|(m, _)| *m).collect()).unwrap_or_default();
+        let key = e.2.path.shape_key();
+        match groups.get_mut(&key) {
+            None => {
+                groups.insert(key, (e.1, methods));
+            }
+            Some((first, _)) if *first == e.1 => {}
+            Some((first, seen)) => {
+                let shared =
+                    Method::ALL.into_iter().find(|m| seen.contains(Some(*m)) && methods.contains(Some(*m)));
+                if let (Some(m), AmbiguousTemplates::Refuse) = (shared, cfg.ambiguous_templates) {
+                    let first = path_pointers.get(*first).cloned().unwrap_or_default();
+                    return Err(err(
+                        path_pointers.get(e.1).map_or("", String::as_str),
+                        format!(
+                            "is the same template as {first} (only the parameter names differ) and both define {}: a request could not say which one it meant (OpenAPI forbids such templates)",
+                            m.as_str()
+                        ),
+                    ));
+                }
+                *seen = seen.union(methods);
+            }
+        }
+    }
+    Ok(groups)
 }
 
 /// An operation of a path item and where it sits in the document (the pointers are for its

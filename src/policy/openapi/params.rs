@@ -219,7 +219,9 @@ impl Kind {
             Kind::String => Value::String(raw.to_string()),
             Kind::Array(inner) => Value::Array(raw.split(',').map(|s| inner.coerce(s)).collect()),
             // Text that is not JSON stays text, which the schema then judges.
-            Kind::Json => serde_json::from_slice(raw.as_bytes()).unwrap_or_else(|_| Value::String(raw.to_string())),
+            Kind::Json => {
+                serde_json::from_slice(raw.as_bytes()).unwrap_or_else(|_| Value::String(raw.to_string()))
+            }
             Kind::Object(..) => self.object(raw.split(',').map(str::to_string).collect(), false),
         }
     }

@@ -283,6 +283,25 @@ struct RouteContext<'a> {
 }
 
 impl RouteContext<'_> {
+    /// Every route, with its matcher (a name used twice is refused).
+    #[inline(never)]
+    fn routes(&self) -> Result<(Vec<RouteMatcher>, Vec<Route>), ConfigError> {
+        let mut routes = Vec::with_capacity(self.config.routes.len());
+        let mut matchers = Vec::with_capacity(self.config.routes.len());
+        for (i, r) in self.config.routes.iter().enumerate() {
+            if routes.iter().any(|x: &Route| x.name == r.name) {
+                return Err(ConfigError::new(
+                    format!("routes[{i}].name"),
+                    format!("route name '{}' is used twice", r.name),
+                ));
+            }
+            let (matcher, route) = self.route(r, &format!("routes[{i}]"))?;
+            matchers.push(matcher);
+            routes.push(route);
+        }
+        Ok((matchers, routes))
+    }
+
     /// One route (`at` is `routes[i]`): its matcher and what it enforces. Out of line so the
     /// policy's compile stays functions of a size V8 compiles quickly.
     #[inline(never)]
@@ -344,22 +363,106 @@ impl RouteContext<'_> {
     }
 }
 
+/// The JWT providers and the API keys. Like each step of [`Policy::compile`] below, a function
+/// of its own: V8 compiles several small functions in far less time than one large one.
+#[inline(never)]
+fn credentials(config: &Config) -> Result<(Option<JwtPolicy>, Option<apikey::ApiKeys>), ConfigError> {
+    let jwt = config.jwt.as_ref().map(JwtPolicy::compile).transpose()?;
+    let api_keys = config.api_keys.as_ref().map(apikey::ApiKeys::compile).transpose()?;
+    if let Some(i) =
+        jwt.iter().flat_map(|j| j.providers.iter()).position(|p| p.name == apikey::PROVIDER_LABEL)
+    {
+        let name = jwt.as_ref().and_then(|j| j.providers.get(i)).map_or("", |p| p.name.as_str());
+        return Err(ConfigError::new(
+            format!("jwt.providers.{name}"),
+            "`api_key` is the name metrics give API-key callers: name this provider otherwise",
+        ));
+    }
+    Ok((jwt, api_keys))
+}
+
+/// The problem type prefix and the request id header.
+#[inline(never)]
+fn naming(config: &Config) -> Result<(String, String), ConfigError> {
+    let type_base = config.problem.type_base.clone().unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
+    if !is_uri_prefix(&type_base) {
+        return Err(ConfigError::new(
+            "problem.type_base",
+            "must be an absolute URI prefix (scheme, ':', then no spaces, quotes or control characters)",
+        ));
+    }
+    let request_id_header = config
+        .request_id_header
+        .clone()
+        .unwrap_or_else(|| DEFAULT_REQUEST_ID_HEADER.to_string())
+        .to_ascii_lowercase();
+    if request_id_header.is_empty()
+        || !request_id_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ConfigError::new("request_id_header", "must be a header name ([A-Za-z0-9_-]+)"));
+    }
+    Ok((type_base, request_id_header))
+}
+
+/// The RFC 9728 document, from what the policy's credentials advertise.
+#[inline(never)]
+fn resource_metadata(
+    cfg: &config::ProtectedResourceConfig,
+    jwt: Option<&JwtPolicy>,
+    default_auth: &Requirement,
+    routes: &[Route],
+) -> Result<resource_metadata::ResourceMetadata, ConfigError> {
+    let providers = jwt.iter().flat_map(|j| j.providers.iter());
+    let issuers: Vec<&str> = providers.clone().map(|p| p.rules.issuer.as_str()).collect();
+    let query = providers.flat_map(|p| p.sources.iter()).any(|s| matches!(s, jwt::extract::Source::Param(_)));
+    let requirements = std::iter::once(default_auth).chain(routes.iter().map(|r: &Route| &r.auth));
+    let mut scopes: Vec<&str> = Vec::new();
+    for r in requirements {
+        if let Requirement::Jwt(rule) = r {
+            for s in &rule.scopes {
+                if !scopes.contains(&s.as_str()) {
+                    scopes.push(s);
+                }
+            }
+        }
+    }
+    let all: Vec<&jwt::Provider> = jwt.iter().flat_map(|j| j.providers.iter()).collect();
+    let mut dpop_algs: Vec<&str> = Vec::new();
+    for a in all.iter().filter_map(|p| p.dpop.as_ref()).flat_map(|d| d.algorithms.iter()) {
+        if !dpop_algs.contains(&a.as_str()) {
+            dpop_algs.push(a.as_str());
+        }
+    }
+    let facts = resource_metadata::Advertised {
+        issuers,
+        scopes,
+        query,
+        dpop_required: !all.is_empty() && all.iter().all(|p| p.dpop.as_ref().is_some_and(|d| d.required)),
+        dpop_algs,
+        certificate_bound: all.iter().any(|p| p.require_certificate_bound),
+    };
+    resource_metadata::ResourceMetadata::compile(cfg, &facts)
+}
+
+/// The DPoP proof algorithms any provider takes, for `WWW-Authenticate`.
+#[inline(never)]
+fn dpop_algs(jwt: Option<&JwtPolicy>) -> Option<String> {
+    let mut algs: Vec<&str> = Vec::new();
+    let dpop = jwt.iter().flat_map(|j| j.providers.iter()).filter_map(|p| p.dpop.as_ref());
+    for a in dpop.flat_map(|d| d.algorithms.iter()) {
+        if !algs.contains(&a.as_str()) {
+            algs.push(a.as_str());
+        }
+    }
+    (!algs.is_empty()).then(|| algs.join(" "))
+}
+
 impl Policy {
     /// Compiles a parsed document, checking every value once. It takes the document by value
     /// so that an OpenAPI document moves into its compiled form instead of being copied (a
     /// large one is tens of megabytes as a tree, and a wasm memory never shrinks).
     pub fn compile(mut config: Config) -> Result<Policy, ConfigError> {
-        let jwt = config.jwt.as_ref().map(JwtPolicy::compile).transpose()?;
-        let api_keys = config.api_keys.as_ref().map(apikey::ApiKeys::compile).transpose()?;
-        if let Some(i) =
-            jwt.iter().flat_map(|j| j.providers.iter()).position(|p| p.name == apikey::PROVIDER_LABEL)
-        {
-            let name = jwt.as_ref().and_then(|j| j.providers.get(i)).map_or("", |p| p.name.as_str());
-            return Err(ConfigError::new(
-                format!("jwt.providers.{name}"),
-                "`api_key` is the name metrics give API-key callers: name this provider otherwise",
-            ));
-        }
+        let (jwt, api_keys) = credentials(&config)?;
         // Parameters a provider reads tokens from are not "credentials in the query" there.
         let token_params: Vec<String> =
             jwt.iter().flat_map(|j| j.token_params()).map(str::to_ascii_lowercase).collect();
@@ -386,37 +489,8 @@ impl Policy {
             default_auth: &default_auth,
             rate_limits: rate_limits.as_ref(),
         };
-        let mut routes = Vec::with_capacity(config.routes.len());
-        let mut matchers = Vec::with_capacity(config.routes.len());
-        for (i, r) in config.routes.iter().enumerate() {
-            if routes.iter().any(|x: &Route| x.name == r.name) {
-                return Err(ConfigError::new(
-                    format!("routes[{i}].name"),
-                    format!("route name '{}' is used twice", r.name),
-                ));
-            }
-            let (matcher, route) = ctx.route(r, &format!("routes[{i}]"))?;
-            matchers.push(matcher);
-            routes.push(route);
-        }
-
-        let type_base = config.problem.type_base.clone().unwrap_or_else(|| DEFAULT_TYPE_BASE.to_string());
-        if !is_uri_prefix(&type_base) {
-            return Err(ConfigError::new(
-                "problem.type_base",
-                "must be an absolute URI prefix (scheme, ':', then no spaces, quotes or control characters)",
-            ));
-        }
-        let request_id_header = config
-            .request_id_header
-            .clone()
-            .unwrap_or_else(|| DEFAULT_REQUEST_ID_HEADER.to_string())
-            .to_ascii_lowercase();
-        if request_id_header.is_empty()
-            || !request_id_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(ConfigError::new("request_id_header", "must be a header name ([A-Za-z0-9_-]+)"));
-        }
+        let (matchers, routes) = ctx.routes()?;
+        let (type_base, request_id_header) = naming(&config)?;
 
         let realm = jwt.as_ref().map_or_else(|| "api".to_string(), |j| j.realm.clone());
         let match_rules = MatchRules {
@@ -444,55 +518,12 @@ impl Policy {
             .as_ref()
             .map(|c| response::ResponsePolicy::compile(c, "response", &names))
             .transpose()?;
-        let resource_metadata = match &config.protected_resource {
-            Some(cfg) => {
-                let providers = jwt.iter().flat_map(|j| j.providers.iter());
-                let issuers: Vec<&str> = providers.clone().map(|p| p.rules.issuer.as_str()).collect();
-                let query = providers
-                    .flat_map(|p| p.sources.iter())
-                    .any(|s| matches!(s, jwt::extract::Source::Param(_)));
-                let requirements =
-                    std::iter::once(&default_auth).chain(routes.iter().map(|r: &Route| &r.auth));
-                let mut scopes: Vec<&str> = Vec::new();
-                for r in requirements {
-                    if let Requirement::Jwt(rule) = r {
-                        for s in &rule.scopes {
-                            if !scopes.contains(&s.as_str()) {
-                                scopes.push(s);
-                            }
-                        }
-                    }
-                }
-                let all: Vec<&jwt::Provider> = jwt.iter().flat_map(|j| j.providers.iter()).collect();
-                let mut dpop_algs: Vec<&str> = Vec::new();
-                for a in all.iter().filter_map(|p| p.dpop.as_ref()).flat_map(|d| d.algorithms.iter()) {
-                    if !dpop_algs.contains(&a.as_str()) {
-                        dpop_algs.push(a.as_str());
-                    }
-                }
-                let facts = resource_metadata::Advertised {
-                    issuers,
-                    scopes,
-                    query,
-                    dpop_required: !all.is_empty()
-                        && all.iter().all(|p| p.dpop.as_ref().is_some_and(|d| d.required)),
-                    dpop_algs,
-                    certificate_bound: all.iter().any(|p| p.require_certificate_bound),
-                };
-                Some(resource_metadata::ResourceMetadata::compile(cfg, &facts)?)
-            }
-            None => None,
-        };
-        let dpop_algs = {
-            let mut algs: Vec<&str> = Vec::new();
-            let dpop = jwt.iter().flat_map(|j| j.providers.iter()).filter_map(|p| p.dpop.as_ref());
-            for a in dpop.flat_map(|d| d.algorithms.iter()) {
-                if !algs.contains(&a.as_str()) {
-                    algs.push(a.as_str());
-                }
-            }
-            (!algs.is_empty()).then(|| algs.join(" "))
-        };
+        let resource_metadata = config
+            .protected_resource
+            .as_ref()
+            .map(|cfg| resource_metadata(cfg, jwt.as_ref(), &default_auth, &routes))
+            .transpose()?;
+        let dpop_algs = dpop_algs(jwt.as_ref());
         Ok(Policy {
             global,
             routes,

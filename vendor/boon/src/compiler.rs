@@ -242,6 +242,7 @@ impl Compiler {
         Ok(index)
     }
 
+    #[inline(never)]
     fn compile_value(
         &self,
         schemas: &Schemas,
@@ -345,6 +346,7 @@ impl ObjCompiler<'_, '_, '_, '_, '_, '_> {
         Ok(())
     }
 
+    #[inline(never)]
     fn compile_draft4(&mut self, s: &mut Schema) -> Result<(), CompileError> {
         if self.has_vocab("core") {
             s.ref_ = self.enqueue_ref("$ref")?;
@@ -501,6 +503,7 @@ impl ObjCompiler<'_, '_, '_, '_, '_, '_> {
         Ok(())
     }
 
+    #[inline(never)]
     fn compile_draft6(&mut self, s: &mut Schema) -> Result<(), CompileError> {
         if self.has_vocab("applicator") {
             s.contains = self.enqueue_prop("contains");
@@ -514,6 +517,7 @@ impl ObjCompiler<'_, '_, '_, '_, '_, '_> {
         Ok(())
     }
 
+    #[inline(never)]
     fn compile_draft7(&mut self, s: &mut Schema) -> Result<(), CompileError> {
         if self.has_vocab("applicator") {
             s.if_ = self.enqueue_prop("if");
@@ -550,6 +554,7 @@ impl ObjCompiler<'_, '_, '_, '_, '_, '_> {
         Ok(())
     }
 
+    #[inline(never)]
     fn compile_draft2019(&mut self, s: &mut Schema) -> Result<(), CompileError> {
         if self.has_vocab("core") {
             s.recursive_ref = self.enqueue_ref("$recursiveRef")?;
@@ -593,6 +598,7 @@ impl ObjCompiler<'_, '_, '_, '_, '_, '_> {
         Ok(())
     }
 
+    #[inline(never)]
     fn compile_draft2020(&mut self, s: &mut Schema) -> Result<(), CompileError> {
         if self.has_vocab("core") {
             if let Some(sch) = self.enqueue_ref("$dynamicRef")? {

@@ -21,6 +21,8 @@ macro_rules! read_fields {
         $($field:ident $(: $name:literal)? $($default:ident)? $(=> $with:path)?),* $(,)?
     }) => {{
         const NAMES: &[&str] = &[$(read_fields!(@name $field $($name)?)),*];
+        // `Reader::fields` marks the members seen in one 64-bit word.
+        const _: () = assert!(NAMES.len() <= 64, "an object type of more than 64 members");
         $(let mut $field = None;)*
         $r.fields(&$expecting, NAMES, $tag, &mut |r, i| {
             #[allow(unused_mut, unused_assignments)]

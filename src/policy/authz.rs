@@ -458,8 +458,8 @@ fn verify_with(
 /// RFC 8705 §3: a token bound to a TLS client certificate (`cnf.x5t#S256`, the base64url
 /// SHA-256 of its DER) is good only on a connection that presented that certificate. Checked
 /// on every request, cached tokens too: the binding is to the connection, not the token.
-// Out of line: rare paths kept out of `authorize`, which V8 compiles in far less time as
-// several small functions than as one large one.
+// Out of line, like `bound_to_key` and `authorize_key`: paths most requests skip, kept out of
+// `authorize`, which V8 compiles in far less time as several small functions.
 #[inline(never)]
 fn bound_to_connection(provider: &Provider, v: &Verified, state: &dyn VerifyState) -> Result<(), TokenError> {
     use base64::Engine;
@@ -491,8 +491,6 @@ enum Bound {
 /// RFC 9449 §7: a DPoP-bound token (`cnf.jkt`) comes with the DPoP scheme and one proof, made
 /// for this request by the key it is bound to, never seen before; under the Bearer scheme it
 /// is refused, whether or not this provider takes DPoP.
-// Out of line: rare paths kept out of `authorize`, which V8 compiles in far less time as
-// several small functions than as one large one.
 #[inline(never)]
 fn bound_to_key(
     provider: &Provider,
@@ -556,8 +554,6 @@ fn token_denial(e: TokenError, provider: usize) -> Denial {
 
 /// Judges an API-key request: the key (never forwarded) must be one of `api_keys` and grant
 /// every scope in `scopes`.
-// Out of line: rare paths kept out of `authorize`, which V8 compiles in far less time as
-// several small functions than as one large one.
 #[inline(never)]
 fn authorize_key(
     keys: Option<&ApiKeys>,

@@ -1255,6 +1255,15 @@ mod tests {
         assert_eq!(e.path, "limits.allowed_methods[0]");
         let e = err(r#"{"limits":{"query_credentials":{"action":"maybe"}}}"#);
         assert_eq!(e.path, "limits.query_credentials.action");
+        // Inside a kind of an internally tagged enum too, and after its `type`.
+        let e = err(r#"{"jwt":{"providers":{},"default":{"providers":"idp","type":"jwt"}}}"#);
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("jwt.default.providers", "must be a list, not the string \"idp\"")
+        );
+        let e =
+            err(r#"{"response":{"rules":[{"select":["$.a"],"action":{"type":"mask","keep_last":"4"}}]}}"#);
+        assert_eq!(e.path, "response.rules[0].action.keep_last");
     }
 
     #[test]

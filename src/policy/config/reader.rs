@@ -24,7 +24,8 @@
 //! an object (or an internally tagged enum) given as a list of its field values, an enum
 //! written as `{"name": null}` (or as a number, which serde_json calls a syntax error; here
 //! the field and its choices are named), and members given to a kind of an internally tagged
-//! enum that has none (`{"type": "deny", "providers": [...]}`, which serde passes over).
+//! enum that has none (`{"type": "deny", "providers": [...]}`, which serde passes over). And a
+//! kind's field refused is named by its own path, where serde names only the enum.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -230,18 +231,6 @@ impl Error {
     fn placed(mut self, at: usize) -> Error {
         if self.0.at == usize::MAX {
             self.0.at = at;
-        }
-        self
-    }
-
-    /// A value refused inside a copy of an object: no path, no place (the object's own are added
-    /// as the error leaves it).
-    #[cold]
-    #[inline(never)]
-    fn unplaced(mut self) -> Error {
-        if !self.0.syntax {
-            self.0.path.clear();
-            self.0.at = usize::MAX;
         }
         self
     }
@@ -657,9 +646,11 @@ impl<'de> Reader<'de> {
 
     /// The kind of an internally tagged enum (`expected` is serde's name for it), by its index
     /// in `kinds`, read ahead from the object's member `"type"`; the reader is left where the
-    /// object begins, for [`Reader::variant`]. Errors come in serde's order: serde reads the
-    /// whole object before any of the kind's fields, so its grammar (and numbers too large
-    /// to read) are refused first.
+    /// object begins, for the kind's fields ([`Reader::fields`] with the tag passed over).
+    /// Errors come in serde's order: serde reads the whole object before any of the kind's
+    /// fields, so its grammar (and numbers too large to read) are refused first. A kind's
+    /// field refused afterwards is named by its own path (`routes[0].auth.providers`), where
+    /// serde, reading from its copy of the object, could name only the enum (`routes[0].auth`).
     #[inline(never)]
     pub fn tag(&mut self, expected: &dyn Expected, kinds: &'static [&'static str]) -> Result<usize, Error> {
         let (start, depth) = (self.pos, self.depth);
@@ -693,13 +684,6 @@ impl<'de> Reader<'de> {
         let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
         (self.pos, self.depth) = (start, depth);
         Ok(kind)
-    }
-
-    /// The fields of an internally tagged enum's kind, read by `read` from the object
-    /// [`Reader::tag`] has checked. serde reads them from its copy of the object, which knows no
-    /// paths: a value refused here is reported at the enum itself, as serde reports it.
-    pub fn variant<T>(&mut self, read: impl FnOnce(&mut Reader<'_>) -> Result<T, Error>) -> Result<T, Error> {
-        read(self).map_err(Error::unplaced)
     }
 
     /// The visitor's method for a token of any kind.

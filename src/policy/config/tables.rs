@@ -75,12 +75,12 @@ macro_rules! read_tagged {
                 let mut k = 0usize;
                 $(
                     if kind == k {
-                        return r.variant(|r| read_fields!(
+                        return read_fields!(
                             r,
                             Some("type"),
                             concat!("struct variant ", stringify!($ty), "::", stringify!($variant)),
                             $ty::$variant { $($members)* }
-                        ));
+                        );
                     }
                     k += 1;
                 )*

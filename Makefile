@@ -6,6 +6,10 @@ ENVOY_VERSION := 1.40.0
 TOOLS        := $(CURDIR)/.tools
 ENVOY        := $(TOOLS)/envoy/envoy/_bin/envoy
 WASM         := target/wasm32-wasip1/release/api_guard.wasm
+# The lean module: built without the `openapi` feature, in a target directory of its own (a
+# build with other features in the same one would overwrite the full module's file).
+LEAN_DIR     := target/lean
+WASM_LEAN    := $(LEAN_DIR)/wasm32-wasip1/release/api_guard.wasm
 # Benchmarks compile every function with TurboFan up front, as Envoy's V8 does (Liftoff off).
 # Node 20 crashes (SIGSEGV at shutdown, after the test passed) when a concurrent GC thread is
 # still running as a process that grew a wasm memory past a few hundred MiB exits; the GC runs
@@ -23,7 +27,7 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME_
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OCI_DIR      := target/oci
 
-.PHONY: cli install render prometheus rules help build wasm target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams sf-parser redis rls-server mcp-client dpop-client
+.PHONY: cli install render prometheus rules help build wasm wasm-lean target envoy idp browser oci-tools oci oci-push repro host-profiles fuzz-smoke soak openapi-json jwt-fixtures run test lint fmt-check clippy unit wasm-unit integration schema size size-by-crate bench bench-core clean harness-stress conformance schemathesis path-upstreams sf-parser redis rls-server mcp-client dpop-client
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +38,10 @@ target: ## Install the wasm32-wasip1 Rust target
 wasm: target ## Build the module (target/wasm32-wasip1/release/api_guard.wasm)
 	cargo build --release --target wasm32-wasip1 --lib
 	@echo "module: $(WASM) ($$(stat -c %s $(WASM)) bytes)"
+
+wasm-lean: target ## Build the lean module, without OpenAPI validation ($(WASM_LEAN))
+	cargo build --release --target wasm32-wasip1 --lib --no-default-features --target-dir $(LEAN_DIR)
+	@echo "lean module: $(WASM_LEAN) ($$(stat -c %s $(WASM_LEAN)) bytes)"
 
 build: wasm ## Alias for wasm
 
@@ -78,9 +86,12 @@ fmt-check:
 clippy: target
 	cargo clippy --all-targets --features schema -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
+	cargo clippy --target wasm32-wasip1 --lib --no-default-features --target-dir $(LEAN_DIR) -- -D warnings
+	cargo clippy --lib --profile test --no-default-features --target-dir $(LEAN_DIR) -- -D warnings
 
-unit: ## Native tests of the core (and the schema check)
+unit: ## Native tests of the core (and the schema check); the core's tests again without the openapi feature
 	cargo test --lib --features schema
+	cargo test --lib --no-default-features --target-dir $(LEAN_DIR)
 	cargo test --test config_schema --test config_reader --test layering --test jwt_vectors --test kong_config --features schema
 	cargo test --profile release-tests --test fuzz_corpus --test ecdsa_vectors
 	cargo test --profile release-tests --test json_schema_suite --test corpus_bodies --test quick_body -- --nocapture
@@ -127,7 +138,7 @@ rls-server: redis $(LIMITADOR_SRC)/.patched ## Build the test rate-limit service
 
 path-upstreams: tests/upstreams/node_modules/.package-lock.json $(TOOLS)/flask/flask ## Install the real upstream frameworks of the path-confusion corpus (PyPI flask, npm express)
 
-integration: wasm envoy idp mcp-client dpop-client browser oci-tools prometheus path-upstreams sf-parser rls-server tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
+integration: wasm wasm-lean envoy idp mcp-client dpop-client browser oci-tools prometheus path-upstreams sf-parser rls-server tests/corpus/node_modules/.package-lock.json ## Tests against the real Envoy with the built module
 	cargo test --profile release-tests --test 'envoy_*' --test cli --test oci_registry -- --test-threads=2
 
 schema: ## Regenerate config.schema.json from the Rust types
@@ -139,7 +150,7 @@ schema: ## Regenerate config.schema.json from the Rust types
 # builds the library once.
 BENCH_CARGO := CARGO_PROFILE_BENCH_PANIC=unwind cargo bench
 
-bench: wasm envoy rls-server tests/corpus/node_modules/.package-lock.json ## api-guard vs Envoy's native filters, side by side (not part of make test)
+bench: wasm wasm-lean envoy rls-server tests/corpus/node_modules/.package-lock.json ## api-guard vs Envoy's native filters, side by side (not part of make test)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo build --release --target wasm32-wasip1 --example empty_filter
 	$(BENCH_CARGO) --bench envoy
@@ -198,25 +209,30 @@ rules: prometheus ## The shipped alert rules: promtool check rules, and their un
 oci-tools: ## Install skopeo and docker-registry (Debian) for the OCI tests and pushes
 	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || { apt-get install -y -qq skopeo docker-registry >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq skopeo docker-registry >/dev/null; }; }
 
-oci: wasm ## OCI image layout in target/oci: VERSION (compat image) and VERSION-oci (Wasm artifact)
+oci: wasm wasm-lean ## OCI image layout in target/oci: VERSION (compat image), VERSION-oci (Wasm artifact), and VERSION-lean, VERSION-lean-oci (the lean module)
 	rm -rf $(OCI_DIR)
-	python3 examples/oci.py $(WASM) $(OCI_DIR) --version $(VERSION)
+	python3 examples/oci.py $(WASM) $(OCI_DIR) --version $(VERSION) --lean $(WASM_LEAN)
 
 oci-push: oci oci-tools ## REGISTRY=host:port/repo [TLS_VERIFY=false]: push both variants with skopeo
 	@test -n "$(REGISTRY)" || { echo "usage: make oci-push REGISTRY=registry.example.com/api-guard"; exit 2; }
-	skopeo copy --preserve-digests --dest-tls-verify=$(or $(TLS_VERIFY),true) oci:$(OCI_DIR):$(VERSION) docker://$(REGISTRY):$(VERSION)
-	skopeo copy --preserve-digests --dest-tls-verify=$(or $(TLS_VERIFY),true) oci:$(OCI_DIR):$(VERSION)-oci docker://$(REGISTRY):$(VERSION)-oci
+	for tag in $(VERSION) $(VERSION)-oci $(VERSION)-lean $(VERSION)-lean-oci; do \
+	  skopeo copy --preserve-digests --dest-tls-verify=$(or $(TLS_VERIFY),true) oci:$(OCI_DIR):$$tag docker://$(REGISTRY):$$tag || exit 1; \
+	done
 
-repro: wasm ## Build the module again from a copy of the tree, with another CARGO_HOME path; the digests must match
+repro: wasm wasm-lean ## Build both modules again from a copy of the tree, with another CARGO_HOME path; the digests must match
 	@d=$$(mktemp -d) && mkdir -p $$d/src $$d/cargo && ln -s $(CARGO_HOME_DIR)/registry $$d/cargo/registry && \
 	  git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C $$d/src && \
-	  (cd $$d/src && CARGO_HOME=$$d/cargo $(MAKE) -s wasm >/dev/null) && \
-	  a=$$(sha256sum < $(WASM) | cut -d' ' -f1) && b=$$(sha256sum < $$d/src/$(WASM) | cut -d' ' -f1) && rm -rf $$d && \
-	  if [ "$$a" = "$$b" ]; then echo "reproducible: sha256:$$a"; else echo "not reproducible: sha256:$$a here, sha256:$$b in the copy"; exit 1; fi
+	  (cd $$d/src && CARGO_HOME=$$d/cargo $(MAKE) -s wasm wasm-lean >/dev/null) && \
+	  for m in $(WASM) $(WASM_LEAN); do \
+	    a=$$(sha256sum < $$m | cut -d' ' -f1) && b=$$(sha256sum < $$d/src/$$m | cut -d' ' -f1) && \
+	    if [ "$$a" = "$$b" ]; then echo "reproducible: $$m sha256:$$a"; else echo "not reproducible: $$m sha256:$$a here, sha256:$$b in the copy"; rm -rf $$d; exit 1; fi; \
+	  done; rm -rf $$d
 
-size: wasm ## Print the module size (and fail above the 4 MB budget)
-	@stat -c '%s bytes  %n' $(WASM)
-	@test $$(stat -c '%s' $(WASM)) -lt 4194304 || { echo "module over the 4 MB budget"; exit 1; }
+size: wasm wasm-lean ## Print both modules' sizes (and fail above the 4 MB budget)
+	@for m in $(WASM) $(WASM_LEAN); do \
+	  stat -c '%s bytes  %n' $$m; \
+	  test $$(stat -c '%s' $$m) -lt 4194304 || { echo "$$m over the 4 MB budget"; exit 1; }; \
+	done
 
 cli: ## Build the command line, target/release/api-guard (check, explain, import-openapi, render)
 	@cargo build --quiet --release --bin api-guard

@@ -447,6 +447,7 @@ fn main() {
     let seconds: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let module = support::envoy::wasm_path();
+    let lean = support::envoy::lean_wasm_path();
     let empty = repo_root().join("target/wasm32-wasip1/release/examples/empty_filter.wasm");
     assert!(empty.exists(), "build the empty filter first (make bench does)");
     let module_s = module.display().to_string();
@@ -776,6 +777,17 @@ fn main() {
         );
     }
 
+    // The lean module (no OpenAPI validation): L and B again, each right after its own row.
+    let lean_s = lean.display().to_string();
+    for (key, again, what) in [
+        ("L", "L-lean", "the same, with the lean module (built without OpenAPI validation)"),
+        ("B", "B-lean", "the same, with the lean module"),
+    ] {
+        if let Some(at) = cases.iter().position(|c| c.key == key) {
+            let row = cases[at].with_module(again, what, &module_s, &lean_s);
+            cases.insert(at + 1, row);
+        }
+    }
     // BENCH_BEFORE=old.wasm: L, B, D and G again with another build of the module (rows
     // L-before, ...), each right after its own row, so a change is measured before and after
     // in one interleaved run and neither module always runs last in a round.
@@ -909,7 +921,7 @@ fn main() {
                 c.key, r.rps, r.cpu_us, rss, c.startup_ms
             );
         }
-        budgets(&cases, &m, &module);
+        budgets(&cases, &m, &module, &lean);
         before_and_after(&cases, &m);
         return;
     }
@@ -941,7 +953,7 @@ fn main() {
             rss
         );
     }
-    budgets(&cases, &m, &module);
+    budgets(&cases, &m, &module, &lean);
     before_and_after(&cases, &m);
     // The same verifications net of each filter's cached-token cost (what a cache miss adds):
     // less sensitive to noise in W than the budget rows, which subtract W.
@@ -987,7 +999,7 @@ fn main() {
 
 /// The budgets (targets of the performance issues) whose rows ran, each with its measured
 /// value and whether it is met. A subset run (`BENCH_ONLY`) prints the ones it has rows for.
-fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path) {
+fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path, lean: &std::path::Path) {
     let case = |k: &str| cases.iter().find(|c| c.key == k);
     let rss = |k: &str| case(k).map(|c| rss_kib(c.envoy.as_ref().unwrap().pid()) as f64 / 1024.0);
     let start = |k: &str| case(k).map(|c| c.startup_ms);
@@ -997,8 +1009,9 @@ fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path) {
     let diff = |x: Option<f64>, y: Option<f64>| Some(x? - y?);
     let bytes = std::fs::read(module).unwrap_or_default();
     let code_mb = wasm_code_section(&bytes) as f64 / 1e6;
+    let lean_bytes = std::fs::read(lean).unwrap_or_default();
     type Row = (&'static str, Option<f64>, &'static str, fn(f64) -> bool);
-    let rows: [Row; 16] = [
+    let rows: [Row; 20] = [
         (
             "B throughput ÷ empty wasm filter that reads the headers (W-h)",
             ratio(rps("B"), rps("W-h")),
@@ -1045,6 +1058,22 @@ fn budgets(cases: &[Case], m: &BTreeMap<&str, Run>, module: &std::path::Path) {
         ("RSS of D − RSS of W (MiB)", diff(rss("D"), rss("W")), "≤ 25", |v| v <= 25.0),
         ("module code section (MB)", Some(code_mb), "≤ 1.0", |v| v <= 1.0),
         ("module size (MB)", Some(bytes.len() as f64 / 1e6), "< 4", |v| v < 4.0),
+        (
+            "lean module: start-to-ready of B-lean − W (ms)",
+            diff(start("B-lean"), start("W")),
+            "≤ 500",
+            |v| v <= 500.0,
+        ),
+        ("lean module: RSS of B-lean − RSS of W (MiB)", diff(rss("B-lean"), rss("W")), "≤ 25", |v| {
+            v <= 25.0
+        }),
+        (
+            "lean module: code section (MB)",
+            Some(wasm_code_section(&lean_bytes) as f64 / 1e6),
+            "≤ 1.0",
+            |v| v <= 1.0,
+        ),
+        ("lean module: size (MB)", Some(lean_bytes.len() as f64 / 1e6), "< 4", |v| v < 4.0),
         (
             "GitHub's document: RSS per added worker, G-2w − G (MiB)",
             diff(rss("G-2w"), rss("G")),

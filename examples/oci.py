@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Packs the module as an OCI image layout, in both variants Istio and Envoy Gateway accept.
 
-    oci.py MODULE OUT [--version V]
+    oci.py MODULE OUT [--version V] [--lean LEAN_MODULE]
 
 writes an OCI image layout (https://github.com/opencontainers/image-spec, image-layout.md) to
 OUT holding two manifests:
@@ -13,6 +13,9 @@ OUT holding two manifests:
            `application/vnd.module.wasm.config.v1+json` (the runtime config), second layer the
            raw module as `application/vnd.module.wasm.content.layer.v1+wasm` (Istio's fetcher
            wants exactly these two layers).
+
+With `--lean`, the lean module (built without OpenAPI validation) is packed the same way as
+`V-lean` and `V-lean-oci`, in the same layout.
 
 No Docker engine is involved. The output is a pure function of the module's bytes and V:
 tar entries have fixed owner, mode and time, gzip has no name or time, JSON has sorted keys,
@@ -67,9 +70,8 @@ def tar_of(name, data):
     return buf.getvalue()
 
 
-def build(module, out, version):
-    wasm = open(module, "rb").read()
-    layout = Layout(out)
+def pack(layout, wasm, version):
+    """The two manifests of one module: (compat, artifact) descriptors."""
     created = "1970-01-01T00:00:00Z"
     title = {"org.opencontainers.image.title": "plugin.wasm"}
 
@@ -111,15 +113,22 @@ def build(module, out, version):
         OCI_MANIFEST,
         {"org.opencontainers.image.ref.name": version + "-oci"},
     )
+    print(f"{layout.out}: {version} (compat) {compat['digest']}")
+    print(f"{layout.out}: {version}-oci (wasm artifact) {artifact['digest']}")
+    print(f"module sha256:{hashlib.sha256(wasm).hexdigest()} ({len(wasm)} bytes)")
+    return [compat, artifact]
 
+
+def build(module, out, version, lean=None):
+    layout = Layout(out)
+    manifests = pack(layout, open(module, "rb").read(), version)
+    if lean:
+        manifests += pack(layout, open(lean, "rb").read(), version + "-lean")
     with open(os.path.join(out, "oci-layout"), "wb") as f:
         f.write(canonical({"imageLayoutVersion": "1.0.0"}))
     with open(os.path.join(out, "index.json"), "wb") as f:
         f.write(canonical({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                           "manifests": [compat, artifact]}))
-    print(f"{out}: {version} (compat) {compat['digest']}")
-    print(f"{out}: {version}-oci (wasm artifact) {artifact['digest']}")
-    print(f"module sha256:{hashlib.sha256(wasm).hexdigest()} ({len(wasm)} bytes)")
+                           "manifests": manifests}))
 
 
 def main():
@@ -127,8 +136,9 @@ def main():
     p.add_argument("module")
     p.add_argument("out")
     p.add_argument("--version", default="latest")
+    p.add_argument("--lean", help="the lean module, packed as VERSION-lean and VERSION-lean-oci")
     a = p.parse_args()
-    build(a.module, a.out, a.version)
+    build(a.module, a.out, a.version, a.lean)
 
 
 if __name__ == "__main__":

@@ -282,6 +282,21 @@ fn shipped_host_files_are_rendered_and_current() {
     assert!(out.contains(r#""kind": "kong""#), "{out}");
     let kong = write(&dir, "kong.yml", &out);
     assert_eq!(cli(&["check", kong.to_str().unwrap()]).status.code(), Some(0));
+    // Istio and Envoy Gateway pull the lean module's tag for a policy without `openapi`.
+    let plain = write(&dir, "plain.json", r#"{"limits":{"max_body_bytes":1024}}"#);
+    let out = stdout(&cli(&["check", plain.to_str().unwrap()]));
+    assert!(
+        out.contains("ok for Envoy (0 routes, no OpenAPI document: the lean module loads it too)"),
+        "{out}"
+    );
+    let tag =
+        |suffix: &str| format!("registry.example.com/api-guard:{}{suffix}\n", env!("CARGO_PKG_VERSION"));
+    for target in ["istio", "envoy-gateway"] {
+        let lean = stdout(&cli(&["render", target, plain.to_str().unwrap()]));
+        assert!(lean.contains(&tag("-lean")), "{lean}");
+        let full = stdout(&cli(&["render", target, "examples/policy.json"]));
+        assert!(full.contains(&tag("")), "{full}");
+    }
 }
 
 fn node_yaml(text: &str) -> Value {

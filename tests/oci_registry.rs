@@ -1,5 +1,6 @@
-//! The OCI artifact: `examples/oci.py` (what `make oci` runs) packs the built module in both
-//! variants; every blob's digest is checked, the module bytes are found again in each variant,
+//! The OCI artifact: `examples/oci.py` (what `make oci` runs) packs the built module and the
+//! lean module, each in both variants; every blob's digest is checked, the right module's
+//! bytes are found again in each manifest,
 //! a second build gives the same digests, and both are pushed with skopeo to Debian's
 //! docker-registry on loopback and pulled back unchanged (manifest digests, layer digests and
 //! the wasm bytes).
@@ -30,7 +31,8 @@ fn pack(out: &Path) {
         .arg(support::repo_root().join("examples/oci.py"))
         .arg(support::envoy::wasm_path())
         .arg(out)
-        .args(["--version", "1.2.3"])
+        .args(["--version", "1.2.3", "--lean"])
+        .arg(support::envoy::lean_wasm_path())
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -78,9 +80,14 @@ fn untar(gz: &[u8], name: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// The module each tag must hold: the full one, and the lean one under `-lean` tags.
+fn module_of(tag: &str) -> Vec<u8> {
+    let lean = tag.contains("-lean");
+    std::fs::read(if lean { support::envoy::lean_wasm_path() } else { support::envoy::wasm_path() }).unwrap()
+}
+
 #[test]
 fn both_variants_hold_the_module_and_build_reproducibly() {
-    let wasm = std::fs::read(support::envoy::wasm_path()).unwrap();
     let a = temp("a");
     let b = temp("b");
     pack(&a);
@@ -91,34 +98,45 @@ fn both_variants_hold_the_module_and_build_reproducibly() {
         "two packs of the same module differ"
     );
     let m = manifests(&a);
-    assert_eq!(m.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["1.2.3", "1.2.3-oci"]);
+    assert_eq!(
+        m.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["1.2.3", "1.2.3-oci", "1.2.3-lean", "1.2.3-lean-oci"]
+    );
+    assert!(module_of("1.2.3") != module_of("1.2.3-lean"), "the lean module is the full one");
+    for pair in m.chunks(2) {
+        let [(tag, compat), (_, artifact)] = pair else { panic!("manifests come in pairs") };
+        check_pair(&a, &module_of(tag), compat, artifact);
+    }
+    std::fs::remove_dir_all(&a).ok();
+    std::fs::remove_dir_all(&b).ok();
+}
 
+/// One module's compat image and Wasm artifact, both holding `wasm`.
+fn check_pair(a: &Path, wasm: &[u8], compat: &Value, artifact: &Value) {
     // compat: one tar+gzip layer with plugin.wasm; the config's diff_id is the tar's digest.
-    let compat: Value = serde_json::from_slice(&checked(&a, &m[0].1)).unwrap();
+    let compat: Value = serde_json::from_slice(&checked(a, compat)).unwrap();
     assert_eq!(compat["annotations"]["module.wasm.image/variant"], "compat");
     let layers = compat["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
-    let gz = checked(&a, &layers[0]);
+    let gz = checked(a, &layers[0]);
     assert!(untar(&gz, "plugin.wasm") == wasm, "compat layer does not hold the module");
-    let config: Value = serde_json::from_slice(&checked(&a, &compat["config"])).unwrap();
+    let config: Value = serde_json::from_slice(&checked(a, &compat["config"])).unwrap();
     let mut tar = Vec::new();
     flate_decompress(&gz, &mut tar);
     assert_eq!(config["rootfs"]["diff_ids"][0], sha256(&tar));
 
     // The Wasm artifact: runtime config then the raw module, both as layers.
-    let artifact: Value = serde_json::from_slice(&checked(&a, &m[1].1)).unwrap();
+    let artifact: Value = serde_json::from_slice(&checked(a, artifact)).unwrap();
     let layers = artifact["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2, "Istio's fetcher wants exactly two layers");
     assert_eq!(layers[0]["mediaType"], "application/vnd.module.wasm.config.v1+json");
     assert_eq!(artifact["config"]["mediaType"], "application/vnd.module.wasm.config.v1+json");
-    let runtime: Value = serde_json::from_slice(&checked(&a, &layers[0])).unwrap();
+    let runtime: Value = serde_json::from_slice(&checked(a, &layers[0])).unwrap();
     assert_eq!(runtime["type"], "envoy_proxy");
     assert_eq!(layers[1]["mediaType"], "application/vnd.module.wasm.content.layer.v1+wasm");
-    assert!(checked(&a, &layers[1]) == wasm, "artifact layer is not the module");
-    assert_eq!(layers[1]["digest"], sha256(&wasm));
-    std::fs::remove_dir_all(&a).ok();
-    std::fs::remove_dir_all(&b).ok();
+    assert!(checked(a, &layers[1]) == wasm, "artifact layer is not the module");
+    assert_eq!(layers[1]["digest"], sha256(wasm));
 }
 
 /// gzip → tar bytes, with the system's gzip (no compression crate in the project).
@@ -216,12 +234,12 @@ fn skopeo(args: &[&str]) {
 
 #[test]
 fn both_variants_survive_a_registry_round_trip() {
-    let wasm = std::fs::read(support::envoy::wasm_path()).unwrap();
     let layout = temp("push");
     pack(&layout);
     let reg = registry();
     let pulled = temp("pulled");
     for (tag, d) in manifests(&layout) {
+        let wasm = module_of(&tag);
         let dest = format!("docker://127.0.0.1:{}/api-guard:{tag}", reg.port);
         skopeo(&[
             "copy",

@@ -34,6 +34,11 @@ pub mod media;
 pub mod method;
 pub mod method_override;
 pub mod multipart;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+/// The lean build (without the `openapi` feature) refuses the `openapi` section at load.
+#[cfg(not(feature = "openapi"))]
+#[path = "openapi_absent.rs"]
 pub mod openapi;
 pub mod path;
 pub mod ratelimit;

@@ -24,6 +24,13 @@ pub fn wasm_path() -> PathBuf {
     p
 }
 
+/// The lean module (without OpenAPI validation): built by `make wasm-lean`.
+pub fn lean_wasm_path() -> PathBuf {
+    let p = repo_root().join("target/lean/wasm32-wasip1/release/api_guard.wasm");
+    assert!(p.exists(), "{} missing: run `make wasm-lean` first", p.display());
+    p
+}
+
 #[derive(Clone)]
 pub struct EnvoyOptions {
     /// Set Envoy's `allow_on_headers_stop_iteration` on the wasm filter.
@@ -40,6 +47,8 @@ pub struct EnvoyOptions {
     pub concurrency: u32,
     /// Extra HTTP connection manager settings, one per line (e.g. `use_remote_address: true`).
     pub hcm: Vec<&'static str>,
+    /// Another build of the module (the lean one) instead of [`wasm_path`].
+    pub module: Option<PathBuf>,
 }
 
 impl Default for EnvoyOptions {
@@ -52,6 +61,7 @@ impl Default for EnvoyOptions {
             clusters: Vec::new(),
             concurrency: 1,
             hcm: Vec::new(),
+            module: None,
         }
     }
 }
@@ -164,8 +174,9 @@ pub fn listener_yaml(filters: &str, route_action: &str, vhost_extra: &str) -> St
 /// The test bootstrap: the module in front of a router to `upstream_port`, plus
 /// `opts.clusters`.
 pub fn bootstrap(upstream_port: u16, config: &str, opts: &EnvoyOptions) -> String {
+    let module = opts.module.clone().unwrap_or_else(wasm_path);
     let filters =
-        wasm_filter_yaml(&wasm_path().display().to_string(), config, opts.allow_on_headers_stop_iteration);
+        wasm_filter_yaml(&module.display().to_string(), config, opts.allow_on_headers_stop_iteration);
     let mut clusters = cluster_yaml("upstream", upstream_port);
     for (name, p) in &opts.clusters {
         clusters.push_str(&cluster_yaml(name, *p));

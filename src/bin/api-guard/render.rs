@@ -347,10 +347,13 @@ admin:
     )
 }
 
-fn image(o: &Options, prefix: &str) -> String {
-    o.image
-        .clone()
-        .unwrap_or_else(|| format!("{prefix}registry.example.com/api-guard:{}", env!("CARGO_PKG_VERSION")))
+/// The image to pull: `--image`, else this version's tag, the lean module's (`-lean`) when the
+/// policy has no `openapi` section (it starts faster and loads any such policy).
+fn image(o: &Options, prefix: &str, policy: &Value) -> String {
+    let lean = if policy.get("openapi").is_none() { "-lean" } else { "" };
+    o.image.clone().unwrap_or_else(|| {
+        format!("{prefix}registry.example.com/api-guard:{}{lean}", env!("CARGO_PKG_VERSION"))
+    })
 }
 
 fn istio(policy: &Value, keys: &[KeyHost], o: &Options) -> String {
@@ -375,7 +378,7 @@ spec:
   pluginConfig:
     {policy}
 ",
-        url = image(o, "oci://"),
+        url = image(o, "oci://", policy),
         policy = indented(policy, 4)
     );
     // A key set's `outbound|port||host` cluster exists only for a host the mesh knows, and TLS
@@ -456,7 +459,7 @@ spec:
     config:
       {policy}
 ",
-        url = image(o, ""),
+        url = image(o, "", policy),
         policy = indented(policy, 6)
     )
 }

@@ -19,7 +19,7 @@ use super::route::MatchRules;
 
 /// Why the lean build refuses `openapi` (one sentence, the same at every door).
 pub const REFUSAL: &str = "this is the lean build of api-guard, without OpenAPI validation: \
-     load the full module (api-guard.wasm) to validate requests against a document";
+     load the full module (`make wasm`, or the image tag without `-lean`) to validate requests against a document";
 
 /// No value of this type exists.
 #[derive(Debug, Clone, Copy)]

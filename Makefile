@@ -159,9 +159,12 @@ soak: wasm envoy ## SOAK_SECONDS (default 600) of mixed traffic through the full
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) $(BENCH_CARGO) --bench envoy
 
-size-by-crate: target ## Module code and TurboFan compile time by dependency (crate groups), from a release build kept with its name section; then the whole module's V8 compile (SIZES_BEFORE=old.wasm compiles another build beside it)
-	CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --target wasm32-wasip1 --target-dir target/size
-	node tests/wasm/sizes.mjs target/size/wasm32-wasip1/release/api_guard.wasm | { command -v c++filt >/dev/null && c++filt || cat; }
+# SIZES_LEAN=1: the lean module's (built without the openapi feature, in a directory of its own).
+SIZES_DIR := target/size$(if $(SIZES_LEAN),-lean)
+
+size-by-crate: target ## Module code and TurboFan compile time by dependency (crate groups), from a release build kept with its name section; then the whole module's V8 compile (SIZES_BEFORE=old.wasm compiles another build beside it; SIZES_LEAN=1 for the lean module)
+	CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --target wasm32-wasip1 --target-dir $(SIZES_DIR) $(if $(SIZES_LEAN),--no-default-features)
+	node tests/wasm/sizes.mjs $(SIZES_DIR)/wasm32-wasip1/release/api_guard.wasm | { command -v c++filt >/dev/null && c++filt || cat; }
 
 bench-core: target ## Core micro-benchmarks, natively and as wasm under V8
 	$(BENCH_CARGO) --bench core

@@ -71,26 +71,23 @@ fn without_ids(text: &str) -> String {
     out
 }
 
-fn answer(r: &Response) -> (u16, Vec<(String, String)>, String) {
-    let mut headers: Vec<(String, String)> = r
-        .headers
+/// Headers by lower-case name, sorted, without the per-request ones.
+fn kept(headers: &[(String, String)]) -> Vec<(String, String)> {
+    let mut kept: Vec<(String, String)> = headers
         .iter()
-        .filter(|(n, _)| !PER_REQUEST.contains(&n.to_ascii_lowercase().as_str()))
         .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .filter(|(n, _)| !PER_REQUEST.contains(&n.as_str()))
         .collect();
-    headers.sort();
-    (r.status, headers, without_ids(&r.text()))
+    kept.sort();
+    kept
+}
+
+fn answer(r: &Response) -> (u16, Vec<(String, String)>, String) {
+    (r.status, kept(&r.headers), without_ids(&r.text()))
 }
 
 fn arrived(r: &Recorded) -> (String, String, Vec<(String, String)>, Vec<u8>) {
-    let mut headers: Vec<(String, String)> = r
-        .headers
-        .iter()
-        .filter(|(n, _)| !PER_REQUEST.contains(&n.to_ascii_lowercase().as_str()))
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-        .collect();
-    headers.sort();
-    (r.method.clone(), r.path.clone(), headers, r.body.clone())
+    (r.method.clone(), r.path.clone(), kept(&r.headers), r.body.clone())
 }
 
 #[test]

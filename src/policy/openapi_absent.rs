@@ -2,8 +2,8 @@
 //! the module built without the `openapi` feature (`make wasm-lean`).
 //!
 //! OpenAPI validation brings the JSON Schema validator with its pattern engine and its URL and
-//! IDNA code, about a quarter of the module's code, and Envoy compiles every byte of it before
-//! the first request. A policy without an `openapi` section does not need it. Here the section
+//! IDNA code: 40% of the full module's code and most of its data, and Envoy compiles every
+//! byte of it before the first request. A policy without an `openapi` section does not need it. Here the section
 //! is refused at load, naming it: a lean module never passes a request its policy asked to
 //! validate. Everything else has the shapes the policy core asks for, and cannot exist:
 //! [`ApiSpec`] holds an uninhabited field, so every method on it is unreachable by type.
@@ -171,6 +171,8 @@ mod tests {
         v.as_object_mut().unwrap().remove("openapi");
         let policy = config::parse(v.to_string().as_bytes()).unwrap();
         assert!(policy.api.is_none());
+        // `null` is no section, as in the full build.
+        assert!(config::parse(br#"{"openapi": null}"#).unwrap().api.is_none());
         // Even an empty document: nothing under `openapi` is read.
         let e = config::parse(br#"{"openapi": {"document": {}}}"#).unwrap_err();
         assert_eq!((e.path.as_str(), e.message.as_str()), ("openapi.document", super::REFUSAL));

@@ -350,7 +350,7 @@ admin:
 /// The image to pull: `--image`, else this version's tag, the lean module's (`-lean`) when the
 /// policy has no `openapi` section (it starts faster and loads any such policy).
 fn image(o: &Options, prefix: &str, policy: &Value) -> String {
-    let lean = if policy.get("openapi").is_none() { "-lean" } else { "" };
+    let lean = if policy.get("openapi").is_none_or(Value::is_null) { "-lean" } else { "" };
     o.image.clone().unwrap_or_else(|| {
         format!("{prefix}registry.example.com/api-guard:{}{lean}", env!("CARGO_PKG_VERSION"))
     })

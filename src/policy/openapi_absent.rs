@@ -22,7 +22,7 @@ pub const REFUSAL: &str = "this is the lean build of api-guard, without OpenAPI 
      load the full module (`make wasm`, or the image tag without `-lean`) to validate requests against a document";
 
 /// No value of this type exists.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub enum Absent {}
 
 /// A compiled OpenAPI document: never made in this build.
